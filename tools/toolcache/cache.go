@@ -1,0 +1,360 @@
+package toolcache
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// EnvCache names the environment variable that overrides the cache directory.
+const EnvCache = "HYBRIDTWIN_CACHE"
+
+// EnvSource names the environment variable that points at a hybridtwin source tree (the folder holding
+// tools/k8s/go.mod and its siblings), for builds started from outside a clone.
+const EnvSource = "HYBRIDTWIN_SOURCE"
+
+// Tool is one pinned external binary and how to build it from its wrapper module under tools/.
+type Tool struct {
+	Name    string   // binary name, e.g. "kube-apiserver"
+	Version string   // pinned version, e.g. "v1.33.13"; part of the cache path
+	Module  string   // wrapper module folder under tools/, e.g. "k8s"
+	Package string   // package to build inside that module ("." for the module itself)
+	Tags    []string // build tags
+	CGO     bool     // build with cgo (sqlite for Gitea); every other tool builds static
+	LDFlags []string // linker flags; fixed per pin so the compile cache stays valid
+	// VersionArgs run the built binary to ask its version; VersionRE's first group must then match
+	// Version (a leading "v" is ignored on both sides).
+	VersionArgs []string
+	VersionRE   *regexp.Regexp
+	ColdBuild   string // how long a cold build takes on 2 cores, said before the build starts
+}
+
+// String is "name version".
+func (t Tool) String() string { return t.Name + " " + t.Version }
+
+// Cache holds built tools under Dir/bin/<name>-<version>.
+type Cache struct {
+	// Dir is the cache root: $HYBRIDTWIN_CACHE, else $XDG_CACHE_HOME/hybridtwin, else ~/.cache/hybridtwin.
+	Dir string
+	// Source is the folder holding the wrapper modules (tools/<module>/go.mod).
+	Source string
+	// Progress receives human progress lines; nil means silent.
+	Progress io.Writer
+	// ProgressEvery is how often a running build reports that it is still running.
+	ProgressEvery time.Duration
+	// Go is the go command used to build; "go" on PATH by default.
+	Go string
+}
+
+// Result says what Ensure did.
+type Result struct {
+	Path    string        // the binary, ready to run
+	Built   bool          // true if this call built it, false on a cache hit
+	Elapsed time.Duration // build time when Built
+}
+
+// ErrBuild is wrapped by every build failure.
+var ErrBuild = errors.New("tool build failed")
+
+// New returns a cache at the default location, finding the wrapper modules from the working directory.
+func New() (*Cache, error) {
+	dir, err := DefaultDir()
+	if err != nil {
+		return nil, err
+	}
+	return &Cache{Dir: dir, Source: FindSource(), Go: "go", ProgressEvery: 30 * time.Second}, nil
+}
+
+// DefaultDir is $HYBRIDTWIN_CACHE, else $XDG_CACHE_HOME/hybridtwin, else ~/.cache/hybridtwin.
+func DefaultDir() (string, error) {
+	if d := os.Getenv(EnvCache); d != "" {
+		return filepath.Abs(d)
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "hybridtwin"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("find the tool cache: no $%s, $XDG_CACHE_HOME or home directory: %w; set %s", EnvCache, err, EnvCache)
+	}
+	return filepath.Join(home, ".cache", "hybridtwin"), nil
+}
+
+// FindSource returns $HYBRIDTWIN_SOURCE/tools, else the tools folder of the hybridtwin clone that holds the
+// working directory, else "" (cached tools still work; building one then fails with a clear error).
+func FindSource() string {
+	if d := os.Getenv(EnvSource); d != "" {
+		return filepath.Join(d, "tools")
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "tools", "k8s", "go.mod")); err == nil {
+			return filepath.Join(d, "tools")
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
+}
+
+// Path is where the tool's binary lives in the cache, built or not.
+func (c *Cache) Path(t Tool) string {
+	return filepath.Join(c.Dir, "bin", t.Name+"-"+t.Version)
+}
+
+// Status reports whether the tool is built and, if so, the version it reports.
+type Status struct {
+	Tool     Tool
+	Path     string
+	Built    bool   // the binary exists and reports the pinned version
+	Reported string // the version the binary reported, if it exists
+	Problem  string // why a binary that exists does not count as built
+}
+
+// Stat looks at the cached binary without building anything.
+func (c *Cache) Stat(ctx context.Context, t Tool) Status {
+	s := Status{Tool: t, Path: c.Path(t)}
+	if _, err := os.Stat(s.Path); err != nil {
+		return s
+	}
+	got, err := c.reportedVersion(ctx, t, s.Path)
+	s.Reported = got
+	if err != nil {
+		s.Problem = err.Error()
+		return s
+	}
+	s.Built = true
+	return s
+}
+
+// Ensure returns the path of the pinned tool, building it first if the cache does not hold a binary that
+// reports the pinned version. Concurrent callers, in this process or others, wait for one build.
+func (c *Cache) Ensure(ctx context.Context, t Tool) (Result, error) {
+	path := c.Path(t)
+	if _, err := c.reportedVersion(ctx, t, path); err == nil {
+		return Result{Path: path}, nil
+	}
+	for _, d := range []string{"bin", "locks", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(c.Dir, d), 0o755); err != nil {
+			return Result{}, fmt.Errorf("prepare tool cache %s: %w; set %s to a writable folder", c.Dir, err, EnvCache)
+		}
+	}
+	unlock, err := c.lock(ctx, t)
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+
+	// Another process may have built it while we waited for the lock.
+	if _, err := os.Stat(path); err == nil {
+		got, verr := c.reportedVersion(ctx, t, path)
+		if verr == nil {
+			return Result{Path: path}, nil
+		}
+		c.say("%s in the cache reports %q, not %s: rebuilding\n", path, got, t.Version)
+	}
+	start := time.Now()
+	if err := c.build(ctx, t, path); err != nil {
+		return Result{}, err
+	}
+	return Result{Path: path, Built: true, Elapsed: time.Since(start)}, nil
+}
+
+// EnsureAll ensures every tool in order, stopping at the first failure.
+func (c *Cache) EnsureAll(ctx context.Context, tools []Tool) ([]Result, error) {
+	var out []Result
+	for _, t := range tools {
+		r, err := c.Ensure(ctx, t)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (c *Cache) lock(ctx context.Context, t Tool) (func(), error) {
+	name := filepath.Join(c.Dir, "locks", t.Name+"-"+t.Version+".lock")
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock %s for building %s: %w", name, t, err)
+	}
+	fd := int(f.Fd())
+	if err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+		return func() { _ = syscall.Flock(fd, syscall.LOCK_UN); _ = f.Close() }, nil
+	}
+	c.say("waiting for another process that is building %s (lock %s)\n", t, name)
+	// flock blocks without a context; wait for it in the background and give up on cancellation.
+	done := make(chan error, 1)
+	go func() { done <- syscall.Flock(fd, syscall.LOCK_EX) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			_ = f.Close()
+			return nil, fmt.Errorf("lock %s: %w", name, err)
+		}
+		return func() { _ = syscall.Flock(fd, syscall.LOCK_UN); _ = f.Close() }, nil
+	case <-ctx.Done():
+		_ = f.Close() // releases a lock taken after we stopped waiting
+		return nil, fmt.Errorf("waiting to build %s: %w", t, ctx.Err())
+	}
+}
+
+func (c *Cache) build(ctx context.Context, t Tool, dst string) error {
+	if c.Source == "" {
+		return fmt.Errorf("build %s: %w: the wrapper module tools/%s is not found; run from a hybridtwin clone or set %s to one",
+			t, ErrBuild, t.Module, EnvSource)
+	}
+	modDir := filepath.Join(c.Source, t.Module)
+	if _, err := os.Stat(filepath.Join(modDir, "go.mod")); err != nil {
+		return fmt.Errorf("build %s: %w: %s has no go.mod; set %s to a hybridtwin clone", t, ErrBuild, modDir, EnvSource)
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(c.Dir, "tmp"), t.Name+"-")
+	if err != nil {
+		return fmt.Errorf("build %s: %w", t, err)
+	}
+	defer os.RemoveAll(tmp) // a failed build leaves nothing behind
+	out := filepath.Join(tmp, t.Name)
+
+	args := []string{"build", "-trimpath", "-o", out}
+	if len(t.Tags) > 0 {
+		args = append(args, "-tags", strings.Join(t.Tags, ","))
+	}
+	if len(t.LDFlags) > 0 {
+		args = append(args, "-ldflags", strings.Join(t.LDFlags, " "))
+	}
+	args = append(args, t.Package)
+
+	goCmd := c.Go
+	if goCmd == "" {
+		goCmd = "go"
+	}
+	cmd := exec.CommandContext(ctx, goCmd, args...)
+	cmd.Dir = modDir
+	cgo := "0"
+	if t.CGO {
+		cgo = "1"
+	}
+	cmd.Env = append(os.Environ(), "CGO_ENABLED="+cgo, "GOFLAGS=-buildvcs=false", "GOWORK=off")
+	var log tail
+	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+
+	cold := ""
+	if t.ColdBuild != "" {
+		cold = fmt.Sprintf(" (a cold build takes %s on 2 cores; later runs reuse %s)", t.ColdBuild, dst)
+	}
+	c.say("building %s from tools/%s%s\n", t, t.Module, cold)
+	start := time.Now()
+	stop := c.heartbeat(t, start)
+	err = cmd.Run()
+	stop()
+	if err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("build %s: %w", t, ctx.Err())
+		}
+		return fmt.Errorf("build %s in %s: %w: %v; the build's last lines:\n%s", t, modDir, ErrBuild, err, log.String())
+	}
+	if got, err := c.reportedVersion(ctx, t, out); err != nil {
+		return fmt.Errorf("build %s: %w: the built binary reports %q: %v; check the pins in tools/toolcache/pins.go", t, ErrBuild, got, err)
+	}
+	if err := os.Rename(out, dst); err != nil {
+		return fmt.Errorf("install %s into %s: %w", t, dst, err)
+	}
+	c.say("built %s in %s -> %s\n", t, time.Since(start).Round(time.Second), dst)
+	return nil
+}
+
+func (c *Cache) heartbeat(t Tool, start time.Time) func() {
+	if c.Progress == nil || c.ProgressEvery <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(c.ProgressEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				c.say("  still building %s: %s elapsed\n", t, time.Since(start).Round(time.Second))
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// reportedVersion runs the binary's version command and checks it against the pin.
+func (c *Cache) reportedVersion(ctx context.Context, t Tool, path string) (string, error) {
+	if _, err := os.Stat(path); err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, t.VersionArgs...).CombinedOutput()
+	if err != nil {
+		return strings.TrimSpace(string(out)), fmt.Errorf("run %s %s: %w", path, strings.Join(t.VersionArgs, " "), err)
+	}
+	m := t.VersionRE.FindSubmatch(out)
+	if m == nil {
+		return strings.TrimSpace(string(out)), fmt.Errorf("no version matching %s in the output of %s", t.VersionRE, path)
+	}
+	got := string(m[1])
+	if strings.TrimPrefix(got, "v") != strings.TrimPrefix(t.Version, "v") {
+		return got, fmt.Errorf("%s reports version %s, pinned %s", path, got, t.Version)
+	}
+	return got, nil
+}
+
+func (c *Cache) say(format string, args ...any) {
+	if c.Progress != nil {
+		fmt.Fprintf(c.Progress, format, args...)
+	}
+}
+
+// tail keeps the last lines a build printed, for the error message.
+type tail struct{ buf bytes.Buffer }
+
+const tailBytes = 4 << 10
+
+func (t *tail) Write(p []byte) (int, error) {
+	t.buf.Write(p)
+	if t.buf.Len() > 4*tailBytes {
+		b := t.buf.Bytes()
+		keep := append([]byte(nil), b[len(b)-tailBytes:]...)
+		t.buf.Reset()
+		t.buf.Write(keep)
+	}
+	return len(p), nil
+}
+
+func (t *tail) String() string {
+	b := t.buf.Bytes()
+	if len(b) > tailBytes {
+		b = b[len(b)-tailBytes:]
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 25 {
+		lines = lines[len(lines)-25:]
+	}
+	return "    " + strings.Join(lines, "\n    ")
+}

@@ -1,0 +1,115 @@
+package toolcache
+
+import "regexp"
+
+// PinsVersion names this set of pins. It is recorded in reports next to the tool versions, and must
+// change whenever a version, build flag or module below changes.
+const PinsVersion = "pins/v1"
+
+// KubernetesVersion is the Kubernetes release every workload cluster runs.
+// Source: ../shared/RECIPES.md "Kubernetes control plane from Go modules": v1.33.13 is the newest
+// release whose staging modules the Go module proxy serves in full here (v1.32.x does not build).
+const KubernetesVersion = "v1.33.13"
+
+// kubeLDFlags stamps the version into component-base and client-go, else the servers report
+// v0.0.0-master (RECIPES.md). Keep these flags fixed: changing them discards the compile cache.
+var kubeLDFlags = []string{
+	"-s", "-w",
+	"-X", "k8s.io/component-base/version.gitVersion=" + KubernetesVersion,
+	"-X", "k8s.io/component-base/version.gitMajor=1",
+	"-X", "k8s.io/component-base/version.gitMinor=33",
+	"-X", "k8s.io/client-go/pkg/version.gitVersion=" + KubernetesVersion,
+	"-X", "k8s.io/client-go/pkg/version.gitMajor=1",
+	"-X", "k8s.io/client-go/pkg/version.gitMinor=33",
+}
+
+func kubeTool(name string) Tool {
+	return Tool{
+		Name:        name,
+		Version:     KubernetesVersion,
+		Module:      "k8s",
+		Package:     "k8s.io/kubernetes/cmd/" + name,
+		LDFlags:     kubeLDFlags,
+		VersionArgs: []string{"--version"},
+		// "Kubernetes v1.33.13"
+		VersionRE: regexp.MustCompile(`Kubernetes (v[0-9][^\s]*)`),
+	}
+}
+
+// The pinned tools. Cold build times are RECIPES.md's figures on 2 cores, printed before a build starts.
+var (
+	// KubeAPIServer is the API server of each workload cluster. Cold build ~10 min (RECIPES.md).
+	KubeAPIServer = withColdBuild(kubeTool("kube-apiserver"), "~10 min")
+	// KubeControllerManager runs the real node-lifecycle, deployment and garbage-collection controllers.
+	// Cold build +2.5 min after kube-apiserver (RECIPES.md).
+	KubeControllerManager = withColdBuild(kubeTool("kube-controller-manager"), "~2.5 min after kube-apiserver, ~12 min alone")
+	// KubeScheduler binds pods to the VM-nodes. Cold build +11 s after the other two (RECIPES.md).
+	KubeScheduler = withColdBuild(kubeTool("kube-scheduler"), "~11 s after kube-apiserver, ~9 min alone")
+
+	// Etcd is the store behind each kube-apiserver: etcd 3.5.21 built from go.etcd.io/etcd/server/v3
+	// (RECIPES.md: "embedded go.etcd.io/etcd/server/v3/embed v3.5.21 works"). Built rather than taken from
+	// Debian's etcd-server 3.4.23 so the twin runs the etcd line Kubernetes 1.33 supports and every binary
+	// comes from one cache with one pin.
+	Etcd = Tool{
+		Name:        "etcd",
+		Version:     "v3.5.21",
+		Module:      "etcd",
+		Package:     ".",
+		LDFlags:     []string{"-s", "-w"},
+		VersionArgs: []string{"--version"},
+		// "etcd Version: 3.5.21"
+		VersionRE: regexp.MustCompile(`etcd Version: ([0-9][^\s]*)`),
+		ColdBuild: "~2 min",
+	}
+
+	// Kwok is the simulated kubelet. RECIPES.md "Simulated kubelets: kwok v0.8.0": 2.5 min cold.
+	Kwok = Tool{
+		Name:        "kwok",
+		Version:     "v0.8.0",
+		Module:      "kwok",
+		Package:     "sigs.k8s.io/kwok/cmd/kwok",
+		LDFlags:     []string{"-s", "-w", "-X", "sigs.k8s.io/kwok/pkg/consts.Version=0.8.0"},
+		VersionArgs: []string{"--version"},
+		// "kwok version v0.8.0 (go1.26.8 linux/amd64)" -- the value stamped above, with or without "v".
+		VersionRE: regexp.MustCompile(`version v?([0-9][^\s]*)`),
+		ColdBuild: "~2.5 min",
+	}
+
+	// Gitea is the Git server. RECIPES.md "Gitea from Go modules": v1.26.4 is the newest the proxy serves;
+	// sqlite needs cgo and the two tags; main.Version must be stamped or the go-sdk's version checks break.
+	// Cold build ~6-12 min.
+	Gitea = Tool{
+		Name:        "gitea",
+		Version:     "v1.26.4",
+		Module:      "gitea",
+		Package:     "code.gitea.io/gitea",
+		Tags:        []string{"sqlite", "sqlite_unlock_notify"},
+		CGO:         true,
+		LDFlags:     []string{"-s", "-w", "-X", "main.Version=1.26.4"},
+		VersionArgs: []string{"--version"},
+		// "Gitea version 1.26.4 built with GNU Make ..."
+		VersionRE: regexp.MustCompile(`Gitea version ([0-9][^\s]*)`),
+		ColdBuild: "~6-12 min",
+	}
+)
+
+// Pinned lists every external tool the twin runs, in the order `hybridtwin tools build` builds them:
+// the Kubernetes binaries share one compile, so they go together and first.
+func Pinned() []Tool {
+	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea}
+}
+
+// Lookup returns the pinned tool with the given name.
+func Lookup(name string) (Tool, bool) {
+	for _, t := range Pinned() {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return Tool{}, false
+}
+
+func withColdBuild(t Tool, d string) Tool {
+	t.ColdBuild = d
+	return t
+}
