@@ -1,0 +1,16 @@
+// Package arc is a stand-in for the parts of Azure Resource Manager that an Azure Arc + GitOps estate talks
+// to: Microsoft.Kubernetes/connectedClusters, the Microsoft.KubernetesConfiguration extensions (microsoft.flux)
+// and fluxConfigurations, and Microsoft.Authorization/policyAssignments of the built-in GitOps policies.
+//
+// It speaks ARM's wire format -- URL shapes, api-version checks, ARM error bodies, Azure-AsyncOperation
+// long-running operations, provisioningState -- so the official Azure SDK for Go (armhybridkubernetes,
+// armkubernetesconfiguration) drives it unchanged; the tests prove that with the real SDK clients.
+//
+// The in-cluster side that Azure cannot show through ARM -- the Arc agents reading configurations and
+// reporting compliance back -- is a Go API on Server (FluxConfigurations, ReportCompliance, Changed).
+//
+// Fidelity limits, stated: only connectedClusters (Microsoft.Kubernetes) are modelled as Flux targets;
+// only the GitRepository source kind; a fluxConfiguration installs the microsoft.flux extension when the
+// cluster has none (as `az k8s-configuration flux create` does); policy effects are evaluated at once
+// (Azure's evaluation cycle is not modelled). The package imports only the standard library.
+package arc

@@ -1,0 +1,67 @@
+package arc
+
+import "time"
+
+// ProfileVersion names this set of wire-format facts and defaults; reports record it.
+const ProfileVersion = "arc-fake/v1"
+
+// API versions the fake accepts per resource provider. A request with another api-version gets ARM's
+// NoRegisteredProviderFound error listing these, as ARM does.
+//   - Microsoft.Kubernetes: 2021-10-01 is the version of armhybridkubernetes v1.2.0 (its generated
+//     clients); 2024-01-01 is the later GA version.
+//   - Microsoft.KubernetesConfiguration: 2023-05-01 is armkubernetesconfiguration/v2 v2.2.0's version;
+//     2022-03-01 is the one the built-in "Configure Kubernetes clusters with Flux v2 configuration" policy
+//     deploys with (Azure/azure-policy Deploy-GitOps-Flux2-to-Kubernetes-cluster-no-secrets_DINE.json);
+//     the others are the GA versions the REST reference lists (2022-07-01, 2022-11-01, 2024-11-01, 2025-04-01).
+//   - Microsoft.Authorization policyAssignments: GA versions of the Policy REST reference.
+var apiVersions = map[string][]string{
+	providerKubernetes:    {"2021-10-01", "2024-01-01"},
+	providerConfiguration: {"2022-03-01", "2022-07-01", "2022-11-01", "2023-05-01", "2024-11-01", "2025-04-01"},
+	providerAuthorization: {"2021-06-01", "2022-06-01", "2023-04-01", "2024-04-01", "2024-05-01", "2025-01-01"},
+}
+
+const (
+	providerKubernetes    = "microsoft.kubernetes"
+	providerConfiguration = "microsoft.kubernetesconfiguration"
+	providerAuthorization = "microsoft.authorization"
+)
+
+// Defaults the Kubernetes Configuration RP and the Azure CLI apply to a fluxConfiguration. Source: the
+// parameters of the built-in policy "Configure Kubernetes clusters with Flux v2 configuration using public
+// Git repository" (policy definition 83ea2fd1-9eaf-2f6d-f672-cd7b2ac798f6): repository and kustomization
+// sync interval, timeout and retry interval 600 s, prune false, force false, scope "cluster", namespace
+// "default"; and `az k8s-configuration flux create` ("--interval ... default 10m", "--timeout ... 10m",
+// "--scope ... cluster", "--namespace ... default"). Kustomization wait defaults to true (REST reference:
+// "Enable/disable health check for all Kubernetes objects created by this Kustomization", default true).
+const (
+	DefaultScope                    = "cluster"
+	DefaultNamespace                = "default"
+	DefaultSourceKind               = "GitRepository"
+	DefaultSyncIntervalSeconds      = int64(600)
+	DefaultTimeoutSeconds           = int64(600)
+	DefaultRetryIntervalSeconds     = int64(600)
+	DefaultKustomizationPrune       = false
+	DefaultKustomizationForce       = false
+	DefaultKustomizationWait        = true
+	DefaultKustomizationPath        = "./" // policy parameter kustomizationPath default
+	FluxExtensionType               = "microsoft.flux"
+	FluxExtensionReleaseNamespace   = "flux-system" // microsoft.flux installs into flux-system (Arc GitOps docs)
+	maxConfigurationNameLength      = 30            // policy: "Maximum of 30 lowercase alphanumeric characters or hyphens"
+	maxKustomizationNameLength      = 30            // policy: kustomizationName, same rule
+	maxNamespaceLength              = 253           // REST reference: "Maximum of 253 lower case alphanumeric characters, hyphen and period only"
+	BuiltinGitOpsPolicyDefinitionID = "/providers/Microsoft.Authorization/policyDefinitions/83ea2fd1-9eaf-2f6d-f672-cd7b2ac798f6"
+)
+
+// Compliance states of a fluxConfiguration (armkubernetesconfiguration FluxComplianceState).
+const (
+	Compliant    = "Compliant"
+	NonCompliant = "Non-Compliant"
+	Pending      = "Pending"
+	Suspended    = "Suspended"
+	Unknown      = "Unknown"
+)
+
+// DefaultProvisioningDelay is how long a PUT or DELETE stays in progress before it succeeds. Azure takes
+// tens of seconds; the twin keeps the asynchronous shape (201/202 + Azure-AsyncOperation, then a terminal
+// status) with a short delay so tests and scenarios stay quick.
+const DefaultProvisioningDelay = 500 * time.Millisecond
