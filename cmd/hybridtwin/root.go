@@ -34,6 +34,6 @@ how fast, and what happens on drift and host failure.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand(), newDoctorCommand(), newToolsCommand())
+	root.AddCommand(newVersionCommand(), newDoctorCommand(), newToolsCommand(), newReportCommand())
 	return root
 }
