@@ -52,6 +52,8 @@ func runDoctor(ctx context.Context, w io.Writer) error {
 		case st.Built:
 		case st.Problem != "":
 			state, missing = "stale (reports "+orUnknown(st.Reported)+")", missing+1
+		case t.Optional:
+			state = "not built (optional: reconciler: flux)"
 		default:
 			state, missing = "not built", missing+1
 		}

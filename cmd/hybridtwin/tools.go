@@ -17,14 +17,19 @@ func newToolsCommand() *cobra.Command {
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "build [NAME...]",
-		Short: "Build the named pinned tools, or all of them, into the tool cache (cached ones are reused)",
+		Short: "Build the named pinned tools, or the default set, into the tool cache (cached ones are reused)",
 		Long: `Build the pinned tools from their wrapper modules under tools/ into the tool cache
 ($HYBRIDTWIN_CACHE, else $XDG_CACHE_HOME/hybridtwin, else ~/.cache/hybridtwin).
-A cold build of everything takes about 30 minutes on 2 cores; later runs take seconds.`,
+Without names it builds the default set (Kubernetes, etcd, kwok, Gitea): about 30 minutes cold on
+2 cores, seconds when cached. The Flux controllers (source-controller, kustomize-controller) serve
+the 'reconciler: flux' mode; name them, or use --all.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tools, err := selectTools(args)
 			if err != nil {
 				return err
+			}
+			if all, _ := cmd.Flags().GetBool("all"); all {
+				tools = toolcache.Pinned()
 			}
 			c, err := toolcache.New()
 			if err != nil {
@@ -48,6 +53,7 @@ A cold build of everything takes about 30 minutes on 2 cores; later runs take se
 			return nil
 		},
 	})
+	cmd.Commands()[0].Flags().Bool("all", false, "build every pinned tool, the optional Flux controllers included")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "path NAME",
 		Short: "Print the cache path of a pinned tool, building it first if needed",
@@ -75,7 +81,7 @@ A cold build of everything takes about 30 minutes on 2 cores; later runs take se
 
 func selectTools(names []string) ([]toolcache.Tool, error) {
 	if len(names) == 0 {
-		return toolcache.Pinned(), nil
+		return toolcache.Default(), nil
 	}
 	var out []toolcache.Tool
 	for _, n := range names {

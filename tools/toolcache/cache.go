@@ -3,6 +3,7 @@ package toolcache
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"io"
@@ -35,7 +36,13 @@ type Tool struct {
 	// Version (a leading "v" is ignored on both sides).
 	VersionArgs []string
 	VersionRE   *regexp.Regexp
-	ColdBuild   string // how long a cold build takes on 2 cores, said before the build starts
+	// VersionModule, for binaries without a version flag (the Flux controllers), names the module whose
+	// version in the binary's embedded build information must match Version.
+	VersionModule string
+	ColdBuild     string // how long a cold build takes on 2 cores, said before the build starts
+	// Optional tools are not built by default (`hybridtwin tools build` without names); they serve one
+	// mode, e.g. `reconciler: flux`, and are built on first use.
+	Optional bool
 }
 
 // String is "name version".
@@ -305,6 +312,9 @@ func (c *Cache) reportedVersion(ctx context.Context, t Tool, path string) (strin
 	if _, err := os.Stat(path); err != nil {
 		return "", err
 	}
+	if t.VersionModule != "" {
+		return moduleVersion(t, path)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, path, t.VersionArgs...).CombinedOutput()
@@ -320,6 +330,27 @@ func (c *Cache) reportedVersion(ctx context.Context, t Tool, path string) (strin
 		return got, fmt.Errorf("%s reports version %s, pinned %s", path, got, t.Version)
 	}
 	return got, nil
+}
+
+// moduleVersion reads the version of t.VersionModule from the binary's embedded build information.
+func moduleVersion(t Tool, path string) (string, error) {
+	bi, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("read build information of %s: %w", path, err)
+	}
+	for _, d := range bi.Deps {
+		if d.Path == t.VersionModule {
+			got := d.Version
+			if d.Replace != nil && d.Replace.Version != "" && d.Replace.Version != "(devel)" {
+				got = d.Replace.Version
+			}
+			if got != t.Version {
+				return got, fmt.Errorf("%s embeds %s %s, pinned %s", path, t.VersionModule, got, t.Version)
+			}
+			return got, nil
+		}
+	}
+	return "", fmt.Errorf("%s does not embed module %s", path, t.VersionModule)
 }
 
 func (c *Cache) say(format string, args ...any) {

@@ -250,7 +250,7 @@ func TestPinsMatchTheirWrapperModules(t *testing.T) {
 		if tool.Package != "." && !strings.Contains(string(gomod), tool.Package) {
 			t.Errorf("%s: tools/%s/go.mod does not declare package %s as a tool", tool, tool.Module, tool.Package)
 		}
-		if tool.VersionRE == nil || len(tool.VersionArgs) == 0 {
+		if tool.VersionModule == "" && (tool.VersionRE == nil || len(tool.VersionArgs) == 0) {
 			t.Errorf("%s: no way to check the built binary's version", tool)
 		}
 		if tool.ColdBuild == "" {
@@ -305,3 +305,37 @@ func (s *syncBuffer) String() string {
 type writerFunc func([]byte)
 
 func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
+
+// The Flux controllers have no version flag; the cache reads the pinned module's version from the built
+// binary's build information. testdata/withdep is such a tool.
+func TestVersionFromBuildInformation(t *testing.T) {
+	c := testCache(t, t.TempDir())
+	tool := Tool{Name: "withdep", Version: "v1.2.3", Module: "withdep", Package: ".", VersionModule: "example.com/lib"}
+	r, err := c.Ensure(context.Background(), tool)
+	if err != nil || !r.Built {
+		t.Fatalf("Ensure = %+v, %v", r, err)
+	}
+	if st := c.Stat(context.Background(), tool); !st.Built || st.Reported != "v1.2.3" {
+		t.Fatalf("Stat = %+v", st)
+	}
+	wrong := tool
+	wrong.Version = "v9.9.9"
+	if _, err := c.reportedVersion(context.Background(), wrong, r.Path); err == nil || !strings.Contains(err.Error(), "pinned v9.9.9") {
+		t.Fatalf("a mismatched module version was accepted: %v", err)
+	}
+	wrong.VersionModule = "example.com/not/linked"
+	if _, err := c.reportedVersion(context.Background(), wrong, r.Path); err == nil {
+		t.Fatal("a module the binary does not embed was accepted")
+	}
+}
+
+func TestDefaultLeavesOutOptionalTools(t *testing.T) {
+	for _, tool := range Default() {
+		if tool.Optional {
+			t.Errorf("Default() includes optional %s", tool)
+		}
+	}
+	if len(Default()) >= len(Pinned()) {
+		t.Errorf("Default() = %d tools, Pinned() = %d: the Flux controllers should be optional", len(Default()), len(Pinned()))
+	}
+}

@@ -4,7 +4,7 @@ import "regexp"
 
 // PinsVersion names this set of pins. It is recorded in reports next to the tool versions, and must
 // change whenever a version, build flag or module below changes.
-const PinsVersion = "pins/v1"
+const PinsVersion = "pins/v2"
 
 // KubernetesVersion is the Kubernetes release every workload cluster runs.
 // Source: ../shared/RECIPES.md "Kubernetes control plane from Go modules": v1.33.13 is the newest
@@ -93,10 +93,47 @@ var (
 	}
 )
 
+// The Flux controllers for the `reconciler: flux` mode. RECIPES.md "Real Flux outside a cluster":
+// source-controller v1.9.6 and kustomize-controller v1.9.5 build here (v1.10.x needs Go 1.27); cold builds
+// ~5 min and ~2.5 min. Neither has a version flag: the version is read from the binary's build information.
+var (
+	SourceController = Tool{
+		Name:          "source-controller",
+		Version:       "v1.9.6",
+		Module:        "flux-source",
+		Package:       "github.com/fluxcd/source-controller",
+		LDFlags:       []string{"-s", "-w"},
+		VersionModule: "github.com/fluxcd/source-controller",
+		ColdBuild:     "~5 min",
+		Optional:      true,
+	}
+	KustomizeController = Tool{
+		Name:          "kustomize-controller",
+		Version:       "v1.9.5",
+		Module:        "flux-kustomize",
+		Package:       "github.com/fluxcd/kustomize-controller",
+		LDFlags:       []string{"-s", "-w"},
+		VersionModule: "github.com/fluxcd/kustomize-controller",
+		ColdBuild:     "~2.5 min",
+		Optional:      true,
+	}
+)
+
 // Pinned lists every external tool the twin runs, in the order `hybridtwin tools build` builds them:
 // the Kubernetes binaries share one compile, so they go together and first.
 func Pinned() []Tool {
-	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea}
+	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea, SourceController, KustomizeController}
+}
+
+// Default lists the tools built when none are named: every pinned tool that is not Optional.
+func Default() []Tool {
+	var out []Tool
+	for _, t := range Pinned() {
+		if !t.Optional {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // Lookup returns the pinned tool with the given name.
