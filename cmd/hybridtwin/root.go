@@ -34,6 +34,7 @@ how fast, and what happens on drift and host failure.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCommand(), newDoctorCommand(), newToolsCommand(), newReportCommand())
+	root.AddCommand(newVersionCommand(), newDoctorCommand(), newToolsCommand(), newCapacityCommand(),
+		newReportCommand())
 	return root
 }
