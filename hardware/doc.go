@@ -18,6 +18,7 @@
 // k8s.io/utils/clock.PassiveClock) and does no I/O except reading spec files in LoadFiles. The same inputs
 // give the same results and events in the same order.
 //
-// It must not import anything of the project, nor Kubernetes client libraries, nor do logging: it may import
-// only the standard library, a YAML parser (go.yaml.in/yaml/v3) and k8s.io/utils/clock.
+// It must not import Kubernetes client libraries nor do logging, and of the project only the strict spec
+// decoder it shares with the twin spec (internal/specyaml): it may import the standard library, a YAML
+// parser (go.yaml.in/yaml/v3), k8s.io/utils/clock and internal/specyaml.
 package hardware

@@ -66,7 +66,7 @@ const (
 
 var driveTiers = []DriveTier{TierNVMe, TierSSD, TierHDD}
 
-func (t *DriveTier) parseScalar(s string) error {
+func (t *DriveTier) ParseScalar(s string) error {
 	for _, k := range driveTiers {
 		if strings.EqualFold(s, string(k)) {
 			*t = k
@@ -98,7 +98,7 @@ const (
 
 var resiliencies = []Resiliency{TwoWayMirror, ThreeWayMirror, DualParity, MirrorAcceleratedParity}
 
-func (r *Resiliency) parseScalar(s string) error {
+func (r *Resiliency) ParseScalar(s string) error {
 	if s == "" {
 		*r = ""
 		return nil
@@ -144,7 +144,7 @@ const (
 	DHCP   NetworkMode = "dhcp"
 )
 
-func (m *NetworkMode) parseScalar(s string) error {
+func (m *NetworkMode) ParseScalar(s string) error {
 	switch strings.ToLower(s) {
 	case "", "static":
 		*m = Static
@@ -177,7 +177,7 @@ type NetworkSpec struct {
 // Duration is a time.Duration written as "10s", "500ms".
 type Duration time.Duration
 
-func (d *Duration) parseScalar(s string) error {
+func (d *Duration) ParseScalar(s string) error {
 	v, err := time.ParseDuration(s)
 	if err != nil || v < 0 {
 		return fmt.Errorf("%q is not a duration; write e.g. 10s or 500ms", s)

@@ -64,7 +64,7 @@ const (
 	Windows OSType = "Windows"
 )
 
-func (o *OSType) parseScalar(s string) error {
+func (o *OSType) ParseScalar(s string) error {
 	switch strings.ToLower(s) {
 	case "", "linux":
 		*o = Linux
