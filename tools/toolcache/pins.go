@@ -87,8 +87,8 @@ var (
 		CGO:         true,
 		LDFlags:     []string{"-s", "-w", "-X", "main.Version=1.26.4"},
 		VersionArgs: []string{"--version"},
-		// "Gitea version 1.26.4 built with GNU Make ..."
-		VersionRE: regexp.MustCompile(`Gitea version ([0-9][^\s]*)`),
+		// "gitea version 1.26.4 built with go1.26.8 ..."
+		VersionRE: regexp.MustCompile(`(?i)gitea version ([0-9][^\s]*)`),
 		ColdBuild: "~6-12 min",
 	}
 )
