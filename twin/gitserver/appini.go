@@ -1,0 +1,182 @@
+package gitserver
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// appConfig is everything app.ini depends on.
+type appConfig struct {
+	Dir      string // state directory (WORK_PATH)
+	Host     string // 127.0.0.1
+	Port     int
+	RunUser  string
+	AsRoot   bool
+	Secrets  secrets
+	Profile  Profile
+	External string // ROOT_URL override (the container backend); "" means http://Host:Port/
+}
+
+// secrets are generated once per state directory and kept in app.ini (which only the owner can read).
+type secrets struct {
+	SecretKey     string // [security] SECRET_KEY
+	InternalToken string // [security] INTERNAL_TOKEN, shared by Gitea's own processes
+	JWTSecret     string // [oauth2] JWT_SECRET, 32 bytes base64url (Gitea's DecodeJwtSecretBase64)
+}
+
+func newSecrets() secrets {
+	return secrets{
+		SecretKey:     randomString(48),
+		InternalToken: randomString(64),
+		JWTSecret:     base64.RawURLEncoding.EncodeToString(randomBytes(32)),
+	}
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+	return b
+}
+
+// randomString is n characters of [A-Za-z0-9_-].
+func randomString(n int) string {
+	return base64.RawURLEncoding.EncodeToString(randomBytes(n))[:n]
+}
+
+// Paths inside the state directory.
+const (
+	confFile   = "custom/conf/app.ini"
+	dataDir    = "data"
+	reposDir   = "repos"
+	logDir     = "log"
+	staticDir  = "static"
+	homeDir    = "home"
+	dbFile     = "data/gitea.db"
+	gitOutFile = "log/gitea.out"
+)
+
+func (c appConfig) path(rel string) string { return c.Dir + "/" + rel }
+
+func (c appConfig) rootURL() string {
+	if c.External != "" {
+		return strings.TrimSuffix(c.External, "/") + "/"
+	}
+	return fmt.Sprintf("http://%s:%d/", c.Host, c.Port)
+}
+
+// Setting is one app.ini key. Section "" is the file's top (Gitea's DEFAULT section).
+type Setting struct {
+	Section string
+	Key     string
+	Value   string
+}
+
+// CommonSettings are the app.ini settings that do not depend on where Gitea runs (no paths, listen
+// address, user or URL), for profile p with fresh random secrets. The local server and the container
+// backend both use them. The values are RECIPES.md's ("Gitea from Go modules", "app.ini that worked")
+// plus the profile's timings and the choices noted inline.
+func CommonSettings(p Profile) []Setting {
+	return commonSettings(p, newSecrets())
+}
+
+func commonSettings(p Profile, sec secrets) []Setting {
+	return []Setting{
+		{"", "APP_NAME", "hybridtwin"},
+		{"", "RUN_MODE", "prod"},
+		{"server", "PROTOCOL", "http"},
+		{"server", "DISABLE_SSH", "true"},
+		{"server", "START_SSH_SERVER", "false"},
+		{"server", "OFFLINE_MODE", "true"},
+		{"server", "LFS_START_SERVER", "false"},
+		{"server", "GRACEFUL_HAMMER_TIME", duration(p.HammerTime)},
+		{"database", "DB_TYPE", "sqlite3"},
+		{"database", "SQLITE_JOURNAL_MODE", "WAL"},
+		{"repository", "DEFAULT_BRANCH", "main"},
+		{"repository", "DEFAULT_PRIVATE", "private"},
+		{"security", "INSTALL_LOCK", "true"},
+		{"security", "SECRET_KEY", sec.SecretKey},
+		{"security", "INTERNAL_TOKEN", sec.InternalToken},
+		{"oauth2", "JWT_SECRET", sec.JWTSecret},
+		// Users are made by the twin through the admin API, never by sign-up. (Not REQUIRE_SIGNIN_VIEW: it
+		// closes /api/v1/version, the readiness probe, to anonymous callers; the repositories are private.)
+		{"service", "DISABLE_REGISTRATION", "true"},
+		{"service", "DEFAULT_KEEP_EMAIL_PRIVATE", "true"},
+		// Else Gitea refuses to deliver to 127.0.0.1 (RECIPES.md).
+		{"webhook", "ALLOWED_HOST_LIST", "loopback,private"},
+		// Gitea reads DELIVER_TIMEOUT in whole seconds.
+		{"webhook", "DELIVER_TIMEOUT", strconv.Itoa(int(p.WebhookDeliverTimeout / time.Second))},
+		{"session", "PROVIDER", "memory"},
+		{"cache", "ADAPTER", "memory"},
+		{"mailer", "ENABLED", "false"},
+		{"indexer", "ISSUE_INDEXER_TYPE", "db"},
+		{"indexer", "REPO_INDEXER_ENABLED", "false"},
+		{"cron", "ENABLED", "false"},
+		{"cron.update_checker", "ENABLED", "false"},
+		{"actions", "ENABLED", "false"},
+		{"packages", "ENABLED", "false"},
+		{"log", "MODE", "console"},
+		{"log", "LEVEL", p.LogLevel},
+	}
+}
+
+// settings are the local server's: CommonSettings plus paths under Dir, the loopback address and port,
+// and the user.
+func (c appConfig) settings() []Setting {
+	local := []Setting{
+		{"", "RUN_USER", c.RunUser},
+		{"", "WORK_PATH", c.Dir},
+		{"server", "HTTP_ADDR", c.Host},
+		{"server", "HTTP_PORT", strconv.Itoa(c.Port)},
+		{"server", "DOMAIN", c.Host},
+		{"server", "ROOT_URL", c.rootURL()},
+		{"server", "APP_DATA_PATH", c.path(dataDir)},
+		// The pages are unstyled without the npm-built frontend; the API, smart HTTP and webhooks do not need it.
+		{"server", "STATIC_ROOT_PATH", c.path(staticDir)},
+		{"database", "PATH", c.path(dbFile)},
+		{"repository", "ROOT", c.path(reposDir)},
+		{"log", "ROOT_PATH", c.path(logDir)},
+	}
+	if c.AsRoot {
+		local = append(local, Setting{"", "I_AM_BEING_UNSAFE_RUNNING_AS_ROOT", "true"})
+	}
+	return append(local, commonSettings(c.Profile, c.Secrets)...)
+}
+
+// render writes app.ini: the settings grouped by section, in order of first appearance.
+func (c appConfig) render() string {
+	return "; Generated by hybridtwin twin/gitserver for profile " + c.Profile.Version + ". Start rewrites it.\n" + RenderINI(c.settings())
+}
+
+// RenderINI renders settings as an ini file, grouped by section in order of first appearance.
+func RenderINI(settings []Setting) string {
+	var order []string
+	by := map[string][]Setting{}
+	for _, s := range settings {
+		if _, ok := by[s.Section]; !ok {
+			order = append(order, s.Section)
+		}
+		by[s.Section] = append(by[s.Section], s)
+	}
+	var b strings.Builder
+	for _, sec := range order {
+		if sec != "" {
+			fmt.Fprintf(&b, "\n[%s]\n", sec)
+		}
+		for _, s := range by[sec] {
+			fmt.Fprintf(&b, "%s = %s\n", s.Key, s.Value)
+		}
+	}
+	return b.String()
+}
+
+// duration renders a Go duration the way Gitea's ini parser reads it ("5s", "1m30s").
+func duration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
+	}
+	return d.String()
+}
