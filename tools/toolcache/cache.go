@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"debug/buildinfo"
+	"runtime/debug"
 	"errors"
 	"fmt"
 	"io"
@@ -338,7 +339,10 @@ func moduleVersion(t Tool, path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read build information of %s: %w", path, err)
 	}
-	for _, d := range bi.Deps {
+	// Built from a wrapper module, the tool's own module is the binary's main module ("mod" line);
+	// otherwise it is one of its dependencies.
+	mods := append([]*debug.Module{&bi.Main}, bi.Deps...)
+	for _, d := range mods {
 		if d.Path == t.VersionModule {
 			got := d.Version
 			if d.Replace != nil && d.Replace.Version != "" && d.Replace.Version != "(devel)" {
