@@ -1,0 +1,448 @@
+package embedded
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/hybridtwin/hybridtwin/tools/toolcache"
+	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/cluster/internal/proc"
+)
+
+// Binaries are the control-plane executables a cluster runs.
+type Binaries struct {
+	Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler string
+}
+
+// ToolCacheBinaries returns the pinned binaries from the tool cache, building any that is missing
+// (minutes, once per machine; see tools/toolcache).
+func ToolCacheBinaries(ctx context.Context) (Binaries, error) {
+	c, err := toolcache.New()
+	if err != nil {
+		return Binaries{}, err
+	}
+	var b Binaries
+	for _, x := range []struct {
+		tool toolcache.Tool
+		dst  *string
+	}{
+		{toolcache.Etcd, &b.Etcd},
+		{toolcache.KubeAPIServer, &b.KubeAPIServer},
+		{toolcache.KubeControllerManager, &b.KubeControllerManager},
+		{toolcache.KubeScheduler, &b.KubeScheduler},
+	} {
+		r, err := c.Ensure(ctx, x.tool)
+		if err != nil {
+			return Binaries{}, fmt.Errorf("control-plane binary %s: %w", x.tool, err)
+		}
+		*x.dst = r.Path
+	}
+	return b, nil
+}
+
+// Options configure a Provider.
+type Options struct {
+	// Dir holds one state directory per cluster. Empty: a new temporary directory, removed by Close.
+	Dir string
+	// KeepState keeps a cluster's directory (certificates, etcd data, logs) after Delete.
+	KeepState bool
+	// Binaries are the executables to run. Zero: ToolCacheBinaries, resolved on the first Create.
+	Binaries Binaries
+	// Logger receives what the provider does; nil means silent.
+	Logger *slog.Logger
+	// StartTimeout bounds each Create (default cluster.DefaultStartTimeout).
+	StartTimeout time.Duration
+	// StopGrace is how long components get between SIGTERM and SIGKILL (default cluster.DefaultStopGrace).
+	StopGrace time.Duration
+	// Env adds environment variables to a component's process (e.g. GOGC); they come after the
+	// defaults (ComponentEnv), so they override them.
+	Env map[cluster.Component][]string
+}
+
+// Provider runs embedded clusters. It is safe for concurrent use; clusters start in parallel.
+type Provider struct {
+	opts  Options
+	log   *slog.Logger
+	ports *proc.Ports
+
+	mu       sync.Mutex
+	dir      string
+	ownDir   bool
+	clusters map[string]*instance
+	starting map[string]bool
+	bins     Binaries
+}
+
+var (
+	_ cluster.Provider    = (*Provider)(nil)
+	_ cluster.NodeFaults  = (*Provider)(nil)
+	_ cluster.LogExporter = (*Provider)(nil)
+)
+
+// New returns a provider with no clusters.
+func New(opts Options) *Provider {
+	if opts.StartTimeout == 0 {
+		opts.StartTimeout = cluster.DefaultStartTimeout
+	}
+	if opts.StopGrace == 0 {
+		opts.StopGrace = cluster.DefaultStopGrace
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Provider{
+		opts:     opts,
+		log:      log,
+		ports:    proc.NewPorts(),
+		clusters: map[string]*instance{},
+		starting: map[string]bool{},
+		bins:     opts.Binaries,
+	}
+}
+
+// Name is cluster.ProviderEmbedded.
+func (p *Provider) Name() cluster.ProviderName { return cluster.ProviderEmbedded }
+
+// Create starts a cluster and waits until it is ready. On failure or cancellation every process it
+// started is stopped, its ports are released and its directory removed (unless KeepState).
+func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Info, error) {
+	spec = spec.WithDefaults()
+	if spec.Provider != cluster.ProviderEmbedded {
+		return cluster.Info{}, fmt.Errorf("cluster %q asks for provider %q: %w; use that provider (twin/cluster/providers picks it from the spec)", spec.Name, spec.Provider, cluster.ErrInvalidSpec)
+	}
+	if err := spec.Validate(); err != nil {
+		return cluster.Info{}, err
+	}
+	profile, err := cluster.Profile(spec.TimeProfile)
+	if err != nil {
+		return cluster.Info{}, err
+	}
+	root, bins, err := p.reserve(ctx, spec.Name)
+	if err != nil {
+		return cluster.Info{}, err
+	}
+	release := func() {
+		p.mu.Lock()
+		delete(p.starting, spec.Name)
+		p.mu.Unlock()
+	}
+
+	pt, err := p.ports.Take(5)
+	if err != nil {
+		release()
+		return cluster.Info{}, fmt.Errorf("create cluster %q: %w: %v", spec.Name, cluster.ErrStart, err)
+	}
+	c := &instance{
+		spec:     spec,
+		profile:  profile,
+		layout:   layout{Dir: filepath.Join(root, spec.Name)},
+		ports:    ports{EtcdClient: pt[0], EtcdPeer: pt[1], APIServer: pt[2], ControllerManager: pt[3], Scheduler: pt[4]},
+		log:      p.log.With("cluster", spec.Name),
+		extraEnv: p.env(),
+	}
+	// A directory left by an earlier run of a cluster of this name (KeepState) would hold a stale etcd.
+	if err := os.RemoveAll(c.layout.Dir); err != nil {
+		release()
+		p.ports.Release(pt)
+		return cluster.Info{}, fmt.Errorf("create cluster %q: clear %s: %w", spec.Name, c.layout.Dir, err)
+	}
+
+	startCtx, cancel := context.WithTimeout(ctx, p.opts.StartTimeout)
+	defer cancel()
+	if err := c.start(startCtx, bins); err != nil {
+		c.stop(p.opts.StopGrace)
+		p.ports.Release(pt)
+		se := &cluster.StartError{Cluster: spec.Name, Ports: pt, Logs: c.layout.logs(), Err: err}
+		for _, pr := range c.procs {
+			se.Stopped = append(se.Stopped, cluster.Process{Component: cluster.Component(pr.Name()), PID: pr.PID(), Log: pr.LogPath()})
+		}
+		if !p.opts.KeepState {
+			_ = os.RemoveAll(c.layout.Dir)
+			se.Logs = "removed with the cluster's directory; set KeepState to keep them"
+		}
+		release()
+		return cluster.Info{}, se
+	}
+	if err := writeInfo(c); err != nil {
+		p.log.Warn("write cluster info", "cluster", spec.Name, "err", err)
+	}
+	p.mu.Lock()
+	delete(p.starting, spec.Name)
+	p.clusters[spec.Name] = c
+	p.mu.Unlock()
+	p.log.Info("cluster ready", "cluster", spec.Name, "took", c.info.Start.Total, "profile", profile.Name)
+	return c.info, nil
+}
+
+// env merges the default component environment with Options.Env.
+func (p *Provider) env() map[cluster.Component][]string {
+	out := map[cluster.Component][]string{}
+	for _, c := range cluster.Components() {
+		out[c] = append(append([]string(nil), ComponentEnv[c]...), p.opts.Env[c]...)
+	}
+	return out
+}
+
+// reserve marks a name as starting and returns the state root and binaries.
+func (p *Provider) reserve(ctx context.Context, name string) (string, Binaries, error) {
+	p.mu.Lock()
+	if p.clusters[name] != nil || p.starting[name] {
+		p.mu.Unlock()
+		return "", Binaries{}, fmt.Errorf("create cluster %q: %w; delete it first or choose another name", name, cluster.ErrExists)
+	}
+	p.starting[name] = true
+	if p.dir == "" {
+		if p.opts.Dir != "" {
+			p.dir = p.opts.Dir
+		} else {
+			d, err := os.MkdirTemp("", "hybridtwin-clusters-")
+			if err != nil {
+				delete(p.starting, name)
+				p.mu.Unlock()
+				return "", Binaries{}, fmt.Errorf("create cluster %q: state directory: %w", name, err)
+			}
+			p.dir, p.ownDir = d, true
+		}
+	}
+	root, bins := p.dir, p.bins
+	p.mu.Unlock()
+
+	if bins == (Binaries{}) {
+		b, err := ToolCacheBinaries(ctx)
+		if err != nil {
+			p.mu.Lock()
+			delete(p.starting, name)
+			p.mu.Unlock()
+			return "", Binaries{}, fmt.Errorf("create cluster %q: %w", name, err)
+		}
+		p.mu.Lock()
+		p.bins, bins = b, b
+		p.mu.Unlock()
+	}
+	return root, bins, nil
+}
+
+// Delete stops a cluster's kubelets and processes, releases its ports and removes its directory
+// (unless KeepState).
+func (p *Provider) Delete(ctx context.Context, name string) error {
+	p.mu.Lock()
+	c := p.clusters[name]
+	delete(p.clusters, name)
+	p.mu.Unlock()
+	if c == nil {
+		return fmt.Errorf("delete cluster %q: %w", name, cluster.ErrNotFound)
+	}
+	c.stop(p.opts.StopGrace)
+	p.ports.Release(c.ports.all())
+	if !p.opts.KeepState {
+		if err := os.RemoveAll(c.layout.Dir); err != nil {
+			return fmt.Errorf("delete cluster %q: remove %s: %w", name, c.layout.Dir, err)
+		}
+	}
+	p.log.Info("cluster deleted", "cluster", name)
+	return nil
+}
+
+// Close deletes every cluster and, if the provider made its state directory, removes it.
+func (p *Provider) Close(ctx context.Context) error {
+	p.mu.Lock()
+	names := make([]string, 0, len(p.clusters))
+	for n := range p.clusters {
+		names = append(names, n)
+	}
+	p.mu.Unlock()
+	var errs []error
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	for _, n := range names {
+		wg.Add(1)
+		go func(n string) {
+			defer wg.Done()
+			if err := p.Delete(ctx, n); err != nil && !errors.Is(err, cluster.ErrNotFound) {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
+			}
+		}(n)
+	}
+	wg.Wait()
+	p.mu.Lock()
+	if p.ownDir && !p.opts.KeepState && len(p.starting) == 0 {
+		if err := os.RemoveAll(p.dir); err != nil {
+			errs = append(errs, err)
+		}
+		p.dir, p.ownDir = "", false
+	}
+	p.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Kubeconfig returns the path of the cluster's admin kubeconfig.
+func (p *Provider) Kubeconfig(_ context.Context, name string) (string, error) {
+	c, err := p.get(name)
+	if err != nil {
+		return "", err
+	}
+	return c.info.Kubeconfig, nil
+}
+
+// List returns the running clusters, sorted by name.
+func (p *Provider) List(_ context.Context) ([]cluster.Info, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]cluster.Info, 0, len(p.clusters))
+	for _, c := range p.clusters {
+		out = append(out, c.info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func (p *Provider) get(name string) (*instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c := p.clusters[name]
+	if c == nil {
+		return nil, fmt.Errorf("cluster %q: %w", name, cluster.ErrNotFound)
+	}
+	return c, nil
+}
+
+// CutOff silences the node's kubelet (see cluster.NodeFaults).
+func (p *Provider) CutOff(_ context.Context, clusterName, node string) error {
+	c, err := p.get(clusterName)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := c.kubelets[node]
+	if k == nil {
+		return fmt.Errorf("cut off node %q of cluster %q: %w", node, clusterName, cluster.ErrNotFound)
+	}
+	k.Stop()
+	c.log.Info("node cut off", "node", node)
+	return nil
+}
+
+// Restore removes the out-of-service taint if it was set and starts the node's kubelet again.
+func (p *Provider) Restore(ctx context.Context, clusterName, node string) error {
+	c, err := p.get(clusterName)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := c.kubelets[node]
+	if k == nil {
+		return fmt.Errorf("restore node %q of cluster %q: %w", node, clusterName, cluster.ErrNotFound)
+	}
+	if err := c.setOutOfService(ctx, node, false); err != nil {
+		return fmt.Errorf("restore node %q of cluster %q: %w", node, clusterName, err)
+	}
+	if err := k.Start(context.Background()); err != nil {
+		return fmt.Errorf("restore node %q of cluster %q: %w", node, clusterName, err)
+	}
+	c.log.Info("node restored", "node", node)
+	return nil
+}
+
+// MarkOutOfService taints a cut-off node node.kubernetes.io/out-of-service=nodeshutdown:NoExecute.
+func (p *Provider) MarkOutOfService(ctx context.Context, clusterName, node string) error {
+	c, err := p.get(clusterName)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := c.kubelets[node]
+	if k == nil {
+		return fmt.Errorf("mark node %q of cluster %q out of service: %w", node, clusterName, cluster.ErrNotFound)
+	}
+	if k.Running() {
+		return fmt.Errorf("mark node %q of cluster %q out of service: its kubelet is running; the taint is for a node that is shut down, so cut it off first", node, clusterName)
+	}
+	return c.setOutOfService(ctx, node, true)
+}
+
+// outOfServiceValue is the value the Kubernetes documentation uses for the out-of-service taint
+// ("Non-graceful node shutdown handling": node.kubernetes.io/out-of-service=nodeshutdown:NoExecute).
+const outOfServiceValue = "nodeshutdown"
+
+func (c *instance) setOutOfService(ctx context.Context, node string, on bool) error {
+	n, err := c.admin.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	var taints []corev1.Taint
+	has := false
+	for _, t := range n.Spec.Taints {
+		if t.Key == corev1.TaintNodeOutOfService {
+			has = true
+			if !on {
+				continue
+			}
+		}
+		taints = append(taints, t)
+	}
+	if on == has {
+		return nil
+	}
+	if on {
+		taints = append(taints, corev1.Taint{Key: corev1.TaintNodeOutOfService, Value: outOfServiceValue, Effect: corev1.TaintEffectNoExecute})
+	}
+	patch, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"resourceVersion": n.ResourceVersion},
+		"spec":     map[string]any{"taints": taints},
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := c.admin.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return fmt.Errorf("set taints of node %s: %w", node, err)
+	}
+	return nil
+}
+
+// writeInfo records the cluster's Info next to its state, for people looking at a kept directory.
+func writeInfo(c *instance) error {
+	b, err := json.MarshalIndent(c.info, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(c.layout.Dir, "cluster.json"), b, 0o600)
+}
+
+// ExportLogs copies the cluster's process logs into dest (created if needed), one file per component.
+func (p *Provider) ExportLogs(_ context.Context, name, dest string) error {
+	c, err := p.get(name)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return fmt.Errorf("export logs of cluster %q: %w", name, err)
+	}
+	for _, pr := range c.procs {
+		data, err := os.ReadFile(pr.LogPath())
+		if err != nil {
+			return fmt.Errorf("export logs of cluster %q: %w", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dest, filepath.Base(pr.LogPath())), data, 0o644); err != nil {
+			return fmt.Errorf("export logs of cluster %q: %w", name, err)
+		}
+	}
+	return nil
+}
