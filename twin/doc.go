@@ -1,0 +1,8 @@
+// Package twin composes and runs the whole platform from one Twin spec: the hardware model places the
+// VMs, each workload cluster runs as a real control plane (twin/cluster), Gitea and an OCI registry hold
+// the repositories and images (twin/gitserver, twin/registry), the Azure fakes take the GitOps
+// configurations (fakes/arc), and a reconciler per cluster converges them. The bridge turns the hardware
+// model's events (host crash, live migration, restart) into Kubernetes node state.
+//
+// It may import hardware/, fakes/, reconciler/ and its own subpackages; never scenarios/ or bench/.
+package twin

@@ -1,0 +1,95 @@
+package twin
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/hybridtwin/hybridtwin/twin/cluster"
+)
+
+func TestLoadValidSpec(t *testing.T) {
+	s, err := LoadSpec("testdata/specs/valid.yaml")
+	if err != nil {
+		t.Fatalf("LoadSpec: %v", err)
+	}
+	if got := strings.Join(s.ClusterNames(), ","); got != "dev,prod" {
+		t.Errorf("clusters = %s", got)
+	}
+	if s.Spec.Provider != cluster.ProviderEmbedded || s.Spec.TimeProfile != cluster.ProfileFast {
+		t.Errorf("provider %s, time profile %s", s.Spec.Provider, s.Spec.TimeProfile)
+	}
+	if s.ReconcilerFor("dev") != ReconcilerFlux || s.ReconcilerFor("prod") != ReconcilerHybridtwin {
+		t.Errorf("reconcilers: dev %s prod %s", s.ReconcilerFor("dev"), s.ReconcilerFor("prod"))
+	}
+	if s.Spec.Azure.ResourceGroup != DefaultResourceGroup || s.Spec.Git.Org != DefaultGitOrg || s.Spec.GitOps[0].Namespace != "flux-system" {
+		t.Errorf("defaults not applied: %+v %+v", s.Spec.Azure, s.Spec.Git)
+	}
+	if got := strings.Join(s.TargetsOf(s.Spec.GitOps[0]), ","); got != "dev,prod" {
+		t.Errorf(`"*" resolves to %s`, got)
+	}
+	if s.Capacity == nil || !s.Capacity.Fits || s.Inventory.Metadata.Name != "branch-4node" {
+		t.Errorf("capacity verdict missing or not fitting: %+v", s.Capacity)
+	}
+}
+
+// A spec with ten deliberate errors reports all ten, each with file, line and field, in one run.
+func TestTenErrorsAllReported(t *testing.T) {
+	_, err := LoadSpec("testdata/specs/ten-errors.yaml")
+	var se *SpecErrors
+	if !errors.As(err, &se) || !errors.Is(err, ErrInvalidSpec) {
+		t.Fatalf("err = %v, want *SpecErrors", err)
+	}
+	want := []struct {
+		line  int
+		field string
+		msg   string
+	}{
+		{5, "metadata.name", "DNS label"},
+		{9, "spec.provider", `"docker" is not a provider`},
+		{10, "spec.timeProfile", "warp"},
+		{11, "spec.reconcilers", "unknown field"},
+		{13, "spec.azure.subscriptionID", "not a subscription ID"},
+		{17, "spec.git.repos[0].path", "does not exist"},
+		{19, "spec.images[0].repository", "not an image repository"},
+		{23, "spec.gitops[0].clusters[1]", `"staging" is not a workload cluster`},
+		{24, "spec.gitops[0].repo", `"flet" is not a repository`},
+		{27, "spec.gitops[0].kustomizations", "cycle: a -> b -> a"},
+	}
+	if len(se.Problems) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(se.Problems), len(want), err)
+	}
+	for i, w := range want {
+		p := se.Problems[i]
+		if p.File != "testdata/specs/ten-errors.yaml" || p.Line != w.line || p.Field != w.field || !strings.Contains(p.Msg, w.msg) {
+			t.Errorf("problem %d = %s\n  want line %d field %s containing %q", i, p, w.line, w.field, w.msg)
+		}
+	}
+	if !strings.Contains(err.Error(), "10 problem(s)") || !strings.Contains(err.Error(), "nothing was started") {
+		t.Errorf("message: %v", err)
+	}
+}
+
+func TestSpecWithoutPlanOrWithOverfullPlan(t *testing.T) {
+	_, err := ParseSpec("twin.yaml", []byte(`apiVersion: hybridtwin.io/v1alpha1
+kind: Twin
+metadata: {name: x}
+spec:
+  hardware: {inventory: testdata/specs/../../../examples/hardware/edge-2node.yaml}
+`))
+	if err == nil || !strings.Contains(err.Error(), "spec.hardware.plan: no ClusterPlan") {
+		t.Fatalf("missing plan: %v", err)
+	}
+	// The 2-node estate fails N-1 with the example plan: the planner's verdict is a spec problem.
+	_, err = ParseSpec("twin.yaml", []byte(`apiVersion: hybridtwin.io/v1alpha1
+kind: Twin
+metadata: {name: x}
+spec:
+  hardware:
+    inventory: ../examples/hardware/edge-2node.yaml
+    plan: ../examples/hardware/plan.yaml
+`))
+	if err == nil || !strings.Contains(err.Error(), "capacity planner says the plan does not fit") || !strings.Contains(err.Error(), "losing host") {
+		t.Fatalf("overfull plan: %v", err)
+	}
+}
