@@ -62,7 +62,9 @@ var (
 		ColdBuild: "~2 min",
 	}
 
-	// Kwok is the simulated kubelet. RECIPES.md "Simulated kubelets: kwok v0.8.0": 2.5 min cold.
+	// Kwok is a simulated kubelet. RECIPES.md "Simulated kubelets: kwok v0.8.0": 2.5 min cold. Optional:
+	// the embedded provider's nodes run the twin's own kubelets instead (twin/cluster/internal/simkubelet
+	// says why: kwok keeps playing a cut-off node's pods); it stays pinned for users who drive kwok stages.
 	Kwok = Tool{
 		Name:        "kwok",
 		Version:     "v0.8.0",
@@ -73,6 +75,7 @@ var (
 		// "kwok version v0.8.0 (go1.26.8 linux/amd64)" -- the value stamped above, with or without "v".
 		VersionRE: regexp.MustCompile(`version v?([0-9][^\s]*)`),
 		ColdBuild: "~2.5 min",
+		Optional:  true,
 	}
 
 	// Gitea is the Git server. RECIPES.md "Gitea from Go modules": v1.26.4 is the newest the proxy serves;
