@@ -20,6 +20,9 @@ import (
 // resultsPath is bench/results/cluster-start.json, from this package's directory.
 var resultsPath = filepath.Join("..", "results", "cluster-start.json")
 
+// benchRunPath is the same run in the common schema (bench/result), for `hybridtwin report compare`.
+var benchRunPath = filepath.Join("..", "results", "cluster-start.bench.json")
+
 // IdleWindow is how long clusters sit idle before their RSS is read. The controller-manager's
 // informers finish syncing about 5 s after a cluster is ready on a loaded 2-core machine (its log,
 // "Caches are synced"); the RSS is averaged over the last idleSamples seconds of the window.
@@ -142,6 +145,11 @@ func BenchmarkClusterStart(b *testing.B) {
 			res.Machine.Load1mEnd = loadAverage()
 			if err := res.write(resultsPath); err != nil {
 				b.Fatal(err)
+			}
+			if br := res.BenchRun(); len(br.Metrics) > 0 {
+				if err := br.Write(benchRunPath); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"sort"
 	"time"
+
+	"github.com/hybridtwin/hybridtwin/bench/result"
 )
 
 // SchemaVersion names the shape of Results; change it when a field changes meaning.
@@ -120,4 +123,35 @@ func (r Results) write(path string) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return os.Rename(tmp, path)
+}
+
+// BenchRun is the same figures in the project's common benchmark schema (bench/result), which
+// `hybridtwin report compare` reads: per cluster count, the all-ready time and the idle RSS per cluster.
+func (r Results) BenchRun() *result.Run {
+	run := &result.Run{Schema: result.Schema, RunAt: r.RecordedAt, Env: result.Environment{
+		Cores: r.Machine.CPUs, MemoryBytes: uint64(r.Machine.MemTotalMiB) << 20, GOOS: goruntime.GOOS, GOARCH: goruntime.GOARCH,
+		GoVersion: r.Machine.GoVersion, PinsVersion: r.PinsVersion, TimeProfile: r.TimeProfile,
+		Tools: map[string]string{"kubernetes": r.KubernetesVersion},
+		Notes: []string{fmt.Sprintf("load average %.1f at start, %.1f at end", r.Machine.Load1m, r.Machine.Load1mEnd)},
+	}}
+	if cpu := result.CurrentEnvironment().CPUModel; cpu != "" {
+		run.Env.CPUModel = cpu
+	}
+	for _, rr := range r.Runs {
+		if len(rr.AllReadySeconds) == 0 {
+			continue
+		}
+		ready := result.NewMetric(fmt.Sprintf("cluster.start.parallel%d.all_ready_seconds", rr.Clusters), "s", result.Lower, rr.AllReadySeconds)
+		// RSS is kept as a summary; its median stands for the run.
+		rss := result.NewMetric(fmt.Sprintf("cluster.start.parallel%d.idle_rss_per_cluster_mib", rr.Clusters), "MiB", result.Lower,
+			[]float64{rr.IdleRSSPerClusterMiB.Median})
+		if rr.Clusters == GoalClusters {
+			src := "issue 4: 3 clusters ready in < 15 s warm, < 500 MB RSS per cluster"
+			ready.Goal = &result.Goal{Op: "<", Value: GoalReadySeconds, Source: src}
+			rss.Goal = &result.Goal{Op: "<", Value: GoalRSSPerClusterMiB, Source: src}
+		}
+		run.Add(ready)
+		run.Add(rss)
+	}
+	return run
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/hybridtwin/hybridtwin/bench/result"
 )
 
 func TestSummarize(t *testing.T) {
@@ -45,5 +47,28 @@ func TestResultsRoundTrip(t *testing.T) {
 	}
 	if diff := cmp.Diff(r, got); diff != "" {
 		t.Fatalf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestBenchRunCarriesTheFiguresAndGoals(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "results", "cluster-start.json"))
+	if err != nil {
+		t.Fatalf("the recorded bench/results/cluster-start.json: %v", err)
+	}
+	var r Results
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatal(err)
+	}
+	run := r.BenchRun()
+	m, ok := run.Metric("cluster.start.parallel3.all_ready_seconds")
+	if !ok || m.Goal == nil || m.Goal.Value != GoalReadySeconds || m.Median <= 0 {
+		t.Fatalf("parallel3 metric = %+v, %v", m, ok)
+	}
+	p := filepath.Join(t.TempDir(), "run.json")
+	if err := run.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := result.Read(p); err != nil {
+		t.Fatalf("the converted run does not read back: %v", err)
 	}
 }
