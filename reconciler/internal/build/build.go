@@ -1,0 +1,231 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	securejoin "github.com/cyphar/filepath-securejoin"
+	"github.com/fluxcd/pkg/kustomize"
+	fluxfs "github.com/fluxcd/pkg/kustomize/filesys"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	kustypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/yaml"
+)
+
+// originAnnotation is where kustomize records the file an object came from when the kustomization
+// asks for buildMetadata [originAnnotations] (kustomize api internal/utils OriginAnnotationKey).
+const originAnnotation = "config.kubernetes.io/origin"
+
+// Errors callers can test for.
+var (
+	ErrPathNotFound = errors.New("kustomization path not found")
+	ErrBuild        = errors.New("kustomize build failed")
+	ErrSubstitute   = errors.New("post build failed")
+)
+
+// Input is one build.
+type Input struct {
+	// Root is the artifact directory (the repository tree); nothing outside it is read.
+	Root string
+	// Kustomization is the Flux Kustomization as unstructured content: the generator and the variable
+	// substitution read spec fields from it, as in kustomize-controller.
+	Kustomization map[string]any
+	// Strict makes substitution fail on a variable with neither a value nor a default
+	// (kustomize-controller --feature-gates=StrictPostBuildSubstitutions).
+	Strict bool
+}
+
+// Result is the build output.
+type Result struct {
+	Objects []*unstructured.Unstructured
+	// Origins maps "Kind/namespace/name" (as in Subject) to the file, relative to the repository root,
+	// that declared the object; objects from generators map to their kustomization file.
+	Origins map[string]string
+	// Checksum is the sha256 of the built objects (as JSON) -- a change detector, not Flux's
+	// status.history digest (which hashes the YAML).
+	Checksum string
+}
+
+// Subject is how Origins is keyed: "Kind/namespace/name", or "Kind/name" when cluster-scoped.
+func Subject(u *unstructured.Unstructured) string {
+	if u.GetNamespace() == "" {
+		return u.GetKind() + "/" + u.GetName()
+	}
+	return u.GetKind() + "/" + u.GetNamespace() + "/" + u.GetName()
+}
+
+// Build generates, builds and substitutes. kube reads substituteFrom ConfigMaps and Secrets from the
+// Kustomization's namespace; it may be nil when the Kustomization has none.
+func Build(ctx context.Context, kube client.Client, in Input) (*Result, error) {
+	ks := unstructured.Unstructured{Object: in.Kustomization}
+	specPath, _, _ := unstructured.NestedString(in.Kustomization, "spec", "path")
+	dirPath, err := securejoin.SecureJoin(in.Root, specPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w: spec.path %q: %v", ErrPathNotFound, specPath, err)
+	}
+	if fi, err := os.Stat(dirPath); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("%w: spec.path %q does not exist in the source artifact; fix spec.path or add the directory to the repository",
+			ErrPathNotFound, specPath)
+	}
+	clean := func(err error) error { return relativize(err, in.Root) }
+
+	type gen struct {
+		manifest []byte
+		kfile    string
+		action   kustomize.Action
+	}
+	g, err := locked(in.Root, func() (gen, error) {
+		m, f, a, err := kustomize.NewGenerator(in.Root, ks).GenerateManifest(dirPath)
+		return gen{m, f, a}, err
+	})
+	manifest, kfile, action := g.manifest, g.kfile, g.action
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBuild, clean(err))
+	}
+	var kus kustypes.Kustomization
+	if err := yaml.Unmarshal(manifest, &kus); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBuild, relPath(in.Root, kfile), err)
+	}
+	userOrigins := slices.Contains(kus.BuildMetadata, kustypes.OriginAnnotations)
+	if !userOrigins {
+		kus.BuildMetadata = append(kus.BuildMetadata, kustypes.OriginAnnotations)
+	}
+	manifest, err = yaml.Marshal(kus)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBuild, err)
+	}
+	disk, err := fluxfs.MakeFsOnDiskSecure(in.Root)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBuild, err)
+	}
+	fs := newOverlayFS(disk)
+	if err := fs.WriteFile(kfile, manifest); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBuild, err)
+	}
+	resMap, err := kustomizeBuild(in.Root, fs, dirPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBuild, clean(err))
+	}
+
+	kfileRel := relPath(in.Root, kfile)
+	if action == kustomize.CreatedAction {
+		kfileRel = path.Join(filepath.ToSlash(relPath(in.Root, dirPath)), "(generated kustomization.yaml)")
+	}
+	var subst *unstructured.Unstructured
+	if _, ok, _ := unstructured.NestedFieldNoCopy(in.Kustomization, "spec", "postBuild"); ok {
+		if subst, err = substitution(ctx, kube, ks); err != nil {
+			return nil, err
+		}
+	}
+	always := false
+	if s, _, _ := unstructured.NestedString(in.Kustomization, "spec", "postBuild", "substituteStrategy"); s == "Always" {
+		always = true
+	}
+
+	res := &Result{Origins: map[string]string{}}
+	h := sha256.New()
+	for _, r := range resMap.Resources() {
+		origin := kfileRel
+		if o, err := r.GetOrigin(); err == nil && o != nil && o.Path != "" && o.Repo == "" {
+			origin = path.Join(filepath.ToSlash(relPath(in.Root, dirPath)), o.Path)
+		}
+		if !userOrigins {
+			ann := r.GetAnnotations()
+			delete(ann, originAnnotation)
+			if err := r.SetAnnotations(ann); err != nil {
+				return nil, fmt.Errorf("%w: %s: %v", ErrBuild, origin, err)
+			}
+		}
+		if r.GetName() == "" || r.GetKind() == "" || r.GetApiVersion() == "" {
+			return nil, fmt.Errorf("%w: %s: an object lacks apiVersion, kind or metadata.name", ErrBuild, origin)
+		}
+		if subst != nil {
+			if _, err := kustomize.SubstituteVariables(ctx, nil, *subst, r,
+				kustomize.SubstituteWithDryRun(true), kustomize.SubstituteWithStrict(in.Strict),
+				kustomize.SubstituteWithAlways(always)); err != nil {
+				return nil, fmt.Errorf("%w for '%s' in %s: %v", ErrSubstitute, r.CurId().String(), origin, err)
+			}
+		}
+		m, err := r.Map()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrBuild, origin, err)
+		}
+		u := &unstructured.Unstructured{Object: m}
+		if len(u.GetAnnotations()) == 0 {
+			unstructured.RemoveNestedField(u.Object, "metadata", "annotations")
+		}
+		j, err := json.Marshal(m)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrBuild, origin, err)
+		}
+		h.Write(j)
+		res.Objects = append(res.Objects, u)
+		res.Origins[Subject(u)] = origin
+	}
+	res.Checksum = "sha256:" + hex.EncodeToString(h.Sum(nil))
+	return res, nil
+}
+
+// substitution loads substituteFrom once per build and returns a Kustomization whose inline
+// substitute holds every variable (inline values win over ConfigMap/Secret values, as in
+// fluxcd/pkg/kustomize SubstituteVariables), so the per-object substitution needs no API calls.
+func substitution(ctx context.Context, kube client.Client, ks unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	vars := map[string]string{}
+	if from, ok, _ := unstructured.NestedSlice(ks.Object, "spec", "postBuild", "substituteFrom"); ok && len(from) > 0 {
+		if kube == nil {
+			return nil, fmt.Errorf("%w: spec.postBuild.substituteFrom needs a cluster client", ErrSubstitute)
+		}
+		loaded, err := kustomize.LoadVariables(ctx, kube, ks)
+		if err != nil {
+			return nil, fmt.Errorf("%w: spec.postBuild.substituteFrom: %v", ErrSubstitute, err)
+		}
+		vars = loaded
+	}
+	inline, _, _ := unstructured.NestedStringMap(ks.Object, "spec", "postBuild", "substitute")
+	for k, v := range inline {
+		vars[k] = v
+	}
+	out := ks.DeepCopy()
+	unstructured.RemoveNestedField(out.Object, "spec", "postBuild", "substituteFrom")
+	m := make(map[string]any, len(vars))
+	for k, v := range vars {
+		m[k] = v
+	}
+	if err := unstructured.SetNestedMap(out.Object, m, "spec", "postBuild", "substitute"); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSubstitute, err)
+	}
+	return out, nil
+}
+
+func relPath(root, p string) string {
+	if r, err := filepath.Rel(root, p); err == nil {
+		return filepath.ToSlash(r)
+	}
+	return p
+}
+
+// relativize strips the artifact directory from error messages, so they name files as the repository
+// does ("apps/bad.yaml", not "/tmp/.../apps/bad.yaml").
+type relErr struct {
+	msg string
+	err error
+}
+
+func (e *relErr) Error() string { return e.msg }
+func (e *relErr) Unwrap() error { return e.err }
+
+func relativize(err error, root string) error {
+	msg := strings.ReplaceAll(err.Error(), root+string(filepath.Separator), "")
+	msg = strings.ReplaceAll(msg, root, ".")
+	return &relErr{msg: msg, err: err}
+}

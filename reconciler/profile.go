@@ -1,0 +1,95 @@
+package reconciler
+
+import "time"
+
+// Profile holds every default, limit and timing constant of the reconciler, each with its source. One
+// profile is one versioned set: change Name whenever a value changes, so recorded results say which
+// values produced them.
+type Profile struct {
+	// Name identifies this set of values in reports.
+	Name string
+
+	// FieldManager owns every applied field, and OwnerGroup prefixes the owner labels
+	// (<group>/name, <group>/namespace) that tie objects to their Kustomization. Flux's values
+	// (kustomize-controller main.go controllerName; api/v1 GroupVersion.Group), so objects applied by
+	// the twin and by real Flux are indistinguishable and a later run of real Flux adopts them.
+	FieldManager string
+	OwnerGroup   string
+
+	// KustomizationWorkers is how many Kustomizations reconcile at once. kustomize-controller's
+	// --concurrent defaults to 4; the twin runs 8 because its builds take ~2 ms instead of Flux's
+	// ~0.2 s (see reconciler/internal/build), so the API server, not the workers, is the bottleneck.
+	KustomizationWorkers int
+	// SourceWorkers is how many GitRepositories fetch at once (source-controller --concurrent: 2).
+	SourceWorkers int
+	// ApplyConcurrency bounds the concurrent requests of one apply (kustomize-controller
+	// --concurrent-ssa: 4).
+	ApplyConcurrency int
+	// DriftWorkers is how many drift corrections run at once. Flux has no watch-driven correction;
+	// 4 matches the apply concurrency.
+	DriftWorkers int
+
+	// DependencyRequeue is the fallback re-check of a Kustomization waiting on a source or a
+	// dependency (kustomize-controller --requeue-dependency: 30s). The twin also wakes waiters the
+	// moment what they wait on becomes ready (event-driven; the fix fluxcd/flux2#4808 asks for).
+	DependencyRequeue time.Duration
+	// GitTimeout bounds Git operations when spec.timeout is unset (source-controller api/v1
+	// GitRepositorySpec.Timeout: "defaults to 60s").
+	GitTimeout time.Duration
+	// SourceRetryBase and the GitRepository's interval bound the exponential backoff after a failed
+	// fetch (source-controller requeues failures with controller-runtime's default rate limiter,
+	// 5 ms doubling up to 1000 s; the twin caps it at the interval so a fixed repository is seen no
+	// later than a healthy one would be).
+	SourceRetryBase time.Duration
+	// HealthCheckInterval is how often wait/healthChecks poll (kustomize-controller checkHealth:
+	// ssa.WaitOptions{Interval: 5 * time.Second}).
+	HealthCheckInterval time.Duration
+	// StageWaitInterval and StageWaitTimeout bound the wait for CRDs and Namespaces between apply
+	// stages (fluxcd/pkg/ssa DefaultApplyOptions: 2s, 60s).
+	StageWaitInterval, StageWaitTimeout time.Duration
+	// DriftRetry is the delay before retrying a failed drift correction (the interval still applies).
+	// No Flux counterpart; one second keeps a failing correction from hammering the API server.
+	DriftRetry time.Duration
+	// DriftSyncRetry is how soon a drift check is retried when the kind's watch caches are not synced
+	// yet (client-go's WaitForCacheSync polls every 100 ms; the same period here).
+	DriftSyncRetry time.Duration
+	// IntervalJitter spreads periodic reconciles by up to this fraction of the interval, up or down
+	// (fluxcd/pkg/runtime jitter --interval-jitter-percentage: 5).
+	IntervalJitter float64
+	// StrictSubstitutions fails a build on a ${VAR} without value or default (kustomize-controller
+	// feature gate StrictPostBuildSubstitutions: off by default).
+	StrictSubstitutions bool
+	// EventHistory is how many events the reconciler keeps in memory for Events(). No Flux
+	// counterpart (Flux emits Kubernetes Events); sized so a 1000-Kustomization run keeps its last
+	// reconcile of each.
+	EventHistory int
+	// CorrectionHistory is how many drift corrections Corrections() keeps (oldest dropped first).
+	CorrectionHistory int
+}
+
+// DefaultProfile is Flux v2.7's defaults (source-controller v1.9.6, kustomize-controller v1.9.5, the
+// versions RECIPES.md runs) with the twin's deliberate departures marked in the field comments:
+// event-driven dependencies, watch-driven drift correction, more workers.
+func DefaultProfile() Profile {
+	return Profile{
+		Name:                 "flux-v2.7-twin/v1",
+		FieldManager:         "kustomize-controller",
+		OwnerGroup:           "kustomize.toolkit.fluxcd.io",
+		KustomizationWorkers: 8,
+		SourceWorkers:        2,
+		ApplyConcurrency:     4,
+		DriftWorkers:         4,
+		DependencyRequeue:    30 * time.Second,
+		GitTimeout:           60 * time.Second,
+		SourceRetryBase:      5 * time.Millisecond,
+		HealthCheckInterval:  5 * time.Second,
+		StageWaitInterval:    2 * time.Second,
+		StageWaitTimeout:     60 * time.Second,
+		DriftRetry:           time.Second,
+		DriftSyncRetry:       100 * time.Millisecond,
+		IntervalJitter:       0.05,
+		StrictSubstitutions:  false,
+		EventHistory:         10000,
+		CorrectionHistory:    100000,
+	}
+}
