@@ -1,0 +1,177 @@
+package arcagent_test
+
+import (
+	"context"
+	"encoding/base64"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/hybridkubernetes/armhybridkubernetes"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/hybridtwin/hybridtwin/fakes/arc"
+	"github.com/hybridtwin/hybridtwin/reconciler"
+	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
+	"github.com/hybridtwin/hybridtwin/twin/arcagent"
+)
+
+const sub = "00000000-0000-4000-8000-000000000001"
+
+type token struct{}
+
+func (token) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: "t", ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+var poll = &runtime.PollUntilDoneOptions{Frequency: 10 * time.Millisecond}
+
+// One real API server, a real Git server, the real reconciler and the Arc fake driven by the Azure SDK:
+// configurations created through ARM converge and report compliance back through ARM.
+func TestConfigurationsConvergeAndReportCompliance(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	api, err := reconcilertest.StartAPIServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Stop()
+	git, err := reconcilertest.StartGitServer(t.TempDir(), "fleet-reader", "s3cret-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer git.Close()
+	repo, err := git.CreateRepo("fleet", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Commit("main", "seed", map[string]string{
+		"apps/settings.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: team-a\ndata:\n  mode: blue\n",
+		"apps/ns.yaml":       "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n",
+		"broken/bad.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [not, a, name]\n",
+		"tenant/other.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sneaky\n  namespace: kube-system\ndata: {x: y}\n",
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Azure side, through the official SDK.
+	srv := arc.NewServer(arc.Options{ProvisioningDelay: 10 * time.Millisecond})
+	ep, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close(context.Background())
+	opts := &arm.ClientOptions{ClientOptions: policy.ClientOptions{
+		Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: "https://login.invalid/", Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+			cloud.ResourceManager: {Endpoint: ep.URL, Audience: "https://management.core.windows.net/"}}},
+		Transport: ep.Client(),
+	}}
+	clusters, _ := armhybridkubernetes.NewConnectedClusterClient(sub, token{}, opts)
+	flux, _ := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, token{}, opts)
+	cp, err := clusters.BeginCreate(ctx, "rg-hci", "workload-1", armhybridkubernetes.ConnectedCluster{
+		Location: to.Ptr("westeurope"), Identity: &armhybridkubernetes.ConnectedClusterIdentity{Type: to.Ptr(armhybridkubernetes.ResourceIdentityTypeSystemAssigned)},
+		Properties: &armhybridkubernetes.ConnectedClusterProperties{AgentPublicKeyCertificate: to.Ptr("")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := cp.PollUntilDone(ctx, poll)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(name, scope, namespace, path string) {
+		t.Helper()
+		p, err := flux.BeginCreateOrUpdate(ctx, "rg-hci", "Microsoft.Kubernetes", "connectedClusters", "workload-1", name,
+			armkubernetesconfiguration.FluxConfiguration{Properties: &armkubernetesconfiguration.FluxConfigurationProperties{
+				Scope: to.Ptr(armkubernetesconfiguration.ScopeType(scope)), Namespace: to.Ptr(namespace),
+				SourceKind: to.Ptr(armkubernetesconfiguration.SourceKindTypeGitRepository),
+				GitRepository: &armkubernetesconfiguration.GitRepositoryDefinition{
+					URL: to.Ptr(repo.URL), HTTPSUser: to.Ptr("fleet-reader"), SyncIntervalInSeconds: to.Ptr[int64](60),
+					RepositoryRef: &armkubernetesconfiguration.RepositoryRefDefinition{Branch: to.Ptr("main")}},
+				ConfigurationProtectedSettings: map[string]*string{"httpsKey": to.Ptr(base64.StdEncoding.EncodeToString([]byte("s3cret-token")))},
+				Kustomizations: map[string]*armkubernetesconfiguration.KustomizationDefinition{
+					"main": {Path: to.Ptr(path), Prune: to.Ptr(true), SyncIntervalInSeconds: to.Ptr[int64](60), RetryIntervalInSeconds: to.Ptr[int64](5)}},
+			}}, nil)
+		if err != nil {
+			t.Fatalf("create %s: %v", name, err)
+		}
+		if _, err := p.PollUntilDone(ctx, poll); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compliance := func(name string) func() string {
+		return func() string {
+			c, err := flux.Get(ctx, "rg-hci", "Microsoft.Kubernetes", "connectedClusters", "workload-1", name, nil)
+			if err != nil || c.Properties.ComplianceState == nil {
+				return "error: " + err.Error()
+			}
+			s := string(*c.Properties.ComplianceState)
+			if c.Properties.ErrorMessage != nil && *c.Properties.ErrorMessage != "" {
+				s += ": " + *c.Properties.ErrorMessage
+			}
+			return s
+		}
+	}
+
+	create("healthy", "cluster", "flux-system", "./apps")
+	g.Expect(compliance("healthy")()).To(Equal("Pending"), "before any agent ran")
+
+	// The cluster side: the reconciler and the agent.
+	rec, err := reconciler.New(api.Config, reconciler.Options{Cluster: "workload-1", WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = rec.Start(ctx) }()
+	defer rec.Stop()
+	agent, err := arcagent.New(arcagent.Options{ClusterID: *cc.ID, Config: api.Config, Target: rec, Azure: srv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = agent.Run(ctx) }()
+
+	kube := kubernetes.NewForConfigOrDie(api.Config)
+	g.Eventually(compliance("healthy")).WithTimeout(60 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal("Compliant"))
+	cm, err := kube.CoreV1().ConfigMaps("team-a").Get(ctx, "settings", metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cm.Data["mode"]).To(Equal("blue"))
+	got, _ := flux.Get(ctx, "rg-hci", "Microsoft.Kubernetes", "connectedClusters", "workload-1", "healthy", nil)
+	g.Expect(*got.Properties.SourceSyncedCommitID).To(HavePrefix("main@sha1:"))
+	g.Expect(got.Properties.Statuses).To(HaveLen(2)) // the GitRepository and the Kustomization
+
+	// A broken manifest: Non-Compliant with the reconciler's message.
+	create("broken", "cluster", "flux-system", "./broken")
+	g.Eventually(compliance("broken")).WithTimeout(60 * time.Second).WithPolling(100 * time.Millisecond).
+		Should(And(HavePrefix("Non-Compliant: Kustomization/broken-main:"), ContainSubstring("bad.yaml")))
+
+	// A namespace-scoped configuration cannot create objects outside its namespace.
+	create("tenant", "namespace", "team-b", "./tenant")
+	g.Eventually(compliance("tenant")).WithTimeout(60 * time.Second).WithPolling(100 * time.Millisecond).
+		Should(And(HavePrefix("Non-Compliant: Kustomization/tenant-main:"), ContainSubstring("forbidden")))
+	_, err = kube.CoreV1().ConfigMaps("kube-system").Get(ctx, "sneaky", metav1.GetOptions{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the namespace-scoped configuration wrote into kube-system")
+
+	// Deleting the configuration through ARM removes its objects (prune: true).
+	dp, err := flux.BeginDelete(ctx, "rg-hci", "Microsoft.Kubernetes", "connectedClusters", "workload-1", "healthy", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dp.PollUntilDone(ctx, poll); err != nil {
+		t.Fatal(err)
+	}
+	g.Eventually(func() bool {
+		_, err := kube.CoreV1().ConfigMaps("team-a").Get(ctx, "settings", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}).WithTimeout(60*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "pruned after the configuration was deleted")
+	_, ok := rec.GitRepository("flux-system", "healthy")
+	g.Expect(ok).To(BeFalse())
+}
