@@ -44,6 +44,14 @@ type Tool struct {
 	// Optional tools are not built by default (`hybridtwin tools build` without names); they serve one
 	// mode, e.g. `reconciler: flux`, and are built on first use.
 	Optional bool
+	// Assets are files the tool needs besides its binary, as paths (files or folders) inside AssetModule,
+	// e.g. "config/crd/bases" for a Flux controller's CRDs. Ensure copies them from the module the build
+	// used into <cache>/share/<name>-<version>/<path>, so they always match the binary's version and
+	// nothing is fetched from the network at run time. Assets returns that folder.
+	Assets []string
+	// AssetModule is the Go module (a dependency of the wrapper module) holding Assets. Empty: the
+	// VersionModule, else the module of Package, else the wrapper module itself.
+	AssetModule string
 }
 
 // String is "name version".
@@ -148,13 +156,15 @@ func (c *Cache) Stat(ctx context.Context, t Tool) Status {
 }
 
 // Ensure returns the path of the pinned tool, building it first if the cache does not hold a binary that
-// reports the pinned version. Concurrent callers, in this process or others, wait for one build.
+// reports the pinned version, and copying its Assets if the cache does not hold them yet (a binary built
+// before its tool declared assets gets them here). Concurrent callers, in this process or others, wait
+// for one build.
 func (c *Cache) Ensure(ctx context.Context, t Tool) (Result, error) {
 	path := c.Path(t)
-	if _, err := c.reportedVersion(ctx, t, path); err == nil {
+	if _, err := c.reportedVersion(ctx, t, path); err == nil && c.assetsReady(t) {
 		return Result{Path: path}, nil
 	}
-	for _, d := range []string{"bin", "locks", "tmp"} {
+	for _, d := range []string{"bin", "locks", "tmp", "share"} {
 		if err := os.MkdirAll(filepath.Join(c.Dir, d), 0o755); err != nil {
 			return Result{}, fmt.Errorf("prepare tool cache %s: %w; set %s to a writable folder", c.Dir, err, EnvCache)
 		}
@@ -166,18 +176,29 @@ func (c *Cache) Ensure(ctx context.Context, t Tool) (Result, error) {
 	defer unlock()
 
 	// Another process may have built it while we waited for the lock.
+	res := Result{Path: path}
+	built := false
 	if _, err := os.Stat(path); err == nil {
 		got, verr := c.reportedVersion(ctx, t, path)
 		if verr == nil {
-			return Result{Path: path}, nil
+			built = true
+		} else {
+			c.say("%s in the cache reports %q, not %s: rebuilding\n", path, got, t.Version)
 		}
-		c.say("%s in the cache reports %q, not %s: rebuilding\n", path, got, t.Version)
 	}
-	start := time.Now()
-	if err := c.build(ctx, t, path); err != nil {
-		return Result{}, err
+	if !built {
+		start := time.Now()
+		if err := c.build(ctx, t, path); err != nil {
+			return Result{}, err
+		}
+		res.Built, res.Elapsed = true, time.Since(start)
 	}
-	return Result{Path: path, Built: true, Elapsed: time.Since(start)}, nil
+	if !c.assetsReady(t) {
+		if err := c.copyAssets(ctx, t); err != nil {
+			return Result{}, err
+		}
+	}
+	return res, nil
 }
 
 // EnsureAll ensures every tool in order, stopping at the first failure.

@@ -4,7 +4,7 @@ import "regexp"
 
 // PinsVersion names this set of pins. It is recorded in reports next to the tool versions, and must
 // change whenever a version, build flag or module below changes.
-const PinsVersion = "pins/v2"
+const PinsVersion = "pins/v3"
 
 // KubernetesVersion is the Kubernetes release every workload cluster runs.
 // Source: ../shared/RECIPES.md "Kubernetes control plane from Go modules": v1.33.13 is the newest
@@ -99,6 +99,8 @@ var (
 // The Flux controllers for the `reconciler: flux` mode. RECIPES.md "Real Flux outside a cluster":
 // source-controller v1.9.6 and kustomize-controller v1.9.5 build here (v1.10.x needs Go 1.27); cold builds
 // ~5 min and ~2.5 min. Neither has a version flag: the version is read from the binary's build information.
+// Their CRDs are assets taken from the same module versions ("CRDs: each module's config/crd/bases",
+// RECIPES.md), so the CRDs the twin installs always match the controllers it runs.
 var (
 	SourceController = Tool{
 		Name:          "source-controller",
@@ -107,6 +109,7 @@ var (
 		Package:       "github.com/fluxcd/source-controller",
 		LDFlags:       []string{"-s", "-w"},
 		VersionModule: "github.com/fluxcd/source-controller",
+		Assets:        []string{"config/crd/bases"},
 		ColdBuild:     "~5 min",
 		Optional:      true,
 	}
@@ -117,6 +120,7 @@ var (
 		Package:       "github.com/fluxcd/kustomize-controller",
 		LDFlags:       []string{"-s", "-w"},
 		VersionModule: "github.com/fluxcd/kustomize-controller",
+		Assets:        []string{"config/crd/bases"},
 		ColdBuild:     "~2.5 min",
 		Optional:      true,
 	}

@@ -1,0 +1,21 @@
+// Package flux runs real Flux in the twin, for workload clusters whose spec says `reconciler: flux`: it
+// installs Flux's CRDs into a cluster, runs Flux's source-controller and kustomize-controller as local
+// processes against that cluster, and offers a Target through which the Arc agent (twin/arcagent) writes
+// Flux's own GitRepository and Kustomization objects and reads their status back, so compliance comes
+// from real Flux's Ready conditions.
+//
+// The binaries and their CRDs come from the tool cache (tools/toolcache: toolcache.SourceController and
+// toolcache.KustomizeController with their config/crd/bases assets), so the CRDs always match the
+// controllers and nothing is fetched from the network at run time.
+//
+//	ctl, err := flux.Start(ctx, flux.Options{Kubeconfig: info.Kubeconfig, StateDir: dir})
+//	defer ctl.Stop()
+//	target, err := flux.NewTarget(restConfig) // an arcagent.Target
+//
+// Each controller runs in its own process group with a parent-death signal, on ports the operating
+// system picks on 127.0.0.1, with its log in StateDir/logs; Stop, a failed start and a cancelled start
+// stop them all. Timing constants and flags live in profile.go with their sources.
+//
+// It imports tools/toolcache, twin/arcagent (for the Target interface), client-go and Flux's API types;
+// it must not import the twin's reconciler, the hardware model, the cluster providers or scenarios.
+package flux

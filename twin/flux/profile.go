@@ -1,0 +1,37 @@
+package flux
+
+import "time"
+
+// ProfileVersion names the settings below; recorded next to measurements, changed whenever one changes.
+const ProfileVersion = "flux-profile/v1"
+
+// RuntimeNamespace is the namespace the controllers run "in" (RUNTIME_NAMESPACE) and the Arc Flux
+// extension's namespace. Source: RECIPES.md "Real Flux outside a cluster" (RUNTIME_NAMESPACE=flux-system);
+// seeds/000 (the microsoft.flux extension installs into flux-system).
+const RuntimeNamespace = "flux-system"
+
+// FieldManager is the field manager the CRDs and the Target's objects are server-side applied with.
+const FieldManager = "hybridtwin"
+
+// KustomizeConcurrency is kustomize-controller's --concurrent. Source: RECIPES.md "Real Flux outside a
+// cluster" (the flags that worked: --concurrent=4; Flux's own default is 4 as well).
+const KustomizeConcurrency = 4
+
+// Timing of starts and stops.
+const (
+	// DefaultStartTimeout bounds Start: CRDs Established plus both controllers healthy. RECIPES.md
+	// measured the control plane ready in ~4.3 s; the controllers' caches sync in seconds; two minutes
+	// leaves room for a loaded 2-core machine without hanging a run on a controller that never comes up.
+	DefaultStartTimeout = 2 * time.Minute
+	// DefaultStopGrace is the time between SIGTERM and SIGKILL. controller-runtime's default graceful
+	// shutdown timeout is 30 s (manager.Options.GracefulShutdownTimeout); the twin throws the state away,
+	// so 10 s, the embedded cluster provider's stop grace (twin/cluster DefaultStopGrace), is enough.
+	DefaultStopGrace = 10 * time.Second
+	// healthPoll is how often Start asks a controller's /readyz and a CRD's Established condition; the
+	// same quarter second the Arc agent polls status with (twin/arcagent DefaultPollInterval).
+	healthPoll = 250 * time.Millisecond
+	// apiTimeout bounds each API request the Target makes for the Arc agent (its interface carries no
+	// context). client-go's default for a single request is no timeout; 30 s is kubectl's
+	// --request-timeout guidance for a loaded API server and keeps a stuck server from hanging the agent.
+	apiTimeout = 30 * time.Second
+)
