@@ -1,0 +1,185 @@
+package twin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"time"
+)
+
+// The control API: HTTP/JSON on a unix socket in the twin's state directory (only the user who owns the
+// state directory can reach it: the directory is 0700). `hybridtwin status`, `down` and `host` use it.
+//
+//	GET  /v1/status                     -> Status
+//	POST /v1/hosts/{name}/{fail|drain|repair} -> []BridgeRecord
+//	POST /v1/down?keep=true|false       -> {} once everything is stopped
+const controlHost = "hybridtwin"
+
+// HostOp is an operation on an HCI host.
+type HostOp string
+
+// Host operations.
+const (
+	HostFail   HostOp = "fail"
+	HostDrain  HostOp = "drain"
+	HostRepair HostOp = "repair"
+)
+
+// Host runs op on host.
+func (t *Twin) Host(ctx context.Context, op HostOp, host string) ([]BridgeRecord, error) {
+	switch op {
+	case HostFail:
+		return t.FailHost(ctx, host)
+	case HostDrain:
+		return t.DrainHost(ctx, host)
+	case HostRepair:
+		return t.RepairHost(ctx, host)
+	}
+	return nil, fmt.Errorf("host operation %q: %w; use fail, drain or repair", op, ErrHost)
+}
+
+// ControlServer serves a twin's control API.
+type ControlServer struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// ServeControl serves the control API of t on the socket in its state directory until Close.
+func ServeControl(t *Twin) (*ControlServer, error) {
+	path := SocketPath(t.stateDir)
+	_ = os.Remove(path) // prepareState made sure no twin answers there
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("serve the control socket %s: %w", path, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), t.prof.ControlTimeout)
+		defer cancel()
+		st, err := t.Status(ctx)
+		reply(w, st, err)
+	})
+	mux.HandleFunc("POST /v1/hosts/{name}/{op}", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), t.prof.ControlTimeout)
+		defer cancel()
+		recs, err := t.Host(ctx, HostOp(r.PathValue("op")), r.PathValue("name"))
+		reply(w, recs, err)
+	})
+	mux.HandleFunc("POST /v1/down", func(w http.ResponseWriter, r *http.Request) {
+		// Not bound to the request: a client that goes away must not leave a half-stopped twin.
+		err := t.Down(context.WithoutCancel(r.Context()), r.URL.Query().Get("keep") == "true")
+		reply(w, struct{}{}, err)
+	})
+	cs := &ControlServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: t.prof.ControlTimeout}}
+	go func() { _ = cs.srv.Serve(ln) }()
+	return cs, nil
+}
+
+// Close stops serving; it waits for requests in flight until ctx ends.
+func (c *ControlServer) Close(ctx context.Context) error {
+	return c.srv.Shutdown(ctx)
+}
+
+type errorBody struct {
+	Error string `json:"error"`
+	Host  bool   `json:"host,omitempty"` // the error wraps ErrHost
+}
+
+func reply(w http.ResponseWriter, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		code := http.StatusInternalServerError
+		if errors.Is(err, ErrHost) {
+			code = http.StatusConflict
+		}
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Host: errors.Is(err, ErrHost)})
+		return
+	}
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// Remote is a client of a running twin's control socket.
+type Remote struct {
+	stateDir string
+	http     *http.Client
+}
+
+// Dial connects to the twin whose state directory is stateDir. It wraps ErrNotRunning when nothing
+// answers there.
+func Dial(stateDir string) (*Remote, error) {
+	path := SocketPath(stateDir)
+	conn, err := net.DialTimeout("unix", path, 2*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("%w in %s (control socket %s: %v)", ErrNotRunning, stateDir, path, err)
+	}
+	conn.Close()
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", path)
+	}}
+	return &Remote{stateDir: stateDir, http: &http.Client{Transport: tr}}, nil
+}
+
+// Close releases the client's connections.
+func (r *Remote) Close() { r.http.CloseIdleConnections() }
+
+func (r *Remote) call(ctx context.Context, method, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+controlHost+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := r.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("twin control %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var eb errorBody
+		if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
+			if eb.Host {
+				return &remoteHostError{msg: eb.Error}
+			}
+			return errors.New(eb.Error)
+		}
+		return fmt.Errorf("twin control %s %s: %s: %s", method, path, resp.Status, body)
+	}
+	return json.Unmarshal(body, out)
+}
+
+// Status is the running twin's Status.
+func (r *Remote) Status(ctx context.Context) (*Status, error) {
+	var st Status
+	if err := r.call(ctx, http.MethodGet, "/v1/status", &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Host runs a host operation on the running twin.
+func (r *Remote) Host(ctx context.Context, op HostOp, host string) ([]BridgeRecord, error) {
+	var recs []BridgeRecord
+	err := r.call(ctx, http.MethodPost, "/v1/hosts/"+host+"/"+string(op), &recs)
+	return recs, err
+}
+
+// Down stops the running twin and, unless keep, removes its state. It returns once everything stopped.
+func (r *Remote) Down(ctx context.Context, keep bool) error {
+	var out struct{}
+	return r.call(ctx, http.MethodPost, fmt.Sprintf("/v1/down?keep=%t", keep), &out)
+}
+
+// remoteHostError is a refused host operation as the control socket reported it; errors.Is(err, ErrHost).
+type remoteHostError struct{ msg string }
+
+func (e *remoteHostError) Error() string { return e.msg }
+func (e *remoteHostError) Unwrap() error { return ErrHost }

@@ -1,0 +1,800 @@
+package twin
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/hybridkubernetes/armhybridkubernetes"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
+
+	"github.com/hybridtwin/hybridtwin/fakes/arc"
+	"github.com/hybridtwin/hybridtwin/hardware"
+	"github.com/hybridtwin/hybridtwin/reconciler"
+	"github.com/hybridtwin/hybridtwin/twin/arcagent"
+	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/cluster/embedded"
+	"github.com/hybridtwin/hybridtwin/twin/cluster/providers"
+	"github.com/hybridtwin/hybridtwin/twin/flux"
+	"github.com/hybridtwin/hybridtwin/twin/gitserver"
+	"github.com/hybridtwin/hybridtwin/twin/registry"
+)
+
+// Step names a stage of Up, in progress lines and in a StepError.
+type Step string
+
+// The steps of Up, in order (gitea, registry, arc and the clusters run in parallel).
+const (
+	StepPlan       Step = "plan"
+	StepState      Step = "state"
+	StepGitea      Step = "gitea"
+	StepRegistry   Step = "registry"
+	StepArc        Step = "arc"
+	StepCluster    Step = "cluster"
+	StepImages     Step = "images"
+	StepSeed       Step = "seed"
+	StepKubeconfig Step = "kubeconfig"
+	StepConnect    Step = "connect"
+	StepReconciler Step = "reconcilers"
+	StepGitOps     Step = "gitops"
+)
+
+// ErrUp is wrapped by every failed Up; what had started has been stopped again.
+var ErrUp = errors.New("twin up failed")
+
+// StepError says which step of Up failed, and why. errors.Is(err, ErrUp) is true, and so is errors.Is for
+// the cause (e.g. context.Canceled after Ctrl-C).
+type StepError struct {
+	Step   Step
+	Target string // the cluster, repository or image concerned, if any
+	Err    error
+	// Stopped lists what was torn down again, in the order it was stopped.
+	Stopped []string
+	// StopErr is set when the teardown itself failed.
+	StopErr error
+}
+
+func (e *StepError) Error() string {
+	what := string(e.Step)
+	if e.Target != "" {
+		what += " " + e.Target
+	}
+	msg := fmt.Sprintf("twin up: step %q failed: %v", what, e.Err)
+	if len(e.Stopped) > 0 {
+		msg += fmt.Sprintf("; stopped again: %v", e.Stopped)
+	}
+	if e.StopErr != nil {
+		msg += fmt.Sprintf("; teardown failed too: %v", e.StopErr)
+	}
+	return msg
+}
+
+// Unwrap returns ErrUp and the cause.
+func (e *StepError) Unwrap() []error { return []error{ErrUp, e.Err} }
+
+// Options configure Up.
+type Options struct {
+	// StateDir holds everything the twin writes: kubeconfig, Gitea, registry, clusters, reconciler
+	// clones, the control socket. Empty: DefaultStateDir(spec name).
+	StateDir string
+	// Progress receives one line per step with the elapsed time; nil keeps Up silent.
+	Progress io.Writer
+	// Logger receives the components' logs; nil keeps them silent.
+	Logger *slog.Logger
+	// Clock drives the hardware simulation; nil is the real clock.
+	Clock clock.WithTicker
+}
+
+// Twin is a running twin. Its methods are safe for concurrent use.
+type Twin struct {
+	spec     *Spec
+	opts     Options
+	prof     RunProfile
+	log      *slog.Logger
+	stateDir string
+	start    time.Time
+	ready    time.Duration
+
+	sim      *hardware.Sim
+	bridge   *Bridge
+	provider providers.Provider
+	git      *gitserver.Server
+	reader   *gitserver.User
+	reg      *registry.Registry
+	arcSrv   *arc.Server
+	arcEP    *arc.Endpoint
+	flux     *armkubernetesconfiguration.FluxConfigurationsClient
+
+	clusters   map[string]*runningCluster
+	repoURLs   map[string]string
+	kubeconfig string
+
+	runCtx    context.Context
+	runCancel context.CancelFunc
+	wg        sync.WaitGroup
+
+	mu       sync.Mutex
+	cleanups []cleanup
+	down     bool
+	done     chan struct{}
+}
+
+type runningCluster struct {
+	info   cluster.Info
+	config *rest.Config
+	client kubernetes.Interface
+	arcID  string
+	rec    *reconciler.Reconciler
+	flux   *flux.Controllers
+}
+
+type cleanup struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+// Files in the state directory.
+const (
+	KubeconfigFile     = "kubeconfig"
+	GiteaTokenFile     = "gitea-admin-token"
+	InfoFile           = "twin.json"
+	ControlSocket      = "control.sock"
+	DetachedLogFile    = "up.log"
+	stateDirGitea      = "gitea"
+	stateDirRegistry   = "registry"
+	stateDirClusters   = "clusters"
+	stateDirReconciler = "reconcilers"
+	stateDirFlux       = "flux"
+)
+
+// Up starts the twin a loaded spec describes: it plans with the hardware model, starts Gitea, the
+// registry, the Arc fake and every workload cluster in parallel, publishes the images, seeds the
+// repositories, connects the clusters to Arc with the Azure SDK, starts a reconciler and an Arc agent per
+// cluster, creates the GitOps configurations through ARM, and starts the hardware bridge. It returns once
+// all of that is done; ctx bounds the start only (cancelling it mid-way stops what started).
+//
+// On any failure everything started is stopped again, in reverse order, the state directory is removed
+// and the error is a *StepError naming the step.
+func Up(ctx context.Context, spec *Spec, opts Options) (*Twin, error) {
+	if spec == nil || spec.Inventory == nil || spec.Plan == nil {
+		return nil, fmt.Errorf("twin up: %w: the spec was not loaded; use LoadSpec", ErrInvalidSpec)
+	}
+	t := &Twin{spec: spec, opts: opts, start: time.Now(), clusters: map[string]*runningCluster{},
+		repoURLs: map[string]string{}, done: make(chan struct{})}
+	t.log = opts.Logger
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	// The run context outlives ctx: ctx bounds the start, Down ends the run.
+	t.runCtx, t.runCancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := t.up(ctx); err != nil {
+		var se *StepError
+		if !errors.As(err, &se) {
+			se = &StepError{Step: "up", Err: err}
+		}
+		t.progress("failed: %v; stopping what started", se.Err)
+		se.Stopped, se.StopErr = t.teardown(false)
+		t.progress("stopped %d component(s); nothing is left running", len(se.Stopped))
+		return nil, se
+	}
+	t.ready = time.Since(t.start)
+	t.progress("ready in %s", t.ready.Round(10*time.Millisecond))
+	return t, nil
+}
+
+func (t *Twin) progress(format string, args ...any) {
+	if t.opts.Progress == nil {
+		return
+	}
+	fmt.Fprintf(t.opts.Progress, "[%6.1fs] %s\n", time.Since(t.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func (t *Twin) onStop(name string, fn func(ctx context.Context) error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.cleanups = append(t.cleanups, cleanup{name: name, fn: fn})
+}
+
+func stepErr(step Step, target string, err error) error {
+	return &StepError{Step: step, Target: target, Err: err}
+}
+
+func (t *Twin) up(ctx context.Context) error {
+	s := t.spec
+	// Plan.
+	prof, err := RunProfileFor(s.Spec.TimeProfile)
+	if err != nil {
+		return stepErr(StepPlan, "", err)
+	}
+	t.prof = prof
+	clk := t.opts.Clock
+	if clk == nil {
+		clk = clock.RealClock{}
+	}
+	simOpts := []hardware.SimOption{hardware.WithClock(clk)}
+	if prof.FailoverDelay > 0 {
+		simOpts = append(simOpts, hardware.WithFailoverDelay(prof.FailoverDelay))
+	}
+	t.sim, err = hardware.NewSim(s.Inventory, s.Plan, simOpts...)
+	if err != nil {
+		return stepErr(StepPlan, "", err)
+	}
+	specs, err := clusterSpecs(s, t.sim.VMs())
+	if err != nil {
+		return stepErr(StepPlan, "", err)
+	}
+	nodes := 0
+	for _, c := range specs {
+		nodes += len(c.Nodes)
+	}
+	t.progress("plan: %d hosts, %d VMs, %d clusters with %d VM-nodes (%s)", len(t.sim.Hosts()), len(t.sim.VMs()), len(specs), nodes, s.Capacity.Summary())
+
+	// State directory.
+	if err := t.prepareState(); err != nil {
+		return stepErr(StepState, t.stateDir, err)
+	}
+	t.progress("state: %s", t.stateDir)
+
+	// Gitea, registry, Arc and the clusters, in parallel.
+	if err := t.startParallel(ctx, specs); err != nil {
+		return err
+	}
+	if err := t.publishImages(ctx); err != nil {
+		return err
+	}
+	if err := t.seed(ctx); err != nil {
+		return err
+	}
+	if err := t.writeKubeconfig(); err != nil {
+		return stepErr(StepKubeconfig, "", err)
+	}
+	t.progress("kubeconfig: %s (contexts: %v)", t.kubeconfig, s.ClusterNames())
+	if err := t.connect(ctx); err != nil {
+		return err
+	}
+	if err := t.startReconcilers(ctx); err != nil {
+		return err
+	}
+	if err := t.createGitOps(ctx); err != nil {
+		return err
+	}
+	// The bridge: hardware events drive node state until Down.
+	t.bridge = NewBridge(t.sim, &nodeControl{faults: t.provider, clients: t.clientsByName()}, clk)
+	bctx, bcancel := context.WithCancel(t.runCtx)
+	t.wg.Add(1)
+	go func() { defer t.wg.Done(); t.bridge.Run(bctx) }()
+	t.onStop("hardware bridge", func(context.Context) error { bcancel(); return nil })
+	if err := t.writeInfo(); err != nil {
+		return stepErr(StepState, InfoFile, err)
+	}
+	return nil
+}
+
+func (t *Twin) clientsByName() map[string]kubernetes.Interface {
+	out := map[string]kubernetes.Interface{}
+	for n, c := range t.clusters {
+		out[n] = c.client
+	}
+	return out
+}
+
+func (t *Twin) startParallel(ctx context.Context, specs []cluster.Spec) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	// If one part fails, the others stop starting at once.
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	run := func(fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil {
+				fail(err)
+				cancel()
+			}
+		}()
+	}
+	run(func() error {
+		srv, err := gitserver.Start(pctx, gitserver.Options{Dir: filepath.Join(t.stateDir, stateDirGitea), Logger: t.log.With("component", "gitea")})
+		if err != nil {
+			return stepErr(StepGitea, "", err)
+		}
+		t.onStop("gitea", srv.Stop)
+		t.git = srv
+		if err := os.WriteFile(filepath.Join(t.stateDir, GiteaTokenFile), []byte(srv.AdminToken()+"\n"), 0o600); err != nil {
+			return stepErr(StepGitea, "", fmt.Errorf("store the admin token: %w", err))
+		}
+		t.progress("gitea: %s (admin %s, token in %s)", srv.URL(), srv.AdminUser(), filepath.Join(t.stateDir, GiteaTokenFile))
+		return nil
+	})
+	run(func() error {
+		reg, err := registry.Start(pctx, registry.Options{Dir: filepath.Join(t.stateDir, stateDirRegistry), Logger: t.log.With("component", "registry")})
+		if err != nil {
+			return stepErr(StepRegistry, "", err)
+		}
+		t.onStop("registry", reg.Stop)
+		t.reg = reg
+		t.progress("registry: %s", reg.Host())
+		return nil
+	})
+	run(func() error {
+		o := arc.DefaultOptions()
+		o.ProvisioningDelay = t.prof.ArcProvisioningDelay
+		t.arcSrv = arc.NewServer(o)
+		ep, err := t.arcSrv.Listen("127.0.0.1:0")
+		if err != nil {
+			return stepErr(StepArc, "", err)
+		}
+		t.onStop("arc fake", ep.Close)
+		t.arcEP = ep
+		t.progress("arc: %s", ep.URL)
+		return nil
+	})
+	prov, err := providers.For(t.spec.Spec.Provider, providers.Options{Embedded: embedded.Options{
+		Dir: filepath.Join(t.stateDir, stateDirClusters), Logger: t.log.With("component", "clusters")}})
+	if err != nil {
+		cancel()
+		wg.Wait()
+		return stepErr(StepCluster, "", err)
+	}
+	t.provider = prov
+	for _, cs := range specs {
+		run(func() error {
+			info, err := prov.Create(pctx, cs)
+			if err != nil {
+				return stepErr(StepCluster, cs.Name, err)
+			}
+			t.onStop("cluster "+cs.Name, func(ctx context.Context) error { return prov.Delete(ctx, cs.Name) })
+			cfg, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
+			if err != nil {
+				return stepErr(StepCluster, cs.Name, err)
+			}
+			kc, err := kubernetes.NewForConfig(cfg)
+			if err != nil {
+				return stepErr(StepCluster, cs.Name, err)
+			}
+			mu.Lock()
+			t.clusters[cs.Name] = &runningCluster{info: info, config: cfg, client: kc}
+			mu.Unlock()
+			t.progress("cluster %s: %s, %d VM-nodes Ready (started in %s)", cs.Name, info.Server, len(info.Nodes), info.Start.Total.Round(10*time.Millisecond))
+			return nil
+		})
+	}
+	wg.Wait()
+	if len(errs) == 0 {
+		return nil
+	}
+	// The first failure is the cause; the others are mostly "context canceled" from the stop it caused.
+	for _, e := range errs {
+		if !errors.Is(e, context.Canceled) || ctx.Err() != nil {
+			return e
+		}
+	}
+	return errs[0]
+}
+
+func (t *Twin) publishImages(ctx context.Context) error {
+	c := t.reg.Client()
+	n := 0
+	for _, img := range t.spec.Spec.Images {
+		for _, tag := range img.Tags {
+			if _, err := c.Publish(ctx, img.Repository, tag); err != nil {
+				return stepErr(StepImages, img.Repository+":"+tag, err)
+			}
+			n++
+		}
+	}
+	t.progress("images: %d published to %s", n, t.reg.Host())
+	return nil
+}
+
+// readerUser is the Gitea user whose token the GitOps configurations read the repositories with.
+const readerUser = "flux-reader"
+
+func (t *Twin) seed(ctx context.Context) error {
+	g := t.spec.Spec.Git
+	admin := t.git.Admin()
+	if err := admin.CreateOrg(ctx, g.Org); err != nil && !errors.Is(err, gitserver.ErrExists) {
+		return stepErr(StepSeed, g.Org, err)
+	}
+	if err := admin.EnsurePersonaTeams(ctx, g.Org); err != nil {
+		return stepErr(StepSeed, g.Org, err)
+	}
+	// A read-only user for the clusters: the application-developer persona reads configuration
+	// repositories and writes none (gitserver personas, after the Arc CI/CD guidance).
+	reader, err := admin.CreateUser(ctx, readerUser)
+	if err != nil {
+		return stepErr(StepSeed, readerUser, err)
+	}
+	if err := admin.AssignPersona(ctx, g.Org, reader, gitserver.ApplicationDeveloper); err != nil {
+		return stepErr(StepSeed, readerUser, err)
+	}
+	t.reader = reader
+	from, to := []byte(gitserver.PlaceholderRegistry), []byte(t.reg.Host())
+	rewrite := func(_ string, data []byte) []byte { return bytesReplace(data, from, to) }
+	for _, r := range g.Repos {
+		repo := gitserver.Repo{Owner: g.Org, Name: r.Name}
+		branches := map[string]string{}
+		if r.Path != "" {
+			branches["main"] = r.Path
+		}
+		for b, p := range r.Branches {
+			branches[b] = p
+		}
+		def := "main"
+		if _, ok := branches[def]; !ok {
+			def = sortedKeys(branches)[0]
+		}
+		if err := admin.CreateRepo(ctx, repo, gitserver.RepoOptions{Description: "seeded by hybridtwin from " + t.spec.File, DefaultBranch: def}); err != nil && !errors.Is(err, gitserver.ErrExists) {
+			return stepErr(StepSeed, repo.String(), err)
+		}
+		if err := admin.GrantLayers(ctx, repo, []gitserver.Layer{gitserver.ClusterLayer, gitserver.AppLayer}); err != nil {
+			return stepErr(StepSeed, repo.String(), err)
+		}
+		// The default branch first, so the others share its history.
+		order := append([]string{def}, without(sortedKeys(branches), def)...)
+		for _, b := range order {
+			res, err := admin.Push(ctx, gitserver.PushRequest{Repo: repo, Branch: b, From: def, Dir: t.spec.Path(branches[b]),
+				Message: fmt.Sprintf("Seed %s from %s", b, branches[b]), Rewrite: rewrite})
+			if err != nil {
+				return stepErr(StepSeed, repo.String()+"@"+b, err)
+			}
+			t.progress("seed: %s %s <- %s (%.12s)", repo, b, branches[b], res.Commit)
+		}
+		if err := admin.SetDefaultBranch(ctx, repo, def); err != nil {
+			return stepErr(StepSeed, repo.String(), err)
+		}
+		t.repoURLs[r.Name] = admin.CloneURL(repo)
+	}
+	return nil
+}
+
+func (t *Twin) writeKubeconfig() error {
+	merged, err := mergeKubeconfigs(t.spec.ClusterNames(), func(name string) string { return t.clusters[name].info.Kubeconfig })
+	if err != nil {
+		return err
+	}
+	t.kubeconfig = filepath.Join(t.stateDir, KubeconfigFile)
+	return clientcmd.WriteToFile(*merged, t.kubeconfig)
+}
+
+// armToken is the bearer token the twin's SDK clients send to the Arc fake, which checks that one is
+// present (as ARM does) but not what it says.
+type armToken struct{}
+
+func (armToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: "hybridtwin", ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+func (t *Twin) armOptions() *arm.ClientOptions {
+	return &arm.ClientOptions{ClientOptions: policy.ClientOptions{
+		Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: "https://login.invalid/", Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+			cloud.ResourceManager: {Endpoint: t.arcEP.URL, Audience: "https://management.core.windows.net/"}}},
+		Transport: t.arcEP.Client(),
+	}}
+}
+
+// connect registers every cluster as a connected cluster through ARM, as `az connectedk8s connect`
+// does, and reports the agents' connectivity.
+func (t *Twin) connect(ctx context.Context) error {
+	az := t.spec.Spec.Azure
+	cc, err := armhybridkubernetes.NewConnectedClusterClient(az.SubscriptionID, armToken{}, t.armOptions())
+	if err != nil {
+		return stepErr(StepConnect, "", err)
+	}
+	t.flux, err = armkubernetesconfiguration.NewFluxConfigurationsClient(az.SubscriptionID, armToken{}, t.armOptions())
+	if err != nil {
+		return stepErr(StepConnect, "", err)
+	}
+	for _, name := range t.spec.ClusterNames() {
+		p, err := cc.BeginCreate(ctx, az.ResourceGroup, name, armhybridkubernetes.ConnectedCluster{
+			Location: to.Ptr(az.Location),
+			Identity: &armhybridkubernetes.ConnectedClusterIdentity{Type: to.Ptr(armhybridkubernetes.ResourceIdentityTypeSystemAssigned)},
+			Properties: &armhybridkubernetes.ConnectedClusterProperties{AgentPublicKeyCertificate: to.Ptr(""),
+				Distribution: to.Ptr("aks_hybrid"), Infrastructure: to.Ptr("azure_stack_hci")},
+		}, nil)
+		if err != nil {
+			return stepErr(StepConnect, name, err)
+		}
+		res, err := pollARM(ctx, p, t.prof.ARMPoll)
+		if err != nil {
+			return stepErr(StepConnect, name, err)
+		}
+		rc := t.clusters[name]
+		rc.arcID = *res.ID
+		cores := 0
+		for _, vm := range t.sim.VMs() {
+			if vm.Cluster == name && vm.Role == hardware.RoleWorker {
+				cores += vm.VCPU
+			}
+		}
+		if err := t.arcSrv.SetConnectivity(rc.arcID, "Connected", rc.info.KubernetesVersion, int32(len(rc.info.Nodes)), int32(cores)); err != nil {
+			return stepErr(StepConnect, name, err)
+		}
+		t.progress("connect: %s -> %s", name, rc.arcID)
+	}
+	return nil
+}
+
+// startReconcilers starts one GitOps engine and one Arc agent per cluster. The engine is the twin's
+// reconciler (reconciler: hybridtwin) or real Flux's controllers (reconciler: flux, package twin/flux).
+// Why the reconciler and the agents run as goroutines of this process: one process keeps Ctrl-C and
+// teardown simple (cancel one context, nothing to reap), and each cluster still gets its own engine and
+// agent with its own work directory and API client, as Flux runs one set of controllers per cluster.
+func (t *Twin) startReconcilers(ctx context.Context) error {
+	for _, name := range t.spec.ClusterNames() {
+		rc := t.clusters[name]
+		var target arcagent.Target
+		switch t.spec.ReconcilerFor(name) {
+		case ReconcilerFlux:
+			ctl, err := flux.Start(ctx, flux.Options{Kubeconfig: rc.info.Kubeconfig, StateDir: filepath.Join(t.stateDir, stateDirFlux, name),
+				Logger: t.log.With("component", "flux", "cluster", name)})
+			if err != nil {
+				return stepErr(StepReconciler, name, err)
+			}
+			t.onStop("flux "+name, func(context.Context) error { return ctl.Stop() })
+			rc.flux = ctl
+			ft, err := flux.NewTarget(rc.config)
+			if err != nil {
+				return stepErr(StepReconciler, name, err)
+			}
+			target = ft
+		default:
+			rec, err := reconciler.New(rc.config, reconciler.Options{Cluster: name,
+				WorkDir: filepath.Join(t.stateDir, stateDirReconciler, name), Logger: t.log.With("component", "reconciler", "cluster", name)})
+			if err != nil {
+				return stepErr(StepReconciler, name, err)
+			}
+			if err := rec.Start(t.runCtx); err != nil {
+				return stepErr(StepReconciler, name, err)
+			}
+			rc.rec = rec
+			t.onStop("reconciler "+name, func(context.Context) error { rec.Stop(); return nil })
+			target = rec
+		}
+		agent, err := arcagent.New(arcagent.Options{ClusterID: rc.arcID, Config: rc.config, Target: target, Azure: t.arcSrv,
+			Logger: t.log.With("component", "arc-agent", "cluster", name)})
+		if err != nil {
+			return stepErr(StepReconciler, name, err)
+		}
+		actx, acancel := context.WithCancel(t.runCtx)
+		t.wg.Add(1)
+		go func() { defer t.wg.Done(); _ = agent.Run(actx) }()
+		t.onStop("arc agent "+name, func(context.Context) error { acancel(); return nil })
+		t.progress("reconciler %s: %s, with an Arc agent", name, t.spec.ReconcilerFor(name))
+	}
+	return nil
+}
+
+func (t *Twin) createGitOps(ctx context.Context) error {
+	az := t.spec.Spec.Azure
+	n := 0
+	for _, g := range t.spec.Spec.GitOps {
+		body := t.fluxConfiguration(g)
+		for _, c := range t.spec.TargetsOf(g) {
+			p, err := t.flux.BeginCreateOrUpdate(ctx, az.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", c, g.Name, body, nil)
+			if err != nil {
+				return stepErr(StepGitOps, g.Name+" on "+c, err)
+			}
+			if _, err := pollARM(ctx, p, t.prof.ARMPoll); err != nil {
+				return stepErr(StepGitOps, g.Name+" on "+c, err)
+			}
+			n++
+		}
+	}
+	t.progress("gitops: %d fluxConfiguration(s) created through ARM", n)
+	return nil
+}
+
+func (t *Twin) fluxConfiguration(g GitOpsConfig) armkubernetesconfiguration.FluxConfiguration {
+	ref := &armkubernetesconfiguration.RepositoryRefDefinition{}
+	if g.Ref.Branch != "" {
+		ref.Branch = to.Ptr(g.Ref.Branch)
+	}
+	if g.Ref.Tag != "" {
+		ref.Tag = to.Ptr(g.Ref.Tag)
+	}
+	if g.Ref.Semver != "" {
+		ref.Semver = to.Ptr(g.Ref.Semver)
+	}
+	if g.Ref.Commit != "" {
+		ref.Commit = to.Ptr(g.Ref.Commit)
+	}
+	repo := &armkubernetesconfiguration.GitRepositoryDefinition{URL: to.Ptr(t.repoURLs[g.Repo]), RepositoryRef: ref,
+		HTTPSUser: to.Ptr(t.reader.Name)}
+	if g.SyncIntervalInSeconds > 0 {
+		repo.SyncIntervalInSeconds = to.Ptr(g.SyncIntervalInSeconds)
+	}
+	if g.TimeoutInSeconds > 0 {
+		repo.TimeoutInSeconds = to.Ptr(g.TimeoutInSeconds)
+	}
+	ks := map[string]*armkubernetesconfiguration.KustomizationDefinition{}
+	for name, k := range g.Kustomizations {
+		kd := &armkubernetesconfiguration.KustomizationDefinition{Path: to.Ptr(k.Path), Prune: to.Ptr(k.Prune), Force: to.Ptr(k.Force), Wait: k.Wait}
+		for _, d := range k.DependsOn {
+			kd.DependsOn = append(kd.DependsOn, to.Ptr(d))
+		}
+		if k.SyncIntervalInSeconds > 0 {
+			kd.SyncIntervalInSeconds = to.Ptr(k.SyncIntervalInSeconds)
+		}
+		if k.TimeoutInSeconds > 0 {
+			kd.TimeoutInSeconds = to.Ptr(k.TimeoutInSeconds)
+		}
+		if k.RetryIntervalInSeconds > 0 {
+			kd.RetryIntervalInSeconds = to.Ptr(k.RetryIntervalInSeconds)
+		}
+		if len(k.Substitute) > 0 {
+			kd.PostBuild = &armkubernetesconfiguration.PostBuildDefinition{Substitute: map[string]*string{}}
+			for key, v := range k.Substitute {
+				kd.PostBuild.Substitute[key] = to.Ptr(v)
+			}
+		}
+		ks[name] = kd
+	}
+	return armkubernetesconfiguration.FluxConfiguration{Properties: &armkubernetesconfiguration.FluxConfigurationProperties{
+		Scope:         to.Ptr(armkubernetesconfiguration.ScopeType(g.Scope)),
+		Namespace:     to.Ptr(g.Namespace),
+		Suspend:       to.Ptr(g.Suspend),
+		SourceKind:    to.Ptr(armkubernetesconfiguration.SourceKindTypeGitRepository),
+		GitRepository: repo,
+		ConfigurationProtectedSettings: map[string]*string{
+			"httpsKey": to.Ptr(base64.StdEncoding.EncodeToString([]byte(t.reader.Token())))},
+		Kustomizations: ks,
+	}}
+}
+
+// Done is closed when the twin has been taken down.
+func (t *Twin) Done() <-chan struct{} { return t.done }
+
+// Down stops everything the twin started, in reverse order, and removes the state directory unless
+// keep. It is safe to call more than once; later calls return nil.
+func (t *Twin) Down(_ context.Context, keep bool) error {
+	t.mu.Lock()
+	if t.down {
+		t.mu.Unlock()
+		return nil
+	}
+	t.mu.Unlock()
+	_, err := t.teardown(keep)
+	return err
+}
+
+// teardown runs the cleanups in reverse order (bounded by the profile's StopTimeout), waits for the
+// twin's goroutines and removes the state directory unless keep.
+func (t *Twin) teardown(keep bool) ([]string, error) {
+	t.mu.Lock()
+	if t.down {
+		t.mu.Unlock()
+		return nil, nil
+	}
+	t.down = true
+	cs := t.cleanups
+	t.cleanups = nil
+	t.mu.Unlock()
+	timeout := t.prof.StopTimeout
+	if timeout == 0 {
+		timeout = 2 * time.Minute // RunProfileFor's StopTimeout, for a start that failed before the profile
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var stopped []string
+	var errs []error
+	for i := len(cs) - 1; i >= 0; i-- {
+		if err := cs[i].fn(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", cs[i].name, err))
+		}
+		stopped = append(stopped, cs[i].name)
+	}
+	t.runCancel()
+	t.wg.Wait()
+	if !keep && t.stateDir != "" {
+		if err := os.RemoveAll(t.stateDir); err != nil {
+			errs = append(errs, fmt.Errorf("remove state %s: %w", t.stateDir, err))
+		}
+	}
+	close(t.done)
+	return stopped, errors.Join(errs...)
+}
+
+// Spec is the spec the twin runs.
+func (t *Twin) Spec() *Spec { return t.spec }
+
+// StateDir is where the twin keeps its files.
+func (t *Twin) StateDir() string { return t.stateDir }
+
+// Kubeconfig is the merged kubeconfig: one context per workload cluster, named after it.
+func (t *Twin) Kubeconfig() string { return t.kubeconfig }
+
+// GiteaURL is the Git server's base URL.
+func (t *Twin) GiteaURL() string { return t.git.URL() }
+
+// RegistryHost is the registry's host:port.
+func (t *Twin) RegistryHost() string { return t.reg.Host() }
+
+// ArcEndpoint is the Arc fake's ARM endpoint URL.
+func (t *Twin) ArcEndpoint() string { return t.arcEP.URL }
+
+// ReadyAfter is how long Up took.
+func (t *Twin) ReadyAfter() time.Duration { return t.ready }
+
+// RESTConfig is the admin REST config of a workload cluster.
+func (t *Twin) RESTConfig(clusterName string) (*rest.Config, error) {
+	rc, ok := t.clusters[clusterName]
+	if !ok {
+		return nil, fmt.Errorf("cluster %q: %w (have: %v)", clusterName, cluster.ErrNotFound, t.spec.ClusterNames())
+	}
+	return rest.CopyConfig(rc.config), nil
+}
+
+// FailHost crashes an HCI host: its VMs' nodes are cut off, and after the failover delay the VMs restart
+// elsewhere (their nodes come back on the new host label) or stay stranded.
+func (t *Twin) FailHost(ctx context.Context, host string) ([]BridgeRecord, error) {
+	return t.bridge.FailHost(ctx, host)
+}
+
+// DrainHost starts planned maintenance: the host's VMs live-migrate away; their nodes stay Ready and are
+// relabelled once each move finishes.
+func (t *Twin) DrainHost(ctx context.Context, host string) ([]BridgeRecord, error) {
+	return t.bridge.DrainHost(ctx, host)
+}
+
+// RepairHost brings a host back; stranded VMs restart.
+func (t *Twin) RepairHost(ctx context.Context, host string) ([]BridgeRecord, error) {
+	return t.bridge.RepairHost(ctx, host)
+}
+
+func without(xs []string, x string) []string {
+	var out []string
+	for _, v := range xs {
+		if v != x {
+			out = append(out, v)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// pollARM drives a long-running ARM operation to its end, polling every interval. PollUntilDone refuses
+// a frequency under one second (azcore), which is Azure's pace, not the fake's (see RunProfile.ARMPoll).
+func pollARM[T any](ctx context.Context, p *runtime.Poller[T], every time.Duration) (T, error) {
+	for !p.Done() {
+		if _, err := p.Poll(ctx); err != nil {
+			var zero T
+			return zero, err
+		}
+		if p.Done() {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			var zero T
+			return zero, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+	return p.Result(ctx)
+}

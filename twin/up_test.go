@@ -1,0 +1,316 @@
+package twin
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/hybridtwin/hybridtwin/hardware"
+	"github.com/hybridtwin/hybridtwin/twin/cluster"
+)
+
+// Polling bounds for Eventually: generous for a loaded 2-core runner; they say nothing about speed
+// (bench/twinup measures that).
+const (
+	poll      = 250 * time.Millisecond
+	converge  = 3 * time.Minute // GitOps configurations reaching Compliant
+	nodeState = 2 * time.Minute // fast profile: 10 s grace to NotReady, 15 s failover delay to restart
+)
+
+var examplePath = filepath.Join("..", "examples", "twin.yaml")
+
+// envCtrlCChild makes the test binary run `up` of the example twin until SIGINT (TestCtrlCDuringUp).
+const envCtrlCChild = "HYBRIDTWIN_TEST_CTRLC_CHILD"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(envCtrlCChild); dir != "" {
+		os.Exit(ctrlCChild(dir))
+	}
+	os.Exit(m.Run())
+}
+
+// The example twin end to end: up, kubectl-equivalent listing of both clusters' VM-nodes through the
+// merged kubeconfig, every GitOps configuration Compliant through ARM, a host crash (its worker nodes go
+// NotReady, the VMs restart elsewhere, the nodes come back Ready on the new host label), repair, and down
+// leaving no process, port or file. One twin for the whole package: it is the expensive part.
+func TestExampleTwinLifecycle(t *testing.T) {
+	g := NewWithT(t)
+	spec, err := LoadSpec(examplePath)
+	g.Expect(err).NotTo(HaveOccurred())
+	stateDir := filepath.Join(t.TempDir(), "state")
+	ctx := context.Background()
+	var progress strings.Builder
+	tw, err := Up(ctx, spec, Options{StateDir: stateDir, Progress: &progress})
+	if err != nil {
+		t.Fatalf("up: %v\n%s", err, progress.String())
+	}
+	downed := false
+	defer func() {
+		if !downed {
+			_ = tw.Down(context.Background(), false)
+		}
+	}()
+	t.Logf("up:\n%s", progress.String())
+	ctl, err := ServeControl(tw)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer ctl.Close(context.Background())
+
+	// The merged kubeconfig has a context per cluster, and lists each cluster's worker VMs as Nodes on
+	// the model's hosts.
+	vms := map[string]hardware.VMStatus{}
+	for _, vm := range tw.bridge.VMs() {
+		vms[vm.Name] = vm
+	}
+	clients := map[string]kubernetes.Interface{}
+	for _, name := range []string{"dev", "prod"} {
+		cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+			&clientcmd.ClientConfigLoadingRules{ExplicitPath: tw.Kubeconfig()},
+			&clientcmd.ConfigOverrides{CurrentContext: name}).ClientConfig()
+		g.Expect(err).NotTo(HaveOccurred())
+		clients[name] = kubernetes.NewForConfigOrDie(cfg)
+		nodes, err := clients[name].CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		var got []string
+		for _, n := range nodes.Items {
+			got = append(got, n.Name)
+			vm, ok := vms[n.Name]
+			g.Expect(ok).To(BeTrue(), "node %s is not a VM of the model", n.Name)
+			g.Expect(vm.Role).To(Equal(hardware.RoleWorker))
+			g.Expect(n.Labels[cluster.LabelHCIHost]).To(Equal(vm.Host))
+		}
+		g.Expect(got).To(ConsistOf(name+"-linux-0", name+"-linux-1", name+"-linux-2"))
+	}
+
+	// Through the control socket, as `hybridtwin status` does: every configuration Compliant.
+	remote, err := Dial(stateDir)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer remote.Close()
+	compliance := func() []string {
+		st, err := remote.Status(ctx)
+		if err != nil {
+			return []string{err.Error()}
+		}
+		var out []string
+		for _, c := range st.GitOps {
+			out = append(out, c.Cluster+"/"+c.Name+"="+c.ComplianceState+" "+c.Message)
+		}
+		return out
+	}
+	g.Eventually(compliance).WithTimeout(converge).WithPolling(poll).Should(ConsistOf(
+		"dev/apps-dev=Compliant ", "dev/platform-dev=Compliant ", "prod/apps-prod=Compliant ", "prod/platform-prod=Compliant "))
+	st, err := remote.Status(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	var ports []int
+	for _, c := range st.Components {
+		g.Expect(c.Up).To(BeTrue(), "component %s: %s", c.Name, c.Detail)
+		ports = append(ports, c.Ports...)
+	}
+	g.Expect(len(st.Hosts)).To(Equal(4))
+
+	// Crash the host with the most worker VMs.
+	victim, workers := "", []hardware.VMStatus(nil)
+	for _, h := range st.Hosts {
+		var ws []hardware.VMStatus
+		for _, v := range h.VMs {
+			if vms[v].Role == hardware.RoleWorker {
+				ws = append(ws, vms[v])
+			}
+		}
+		if len(ws) > len(workers) {
+			victim, workers = h.Name, ws
+		}
+	}
+	g.Expect(workers).NotTo(BeEmpty())
+	recs, err := remote.Host(ctx, HostFail, victim)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(recs).NotTo(BeEmpty())
+	node := func(w hardware.VMStatus) func() string {
+		return func() string {
+			n, err := clients[w.Cluster].CoreV1().Nodes().Get(ctx, w.Name, metav1.GetOptions{})
+			if err != nil {
+				return err.Error()
+			}
+			return nodeReady(n) + "@" + n.Labels[cluster.LabelHCIHost]
+		}
+	}
+	for _, w := range workers {
+		// NotReady (Unknown: the kubelet fell silent) while still labelled with the crashed host...
+		g.Eventually(node(w)).WithTimeout(nodeState).WithPolling(poll).Should(Equal(string(corev1.ConditionUnknown) + "@" + victim))
+	}
+	for _, w := range workers {
+		// ...then Ready again on another host after the failover restart.
+		g.Eventually(node(w)).WithTimeout(nodeState).WithPolling(poll).Should(And(HavePrefix("True@"), Not(HaveSuffix("@"+victim))))
+	}
+	st, err = remote.Status(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, v := range st.VMs {
+		for _, w := range workers {
+			if v.Name == w.Name {
+				g.Expect(v.State).To(Equal(string(hardware.VMRunning)))
+				g.Expect(v.Host).NotTo(Equal(victim))
+				g.Expect(v.NodeReady).To(Equal("True"))
+			}
+		}
+	}
+	// A refused operation names the host.
+	_, err = remote.Host(ctx, HostFail, "no-such-host")
+	g.Expect(errors.Is(err, ErrHost)).To(BeTrue())
+	g.Expect(err.Error()).To(ContainSubstring("no-such-host"))
+	_, err = remote.Host(ctx, HostRepair, victim)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func() string {
+		st, err := remote.Status(ctx)
+		if err != nil {
+			return err.Error()
+		}
+		for _, h := range st.Hosts {
+			if h.Name == victim {
+				return h.State
+			}
+		}
+		return "missing"
+	}).WithTimeout(nodeState).WithPolling(poll).Should(Equal(string(hardware.HostUp)))
+
+	// Down through the socket: nothing left.
+	g.Expect(remote.Down(ctx, false)).To(Succeed())
+	downed = true
+	g.Eventually(tw.Done()).Should(BeClosed())
+	g.Expect(processesUnder(stateDir)).To(BeEmpty())
+	for _, p := range ports {
+		g.Expect(portFree(p)).To(Succeed(), "port %d still taken after down", p)
+	}
+	_, err = os.Stat(stateDir)
+	g.Expect(os.IsNotExist(err)).To(BeTrue(), "state directory %s left after down", stateDir)
+}
+
+// A spec with ten errors never reaches Up; Up refuses a spec that was not loaded, creating nothing.
+func TestTenErrorSpecStartsNothing(t *testing.T) {
+	g := NewWithT(t)
+	root := t.TempDir()
+	t.Setenv("XDG_STATE_HOME", root)
+	spec, err := LoadSpec("testdata/specs/ten-errors.yaml")
+	var se *SpecErrors
+	g.Expect(errors.As(err, &se)).To(BeTrue())
+	g.Expect(se.Problems).To(HaveLen(10))
+	g.Expect(spec).To(BeNil())
+	tw, err := Up(context.Background(), spec, Options{})
+	g.Expect(errors.Is(err, ErrInvalidSpec)).To(BeTrue())
+	g.Expect(tw).To(BeNil())
+	entries, err := os.ReadDir(root)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(entries).To(BeEmpty())
+}
+
+// Ctrl-C in the middle of up: the child (this test binary) gets SIGINT once Gitea runs and the clusters
+// are starting; it stops everything, says which step failed, and leaves no process or file.
+func TestCtrlCDuringUp(t *testing.T) {
+	g := NewWithT(t)
+	stateDir := filepath.Join(t.TempDir(), "state")
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envCtrlCChild+"="+stateDir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stderr, err := cmd.StderrPipe()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cmd.Start()).To(Succeed())
+	defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var out []string
+	interrupted := false
+	for l := range lines {
+		out = append(out, l)
+		// Gitea is up and the clusters are still starting: interrupt.
+		if !interrupted && strings.Contains(l, "] gitea: ") {
+			g.Expect(cmd.Process.Signal(os.Interrupt)).To(Succeed())
+			interrupted = true
+		}
+	}
+	err = cmd.Wait()
+	all := strings.Join(out, "\n")
+	g.Expect(interrupted).To(BeTrue(), "gitea never started:\n%s", all)
+	var ee *exec.ExitError
+	g.Expect(errors.As(err, &ee)).To(BeTrue(), "the child exited 0 after SIGINT:\n%s", all)
+	g.Expect(ee.ExitCode()).To(Equal(3))
+	g.Expect(all).To(ContainSubstring("context canceled"))
+	g.Expect(all).To(ContainSubstring("failed"))
+	g.Expect(processesUnder(stateDir)).To(BeEmpty())
+	_, err = os.Stat(stateDir)
+	g.Expect(os.IsNotExist(err)).To(BeTrue(), "state directory left after Ctrl-C:\n%s", all)
+}
+
+// ctrlCChild runs Up of the example twin until SIGINT; exit 3 means Up failed with the context cancelled.
+func ctrlCChild(stateDir string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	spec, err := LoadSpec(examplePath)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	tw, err := Up(ctx, spec, Options{StateDir: stateDir, Progress: os.Stderr})
+	if err == nil {
+		_ = tw.Down(context.Background(), false)
+		fmt.Fprintln(os.Stderr, "up finished before the interrupt")
+		return 0
+	}
+	fmt.Fprintln(os.Stderr, "error:", err)
+	if errors.Is(err, context.Canceled) && errors.Is(err, ErrUp) {
+		return 3
+	}
+	return 1
+}
+
+// processesUnder lists the processes whose command line names dir (the twin's children all do: data
+// directories, configs and certificates live there).
+func processesUnder(dir string) []string {
+	entries, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(stat), ") Z ") {
+			continue // a zombie holds no port or file
+		}
+		if strings.Contains(string(cmdline), dir) {
+			out = append(out, fmt.Sprintf("%d %s", pid, strings.ReplaceAll(string(cmdline), "\x00", " ")))
+		}
+	}
+	return out
+}
+
+func portFree(p int) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+	if err != nil {
+		return err
+	}
+	return ln.Close()
+}
