@@ -1,0 +1,5 @@
+// Package validate benchmarks the static stage of `hybridtwin validate` (reconciler/layout) on a
+// generated repository of 2,000 objects and records the pace in bench/results/validate.json, next to
+// kubeconform's published pace (50,714 resources in 6.7 s). It imports reconciler/layout and
+// bench/result only.
+package validate

@@ -1,0 +1,348 @@
+package layout
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
+)
+
+// Options tune a validation.
+type Options struct {
+	// Profile holds the tables; DefaultProfile() when zero.
+	Profile Profile
+	// TargetVersion overrides Profile.TargetVersion ("1.33", "v1.33", "v1.33.13").
+	TargetVersion string
+	// AllowedRegistries, when not empty, are the only registries (host, or host/path prefix) images may
+	// come from. Empty enforces nothing.
+	AllowedRegistries []string
+	// Schema, when set, is an API server to validate every object against by server-side dry-run
+	// (CRDs the repository defines are created there first). Nil skips rule HT009.
+	Schema *rest.Config
+	// Logger receives progress at debug level; silent when nil.
+	Logger *slog.Logger
+}
+
+// built is one Kustomization's build.
+type built struct {
+	cfg     *Config
+	ks      Kustomization
+	objects []*unstructured.Unstructured
+	origins map[string]string
+	ok      bool
+}
+
+type run struct {
+	opts     Options
+	prof     Profile
+	target   int
+	report   *Report
+	crdScope map[string]map[string]bool // cluster -> group/Kind -> cluster-scoped
+}
+
+// Validate runs the static stage over configs. It returns an error only when it could not run
+// (exit code 2); problems in the repository are findings in the Report.
+func Validate(ctx context.Context, configs []Config, opts Options) (*Report, error) {
+	prof := opts.Profile
+	if prof.Name == "" {
+		prof = DefaultProfile()
+	}
+	tv := prof.TargetVersion
+	if opts.TargetVersion != "" {
+		tv = opts.TargetVersion
+	}
+	target, err := minorOf(tv)
+	if err != nil {
+		return nil, fmt.Errorf("%w: target Kubernetes version %q: %v; use e.g. v1.33", ErrInput, tv, err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if len(configs) == 0 {
+		return nil, fmt.Errorf("%w: no configuration to validate", ErrInput)
+	}
+	r := &run{opts: opts, prof: prof, target: target, crdScope: map[string]map[string]bool{},
+		report: &Report{Profile: prof.Name, TargetVersion: "v1." + fmt.Sprint(target), Findings: []Finding{}}}
+
+	var all []*built
+	configs = append([]Config(nil), configs...)
+	for i := range configs {
+		c := &configs[i]
+		abs, err := filepath.Abs(c.Root)
+		if err != nil {
+			return nil, fmt.Errorf("%w: configuration %q: repository directory %q: %v", ErrInput, c.Name, c.Root, err)
+		}
+		c.Root = abs
+		if fi, err := os.Stat(c.Root); err != nil || !fi.IsDir() {
+			return nil, fmt.Errorf("%w: configuration %q: repository directory %q does not exist", ErrInput, c.Name, c.Root)
+		}
+		sum := Summary{Cluster: c.Cluster, Name: c.Name, Scope: c.Scope, Namespace: c.Namespace}
+		for _, k := range c.Kustomizations {
+			sum.Kustomizations = append(sum.Kustomizations, k.Name())
+		}
+		r.report.Configs = append(r.report.Configs, sum)
+	}
+
+	// Pass 1: build every Kustomization without substitution (the objects as written).
+	raw := map[*Config][]*built{}
+	for i := range configs {
+		c := &configs[i]
+		for _, k := range c.Kustomizations {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			obj := deepCopy(k.Object)
+			spec, _ := obj["spec"].(map[string]any)
+			hasPostBuild := spec != nil && spec["postBuild"] != nil
+			if spec != nil {
+				delete(spec, "postBuild")
+			}
+			b := &built{cfg: c, ks: k}
+			res, err := build.Build(ctx, nil, build.Input{Root: c.Root, Kustomization: obj})
+			log.Debug("built", "configuration", c.Name, "kustomization", k.Name(), "err", err)
+			if err != nil {
+				r.add(c, k, Finding{Rule: RuleBuild, Severity: Error, File: k.File, Line: k.Line,
+					Object:  "Kustomization/" + k.Namespace() + "/" + k.Name(),
+					Message: strings.TrimSpace(err.Error()),
+					Hint:    buildHint(err)})
+			} else {
+				b.objects, b.origins, b.ok = res.Objects, res.Origins, true
+				if !hasPostBuild {
+					all = append(all, b)
+				}
+			}
+			raw[c] = append(raw[c], b)
+		}
+	}
+	// CRD scopes per cluster, for the namespace rule.
+	for _, bs := range raw {
+		for _, b := range bs {
+			for _, u := range b.objects {
+				if u.GetKind() == "CustomResourceDefinition" {
+					g, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+					kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
+					scope, _, _ := unstructured.NestedString(u.Object, "spec", "scope")
+					if r.crdScope[b.cfg.Cluster] == nil {
+						r.crdScope[b.cfg.Cluster] = map[string]bool{}
+					}
+					r.crdScope[b.cfg.Cluster][g+"/"+kind] = scope == "Cluster"
+				}
+			}
+		}
+	}
+
+	// Pass 2: postBuild. Variables come from spec.postBuild.substitute and from substituteFrom
+	// ConfigMaps/Secrets found among the same cluster's objects in the repository.
+	for i := range configs {
+		c := &configs[i]
+		for _, b := range raw[c] {
+			if !b.ok {
+				continue
+			}
+			spec, _ := b.ks.Object["spec"].(map[string]any)
+			if spec == nil || spec["postBuild"] == nil {
+				continue
+			}
+			vars, complete := r.variables(c, b, raw)
+			r.missingVariables(c, b, vars, complete)
+			obj := deepCopy(b.ks.Object)
+			pb := obj["spec"].(map[string]any)["postBuild"].(map[string]any)
+			delete(pb, "substituteFrom")
+			sub := map[string]any{}
+			for k, v := range vars {
+				sub[k] = v
+			}
+			pb["substitute"] = sub
+			res, err := build.Build(ctx, nil, build.Input{Root: c.Root, Kustomization: obj})
+			if err != nil {
+				r.add(c, b.ks, Finding{Rule: RuleMissingVariable, Severity: Error, File: b.ks.File, Line: b.ks.Line,
+					Object:  "Kustomization/" + b.ks.Namespace() + "/" + b.ks.Name(),
+					Message: strings.TrimSpace(err.Error()),
+					Hint:    "fix the ${...} expression or the variable's value in spec.postBuild"})
+				continue
+			}
+			nb := &built{cfg: c, ks: b.ks, objects: res.Objects, origins: res.Origins, ok: true}
+			all = append(all, nb)
+		}
+	}
+
+	for _, b := range all {
+		r.report.Objects += len(b.objects)
+		for _, u := range b.objects {
+			r.objectRules(b, u)
+		}
+	}
+	r.graphRules(configs)
+	r.duplicates(all)
+	if opts.Schema != nil {
+		if err := r.schema(ctx, all); err != nil {
+			return nil, err
+		}
+	}
+	r.report.sort()
+	return r.report, nil
+}
+
+func (r *run) add(c *Config, k Kustomization, f Finding) {
+	f.Cluster, f.Configuration = c.Cluster, c.Name
+	if k.Object != nil {
+		f.Kustomization = k.Name()
+	}
+	r.report.Findings = append(r.report.Findings, f)
+}
+
+// at fills a finding's file and line from the object's origin.
+func (r *run) at(b *built, u *unstructured.Unstructured, f Finding) {
+	f.Object = objectName(u)
+	f.File = b.origins[build.Subject(u)]
+	if f.File != "" && !strings.Contains(f.File, "(generated") {
+		f.Line = lineOf(filepath.Join(b.cfg.Root, f.File), u.GetName(), u.GetKind())
+	}
+	r.add(b.cfg, b.ks, f)
+}
+
+func objectName(u *unstructured.Unstructured) string {
+	gvk := u.GroupVersionKind()
+	s := gvk.Kind
+	if gvk.Group != "" {
+		s += "." + gvk.Group
+	}
+	if u.GetNamespace() != "" {
+		return s + "/" + u.GetNamespace() + "/" + u.GetName()
+	}
+	return s + "/" + u.GetName()
+}
+
+func buildHint(err error) string {
+	switch {
+	case errors.Is(err, build.ErrPathNotFound):
+		return "fix the kustomization's path or add the directory to the repository"
+	case errors.Is(err, build.ErrSubstitute):
+		return "fix spec.postBuild"
+	}
+	return "run `kustomize build` on the path and fix the file it names"
+}
+
+// variables resolves a Kustomization's postBuild variables statically; complete is false when a
+// non-optional substituteFrom source is not in the repository (its values are unknown here).
+func (r *run) variables(c *Config, b *built, raw map[*Config][]*built) (map[string]string, bool) {
+	vars := map[string]string{}
+	complete := true
+	ns := b.ks.Namespace()
+	from, _, _ := unstructured.NestedSlice(b.ks.Object, "spec", "postBuild", "substituteFrom")
+	for _, f := range from {
+		fm, _ := f.(map[string]any)
+		kind, name := str(fm, "kind"), str(fm, "name")
+		optional, _ := fm["optional"].(bool)
+		found := false
+		for cc, bs := range raw {
+			if cc.Cluster != c.Cluster {
+				continue
+			}
+			for _, ob := range bs {
+				for _, u := range ob.objects {
+					if u.GetKind() != kind || u.GetName() != name || (u.GetNamespace() != ns && u.GetNamespace() != "") {
+						continue
+					}
+					found = true
+					data, _, _ := unstructured.NestedStringMap(u.Object, "data")
+					for k, v := range data {
+						if kind == "Secret" {
+							if d, err := base64.StdEncoding.DecodeString(v); err == nil {
+								v = string(d)
+							}
+						}
+						vars[k] = v
+					}
+					sd, _, _ := unstructured.NestedStringMap(u.Object, "stringData")
+					for k, v := range sd {
+						vars[k] = v
+					}
+				}
+			}
+		}
+		if !found && !optional {
+			complete = false
+			r.add(c, b.ks, Finding{Rule: RuleMissingVariable, Severity: Warning, File: b.ks.File, Line: b.ks.Line,
+				Object:  "Kustomization/" + ns + "/" + b.ks.Name(),
+				Message: fmt.Sprintf("spec.postBuild.substituteFrom %s %s/%s is not declared in the repository; its variables cannot be checked statically", kind, ns, name),
+				Hint:    "declare it in the repository, mark it optional: true, or move its values to spec.postBuild.substitute"})
+		}
+	}
+	inline, _, _ := unstructured.NestedStringMap(b.ks.Object, "spec", "postBuild", "substitute")
+	for k, v := range inline {
+		vars[k] = v
+	}
+	return vars, complete
+}
+
+// lineOf finds the line declaring name in a YAML file, preferring a document of the given kind. 0 when
+// not found.
+func lineOf(path, name, kind string) int {
+	if name == "" {
+		return 0
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var re *regexp.Regexp
+	if strings.HasSuffix(name, ":") {
+		re = regexp.MustCompile(`^\s*["']?` + regexp.QuoteMeta(strings.TrimSuffix(name, ":")) + `["']?\s*:`)
+	} else {
+		re = regexp.MustCompile(`^\s*-?\s*name:\s*["']?` + regexp.QuoteMeta(name) + `["']?\s*(#.*)?$`)
+	}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1024*1024), 16*1024*1024)
+	first, n := 0, 0
+	docKind := ""
+	for sc.Scan() {
+		n++
+		line := sc.Text()
+		if strings.HasPrefix(line, "---") {
+			docKind = ""
+			continue
+		}
+		if strings.HasPrefix(line, "kind:") {
+			docKind = strings.TrimSpace(strings.TrimPrefix(line, "kind:"))
+		}
+		if re.MatchString(line) {
+			if kind == "" || docKind == kind {
+				return n
+			}
+			if first == 0 {
+				first = n
+			}
+		}
+	}
+	return first
+}
+
+func deepCopy(m map[string]any) map[string]any {
+	return (&unstructured.Unstructured{Object: m}).DeepCopy().Object
+}
+
+func minorOf(v string) (int, error) {
+	v = strings.TrimPrefix(strings.TrimSpace(v), "v")
+	parts := strings.Split(v, ".")
+	if len(parts) < 2 || parts[0] != "1" {
+		return 0, errors.New("not a Kubernetes 1.x version")
+	}
+	var m int
+	if _, err := fmt.Sscanf(parts[1], "%d", &m); err != nil {
+		return 0, err
+	}
+	return m, nil
+}
