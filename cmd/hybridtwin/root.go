@@ -35,6 +35,7 @@ how fast, and what happens on drift and host failure.`,
 		SilenceErrors: true,
 	}
 	root.AddCommand(newVersionCommand(), newDoctorCommand(), newToolsCommand(), newCapacityCommand(),
-		newReportCommand())
+		newReportCommand(), newUpCommand(), newDownCommand(), newStatusCommand(), newHostCommand())
+	root.AddCommand(newValidateCommand())
 	return root
 }
