@@ -3,6 +3,8 @@ package arcagent_test
 import (
 	"context"
 	"encoding/base64"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,4 +176,100 @@ func TestConfigurationsConvergeAndReportCompliance(t *testing.T) {
 	}).WithTimeout(60*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "pruned after the configuration was deleted")
 	_, ok := rec.GitRepository("flux-system", "healthy")
 	g.Expect(ok).To(BeFalse())
+}
+
+// A policy assignment of the built-in GitOps definition over a resource group, then a cluster connected
+// later: the policy deploys the baseline configuration to it and the cluster converges to it.
+func TestClusterConnectedUnderPolicyConvergesToBaseline(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	api, err := reconcilertest.StartAPIServer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Stop()
+	git, err := reconcilertest.StartGitServer(t.TempDir(), "u", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer git.Close()
+	repo, err := git.CreateRepo("baseline", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := repo.Commit("main", "baseline", map[string]string{
+		"base/policy.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: baseline-settings\n  namespace: default\ndata:\n  owner: platform\n",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv := arc.NewServer(arc.Options{ProvisioningDelay: 10 * time.Millisecond})
+	ep, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close(context.Background())
+
+	// The assignment comes first (public-repository definition: the twin's test Git server accepts the
+	// repository URL with credentials embedded, standing in for a public repository).
+	public := strings.Replace(repo.URL, "://", "://u:p@", 1)
+	body := `{"location":"westeurope","identity":{"type":"SystemAssigned"},"properties":{
+	  "policyDefinitionId":"` + arc.BuiltinGitOpsPolicyDefinitionID + `",
+	  "parameters":{"configurationName":{"value":"baseline"},"repositoryUrl":{"value":"` + public + `"},
+	    "repositoryRefBranch":{"value":"main"},"kustomizationPath":{"value":"./base"},
+	    "repositorySyncInterval":{"value":60},"kustomizationRetryInterval":{"value":5}}}}`
+	req, _ := http.NewRequest(http.MethodPut, ep.URL+"/subscriptions/"+sub+"/resourceGroups/rg-fleet/providers/Microsoft.Authorization/policyAssignments/gitops-baseline?api-version=2022-06-01", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer t")
+	resp, err := ep.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	g.Expect(resp.StatusCode).To(Equal(http.StatusCreated))
+
+	// Then a store's cluster is connected into the resource group.
+	opts := &arm.ClientOptions{ClientOptions: policy.ClientOptions{
+		Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: "https://login.invalid/", Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
+			cloud.ResourceManager: {Endpoint: ep.URL, Audience: "https://management.core.windows.net/"}}},
+		Transport: ep.Client(),
+	}}
+	clusters, _ := armhybridkubernetes.NewConnectedClusterClient(sub, token{}, opts)
+	cp, err := clusters.BeginCreate(ctx, "rg-fleet", "store-042", armhybridkubernetes.ConnectedCluster{
+		Location: to.Ptr("westeurope"), Identity: &armhybridkubernetes.ConnectedClusterIdentity{Type: to.Ptr(armhybridkubernetes.ResourceIdentityTypeSystemAssigned)},
+		Properties: &armhybridkubernetes.ConnectedClusterProperties{AgentPublicKeyCertificate: to.Ptr("")}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := cp.PollUntilDone(ctx, poll)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rec, err := reconciler.New(api.Config, reconciler.Options{Cluster: "store-042", WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = rec.Start(ctx) }()
+	defer rec.Stop()
+	agent, err := arcagent.New(arcagent.Options{ClusterID: *cc.ID, Config: api.Config, Target: rec, Azure: srv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = agent.Run(ctx) }()
+
+	kube := kubernetes.NewForConfigOrDie(api.Config)
+	g.Eventually(func() string {
+		cm, err := kube.CoreV1().ConfigMaps("default").Get(ctx, "baseline-settings", metav1.GetOptions{})
+		if err != nil {
+			return err.Error()
+		}
+		return cm.Data["owner"]
+	}).WithTimeout(60*time.Second).WithPolling(100*time.Millisecond).Should(Equal("platform"), "the baseline never reached the new cluster")
+	g.Eventually(func() string {
+		cfgs := srv.FluxConfigurations(*cc.ID)
+		if len(cfgs) != 1 {
+			return "configurations: " + strings.Repeat("?", len(cfgs))
+		}
+		return cfgs[0].Properties.ComplianceState
+	}).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(arc.Compliant))
 }
