@@ -47,6 +47,7 @@ func (r *Reconciler) correct(ctx context.Context, id core.ObjID) {
 	desired := st.desired[id]
 	obj := st.obj.DeepCopy()
 	origin := st.origins[id]
+	rules := st.ignore
 	still := r.owners[id] == k && !st.deleted
 	r.mu.Unlock()
 	if desired == nil || !still || obj.Spec.Suspend || core.ReconcileDisabled(desired.Object) {
@@ -63,7 +64,7 @@ func (r *Reconciler) correct(ctx context.Context, id core.ObjID) {
 		r.driftQueue.AddAfter(id, r.prof.DriftSyncRetry)
 		return
 	}
-	ignore := pathsFor(st.ignore, desired)
+	ignore := pathsFor(rules, desired)
 	action := string(core.ActionCreate)
 	var fields []string
 	if live != nil {

@@ -113,10 +113,12 @@ func (r *Reconciler) reconcileKustomization(ctx context.Context, k core.Key) {
 	ctx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
 	defer cancel()
 	changes, revision, err := r.runKustomization(ctx, k, st, obj, src, revision)
-	r.finish(k, st, obj, start, tm, revision, err)
-	if err == nil && len(changes) > 0 {
+	// The change log goes out before the status turns Ready, as kustomize-controller emits it right
+	// after the apply.
+	if len(changes) > 0 {
 		r.emit(KindKustomization, k, EventNormal, "Progressing", joinLines(changes), revision)
 	}
+	r.finish(k, st, obj, start, tm, revision, err)
 }
 
 // runKustomization does the work of a reconciliation that passed the gate and returns the change log

@@ -53,7 +53,7 @@ func TestOneReconcilerPerCluster(t *testing.T) {
 		e.g.Expect(cb.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "a"}, &got)).To(Succeed())
 		return got.Data["v"]
 	}).WithTimeout(eventually).WithPolling(poll).Should(Equal("1"))
-	e.g.Expect(rb.Corrections()).To(ContainElement(HaveField("Cluster", "cluster-b")))
+	e.g.Eventually(rb.Corrections).WithTimeout(eventually).WithPolling(poll).Should(ContainElement(HaveField("Cluster", "cluster-b")))
 	e.waitIdle()
 	e.g.Expect(e.r.Corrections()).To(BeEmpty(), "cluster A's reconciler saw nothing to correct")
 }

@@ -17,8 +17,10 @@ type Profile struct {
 	OwnerGroup   string
 
 	// KustomizationWorkers is how many Kustomizations reconcile at once. kustomize-controller's
-	// --concurrent defaults to 4; the twin runs 8 because its builds take ~2 ms instead of Flux's
-	// ~0.2 s (see reconciler/internal/build), so the API server, not the workers, is the bottleneck.
+	// --concurrent defaults to 4; the twin's builds take ~1.5 ms instead of Flux's ~0.2 s (see
+	// reconciler/internal/build), so workers mostly wait on the API server and more of them hide its
+	// latency: 1000 one-ConfigMap Kustomizations measured 2.5-2.8 s with 4, 2.3-2.4 s with 8 and
+	// 2.2-2.25 s with 16 workers on 2 cores (bench/reconciler, 2026-11-21).
 	KustomizationWorkers int
 	// SourceWorkers is how many GitRepositories fetch at once (source-controller --concurrent: 2).
 	SourceWorkers int
@@ -72,10 +74,10 @@ type Profile struct {
 // event-driven dependencies, watch-driven drift correction, more workers.
 func DefaultProfile() Profile {
 	return Profile{
-		Name:                 "flux-v2.7-twin/v1",
+		Name:                 "flux-v2.7-twin/v2",
 		FieldManager:         "kustomize-controller",
 		OwnerGroup:           "kustomize.toolkit.fluxcd.io",
-		KustomizationWorkers: 8,
+		KustomizationWorkers: 16,
 		SourceWorkers:        2,
 		ApplyConcurrency:     4,
 		DriftWorkers:         4,

@@ -464,7 +464,7 @@ func (r *Reconciler) DeleteGitRepository(namespace, name string) error {
 
 // DeleteKustomization removes a Kustomization. As Flux's finalizer does, it first deletes the objects
 // of its inventory when spec.prune is true and it is not suspended (deletionPolicy MirrorPrune, Flux's
-// default; Delete and Orphan are honoured too).
+// default; Delete and Orphan are honoured too, WaitForTermination deletes without waiting).
 func (r *Reconciler) DeleteKustomization(ctx context.Context, namespace, name string) error {
 	k := core.Key{Namespace: namespace, Name: name}
 	r.mu.Lock()
@@ -479,7 +479,9 @@ func (r *Reconciler) DeleteKustomization(ctx context.Context, namespace, name st
 	st.applyMu.Lock()
 	defer st.applyMu.Unlock()
 	policy := obj.GetDeletionPolicy()
-	prune := (policy == kustomizev1.DeletionPolicyMirrorPrune && obj.Spec.Prune) || policy == kustomizev1.DeletionPolicyDelete
+	// WaitForTermination deletes like Delete; the reconciler does not wait for finalizers to finish.
+	prune := (policy == kustomizev1.DeletionPolicyMirrorPrune && obj.Spec.Prune) ||
+		policy == kustomizev1.DeletionPolicyDelete || policy == kustomizev1.DeletionPolicyWaitForTermination
 	if obj.Spec.Suspend {
 		prune = false
 	}

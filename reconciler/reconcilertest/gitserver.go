@@ -145,6 +145,40 @@ func (r *Repo) Commit(branch, message string, files map[string]string, remove ..
 	return strings.TrimSpace(sha), err
 }
 
+// CommitWithoutPush is Commit without the push; Push sends it. Benchmarks time the push alone.
+func (r *Repo) CommitWithoutPush(branch, message string, files map[string]string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, err := runGit(r.work, "checkout", "-B", branch); err != nil {
+		return "", err
+	}
+	for p, content := range files {
+		full := filepath.Join(r.work, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			return "", err
+		}
+	}
+	if _, err := runGit(r.work, "add", "-A"); err != nil {
+		return "", err
+	}
+	if _, err := runGit(r.work, "commit", "--allow-empty", "-q", "-m", message); err != nil {
+		return "", err
+	}
+	sha, err := runGit(r.work, "rev-parse", "HEAD")
+	return strings.TrimSpace(sha), err
+}
+
+// Push pushes branch to the remote.
+func (r *Repo) Push(branch string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, err := runGit(r.work, "push", "-q", "-f", "origin", branch)
+	return err
+}
+
 // Tag creates an annotated tag at the work tree's HEAD and pushes it.
 func (r *Repo) Tag(name string) error {
 	r.mu.Lock()

@@ -1,0 +1,17 @@
+// Package reconciler benchmarks the twin's GitOps reconciler (reconciler/) against real components: a
+// Kubernetes API server with etcd from the tool cache, Git over smart HTTP, and Gitea for the webhook
+// path. It measures what issue 7 asks, in flux-benchmark's shape (one GitRepository, N Kustomizations of
+// one ConfigMap each):
+//
+//   - BenchmarkScale: N = 100 / 500 / 1000 Kustomizations until all are Ready (Flux on 2 CPUs:
+//     28 s / 2m2s / 4m16s).
+//   - BenchmarkRawSSA: the same objects server-side applied by a bare client loop, the raw limit the
+//     reconciler is compared with (goal: >= 70% of it).
+//   - BenchmarkDriftCorrection: from a `kubectl edit` to the object restored, p50/p99 (goal p99 < 1 s).
+//   - BenchmarkPushToApplied: from a push to Gitea to the change applied, via Gitea's signed push
+//     webhook (goal p50 < 2 s).
+//
+// Results are written to bench/results/reconciler.json in the bench/result schema. TestGiteaWebhook is
+// the end-to-end check of the webhook path with a real Gitea. The package may import everything
+// (reconciler/, twin/gitserver, bench/result).
+package reconciler
