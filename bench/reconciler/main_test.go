@@ -84,7 +84,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(gitRoot)
-	gitSrv, err = reconcilertest.StartGitServer(gitRoot, "flux", "pw-"+randHex(8))
+	// The repositories' working copies live here too, so nothing is left in the temp folder.
+	workRoot = filepath.Join(gitRoot, "work")
+	if err := os.MkdirAll(workRoot, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	gitSrv, err = reconcilertest.StartGitServer(filepath.Join(gitRoot, "repos"), "flux", "pw-"+randHex(8))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start Git server:", err)
 		return 1

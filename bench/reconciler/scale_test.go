@@ -37,13 +37,16 @@ var (
 
 // benchRepo is a repository with n app directories (flux-benchmark's shape: one app per
 // Kustomization), created once per size.
+// workRoot holds the benchmark repositories' working copies; TestMain removes it.
+var workRoot string
+
 func benchRepo(tb testing.TB, n int) (string, string) {
 	reposMu.Lock()
 	defer reposMu.Unlock()
 	if r, ok := repos[n]; ok {
 		return r.url, r.rev
 	}
-	dir, err := os.MkdirTemp("", "bench-work-")
+	dir, err := os.MkdirTemp(workRoot, "bench-work-")
 	if err != nil {
 		tb.Fatal(err)
 	}
