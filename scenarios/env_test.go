@@ -296,6 +296,9 @@ func appendResource(root, rel, resource string) {
 }
 
 // replaceIn replaces old by new in a file of a working copy; old must occur.
+// replaceIn replaces the first occurrence of old in a file of the working copy. Anchor old well: "data:\n"
+// also matches inside "metadata:\n" (that mistake once put a ConfigMap key under metadata, which the API
+// server silently drops).
 func replaceIn(root, rel, old, new string) {
 	p := filepath.Join(root, filepath.FromSlash(rel))
 	data, err := os.ReadFile(p)

@@ -27,17 +27,12 @@ const (
 // twin's Gitea: a push reaching every cluster, a rollback by git revert, and a promotion to prod by pull
 // request with a required approval. The promotion protects main, so it runs last.
 func flowSpecs() {
-	// Known issue (found in session 1, open in issue 9): on the default twin a push to main is not applied
-	// within the converge wait -- the ConfigMap keeps the resourceVersion of the first apply although the
-	// GitRepository polls every 10 s; it reproduces with the flow specs alone. Until it is understood the
-	// flows carry the known-issue label, which the default run excludes; run them with
-	// `go tool task scenario -- --label-filter=flow`.
-	Describe("flow", Label("flow", "known-issue"), func() {
+	Describe("flow", Label("flow"), func() {
 		It("applies a Git push on every cluster (push-to-applied)", func(ctx SpecContext) {
 			exp := Experiment("flow: push to applied")
 			val := fmt.Sprintf("release-%d", GinkgoRandomSeed())
 			dir := env.WorkingCopy()
-			replaceIn(dir, baseConfigMapFile, "data:\n", "data:\n  RELEASE: \""+val+"\"\n")
+			replaceIn(dir, baseConfigMapFile, "\ndata:\n", "\ndata:\n  RELEASE: \""+val+"\"\n")
 			start := time.Now()
 			commit := env.Push(ctx, "main", dir, "podinfo: release "+val)
 			waitConfigValue(ctx, exp, start, "RELEASE", val, "push to applied")
@@ -49,15 +44,20 @@ func flowSpecs() {
 		It("rolls a change back with git revert", func(ctx SpecContext) {
 			exp := Experiment("flow: rollback by revert")
 			val := fmt.Sprintf("bad-%d", GinkgoRandomSeed())
+			// The revert restores what main held before the bad commit, which an earlier spec may have
+			// changed: remember the live value (the working copy below is the seed, not main's head).
+			cm, err := env.Kube[env.Twin.Spec().ClusterNames()[0]].CoreV1().ConfigMaps(baseConfigMapNS).Get(ctx, baseConfigMapName, metav1.GetOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			before := cm.Data["RELEASE"]
 			dir := env.WorkingCopy()
-			replaceIn(dir, baseConfigMapFile, "data:\n", "data:\n  RELEASE: \""+val+"\"\n")
+			replaceIn(dir, baseConfigMapFile, "\ndata:\n", "\ndata:\n  RELEASE: \""+val+"\"\n")
 			env.Push(ctx, "main", dir, "podinfo: a release that has to go")
 			waitConfigValue(ctx, exp, time.Now(), "RELEASE", val, "")
 			start := time.Now()
 			revert := env.GitRevertHead(ctx, "main")
-			waitConfigValue(ctx, exp, start, "RELEASE", "", "revert to applied")
+			waitConfigValue(ctx, exp, start, "RELEASE", before, "revert to applied")
 			Eventually(env.Compliance).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).Should(Succeed())
-			Note("`git revert --no-edit HEAD` (commit %.12s, pushed with the git CLI) took the key off every cluster again.", revert)
+			Note("`git revert --no-edit HEAD` (commit %.12s, pushed with the git CLI) put RELEASE back to %q on every cluster.", revert, before)
 		})
 
 		It("promotes dev's image to prod by pull request, which needs an approval", func(ctx SpecContext) {
