@@ -13,13 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/hybridkubernetes/armhybridkubernetes"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -27,6 +21,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
+	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
@@ -482,45 +477,17 @@ func (t *Twin) writeKubeconfig() error {
 	return clientcmd.WriteToFile(*merged, t.kubeconfig)
 }
 
-// armToken is the bearer token the twin's SDK clients send to the Arc fake, which checks that one is
-// present (as ARM does) but not what it says.
-type armToken struct{}
-
-func (armToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	return azcore.AccessToken{Token: "hybridtwin", ExpiresOn: time.Now().Add(time.Hour)}, nil
-}
-
-func (t *Twin) armOptions() *arm.ClientOptions {
-	return &arm.ClientOptions{ClientOptions: policy.ClientOptions{
-		Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: "https://login.invalid/", Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-			cloud.ResourceManager: {Endpoint: t.arcEP.URL, Audience: "https://management.core.windows.net/"}}},
-		Transport: t.arcEP.Client(),
-	}}
-}
-
 // connect registers every cluster as a connected cluster through ARM, as `az connectedk8s connect`
 // does, and reports the agents' connectivity.
 func (t *Twin) connect(ctx context.Context) error {
 	az := t.spec.Spec.Azure
-	cc, err := armhybridkubernetes.NewConnectedClusterClient(az.SubscriptionID, armToken{}, t.armOptions())
-	if err != nil {
-		return stepErr(StepConnect, "", err)
-	}
-	t.flux, err = armkubernetesconfiguration.NewFluxConfigurationsClient(az.SubscriptionID, armToken{}, t.armOptions())
+	var err error
+	t.flux, err = armkubernetesconfiguration.NewFluxConfigurationsClient(az.SubscriptionID, arcsdk.Credential{}, arcsdk.ClientOptions(t.arcEP))
 	if err != nil {
 		return stepErr(StepConnect, "", err)
 	}
 	for _, name := range t.spec.ClusterNames() {
-		p, err := cc.BeginCreate(ctx, az.ResourceGroup, name, armhybridkubernetes.ConnectedCluster{
-			Location: to.Ptr(az.Location),
-			Identity: &armhybridkubernetes.ConnectedClusterIdentity{Type: to.Ptr(armhybridkubernetes.ResourceIdentityTypeSystemAssigned)},
-			Properties: &armhybridkubernetes.ConnectedClusterProperties{AgentPublicKeyCertificate: to.Ptr(""),
-				Distribution: to.Ptr("aks_hybrid"), Infrastructure: to.Ptr("azure_stack_hci")},
-		}, nil)
-		if err != nil {
-			return stepErr(StepConnect, name, err)
-		}
-		res, err := pollARM(ctx, p, t.prof.ARMPoll)
+		res, err := arcsdk.ConnectCluster(ctx, t.arcEP, az.SubscriptionID, az.ResourceGroup, name, az.Location, t.prof.ARMPoll)
 		if err != nil {
 			return stepErr(StepConnect, name, err)
 		}
@@ -600,7 +567,7 @@ func (t *Twin) createGitOps(ctx context.Context) error {
 			if err != nil {
 				return stepErr(StepGitOps, g.Name+" on "+c, err)
 			}
-			if _, err := pollARM(ctx, p, t.prof.ARMPoll); err != nil {
+			if _, err := arcsdk.Poll(ctx, p, t.prof.ARMPoll); err != nil {
 				return stepErr(StepGitOps, g.Name+" on "+c, err)
 			}
 			n++
@@ -776,25 +743,4 @@ func without(xs []string, x string) []string {
 	}
 	sort.Strings(out)
 	return out
-}
-
-// pollARM drives a long-running ARM operation to its end, polling every interval. PollUntilDone refuses
-// a frequency under one second (azcore), which is Azure's pace, not the fake's (see RunProfile.ARMPoll).
-func pollARM[T any](ctx context.Context, p *runtime.Poller[T], every time.Duration) (T, error) {
-	for !p.Done() {
-		if _, err := p.Poll(ctx); err != nil {
-			var zero T
-			return zero, err
-		}
-		if p.Done() {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			var zero T
-			return zero, ctx.Err()
-		case <-time.After(every):
-		}
-	}
-	return p.Result(ctx)
 }

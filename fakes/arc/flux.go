@@ -124,11 +124,8 @@ func (s *Server) storeFluxConfigLocked(id, name, clusterKey string, p FluxConfig
 	// Read-only fields come from the agents, never from the request.
 	p.Statuses, p.SourceSyncedCommitID, p.SourceUpdatedAt, p.ErrorMessage, p.RepositoryPublicKey = nil, "", nil, "", ""
 	p.StatusUpdatedAt = nil
+	// A new generation is Pending until the agent reports on it: the last report was about the old one.
 	p.ComplianceState = Pending
-	if existing != nil && existing.cfg.Properties.ComplianceState != "" {
-		// An update keeps the last reported state until the agent reports on the new generation.
-		p.ComplianceState = Pending
-	}
 	p.ProvisioningState = "Creating"
 	if existing != nil {
 		p.ProvisioningState = "Updating"

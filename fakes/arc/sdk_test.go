@@ -11,15 +11,13 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/hybridkubernetes/armhybridkubernetes"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
+	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
 )
 
 // These tests drive the fake with the official Azure SDK for Go: if the fake's URLs, JSON, status codes or
@@ -37,12 +35,6 @@ func (c *fakeClock) Step(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
-}
-
-type staticToken struct{}
-
-func (staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	return azcore.AccessToken{Token: "twin-token", ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
 type env struct {
@@ -63,25 +55,16 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = ep.Close(context.Background()) })
-	opts := &arm.ClientOptions{ClientOptions: policy.ClientOptions{
-		Cloud: cloud.Configuration{
-			ActiveDirectoryAuthorityHost: "https://login.invalid/",
-			Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-				cloud.ResourceManager: {Endpoint: ep.URL, Audience: "https://management.core.windows.net/"},
-			},
-		},
-		Transport: ep.Client(),
-		Retry:     policy.RetryOptions{MaxRetries: -1},
-	}}
-	cc, err := armhybridkubernetes.NewConnectedClusterClient(sub, staticToken{}, opts)
+	opts := arcsdk.ClientOptions(ep)
+	cc, err := armhybridkubernetes.NewConnectedClusterClient(sub, arcsdk.Credential{}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fc, err := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, staticToken{}, opts)
+	fc, err := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, arcsdk.Credential{}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ec, err := armkubernetesconfiguration.NewExtensionsClient(sub, staticToken{}, opts)
+	ec, err := armkubernetesconfiguration.NewExtensionsClient(sub, arcsdk.Credential{}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,13 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/hybridkubernetes/armhybridkubernetes"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -22,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
+	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
@@ -29,13 +24,7 @@ import (
 
 const sub = "00000000-0000-4000-8000-000000000001"
 
-type token struct{}
-
-func (token) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	return azcore.AccessToken{Token: "t", ExpiresOn: time.Now().Add(time.Hour)}, nil
-}
-
-var poll = &runtime.PollUntilDoneOptions{Frequency: 10 * time.Millisecond}
+const pollEvery = 10 * time.Millisecond
 
 // One real API server, a real Git server, the real reconciler and the Arc fake driven by the Azure SDK:
 // configurations created through ARM converge and report compliance back through ARM.
@@ -74,20 +63,8 @@ func TestConfigurationsConvergeAndReportCompliance(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ep.Close(context.Background())
-	opts := &arm.ClientOptions{ClientOptions: policy.ClientOptions{
-		Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: "https://login.invalid/", Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-			cloud.ResourceManager: {Endpoint: ep.URL, Audience: "https://management.core.windows.net/"}}},
-		Transport: ep.Client(),
-	}}
-	clusters, _ := armhybridkubernetes.NewConnectedClusterClient(sub, token{}, opts)
-	flux, _ := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, token{}, opts)
-	cp, err := clusters.BeginCreate(ctx, "rg-hci", "workload-1", armhybridkubernetes.ConnectedCluster{
-		Location: to.Ptr("westeurope"), Identity: &armhybridkubernetes.ConnectedClusterIdentity{Type: to.Ptr(armhybridkubernetes.ResourceIdentityTypeSystemAssigned)},
-		Properties: &armhybridkubernetes.ConnectedClusterProperties{AgentPublicKeyCertificate: to.Ptr("")}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := cp.PollUntilDone(ctx, poll)
+	flux, _ := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, arcsdk.Credential{}, arcsdk.ClientOptions(ep))
+	cc, err := arcsdk.ConnectCluster(ctx, ep, sub, "rg-hci", "workload-1", "westeurope", pollEvery)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +84,7 @@ func TestConfigurationsConvergeAndReportCompliance(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create %s: %v", name, err)
 		}
-		if _, err := p.PollUntilDone(ctx, poll); err != nil {
+		if _, err := arcsdk.Poll(ctx, p, pollEvery); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -167,7 +144,7 @@ func TestConfigurationsConvergeAndReportCompliance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dp.PollUntilDone(ctx, poll); err != nil {
+	if _, err := arcsdk.Poll(ctx, dp, pollEvery); err != nil {
 		t.Fatal(err)
 	}
 	g.Eventually(func() bool {
@@ -228,19 +205,7 @@ func TestClusterConnectedUnderPolicyConvergesToBaseline(t *testing.T) {
 	g.Expect(resp.StatusCode).To(Equal(http.StatusCreated))
 
 	// Then a store's cluster is connected into the resource group.
-	opts := &arm.ClientOptions{ClientOptions: policy.ClientOptions{
-		Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: "https://login.invalid/", Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-			cloud.ResourceManager: {Endpoint: ep.URL, Audience: "https://management.core.windows.net/"}}},
-		Transport: ep.Client(),
-	}}
-	clusters, _ := armhybridkubernetes.NewConnectedClusterClient(sub, token{}, opts)
-	cp, err := clusters.BeginCreate(ctx, "rg-fleet", "store-042", armhybridkubernetes.ConnectedCluster{
-		Location: to.Ptr("westeurope"), Identity: &armhybridkubernetes.ConnectedClusterIdentity{Type: to.Ptr(armhybridkubernetes.ResourceIdentityTypeSystemAssigned)},
-		Properties: &armhybridkubernetes.ConnectedClusterProperties{AgentPublicKeyCertificate: to.Ptr("")}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := cp.PollUntilDone(ctx, poll)
+	cc, err := arcsdk.ConnectCluster(ctx, ep, sub, "rg-fleet", "store-042", "westeurope", pollEvery)
 	if err != nil {
 		t.Fatal(err)
 	}

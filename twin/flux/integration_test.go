@@ -13,13 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/hybridkubernetes/armhybridkubernetes"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -27,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
+	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
 	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
@@ -52,12 +47,6 @@ func requireFluxTests(t *testing.T) {
 	if os.Getenv(EnvFluxTests) != "1" {
 		t.Skipf("real Flux test: set %s=1 to run it", EnvFluxTests)
 	}
-}
-
-type token struct{}
-
-func (token) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	return azcore.AccessToken{Token: "t", ExpiresOn: time.Now().Add(time.Hour)}, nil
 }
 
 func suffix() string {
@@ -136,22 +125,10 @@ func TestFluxConvergesAnArcConfiguration(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ep.Close(context.Background())
-	opts := &arm.ClientOptions{ClientOptions: policy.ClientOptions{
-		Cloud: cloud.Configuration{ActiveDirectoryAuthorityHost: "https://login.invalid/", Services: map[cloud.ServiceName]cloud.ServiceConfiguration{
-			cloud.ResourceManager: {Endpoint: ep.URL, Audience: "https://management.core.windows.net/"}}},
-		Transport: ep.Client(),
-	}}
 	const sub, rg = "00000000-0000-4000-8000-000000000001", "rg-hci"
-	poller := &runtime.PollUntilDoneOptions{Frequency: 10 * time.Millisecond}
-	clusters, _ := armhybridkubernetes.NewConnectedClusterClient(sub, token{}, opts)
-	fluxConfigs, _ := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, token{}, opts)
-	cp, err := clusters.BeginCreate(ctx, rg, name, armhybridkubernetes.ConnectedCluster{
-		Location: to.Ptr("westeurope"), Identity: &armhybridkubernetes.ConnectedClusterIdentity{Type: to.Ptr(armhybridkubernetes.ResourceIdentityTypeSystemAssigned)},
-		Properties: &armhybridkubernetes.ConnectedClusterProperties{AgentPublicKeyCertificate: to.Ptr("")}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc, err := cp.PollUntilDone(ctx, poller)
+	const pollEvery = 10 * time.Millisecond
+	fluxConfigs, _ := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, arcsdk.Credential{}, arcsdk.ClientOptions(ep))
+	cc, err := arcsdk.ConnectCluster(ctx, ep, sub, rg, name, "westeurope", pollEvery)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +148,7 @@ func TestFluxConvergesAnArcConfiguration(t *testing.T) {
 		if err != nil {
 			t.Fatalf("create %s: %v", cfgName, err)
 		}
-		if _, err := p.PollUntilDone(ctx, poller); err != nil {
+		if _, err := arcsdk.Poll(ctx, p, pollEvery); err != nil {
 			t.Fatal(err)
 		}
 	}
