@@ -14,6 +14,9 @@ import (
 // onWatchEvent queues a watched object for a drift check when it belongs to a Kustomization's
 // inventory. It runs on the informer's goroutine and must not block.
 func (r *Reconciler) onWatchEvent(ev drift.Event) {
+	if r.opts.NoDriftWatch {
+		return
+	}
 	id := core.ObjID{Group: ev.GVK.Group, Kind: ev.GVK.Kind, Namespace: ev.Namespace, Name: ev.Name}
 	r.mu.Lock()
 	_, owned := r.owners[id]

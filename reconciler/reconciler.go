@@ -56,6 +56,10 @@ type Options struct {
 	NoCrossNamespaceRefs bool
 	// OnEvent, if set, receives every event as it is emitted (do not block).
 	OnEvent func(Event)
+	// NoDriftWatch turns the watch-driven drift correction off: a changed or deleted object is then put
+	// back only at its Kustomization's next interval, as Flux does. It exists for the scenario suite's
+	// broken-change check (`go tool task scenario:broken`), which proves the drift scenarios can fail.
+	NoDriftWatch bool
 }
 
 // Errors callers can test for.

@@ -43,6 +43,8 @@ type ScenarioRun struct {
 	Scenarios   []ScenarioResult `json:"scenarios"`
 	// SuiteFailure is set when the suite itself failed (the twin did not come up, teardown failed).
 	SuiteFailure string `json:"suiteFailure,omitempty"`
+	// Notes are facts about the whole run a reader must see first (e.g. a deliberately broken twin).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // ProfileValue is one timing or limit the run used, with where it comes from.

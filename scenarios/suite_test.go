@@ -26,6 +26,10 @@ const (
 	envSpec = "HYBRIDTWIN_SCENARIO_SPEC"
 	// envOut is the folder scenario.json and scenario.html are written to (default: ../out/scenario).
 	envOut = "HYBRIDTWIN_SCENARIO_OUT"
+	// envBreak, set to "drift-watch", starts the twin's reconcilers with watch-driven drift correction off
+	// (twin.Options.NoDriftWatch): the deliberately broken change of `go tool task scenario:broken`, under
+	// which the drift specs must fail and say why.
+	envBreak = "HYBRIDTWIN_SCENARIO_BREAK"
 )
 
 func TestScenarios(t *testing.T) {
@@ -68,7 +72,17 @@ var _ = BeforeSuite(func(ctx SpecContext) {
 	Expect(err).NotTo(HaveOccurred())
 	stateDir := filepath.Join(tmp, "state")
 	By("bringing up twin " + spec.Metadata.Name + " from " + specPath)
-	tw, err := twin.Up(ctx, spec, twin.Options{StateDir: stateDir, Progress: GinkgoWriter})
+	opts := twin.Options{StateDir: stateDir, Progress: GinkgoWriter}
+	switch b := os.Getenv(envBreak); b {
+	case "":
+	case "drift-watch":
+		opts.NoDriftWatch = true
+		run.Notes = append(run.Notes, "BROKEN ON PURPOSE: the reconcilers run without watch-driven drift correction ("+envBreak+"=drift-watch); the drift specs are expected to fail")
+		By("breaking the twin on purpose: reconcilers without watch-driven drift correction")
+	default:
+		Fail(fmt.Sprintf("%s=%q: the only deliberate break is drift-watch", envBreak, b))
+	}
+	tw, err := twin.Up(ctx, spec, opts)
 	if err != nil {
 		_ = os.RemoveAll(tmp)
 	}

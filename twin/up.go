@@ -96,6 +96,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock drives the hardware simulation; nil is the real clock.
 	Clock clock.WithTicker
+	// NoDriftWatch starts the twin's reconcilers without watch-driven drift correction (see
+	// reconciler.Options.NoDriftWatch): the scenario suite's deliberately broken change.
+	NoDriftWatch bool
 }
 
 // Twin is a running twin. Its methods are safe for concurrent use.
@@ -532,7 +535,8 @@ func (t *Twin) startReconcilers(ctx context.Context) error {
 			target = ft
 		default:
 			rec, err := reconciler.New(rc.config, reconciler.Options{Cluster: name,
-				WorkDir: filepath.Join(t.stateDir, stateDirReconciler, name), Logger: t.log.With("component", "reconciler", "cluster", name)})
+				WorkDir: filepath.Join(t.stateDir, stateDirReconciler, name), Logger: t.log.With("component", "reconciler", "cluster", name),
+				NoDriftWatch: t.opts.NoDriftWatch})
 			if err != nil {
 				return stepErr(StepReconciler, name, err)
 			}
