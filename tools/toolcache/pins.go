@@ -92,6 +92,10 @@ var (
 		VersionArgs: []string{"--version"},
 		// "gitea version 1.26.4 built with go1.26.8 ..."
 		VersionRE: regexp.MustCompile(`(?i)gitea version ([0-9][^\s]*)`),
+		// Gitea built from Go modules embeds no assets; `gitea web` refuses to start without the en-US
+		// translation (twin/gitserver/assets.go), so the cache keeps it next to the binary, from the same
+		// module version.
+		Assets:    []string{"options/locale/locale_en-US.json"},
 		ColdBuild: "~6-12 min",
 	}
 )

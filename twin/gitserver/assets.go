@@ -1,15 +1,12 @@
 package gitserver
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"time"
+
+	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 )
 
 // Gitea built from Go modules has no embedded assets (that needs the bindata tag and generated files the
@@ -21,9 +18,9 @@ import (
 var assetFiles = []string{"options/locale/locale_en-US.json"}
 
 // installAssets copies assetFiles into Dir/static once (a later Start on the same Dir reuses them), so the
-// running server never reads the module cache. The source is Options.Assets, else the Gitea module of the
-// pinned version located with `go mod download` (already in the module cache once the tool cache has built
-// Gitea).
+// running server never reads the tool cache's share folder. The source is Options.Assets, else the tool
+// cache's assets of the pinned Gitea (toolcache.Gitea's Assets, copied from the same module version the
+// binary was built from).
 func (s *Server) installAssets(ctx context.Context, src string) error {
 	missing := false
 	for _, f := range assetFiles {
@@ -35,9 +32,12 @@ func (s *Server) installAssets(ctx context.Context, src string) error {
 		return nil
 	}
 	if src == "" {
-		var err error
-		if src, err = giteaModuleDir(ctx, s.profile.GiteaVersion, s.profile.CommandTimeout); err != nil {
-			return err
+		c, err := toolcache.New()
+		if err != nil {
+			return fmt.Errorf("gitserver: open the tool cache: %w: %w", ErrStart, err)
+		}
+		if src, err = c.Assets(ctx, toolcache.Gitea); err != nil {
+			return fmt.Errorf("gitserver: Gitea's run-time assets from the tool cache: %w: %w; give Options.Assets a Gitea %s source tree", ErrStart, err, s.profile.GiteaVersion)
 		}
 	}
 	for _, f := range assetFiles {
@@ -54,32 +54,4 @@ func (s *Server) installAssets(ctx context.Context, src string) error {
 		}
 	}
 	return nil
-}
-
-// giteaModuleDir is the folder of code.gitea.io/gitea@v<version> in the module cache, downloading it
-// through the module proxy if needed.
-func giteaModuleDir(ctx context.Context, version string, timeout time.Duration) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	mod := "code.gitea.io/gitea@v" + version
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", mod)
-	cmd.Dir = os.TempDir() // outside any module
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		msg := stderr.String()
-		if errors.Is(err, exec.ErrNotFound) {
-			msg = "the go command is not on PATH"
-		}
-		return "", fmt.Errorf("gitserver: locate Gitea's assets with go mod download %s: %w: %v: %s; give Options.Assets a Gitea %s source tree", mod, ErrStart, err, msg, version)
-	}
-	var info struct {
-		Dir   string
-		Error string
-	}
-	if err := json.Unmarshal(out.Bytes(), &info); err != nil || info.Dir == "" {
-		return "", fmt.Errorf("gitserver: go mod download %s gave no folder (%s): %w", mod, info.Error, ErrStart)
-	}
-	return info.Dir, nil
 }

@@ -44,8 +44,8 @@ type Options struct {
 	// Profile holds limits and timings; nil means DefaultProfile().
 	Profile *Profile
 	// Assets is a Gitea source tree of the pinned version (holding options/), from which Start copies
-	// the files Gitea needs at run time into Dir (see assets.go). Empty means the Gitea module in the Go
-	// module cache, found with `go mod download`.
+	// the files Gitea needs at run time into Dir (see assets.go). Empty means the tool cache's copy of
+	// them (toolcache.Gitea's Assets).
 	Assets string
 }
 
