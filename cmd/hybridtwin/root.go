@@ -36,6 +36,6 @@ how fast, and what happens on drift and host failure.`,
 	}
 	root.AddCommand(newVersionCommand(), newDoctorCommand(), newToolsCommand(), newCapacityCommand(),
 		newReportCommand(), newUpCommand(), newDownCommand(), newStatusCommand(), newHostCommand())
-	root.AddCommand(newValidateCommand())
+	root.AddCommand(newValidateCommand(), newDiffCommand())
 	return root
 }

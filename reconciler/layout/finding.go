@@ -56,7 +56,9 @@ const (
 	RuleDeprecatedAPI   RuleID = "HT008"
 	RuleSchema          RuleID = "HT009"
 	RuleDuplicate       RuleID = "HT010"
-	RuleHelmRelease     RuleID = "HT011"
+	RuleHelmRender      RuleID = "HT011"
+	RuleHelmSource      RuleID = "HT012"
+	RuleConverge        RuleID = "HT013"
 )
 
 // Rule describes one rule, for SARIF's rules table and JUnit's test cases.
@@ -79,7 +81,29 @@ var Rules = []Rule{
 	{RuleDeprecatedAPI, "api-versions", "No removed or deprecated API version for the target Kubernetes version.", Error},
 	{RuleSchema, "schema", "Every object passes the API server's schema validation (server-side dry-run).", Error},
 	{RuleDuplicate, "unique-objects", "No object is declared by two Kustomizations of one cluster.", Error},
-	{RuleHelmRelease, "helmrelease-render", "HelmRelease charts render (not in this increment: reported, not rendered).", Info},
+	{RuleHelmRender, "helmrelease-render", "Every HelmRelease's chart renders with its values (Helm SDK); the rendered objects pass the object rules.", Error},
+	{RuleHelmSource, "helm-chart-reachable", "Every HelmRelease's chart source can be reached and read from where validation runs.", Warning},
+	{RuleConverge, "converge", "Every Kustomization becomes Ready with the pushed revision on the twin (--converge).", Error},
+}
+
+// Stage names a group of rules that runs only when asked for.
+type Stage string
+
+// Optional stages.
+const (
+	StageSchema   Stage = "schema"
+	StageConverge Stage = "converge"
+)
+
+// stageOf is the optional stage a rule belongs to ("" for the static rules, which always run).
+func stageOf(id RuleID) Stage {
+	switch id {
+	case RuleSchema:
+		return StageSchema
+	case RuleConverge:
+		return StageConverge
+	}
+	return ""
 }
 
 // Finding is one problem.
@@ -105,8 +129,63 @@ type Report struct {
 	TargetVersion string    `json:"targetVersion"`
 	Configs       []Summary `json:"configurations"`
 	Findings      []Finding `json:"findings"`
-	// Objects is how many objects the builds produced.
+	// Objects is how many objects the builds produced (HelmRelease renders included).
 	Objects int `json:"objects"`
+	// Stages are the optional stages that ran (schema, converge); rules of the others are reported as
+	// skipped in JUnit.
+	Stages []Stage `json:"stages,omitempty"`
+	// Source is the revision validated when it came from Git (a URL, or --ref).
+	Source *SourceInfo `json:"source,omitempty"`
+	// HelmReleases are the HelmReleases whose charts rendered.
+	HelmReleases []HelmRender `json:"helmReleases,omitempty"`
+	// Converge is the converge stage's outcome, when it ran.
+	Converge *ConvergeResult `json:"converge,omitempty"`
+}
+
+// SourceInfo names the Git revision a report is about.
+type SourceInfo struct {
+	URL      string `json:"url"`
+	Revision string `json:"revision"`
+}
+
+// HelmRender is one rendered HelmRelease.
+type HelmRender struct {
+	Cluster       string `json:"cluster,omitempty"`
+	Configuration string `json:"configuration,omitempty"`
+	Kustomization string `json:"kustomization,omitempty"`
+	Release       string `json:"release"`
+	Chart         string `json:"chart"`
+	Objects       int    `json:"objects"`
+}
+
+// Ran reports whether the rule's stage ran.
+func (r *Report) Ran(id RuleID) bool {
+	st := stageOf(id)
+	if st == "" {
+		return true
+	}
+	for _, s := range r.Stages {
+		if s == st {
+			return true
+		}
+	}
+	return false
+}
+
+// Add appends findings (e.g. of the converge stage) and keeps the order deterministic.
+func (r *Report) Add(fs ...Finding) {
+	r.Findings = append(r.Findings, fs...)
+	r.sort()
+}
+
+// MarkStage records that an optional stage ran.
+func (r *Report) MarkStage(s Stage) {
+	for _, x := range r.Stages {
+		if x == s {
+			return
+		}
+	}
+	r.Stages = append(r.Stages, s)
 }
 
 // Summary is one configuration as validated.

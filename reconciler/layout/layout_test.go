@@ -62,6 +62,9 @@ func TestRules(t *testing.T) {
 		want []string
 		file string
 		line int
+		// pass, when set, adjusts the passing repository's configurations (e.g. points it at a server
+		// the test runs).
+		pass func(t *testing.T, cs []layout.Config)
 	}{
 		{dir: "build", rule: layout.RuleBuild, severity: layout.Error, want: []string{"missing.yaml"}, file: "clusters/test/app.yaml", line: 4},
 		{dir: "variables", rule: layout.RuleMissingVariable, severity: layout.Error, want: []string{"without a value: REGION"}, file: "app/cm.yaml", line: 4},
@@ -73,7 +76,11 @@ func TestRules(t *testing.T) {
 			want: []string{`spec.template.spec.containers[0].image: image "nginx:1.25" comes from registry "docker.io"`}, file: "app/deploy.yaml", line: 4},
 		{dir: "apiversion", rule: layout.RuleDeprecatedAPI, severity: layout.Error, want: []string{"batch/v1beta1 CronJob was removed in Kubernetes v1.25 (target v1.33)"}, file: "app/cronjob.yaml", line: 4},
 		{dir: "duplicate", rule: layout.RuleDuplicate, severity: layout.Error, want: []string{"declared by 2 Kustomizations", "shared/cm.yaml"}, file: "shared/cm.yaml", line: 4},
-		{dir: "helmrelease", rule: layout.RuleHelmRelease, severity: layout.Info, want: []string{`chart "podinfo"`, "not rendered"}, file: "app/release.yaml", line: 4},
+		{dir: "helmrelease", rule: layout.RuleHelmRender, severity: layout.Error, want: []string{"chart hello-0.1.0 does not render", "values: image.repository is required"}, file: "app/release.yaml", line: 4},
+		{dir: "helmsource", rule: layout.RuleHelmSource, severity: layout.Warning, want: []string{"chart not rendered", "http://127.0.0.1:1/charts"}, file: "app/release.yaml", line: 13,
+			pass: func(t *testing.T, cs []layout.Config) {
+				substitute(cs, "CHART_REPO", serveHelmRepo(t, filepath.Join("testdata", "helmrelease", "pass", "charts", "hello")))
+			}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.dir, func(t *testing.T) {
@@ -98,7 +105,7 @@ func TestRules(t *testing.T) {
 				t.Errorf("fail/: first finding at %s:%d, want %s:%d", got[0].File, got[0].Line, tc.file, tc.line)
 			}
 			wantExit := layout.ExitFindings
-			if tc.severity == layout.Info {
+			if tc.severity != layout.Error {
 				wantExit = layout.ExitClean
 			}
 			if c := rep.ExitCode(layout.Error); c != wantExit {
@@ -108,7 +115,14 @@ func TestRules(t *testing.T) {
 				t.Errorf("fail/: --fail-on info: exit code %d, want 1", c)
 			}
 
-			rep = validate(t, filepath.Join("testdata", tc.dir, "pass"), tc.opts)
+			passCfg := load(t, filepath.Join("testdata", tc.dir, "pass"))
+			if tc.pass != nil {
+				tc.pass(t, passCfg)
+			}
+			rep, err := layout.Validate(context.Background(), passCfg, tc.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if len(rep.Findings) != 0 {
 				t.Errorf("pass/: findings %+v", rep.Findings)
 			}
@@ -245,16 +259,20 @@ func TestExamplesValidateClean(t *testing.T) {
 // Kustomizations for infrastructure/controllers, infrastructure/configs and apps with dependsOn),
 // written here from scratch, is discovered and validates clean apart from the HelmRelease info.
 func TestFluxExampleLayout(t *testing.T) {
-	rep := validate(t, filepath.Join("testdata", "flux-example"), layout.Options{})
+	rep := validate(t, filepath.Join("testdata", "flux-example"), layout.Options{Offline: true})
 	if len(rep.Configs) != 2 {
 		t.Fatalf("want clusters production and staging, got %+v", rep.Configs)
 	}
+	// Its charts come from public Helm repositories: offline, each HelmRelease is a HT012 warning.
 	for _, f := range rep.Findings {
-		if f.Rule != layout.RuleHelmRelease {
+		if f.Rule != layout.RuleHelmSource || f.Severity != layout.Warning || !strings.Contains(f.Message, "offline") {
 			t.Errorf("unexpected finding %+v", f)
 		}
 	}
-	if rep.ExitCode(layout.Warning) != layout.ExitClean {
+	if len(rep.Findings) != 4 {
+		t.Errorf("want 4 HT012 warnings (2 HelmReleases x 2 clusters), got %d", len(rep.Findings))
+	}
+	if rep.ExitCode(layout.Error) != layout.ExitClean {
 		t.Error("exit code")
 	}
 }
@@ -337,8 +355,10 @@ func TestOutputs(t *testing.T) {
 			Name     string `xml:"name,attr"`
 			Tests    int    `xml:"tests,attr"`
 			Failures int    `xml:"failures,attr"`
+			Skipped  int    `xml:"skipped,attr"`
 			Cases    []struct {
-				Name     string `xml:"name,attr"`
+				Name     string    `xml:"name,attr"`
+				Skipped  *struct{} `xml:"skipped"`
 				Failures []struct {
 					Message string `xml:"message,attr"`
 				} `xml:"failure"`
@@ -351,9 +371,16 @@ func TestOutputs(t *testing.T) {
 	if len(ju.Suites) != 1 || ju.Suites[0].Name != "test/apps" || ju.Suites[0].Tests != len(layout.Rules) || ju.Suites[0].Failures != 1 {
 		t.Fatalf("JUnit suites: %+v", ju.Suites)
 	}
-	failed := 0
+	failed, skipped := 0, map[string]bool{}
 	for _, c := range ju.Suites[0].Cases {
 		failed += len(c.Failures)
+		if c.Skipped != nil {
+			skipped[c.Name] = true
+		}
+	}
+	// The optional stages that did not run are skipped test cases, not passes.
+	if ju.Suites[0].Skipped != 2 || !skipped["HT009 schema"] || !skipped["HT013 converge"] {
+		t.Errorf("JUnit skipped: %d %v, want HT009 and HT013", ju.Suites[0].Skipped, skipped)
 	}
 	if failed != len(rep.Findings) {
 		t.Errorf("JUnit failures %d, findings %d", failed, len(rep.Findings))

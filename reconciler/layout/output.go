@@ -66,6 +66,30 @@ func (r *Report) writeText(w io.Writer) error {
 			fmt.Fprintf(&b, "    fix: %s\n", f.Hint)
 		}
 	}
+	if r.Converge != nil {
+		c := r.Converge
+		fmt.Fprintf(&b, "converge on twin %s (%s): ", c.Twin, c.Mode)
+		for i, p := range c.Pushed {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "%s@%s %.12s", p.Repo, p.Branch, p.Commit)
+		}
+		fmt.Fprintf(&b, "; waited %s of at most %s; time to Ready per %s\n", c.Elapsed, c.Timeout, c.Resolution)
+		for _, k := range c.Kustomizations {
+			if k.State == StateReady {
+				fmt.Fprintf(&b, "  %s/%s/%s: Ready after %.1fs\n", k.Cluster, k.Configuration, k.Kustomization, k.ReadyAfterSeconds)
+				continue
+			}
+			fmt.Fprintf(&b, "  %s/%s/%s: %s: %s\n", k.Cluster, k.Configuration, k.Kustomization, k.State, k.Message)
+		}
+	}
+	for _, h := range r.HelmReleases {
+		fmt.Fprintf(&b, "HelmRelease %s [%s/%s/%s]: chart %s rendered %d object(s)\n", h.Release, h.Cluster, h.Configuration, h.Kustomization, h.Chart, h.Objects)
+	}
+	if r.Source != nil {
+		fmt.Fprintf(&b, "source: %s at %s\n", r.Source.URL, r.Source.Revision)
+	}
 	n := r.Count()
 	ks := 0
 	for _, c := range r.Configs {
@@ -193,6 +217,7 @@ type JUnitSuite struct {
 	Tests    int         `xml:"tests,attr"`
 	Failures int         `xml:"failures,attr"`
 	Errors   int         `xml:"errors,attr"`
+	Skipped  int         `xml:"skipped,attr"`
 	Cases    []JUnitCase `xml:"testcase"`
 }
 
@@ -200,8 +225,15 @@ type JUnitSuite struct {
 type JUnitCase struct {
 	Name      string         `xml:"name,attr"`
 	Classname string         `xml:"classname,attr"`
+	Skipped   *JUnitSkipped  `xml:"skipped,omitempty"`
 	Failures  []JUnitFailure `xml:"failure,omitempty"`
 	SystemOut string         `xml:"system-out,omitempty"`
+}
+
+// JUnitSkipped marks a rule whose stage did not run (schema without --schema, converge without
+// --converge).
+type JUnitSkipped struct {
+	Message string `xml:"message,attr"`
 }
 
 // JUnitFailure is one finding.
@@ -220,6 +252,13 @@ func (r *Report) JUnit(failOn Severity) JUnitSuites {
 		for _, k := range c.Kustomizations {
 			for _, rule := range Rules {
 				tc := JUnitCase{Name: string(rule.ID) + " " + rule.Name, Classname: c.Cluster + "." + c.Name + "." + k}
+				if !r.Ran(rule.ID) {
+					tc.Skipped = &JUnitSkipped{Message: fmt.Sprintf("stage %s did not run (--%s)", stageOf(rule.ID), stageOf(rule.ID))}
+					s.Tests++
+					s.Skipped++
+					s.Cases = append(s.Cases, tc)
+					continue
+				}
 				var notes []string
 				for _, f := range r.Findings {
 					if f.Cluster != c.Cluster || f.Configuration != c.Name || f.Kustomization != k || f.Rule != rule.ID {

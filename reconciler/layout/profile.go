@@ -1,5 +1,11 @@
 package layout
 
+import (
+	"time"
+
+	"github.com/hybridtwin/hybridtwin/reconciler"
+)
+
 // Profile is every default and table the rules use, each with its source. Change Name when a value
 // changes, so recorded results say which values produced them.
 type Profile struct {
@@ -18,6 +24,56 @@ type Profile struct {
 	// SubstituteDisabled is the label/annotation that turns substitution off for one object
 	// (fluxcd/pkg/kustomize kustomize_varsub.go: kustomize.toolkit.fluxcd.io/substitute: disabled).
 	SubstituteDisabled string
+
+	// GitTimeout bounds cloning a remote repository (`validate URL`, and a HelmRelease chart in another
+	// Git repository): source-controller's GitRepository spec.timeout default, 60 s (fluxcd.io
+	// source-controller docs, "GitRepositories: Timeout").
+	GitTimeout time.Duration
+	// HelmTimeout bounds fetching one remote chart (index and archive, or an OCI artifact):
+	// source-controller's HelmRepository spec.timeout default, 60 s (fluxcd.io source-controller docs,
+	// "Helm Repositories: Timeout").
+	HelmTimeout time.Duration
+	// HelmIndexLimit caps a Helm repository index read into memory: source-controller's default
+	// --helm-index-max-size, 50 MiB (source-controller main.go helm.MaxIndexSize).
+	HelmIndexLimit int64
+	// HelmChartLimit caps one chart archive: source-controller's default --helm-chart-max-size, 10 MiB
+	// (source-controller main.go helm.MaxChartSize).
+	HelmChartLimit int64
+	// HelmKubeVersionPatch is the patch level of .Capabilities.KubeVersion when charts render for the
+	// target minor version: 0, as `helm template --kube-version v1.33` sets it.
+	HelmKubeVersionPatch int
+
+	// Converge holds the converge stage's timings.
+	Converge ConvergeProfile
+}
+
+// ConvergeProfile holds the timings of `validate --converge`: how long to wait for the twin's
+// reconcilers, derived from the reconciler's own profile (reconciler.DefaultProfile) so a change there
+// moves the bound with it.
+type ConvergeProfile struct {
+	// SourceFetch is the first fetch of the pushed revision: the reconciler profile's GitTimeout (60 s,
+	// source-controller's GitRepository spec.timeout default).
+	SourceFetch time.Duration
+	// PerLevel is the bound for one level of the dependsOn graph: the reconciler profile's
+	// StageWaitTimeout (60 s, fluxcd/pkg/ssa DefaultApplyOptions WaitTimeout: CRDs and Namespaces
+	// between apply stages) plus its DependencyRequeue (30 s, kustomize-controller
+	// --requeue-dependency: a dependent's fallback re-check after its dependency became Ready).
+	PerLevel time.Duration
+	// Poll is how often the compliance of the configurations is read: the Arc agent's status period
+	// (twin/arcagent DefaultPollInterval, 250 ms), so no report is missed by more than one period.
+	Poll time.Duration
+	// Confirm is how many consecutive polls must show a configuration Compliant (or Non-Compliant) at
+	// the pushed commit before it counts. Right after the source fetched a new commit, the agent can
+	// report the Kustomizations' conditions of the previous revision for one status period, until the
+	// Kustomizations start reconciling the new one; two polls one agent period apart outlast it.
+	Confirm int
+}
+
+// Timeout is the converge bound for a layout whose longest dependsOn chain has depth Kustomizations,
+// plus wait for the sources to notice the push (the GitRepository interval, zero on a fresh twin
+// that fetches at once).
+func (p ConvergeProfile) Timeout(depth int, wait time.Duration) time.Duration {
+	return wait + p.SourceFetch + time.Duration(max(depth, 1))*p.PerLevel
 }
 
 // Deprecation is one API version the Kubernetes deprecation guide lists
@@ -35,12 +91,17 @@ type Deprecation struct {
 // DefaultProfile is the profile `hybridtwin validate` uses.
 func DefaultProfile() Profile {
 	return Profile{
-		Name:               "layout/v1",
+		Name:               "layout/v2",
 		TargetVersion:      "1.33",
 		Deprecations:       deprecationGuide(),
 		ClusterScoped:      clusterScopedKinds(),
 		SOPSKey:            "sops",
 		SubstituteDisabled: "kustomize.toolkit.fluxcd.io/substitute",
+		GitTimeout:         60 * time.Second,
+		HelmTimeout:        60 * time.Second,
+		HelmIndexLimit:     50 << 20,
+		HelmChartLimit:     10 << 20,
+		Converge:           convergeProfile(reconciler.DefaultProfile()),
 	}
 }
 
@@ -108,4 +169,14 @@ func clusterScopedKinds() map[string]bool {
 		m[k] = true
 	}
 	return m
+}
+
+func convergeProfile(rp reconciler.Profile) ConvergeProfile {
+	return ConvergeProfile{
+		SourceFetch: rp.GitTimeout,
+		PerLevel:    rp.StageWaitTimeout + rp.DependencyRequeue,
+		// twin/arcagent DefaultPollInterval (250 ms); not imported: layout must not import twin/.
+		Poll:    250 * time.Millisecond,
+		Confirm: 2,
+	}
 }

@@ -75,13 +75,6 @@ func (r *run) objectRules(b *built, u *unstructured.Unstructured) {
 				Hint: "migrate to " + d.Replacement + " (kubernetes.io/docs/reference/using-api/deprecation-guide)"})
 		}
 	}
-
-	if gvk.Group == "helm.toolkit.fluxcd.io" && gvk.Kind == "HelmRelease" {
-		chart, _, _ := unstructured.NestedString(u.Object, "spec", "chart", "spec", "chart")
-		r.at(b, u, Finding{Rule: RuleHelmRelease, Severity: Info,
-			Message: fmt.Sprintf("HelmRelease (chart %q) is not rendered: this increment has no Helm engine, so its manifests are not validated", chart),
-			Hint:    "validate the chart with `helm template` until hybridtwin renders HelmReleases"})
-	}
 }
 
 // missingVariables lists every ${VAR} without a default and without a value, per object (rule HT002).

@@ -29,6 +29,9 @@ type Options struct {
 	// Schema, when set, is an API server to validate every object against by server-side dry-run
 	// (CRDs the repository defines are created there first). Nil skips rule HT009.
 	Schema *rest.Config
+	// Offline skips fetching remote charts (HelmRepository, OCIRepository, another Git repository):
+	// HelmReleases that need one get a HT012 warning instead of a render.
+	Offline bool
 	// Logger receives progress at debug level; silent when nil.
 	Logger *slog.Logger
 }
@@ -40,6 +43,8 @@ type built struct {
 	objects []*unstructured.Unstructured
 	origins map[string]string
 	ok      bool
+	// helm is set on the objects a HelmRelease rendered.
+	helm *helmOrigin
 }
 
 type run struct {
@@ -177,6 +182,12 @@ func Validate(ctx context.Context, configs []Config, opts Options) (*Report, err
 		}
 	}
 
+	// HelmReleases: render their charts; the renders join the builds.
+	all = append(all, r.helmReleases(ctx, all)...)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
 	for _, b := range all {
 		r.report.Objects += len(b.objects)
 		for _, u := range b.objects {
@@ -189,6 +200,7 @@ func Validate(ctx context.Context, configs []Config, opts Options) (*Report, err
 		if err := r.schema(ctx, all); err != nil {
 			return nil, err
 		}
+		r.report.MarkStage(StageSchema)
 	}
 	r.report.sort()
 	return r.report, nil
@@ -205,6 +217,12 @@ func (r *run) add(c *Config, k Kustomization, f Finding) {
 // at fills a finding's file and line from the object's origin.
 func (r *run) at(b *built, u *unstructured.Unstructured, f Finding) {
 	f.Object = objectName(u)
+	if h := b.helm; h != nil {
+		f.File, f.Line = h.file, h.line
+		f.Message = fmt.Sprintf("rendered by HelmRelease %s (chart %s, %s): %s", h.release, h.chart, b.origins[build.Subject(u)], f.Message)
+		r.add(b.cfg, b.ks, f)
+		return
+	}
 	f.File = b.origins[build.Subject(u)]
 	if f.File != "" && !strings.Contains(f.File, "(generated") {
 		f.Line = lineOf(filepath.Join(b.cfg.Root, f.File), u.GetName(), u.GetKind())
