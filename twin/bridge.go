@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -205,3 +206,40 @@ func (b *Bridge) VMs() []hardware.VMStatus {
 	defer b.mu.Unlock()
 	return b.sim.VMs()
 }
+
+// settled returns nil when the estate is at rest: every host Up and no live migration or failover
+// restart pending. A cluster operation re-plans the estate from the hardware model, which starts from
+// that state; an estate mid-failover or in maintenance is refused until its hosts are repaired.
+func (b *Bridge) settled() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var notUp []string
+	for _, h := range b.sim.Hosts() {
+		if h.State != hardware.HostUp {
+			notUp = append(notUp, fmt.Sprintf("%s is %s", h.Name, h.State))
+		}
+	}
+	if len(notUp) > 0 {
+		return fmt.Errorf("host %s; repair it first (`hybridtwin host repair NAME`)", strings.Join(notUp, ", host "))
+	}
+	if at, ok := b.sim.NextAt(); ok {
+		return fmt.Errorf("a live migration or failover restart is still pending (due %s); wait for it", at.Format(time.RFC3339))
+	}
+	return nil
+}
+
+// replace swaps in the simulation of a changed plan (the caller checked settled and holds the twin's
+// operation lock) and records what the change did, then wakes the loop for the new simulation's timers.
+func (b *Bridge) replace(sim *hardware.Sim, recs []BridgeRecord) {
+	b.mu.Lock()
+	b.sim = sim
+	b.records = append(b.records, recs...)
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// now is the bridge's clock reading, for records the twin makes itself.
+func (b *Bridge) now() time.Time { return b.clk.Now() }

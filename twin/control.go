@@ -8,7 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strconv"
 	"time"
 )
 
@@ -17,6 +19,8 @@ import (
 //
 //	GET  /v1/status                     -> Status
 //	POST /v1/hosts/{name}/{fail|drain|repair} -> []BridgeRecord
+//	POST /v1/clusters/{name}/{delete|recreate} -> ClusterReport
+//	POST /v1/clusters/{name}/pools/{pool}/scale?count=N -> ClusterReport
 //	POST /v1/down?keep=true|false       -> {} once everything is stopped
 const controlHost = "hybridtwin"
 
@@ -70,6 +74,34 @@ func ServeControl(t *Twin) (*ControlServer, error) {
 		recs, err := t.Host(ctx, HostOp(r.PathValue("op")), r.PathValue("name"))
 		reply(w, recs, err)
 	})
+	// Cluster operations are bound to the request: a client that goes away (Ctrl-C) stops an add or a
+	// scale, which then undoes what it started; a removal, once begun, runs to the end.
+	mux.HandleFunc("POST /v1/clusters/{name}/{op}", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), t.prof.LifecycleTimeout)
+		defer cancel()
+		var rep *ClusterReport
+		var err error
+		switch op := r.PathValue("op"); op {
+		case "delete":
+			rep, err = t.RemoveCluster(ctx, r.PathValue("name"))
+		case "recreate":
+			rep, err = t.RecreateCluster(ctx, r.PathValue("name"))
+		default:
+			err = fmt.Errorf("cluster operation %q: %w; use delete, recreate or pools/POOL/scale", op, ErrRefused)
+		}
+		reply(w, rep, err)
+	})
+	mux.HandleFunc("POST /v1/clusters/{name}/pools/{pool}/scale", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), t.prof.LifecycleTimeout)
+		defer cancel()
+		count, err := strconv.Atoi(r.URL.Query().Get("count"))
+		if err != nil {
+			reply(w, nil, fmt.Errorf("scale node pool %s of cluster %s: %w: count %q is not a number", r.PathValue("pool"), r.PathValue("name"), ErrRefused, r.URL.Query().Get("count")))
+			return
+		}
+		rep, err := t.ScaleNodePool(ctx, r.PathValue("name"), r.PathValue("pool"), count)
+		reply(w, rep, err)
+	})
 	mux.HandleFunc("POST /v1/down", func(w http.ResponseWriter, r *http.Request) {
 		// Not bound to the request: a client that goes away must not leave a half-stopped twin.
 		err := t.Down(context.WithoutCancel(r.Context()), r.URL.Query().Get("keep") == "true")
@@ -88,17 +120,27 @@ func (c *ControlServer) Close(ctx context.Context) error {
 type errorBody struct {
 	Error string `json:"error"`
 	Host  bool   `json:"host,omitempty"` // the error wraps ErrHost
+	// Refused: the error wraps ErrRefused (nothing was changed); Capacity carries the hardware model's
+	// reasons when it was the model that said no. Lifecycle: an operation failed part-way (ErrLifecycle).
+	Refused   bool           `json:"refused,omitempty"`
+	Capacity  *CapacityError `json:"capacity,omitempty"`
+	Lifecycle bool           `json:"lifecycle,omitempty"`
 }
 
 func reply(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	if err != nil {
 		code := http.StatusInternalServerError
-		if errors.Is(err, ErrHost) {
+		if errors.Is(err, ErrHost) || errors.Is(err, ErrRefused) {
 			code = http.StatusConflict
 		}
+		body := errorBody{Error: err.Error(), Host: errors.Is(err, ErrHost), Refused: errors.Is(err, ErrRefused), Lifecycle: errors.Is(err, ErrLifecycle)}
+		var ce *CapacityError
+		if errors.As(err, &ce) {
+			body.Capacity = ce
+		}
 		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(errorBody{Error: err.Error(), Host: errors.Is(err, ErrHost)})
+		_ = json.NewEncoder(w).Encode(body)
 		return
 	}
 	_ = json.NewEncoder(w).Encode(v)
@@ -146,8 +188,15 @@ func (r *Remote) call(ctx context.Context, method, path string, out any) error {
 	if resp.StatusCode != http.StatusOK {
 		var eb errorBody
 		if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
-			if eb.Host {
+			switch {
+			case eb.Host:
 				return &remoteHostError{msg: eb.Error}
+			case eb.Capacity != nil:
+				return eb.Capacity
+			case eb.Refused:
+				return &remoteError{msg: eb.Error, is: ErrRefused}
+			case eb.Lifecycle:
+				return &remoteError{msg: eb.Error, is: ErrLifecycle}
 			}
 			return errors.New(eb.Error)
 		}
@@ -172,6 +221,30 @@ func (r *Remote) Host(ctx context.Context, op HostOp, host string) ([]BridgeReco
 	return recs, err
 }
 
+// RemoveCluster removes a workload cluster of the running twin (see Twin.RemoveCluster).
+func (r *Remote) RemoveCluster(ctx context.Context, name string) (*ClusterReport, error) {
+	return r.clusterOp(ctx, "/v1/clusters/"+url.PathEscape(name)+"/delete")
+}
+
+// RecreateCluster brings a removed cluster of the spec back (see Twin.RecreateCluster).
+func (r *Remote) RecreateCluster(ctx context.Context, name string) (*ClusterReport, error) {
+	return r.clusterOp(ctx, "/v1/clusters/"+url.PathEscape(name)+"/recreate")
+}
+
+// ScaleNodePool sets a node pool's VM count (see Twin.ScaleNodePool). A refusal by the hardware model is
+// a *CapacityError.
+func (r *Remote) ScaleNodePool(ctx context.Context, clusterName, pool string, count int) (*ClusterReport, error) {
+	return r.clusterOp(ctx, fmt.Sprintf("/v1/clusters/%s/pools/%s/scale?count=%d", url.PathEscape(clusterName), url.PathEscape(pool), count))
+}
+
+func (r *Remote) clusterOp(ctx context.Context, path string) (*ClusterReport, error) {
+	var rep ClusterReport
+	if err := r.call(ctx, http.MethodPost, path, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
 // Down stops the running twin and, unless keep, removes its state. It returns once everything stopped.
 func (r *Remote) Down(ctx context.Context, keep bool) error {
 	var out struct{}
@@ -183,3 +256,12 @@ type remoteHostError struct{ msg string }
 
 func (e *remoteHostError) Error() string { return e.msg }
 func (e *remoteHostError) Unwrap() error { return ErrHost }
+
+// remoteError is an error the control socket reported, keeping the sentinel it wrapped for errors.Is.
+type remoteError struct {
+	msg string
+	is  error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.is }

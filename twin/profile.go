@@ -4,12 +4,13 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 )
 
 // RunProfileVersion names the set of timings below; change it whenever a value changes, so reports can
 // say which values a run used.
-const RunProfileVersion = "twinrun/v1"
+const RunProfileVersion = "twinrun/v2"
 
 // RunProfile holds every timing the composition of a twin uses (the components' own timings live in
 // their packages' profiles: cluster.TimeProfile, gitserver.Profile, registry.Profile, reconciler.Profile).
@@ -38,6 +39,20 @@ type RunProfile struct {
 	ReadyTimeout time.Duration `json:"readyTimeout"`
 	// ReadyPoll is how often the --detach'ed parent checks whether the child's control socket answers.
 	ReadyPoll time.Duration `json:"readyPoll"`
+	// LifecycleTimeout bounds one cluster operation requested on the control socket (delete, recreate,
+	// scale): a cluster start (cluster.DefaultStartTimeout, 3 min) plus, if it fails, the undo
+	// (StopTimeout, 2 min).
+	LifecycleTimeout time.Duration `json:"lifecycleTimeout"`
+	// DrainTimeout bounds draining one node when a pool shrinks. AKS waits 30 minutes per node (the
+	// agent pool's upgradeSettings.drainTimeoutInMinutes: "The amount of time (in minutes) to wait on
+	// eviction of pods and graceful termination per node. This eviction wait time honors waiting on pod
+	// disruption budgets ... If not specified, the default is 30 minutes", Microsoft.ContainerService
+	// AgentPoolUpgradeSettings reference); the real profile keeps that. On the fast profile the simulated kubelet confirms an evicted pod's deletion at once, so
+	// only a PodDisruptionBudget can hold a drain up; two minutes reports that instead of waiting half an hour.
+	DrainTimeout time.Duration `json:"drainTimeout"`
+	// DrainPoll is how often a drain retries evictions and checks that the node is empty: the Arc agent's
+	// status cadence (arcagent.DefaultPollInterval, 250 ms).
+	DrainPoll time.Duration `json:"drainPoll"`
 }
 
 // RunProfileFor returns the composition timings for a twin's time profile.
@@ -59,12 +74,16 @@ func RunProfileFor(name cluster.TimeProfileName) (RunProfile, error) {
 		ControlTimeout:       30 * time.Second,
 		ReadyTimeout:         10 * time.Minute,
 		ReadyPoll:            200 * time.Millisecond,
+		LifecycleTimeout:     cluster.DefaultStartTimeout + 2*time.Minute,
+		DrainPoll:            arcagent.DefaultPollInterval,
 	}
 	switch tp.Name {
 	case cluster.ProfileFast:
 		p.FailoverDelay = tp.NodeMonitorGracePeriod * 3 / 2
+		p.DrainTimeout = 2 * time.Minute
 	case cluster.ProfileReal:
 		p.FailoverDelay = 0 // the hardware profile's figure
+		p.DrainTimeout = 30 * time.Minute
 	default:
 		return RunProfile{}, fmt.Errorf("no twin run profile for time profile %q", tp.Name)
 	}

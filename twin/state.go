@@ -76,14 +76,16 @@ func ReadInfo(stateDir string) (*Info, error) {
 // Info describes the running twin.
 func (t *Twin) Info() Info {
 	return Info{Name: t.spec.Metadata.Name, Spec: t.spec.File, PID: os.Getpid(), StartedAt: t.start,
-		ReadyAfter: t.ready.Round(time.Millisecond).String(), Kubeconfig: t.kubeconfig, Contexts: t.spec.ClusterNames(),
+		ReadyAfter: t.ready.Round(time.Millisecond).String(), Kubeconfig: t.kubeconfig, Contexts: t.clusterNames(),
 		GiteaURL: t.git.URL(), GiteaToken: filepath.Join(t.stateDir, GiteaTokenFile), Registry: t.reg.Host(),
 		ArcEndpoint: t.arcEP.URL, Socket: SocketPath(t.stateDir), TimeProfile: string(t.spec.Spec.TimeProfile)}
 }
 
 func (t *Twin) writeInfo() error {
 	i := t.Info()
-	i.ReadyAfter = time.Since(t.start).Round(time.Millisecond).String()
+	if t.ready == 0 { // written at the end of Up, before Up records how long it took
+		i.ReadyAfter = time.Since(t.start).Round(time.Millisecond).String()
+	}
 	data, err := json.MarshalIndent(i, "", "  ")
 	if err != nil {
 		return err
@@ -155,6 +157,11 @@ func mergeKubeconfigs(names []string, pathOf func(string) string) (*clientcmdapi
 		}
 	}
 	return out, nil
+}
+
+// writeKubeconfigFile writes a kubeconfig readable by its owner only (it holds admin credentials).
+func writeKubeconfigFile(cfg *clientcmdapi.Config, path string) error {
+	return clientcmd.WriteToFile(*cfg, path)
 }
 
 func bytesReplace(data, from, to []byte) []byte { return bytes.ReplaceAll(data, from, to) }

@@ -106,8 +106,15 @@ func (t *Twin) Status(ctx context.Context) (*Status, error) {
 			st.Components = append(st.Components, c)
 		}
 	}
-	for _, name := range t.spec.ClusterNames() {
-		rc := t.clusters[name]
+	t.cmu.RLock()
+	names := planClusterNames(t.plan)
+	running := make([]*runningCluster, len(names))
+	for i, n := range names {
+		running[i] = t.clusters[n]
+	}
+	t.cmu.RUnlock()
+	for i, name := range names {
+		rc := running[i]
 		if rc.flux != nil {
 			for _, p := range rc.flux.Processes() {
 				st.Components = append(st.Components, probe(name+"/flux "+p.Name, p.PID, "", p.Ports...))
@@ -122,8 +129,8 @@ func (t *Twin) Status(ctx context.Context) (*Status, error) {
 		st.Hosts = append(st.Hosts, HostState{Name: h.Name, State: string(h.State), VMs: h.VMs})
 	}
 	ready := map[string]string{} // cluster/node -> Ready
-	for _, name := range t.spec.ClusterNames() {
-		rc := t.clusters[name]
+	for i, name := range names {
+		rc := running[i]
 		cs := ClusterStatus{Name: name, Server: rc.info.Server, Version: rc.info.KubernetesVersion, ArcID: rc.arcID}
 		nodes, err := rc.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {

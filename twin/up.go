@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -111,7 +112,8 @@ type Twin struct {
 	start    time.Time
 	ready    time.Duration
 
-	sim      *hardware.Sim
+	sim      *hardware.Sim // the simulation Up started with; the bridge holds the current one
+	simOpts  []hardware.SimOption
 	bridge   *Bridge
 	provider providers.Provider
 	git      *gitserver.Server
@@ -121,9 +123,20 @@ type Twin struct {
 	arcEP    *arc.Endpoint
 	flux     *armkubernetesconfiguration.FluxConfigurationsClient
 
-	clusters   map[string]*runningCluster
+	// cmu guards clusters and plan: lifecycle operations (lifecycle.go) change them while Status and
+	// the bridge read them.
+	cmu      sync.RWMutex
+	clusters map[string]*runningCluster
+	// plan is the ClusterPlan the twin runs now: the spec's at Up, then as cluster operations change it.
+	plan       *hardware.Plan
 	repoURLs   map[string]string
 	kubeconfig string
+
+	// opMu serialises the operations that change the estate (cluster operations and host operations);
+	// opsCtx ends when Down starts, so an operation in flight stops and undoes what it started.
+	opMu      sync.Mutex
+	opsCtx    context.Context
+	opsCancel context.CancelFunc
 
 	runCtx    context.Context
 	runCancel context.CancelFunc
@@ -142,6 +155,8 @@ type runningCluster struct {
 	arcID  string
 	rec    *reconciler.Reconciler
 	flux   *flux.Controllers
+	// agentDone is closed when the cluster's Arc agent goroutine has returned.
+	agentDone chan struct{}
 }
 
 type cleanup struct {
@@ -183,6 +198,7 @@ func Up(ctx context.Context, spec *Spec, opts Options) (*Twin, error) {
 	}
 	// The run context outlives ctx: ctx bounds the start, Down ends the run.
 	t.runCtx, t.runCancel = context.WithCancel(context.WithoutCancel(ctx))
+	t.opsCtx, t.opsCancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := t.up(ctx); err != nil {
 		var se *StepError
 		if !errors.As(err, &se) {
@@ -227,11 +243,12 @@ func (t *Twin) up(ctx context.Context) error {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	simOpts := []hardware.SimOption{hardware.WithClock(clk)}
+	t.simOpts = []hardware.SimOption{hardware.WithClock(clk)}
 	if prof.FailoverDelay > 0 {
-		simOpts = append(simOpts, hardware.WithFailoverDelay(prof.FailoverDelay))
+		t.simOpts = append(t.simOpts, hardware.WithFailoverDelay(prof.FailoverDelay))
 	}
-	t.sim, err = hardware.NewSim(s.Inventory, s.Plan, simOpts...)
+	t.plan = clonePlan(s.Plan)
+	t.sim, err = hardware.NewSim(s.Inventory, t.plan, t.simOpts...)
 	if err != nil {
 		return stepErr(StepPlan, "", err)
 	}
@@ -275,7 +292,7 @@ func (t *Twin) up(ctx context.Context) error {
 		return err
 	}
 	// The bridge: hardware events drive node state until Down.
-	t.bridge = NewBridge(t.sim, &nodeControl{faults: t.provider, clients: t.clientsByName()}, clk)
+	t.bridge = NewBridge(t.sim, &nodeControl{faults: t.provider, client: t.clientOf}, clk)
 	bctx, bcancel := context.WithCancel(t.runCtx)
 	t.wg.Add(1)
 	go func() { defer t.wg.Done(); t.bridge.Run(bctx) }()
@@ -286,12 +303,30 @@ func (t *Twin) up(ctx context.Context) error {
 	return nil
 }
 
-func (t *Twin) clientsByName() map[string]kubernetes.Interface {
-	out := map[string]kubernetes.Interface{}
-	for n, c := range t.clusters {
-		out[n] = c.client
+// clientOf is the admin client of a running cluster, for the bridge.
+func (t *Twin) clientOf(name string) (kubernetes.Interface, bool) {
+	t.cmu.RLock()
+	defer t.cmu.RUnlock()
+	rc, ok := t.clusters[name]
+	if !ok {
+		return nil, false
 	}
-	return out
+	return rc.client, true
+}
+
+// clusterNames are the running workload clusters, in plan order.
+func (t *Twin) clusterNames() []string {
+	t.cmu.RLock()
+	defer t.cmu.RUnlock()
+	return planClusterNames(t.plan)
+}
+
+// cluster returns a running cluster.
+func (t *Twin) cluster(name string) (*runningCluster, bool) {
+	t.cmu.RLock()
+	defer t.cmu.RUnlock()
+	rc, ok := t.clusters[name]
+	return rc, ok
 }
 
 func (t *Twin) startParallel(ctx context.Context, specs []cluster.Spec) error {
@@ -362,23 +397,13 @@ func (t *Twin) startParallel(ctx context.Context, specs []cluster.Spec) error {
 	t.provider = prov
 	for _, cs := range specs {
 		run(func() error {
-			info, err := prov.Create(pctx, cs)
+			rc, err := t.startCluster(pctx, cs)
 			if err != nil {
 				return stepErr(StepCluster, cs.Name, err)
 			}
-			t.onStop("cluster "+cs.Name, func(ctx context.Context) error { return prov.Delete(ctx, cs.Name) })
-			cfg, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
-			if err != nil {
-				return stepErr(StepCluster, cs.Name, err)
-			}
-			kc, err := kubernetes.NewForConfig(cfg)
-			if err != nil {
-				return stepErr(StepCluster, cs.Name, err)
-			}
-			mu.Lock()
-			t.clusters[cs.Name] = &runningCluster{info: info, config: cfg, client: kc}
-			mu.Unlock()
-			t.progress("cluster %s: %s, %d VM-nodes Ready (started in %s)", cs.Name, info.Server, len(info.Nodes), info.Start.Total.Round(10*time.Millisecond))
+			t.cmu.Lock()
+			t.clusters[cs.Name] = rc
+			t.cmu.Unlock()
 			return nil
 		})
 	}
@@ -393,6 +418,27 @@ func (t *Twin) startParallel(ctx context.Context, specs []cluster.Spec) error {
 		}
 	}
 	return errs[0]
+}
+
+// startCluster starts one workload cluster with the provider and registers its cleanup. A failed start
+// leaves nothing running (the provider's promise).
+func (t *Twin) startCluster(ctx context.Context, cs cluster.Spec) (*runningCluster, error) {
+	info, err := t.provider.Create(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
+	prov := t.provider
+	t.onStop("cluster "+cs.Name, func(ctx context.Context) error { return prov.Delete(ctx, cs.Name) })
+	cfg, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	kc, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.progress("cluster %s: %s, %d VM-nodes Ready (started in %s)", cs.Name, info.Server, len(info.Nodes), info.Start.Total.Round(10*time.Millisecond))
+	return &runningCluster{info: info, config: cfg, client: kc}, nil
 }
 
 func (t *Twin) publishImages(ctx context.Context) error {
@@ -472,12 +518,16 @@ func (t *Twin) seed(ctx context.Context) error {
 }
 
 func (t *Twin) writeKubeconfig() error {
-	merged, err := mergeKubeconfigs(t.spec.ClusterNames(), func(name string) string { return t.clusters[name].info.Kubeconfig })
-	if err != nil {
+	t.cmu.RLock()
+	names := planClusterNames(t.plan)
+	t.cmu.RUnlock()
+	if err := t.writeKubeconfigFor(names, nil); err != nil {
 		return err
 	}
-	t.kubeconfig = filepath.Join(t.stateDir, KubeconfigFile)
-	return clientcmd.WriteToFile(*merged, t.kubeconfig)
+	if t.kubeconfig == "" { // set once, in Up; cluster operations rewrite the same file
+		t.kubeconfig = filepath.Join(t.stateDir, KubeconfigFile)
+	}
+	return nil
 }
 
 // connect registers every cluster as a connected cluster through ARM, as `az connectedk8s connect`
@@ -489,25 +539,42 @@ func (t *Twin) connect(ctx context.Context) error {
 	if err != nil {
 		return stepErr(StepConnect, "", err)
 	}
+	vms := t.sim.VMs()
 	for _, name := range t.spec.ClusterNames() {
-		res, err := arcsdk.ConnectCluster(ctx, t.arcEP, az.SubscriptionID, az.ResourceGroup, name, az.Location, t.prof.ARMPoll)
-		if err != nil {
+		if err := t.connectCluster(ctx, name, t.clusters[name], vms); err != nil {
 			return stepErr(StepConnect, name, err)
 		}
-		rc := t.clusters[name]
-		rc.arcID = *res.ID
-		cores := 0
-		for _, vm := range t.sim.VMs() {
-			if vm.Cluster == name && vm.Role == hardware.RoleWorker {
-				cores += vm.VCPU
-			}
-		}
-		if err := t.arcSrv.SetConnectivity(rc.arcID, "Connected", rc.info.KubernetesVersion, int32(len(rc.info.Nodes)), int32(cores)); err != nil {
-			return stepErr(StepConnect, name, err)
-		}
-		t.progress("connect: %s -> %s", name, rc.arcID)
 	}
 	return nil
+}
+
+// connectCluster registers one cluster as a connected cluster through ARM and reports its agents'
+// connectivity, size and version from the hardware model's worker VMs.
+func (t *Twin) connectCluster(ctx context.Context, name string, rc *runningCluster, vms []hardware.VMStatus) error {
+	az := t.spec.Spec.Azure
+	res, err := arcsdk.ConnectCluster(ctx, t.arcEP, az.SubscriptionID, az.ResourceGroup, name, az.Location, t.prof.ARMPoll)
+	if err != nil {
+		return err
+	}
+	rc.arcID = *res.ID
+	nodes, cores := workerTotals(vms, name)
+	if err := t.arcSrv.SetConnectivity(rc.arcID, "Connected", rc.info.KubernetesVersion, nodes, cores); err != nil {
+		return err
+	}
+	t.progress("connect: %s -> %s", name, rc.arcID)
+	return nil
+}
+
+// workerTotals counts a cluster's worker VMs and their vCPUs, as the Arc agents report totalNodeCount
+// and totalCoreCount.
+func workerTotals(vms []hardware.VMStatus, clusterName string) (nodes, cores int32) {
+	for _, vm := range vms {
+		if vm.Cluster == clusterName && vm.Role == hardware.RoleWorker {
+			nodes++
+			cores += int32(vm.VCPU)
+		}
+	}
+	return nodes, cores
 }
 
 // startReconcilers starts one GitOps engine and one Arc agent per cluster. The engine is the twin's
@@ -517,68 +584,102 @@ func (t *Twin) connect(ctx context.Context) error {
 // agent with its own work directory and API client, as Flux runs one set of controllers per cluster.
 func (t *Twin) startReconcilers(ctx context.Context) error {
 	for _, name := range t.spec.ClusterNames() {
-		rc := t.clusters[name]
-		var target arcagent.Target
-		switch t.spec.ReconcilerFor(name) {
-		case ReconcilerFlux:
-			ctl, err := flux.Start(ctx, flux.Options{Kubeconfig: rc.info.Kubeconfig, StateDir: filepath.Join(t.stateDir, stateDirFlux, name),
-				Logger: t.log.With("component", "flux", "cluster", name)})
-			if err != nil {
-				return stepErr(StepReconciler, name, err)
-			}
-			t.onStop("flux "+name, func(context.Context) error { return ctl.Stop() })
-			rc.flux = ctl
-			ft, err := flux.NewTarget(rc.config)
-			if err != nil {
-				return stepErr(StepReconciler, name, err)
-			}
-			target = ft
-		default:
-			rec, err := reconciler.New(rc.config, reconciler.Options{Cluster: name,
-				WorkDir: filepath.Join(t.stateDir, stateDirReconciler, name), Logger: t.log.With("component", "reconciler", "cluster", name),
-				NoDriftWatch: t.opts.NoDriftWatch})
-			if err != nil {
-				return stepErr(StepReconciler, name, err)
-			}
-			if err := rec.Start(t.runCtx); err != nil {
-				return stepErr(StepReconciler, name, err)
-			}
-			rc.rec = rec
-			t.onStop("reconciler "+name, func(context.Context) error { rec.Stop(); return nil })
-			target = rec
-		}
-		agent, err := arcagent.New(arcagent.Options{ClusterID: rc.arcID, Config: rc.config, Target: target, Azure: t.arcSrv,
-			Logger: t.log.With("component", "arc-agent", "cluster", name)})
-		if err != nil {
+		if err := t.startEngine(ctx, name, t.clusters[name]); err != nil {
 			return stepErr(StepReconciler, name, err)
 		}
-		actx, acancel := context.WithCancel(t.runCtx)
-		t.wg.Add(1)
-		go func() { defer t.wg.Done(); _ = agent.Run(actx) }()
-		t.onStop("arc agent "+name, func(context.Context) error { acancel(); return nil })
-		t.progress("reconciler %s: %s, with an Arc agent", name, t.spec.ReconcilerFor(name))
 	}
 	return nil
 }
 
+// startEngine starts one cluster's GitOps engine and Arc agent and registers their cleanups.
+func (t *Twin) startEngine(ctx context.Context, name string, rc *runningCluster) error {
+	var target arcagent.Target
+	switch t.spec.ReconcilerFor(name) {
+	case ReconcilerFlux:
+		ctl, err := flux.Start(ctx, flux.Options{Kubeconfig: rc.info.Kubeconfig, StateDir: filepath.Join(t.stateDir, stateDirFlux, name),
+			Logger: t.log.With("component", "flux", "cluster", name)})
+		if err != nil {
+			return err
+		}
+		t.onStop("flux "+name, func(context.Context) error { return ctl.Stop() })
+		rc.flux = ctl
+		ft, err := flux.NewTarget(rc.config)
+		if err != nil {
+			return err
+		}
+		target = ft
+	default:
+		rec, err := reconciler.New(rc.config, reconciler.Options{Cluster: name,
+			WorkDir: filepath.Join(t.stateDir, stateDirReconciler, name), Logger: t.log.With("component", "reconciler", "cluster", name),
+			NoDriftWatch: t.opts.NoDriftWatch})
+		if err != nil {
+			return err
+		}
+		if err := rec.Start(t.runCtx); err != nil {
+			return err
+		}
+		rc.rec = rec
+		t.onStop("reconciler "+name, func(context.Context) error { rec.Stop(); return nil })
+		target = rec
+	}
+	agent, err := arcagent.New(arcagent.Options{ClusterID: rc.arcID, Config: rc.config, Target: target, Azure: t.arcSrv,
+		Logger: t.log.With("component", "arc-agent", "cluster", name)})
+	if err != nil {
+		return err
+	}
+	actx, acancel := context.WithCancel(t.runCtx)
+	done := make(chan struct{})
+	rc.agentDone = done
+	t.wg.Add(1)
+	go func() { defer t.wg.Done(); defer close(done); _ = agent.Run(actx) }()
+	// Stopping the agent waits for it: a removed cluster's agent must not act on Azure afterwards.
+	t.onStop("arc agent "+name, func(context.Context) error { acancel(); <-done; return nil })
+	t.progress("reconciler %s: %s, with an Arc agent", name, t.spec.ReconcilerFor(name))
+	return nil
+}
+
 func (t *Twin) createGitOps(ctx context.Context) error {
-	az := t.spec.Spec.Azure
 	n := 0
-	for _, g := range t.spec.Spec.GitOps {
-		body := t.fluxConfiguration(g)
-		for _, c := range t.spec.TargetsOf(g) {
-			p, err := t.flux.BeginCreateOrUpdate(ctx, az.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", c, g.Name, body, nil)
-			if err != nil {
-				return stepErr(StepGitOps, g.Name+" on "+c, err)
-			}
-			if _, err := arcsdk.Poll(ctx, p, t.prof.ARMPoll); err != nil {
-				return stepErr(StepGitOps, g.Name+" on "+c, err)
-			}
-			n++
+	for _, name := range t.spec.ClusterNames() {
+		made, err := t.createGitOpsFor(ctx, name)
+		n += made
+		if err != nil {
+			return err
 		}
 	}
 	t.progress("gitops: %d fluxConfiguration(s) created through ARM", n)
 	return nil
+}
+
+// createGitOpsFor creates, through ARM, every fluxConfiguration of the spec that targets the cluster.
+func (t *Twin) createGitOpsFor(ctx context.Context, clusterName string) (int, error) {
+	az := t.spec.Spec.Azure
+	n := 0
+	for _, g := range t.spec.Spec.GitOps {
+		if !targets(g, clusterName) {
+			continue
+		}
+		p, err := t.flux.BeginCreateOrUpdate(ctx, az.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", clusterName, g.Name, t.fluxConfiguration(g), nil)
+		if err != nil {
+			return n, stepErr(StepGitOps, g.Name+" on "+clusterName, err)
+		}
+		if _, err := arcsdk.Poll(ctx, p, t.prof.ARMPoll); err != nil {
+			return n, stepErr(StepGitOps, g.Name+" on "+clusterName, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// targets reports whether a GitOps configuration of the spec applies to a cluster: named in its list, or
+// the list is ["*"] (every cluster the twin runs, also one added later).
+func targets(g GitOpsConfig, clusterName string) bool {
+	for _, c := range g.Clusters {
+		if c == "*" || c == clusterName {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *Twin) fluxConfiguration(g GitOpsConfig) armkubernetesconfiguration.FluxConfiguration {
@@ -663,6 +764,12 @@ func (t *Twin) teardown(keep bool) ([]string, error) {
 		return nil, nil
 	}
 	t.down = true
+	t.mu.Unlock()
+	// A cluster or host operation in flight stops and undoes what it started; no new one begins.
+	t.opsCancel()
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
+	t.mu.Lock()
 	cs := t.cleanups
 	t.cleanups = nil
 	t.mu.Unlock()
@@ -709,14 +816,22 @@ func (t *Twin) RegistryHost() string { return t.reg.Host() }
 // ArcEndpoint is the Arc fake's ARM endpoint URL.
 func (t *Twin) ArcEndpoint() string { return t.arcEP.URL }
 
+// Arc is the Arc fake's Azure side: connected clusters, fluxConfigurations, and what policy assignments
+// deployed (PolicyDeployments).
+func (t *Twin) Arc() *arc.Server { return t.arcSrv }
+
+// ARMClient is an HTTP client that trusts the Arc fake's TLS certificate, for ARM requests to
+// ArcEndpoint() in the REST shapes the fake serves (e.g. a policy assignment).
+func (t *Twin) ARMClient() *http.Client { return t.arcEP.Client() }
+
 // ReadyAfter is how long Up took.
 func (t *Twin) ReadyAfter() time.Duration { return t.ready }
 
 // RESTConfig is the admin REST config of a workload cluster.
 func (t *Twin) RESTConfig(clusterName string) (*rest.Config, error) {
-	rc, ok := t.clusters[clusterName]
+	rc, ok := t.cluster(clusterName)
 	if !ok {
-		return nil, fmt.Errorf("cluster %q: %w (have: %v)", clusterName, cluster.ErrNotFound, t.spec.ClusterNames())
+		return nil, fmt.Errorf("cluster %q: %w (have: %v)", clusterName, cluster.ErrNotFound, t.clusterNames())
 	}
 	return rest.CopyConfig(rc.config), nil
 }
@@ -724,17 +839,23 @@ func (t *Twin) RESTConfig(clusterName string) (*rest.Config, error) {
 // FailHost crashes an HCI host: its VMs' nodes are cut off, and after the failover delay the VMs restart
 // elsewhere (their nodes come back on the new host label) or stay stranded.
 func (t *Twin) FailHost(ctx context.Context, host string) ([]BridgeRecord, error) {
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
 	return t.bridge.FailHost(ctx, host)
 }
 
 // DrainHost starts planned maintenance: the host's VMs live-migrate away; their nodes stay Ready and are
 // relabelled once each move finishes.
 func (t *Twin) DrainHost(ctx context.Context, host string) ([]BridgeRecord, error) {
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
 	return t.bridge.DrainHost(ctx, host)
 }
 
 // RepairHost brings a host back; stranded VMs restart.
 func (t *Twin) RepairHost(ctx context.Context, host string) ([]BridgeRecord, error) {
+	t.opMu.Lock()
+	defer t.opMu.Unlock()
 	return t.bridge.RepairHost(ctx, host)
 }
 

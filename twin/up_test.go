@@ -12,12 +12,15 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -56,8 +59,8 @@ func TestExampleTwinLifecycle(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	stateDir := filepath.Join(t.TempDir(), "state")
 	ctx := context.Background()
-	var progress strings.Builder
-	tw, err := Up(ctx, spec, Options{StateDir: stateDir, Progress: &progress})
+	progress := &hookWriter{}
+	tw, err := Up(ctx, spec, Options{StateDir: stateDir, Progress: progress})
 	if err != nil {
 		t.Fatalf("up: %v\n%s", err, progress.String())
 	}
@@ -188,6 +191,8 @@ func TestExampleTwinLifecycle(t *testing.T) {
 		return "missing"
 	}).WithTimeout(nodeState).WithPolling(poll).Should(Equal(string(hardware.HostUp)))
 
+	lifecycleOnARunningTwin(t, g, tw, remote, clients["dev"], stateDir, progress)
+
 	// Down through the socket: nothing left.
 	g.Expect(remote.Down(ctx, false)).To(Succeed())
 	downed = true
@@ -313,4 +318,130 @@ func portFree(p int) error {
 		return err
 	}
 	return ln.Close()
+}
+
+// lifecycleOnARunningTwin: cluster operations through the control socket, as `hybridtwin cluster` sends
+// them. A pool grows by one VM (a Ready node on the model's host) and shrinks back (the node drained and
+// gone); growing past the hardware is refused with the model's reason and changes nothing; an unknown
+// cluster is refused; an add that fails part-way (its context ends after the cluster connected to Arc)
+// stops everything it started. The happy paths of delete, recreate and add are the scenarios'
+// (scenarios/lifecycle_test.go).
+func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, dev kubernetes.Interface, stateDir string, progress *hookWriter) {
+	ctx := context.Background()
+	rep, err := remote.ScaleNodePool(ctx, "dev", "linux", 4)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rep.Placed).To(HaveLen(1))
+	placed := rep.Placed[0]
+	g.Expect(placed.VM).To(Equal("dev-linux-3"))
+	n, err := dev.CoreV1().Nodes().Get(ctx, "dev-linux-3", metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(nodeReady(n)).To(Equal("True"), "AddNode returns once the node is Ready")
+	g.Expect(n.Labels[cluster.LabelHCIHost]).To(Equal(placed.Host))
+	g.Expect(n.Labels[cluster.LabelNodePool]).To(Equal("linux"))
+	var addr string
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			addr = a.Address
+		}
+	}
+	g.Expect(addr).To(Equal(placed.IP), "the node has the model's address")
+	// Every re-planned node was relabelled: labels and the model agree.
+	st, err := remote.Status(ctx)
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, c := range st.Clusters {
+		for _, node := range c.Nodes {
+			for _, v := range st.VMs {
+				if v.Name == node.Name {
+					g.Expect(node.Host).To(Equal(v.Host), "node %s/%s is labelled %s but the model has its VM on %s", c.Name, node.Name, node.Host, v.Host)
+				}
+			}
+		}
+	}
+
+	// Past the hardware: refused with the model's reason; the pool keeps its four nodes.
+	mw, err := hardware.MoreWorkersFor(tw.spec.Inventory, tw.Plan(), "dev", "linux")
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = remote.ScaleNodePool(ctx, "dev", "linux", mw.Current+mw.More+1)
+	var ce *CapacityError
+	g.Expect(errors.As(err, &ce)).To(BeTrue(), "want a *CapacityError through the socket, got %v", err)
+	g.Expect(errors.Is(err, ErrRefused)).To(BeTrue())
+	g.Expect(ce.Reasons).To(ContainElement(mw.LimitedBy))
+	nodes, err := dev.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(nodes.Items).To(HaveLen(4))
+
+	// Back to three: the added node is drained and removed, its VM released.
+	rep, err = remote.ScaleNodePool(ctx, "dev", "linux", 3)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rep.Released).To(HaveLen(1))
+	g.Expect(rep.Released[0].VM).To(Equal("dev-linux-3"))
+	_, err = dev.CoreV1().Nodes().Get(ctx, "dev-linux-3", metav1.GetOptions{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "node dev-linux-3 still there: %v", err)
+	g.Expect(cmp.Diff(tw.spec.Plan.Spec, tw.Plan().Spec)).To(BeEmpty())
+
+	_, err = remote.RemoveCluster(ctx, "staging")
+	g.Expect(errors.Is(err, ErrRefused)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring(`cluster "staging" is not running`))
+
+	// An add that fails part-way: its context ends once it is connected to Arc and its reconciler and Arc
+	// agent run, before its configurations are created.
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	progress.arm("reconciler branch-x:", cancel)
+	_, err = tw.AddCluster(actx, hardware.WorkloadCluster{Name: "branch-x", ControlPlane: hardware.ControlPlaneSpec{Count: 1},
+		NodePools: []hardware.NodePool{{Name: "linux", OSType: hardware.Linux, VMSize: "Standard_K8S3_v1", Count: 1}}})
+	var oe *OpError
+	g.Expect(errors.As(err, &oe)).To(BeTrue(), "want an *OpError, got %v", err)
+	g.Expect(errors.Is(err, ErrLifecycle)).To(BeTrue())
+	g.Expect(errors.Is(err, context.Canceled)).To(BeTrue())
+	g.Expect(oe.Step).To(Equal(StepConfigured))
+	g.Expect(oe.UndoErr).NotTo(HaveOccurred())
+	g.Expect(oe.Undone).To(ContainElements("arc agent branch-x", "reconciler branch-x", "connectedCluster branch-x", "cluster branch-x"))
+	g.Expect(processesUnder(filepath.Join(stateDir, stateDirClusters, "branch-x"))).To(BeEmpty())
+	for _, cc := range tw.arcSrv.ConnectedClusters() {
+		g.Expect(cc.Name).NotTo(Equal("branch-x"), "the connectedCluster was left behind")
+	}
+	g.Expect(tw.Clusters()).To(Equal([]string{"dev", "prod"}))
+	g.Expect(cmp.Diff(tw.spec.Plan.Spec, tw.Plan().Spec)).To(BeEmpty())
+	for _, vm := range tw.bridge.VMs() {
+		g.Expect(vm.Cluster).NotTo(Equal("branch-x"))
+	}
+	kc, err := clientcmd.LoadFromFile(tw.Kubeconfig())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(kc.Contexts).To(HaveLen(2))
+}
+
+// hookWriter collects Up's progress lines (they come from several goroutines) and calls a hook, once,
+// on the first line containing a text.
+type hookWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+	on string
+	fn func()
+}
+
+func (w *hookWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	w.b.Write(p)
+	var fn func()
+	if w.on != "" && strings.Contains(string(p), w.on) {
+		fn, w.on = w.fn, ""
+	}
+	w.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+	return len(p), nil
+}
+
+func (w *hookWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
+
+func (w *hookWriter) arm(on string, fn func()) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.on, w.fn = on, fn
 }

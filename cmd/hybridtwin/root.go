@@ -37,5 +37,6 @@ how fast, and what happens on drift and host failure.`,
 	root.AddCommand(newVersionCommand(), newDoctorCommand(), newToolsCommand(), newCapacityCommand(),
 		newReportCommand(), newUpCommand(), newDownCommand(), newStatusCommand(), newHostCommand())
 	root.AddCommand(newValidateCommand(), newDiffCommand())
+	root.AddCommand(newClusterCommand())
 	return root
 }

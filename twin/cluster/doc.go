@@ -8,6 +8,9 @@
 //     kubelets for the worker VMs;
 //   - kind (package twin/cluster/kind): the same clusters as kind nodes, for machines with Docker.
 //
+// Optional capabilities are their own small interfaces: NodeFaults (fail and restore a VM-node) and
+// NodePools (add and remove VM-nodes of a running cluster; the embedded provider has it).
+//
 // Package twin/cluster/providers picks one from a spec; package twin/cluster/e2e adapts any Provider
 // to sigs.k8s.io/e2e-framework.
 //

@@ -39,6 +39,19 @@ type NodeFaults interface {
 	MarkOutOfService(ctx context.Context, cluster, node string) error
 }
 
+// NodePools is implemented by providers that can add and remove VM-nodes of a running cluster, as scaling
+// an AKS hybrid node pool adds or deletes worker VMs. The caller (the twin) decides which VMs exist; the
+// provider only makes the cluster follow.
+type NodePools interface {
+	// AddNode registers a worker VM as a Node of a running cluster, starts its kubelet and returns once
+	// the node is Ready with a pod CIDR. A failed or cancelled AddNode leaves no Node and no kubelet.
+	// A node of that name that already exists wraps ErrExists.
+	AddNode(ctx context.Context, cluster string, node NodeSpec) error
+	// RemoveNode stops a node's kubelet and deletes its Node object (its lease goes with it, by owner
+	// reference). Draining the node first is the caller's job. An unknown node wraps ErrNotFound.
+	RemoveNode(ctx context.Context, cluster, node string) error
+}
+
 // Info describes a running cluster.
 type Info struct {
 	Name              string          `json:"name"`

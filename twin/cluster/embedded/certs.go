@@ -26,6 +26,8 @@ const (
 
 // credentials is a cluster's key material, kept in memory for the clients the twin itself makes.
 type credentials struct {
+	// ca signs the certificates of VM-nodes added to the running cluster (Provider.AddNode).
+	ca          *pki.CA
 	caPEM       []byte
 	admin       pki.KeyPair
 	nodes       map[string]pki.KeyPair
@@ -106,6 +108,7 @@ func makeCredentials(s cluster.Spec, l layout, pt ports, now time.Time) (*creden
 	}
 
 	cr := &credentials{
+		ca:          ca,
 		caPEM:       ca.CertPEM,
 		nodes:       map[string]pki.KeyPair{},
 		server:      "https://127.0.0.1:" + strconv.Itoa(pt.APIServer),
@@ -133,13 +136,22 @@ func makeCredentials(s cluster.Spec, l layout, pt ports, now time.Time) (*creden
 		}
 	}
 	for _, n := range s.Nodes {
-		kp, err := ca.Issue(pki.Request{CommonName: "system:node:" + n.Name, Organization: []string{"system:nodes"}, Client: true}, now)
-		if err != nil {
+		if err := cr.issueNode(n.Name, now); err != nil {
 			return nil, err
 		}
-		cr.nodes[n.Name] = kp
 	}
 	return cr, nil
+}
+
+// issueNode makes the client certificate a node's kubelet authenticates with: system:node:<name> in
+// system:nodes, as the Node authorizer expects.
+func (cr *credentials) issueNode(name string, now time.Time) error {
+	kp, err := cr.ca.Issue(pki.Request{CommonName: "system:node:" + name, Organization: []string{"system:nodes"}, Client: true}, now)
+	if err != nil {
+		return err
+	}
+	cr.nodes[name] = kp
+	return nil
 }
 
 // restConfig is a client configuration with the given identity.

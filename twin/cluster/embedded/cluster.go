@@ -255,31 +255,52 @@ func (c *instance) waitFor(ctx context.Context, ph cluster.Phase, watch []*proc.
 func (c *instance) startNodes(ctx context.Context) error {
 	c.kubelets = map[string]*simkubelet.Kubelet{}
 	for _, n := range c.spec.Nodes {
-		node := &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: cluster.NodeLabels(c.spec, n)},
-		}
-		for _, t := range n.Taints {
-			node.Spec.Taints = append(node.Spec.Taints, corev1.Taint{Key: t.Key, Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
-		}
-		if _, err := c.admin.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("register node %s: %w", n.Name, err)
-		}
-		client, err := kubernetes.NewForConfig(c.creds.restConfig(c.creds.nodes[n.Name], "hybridtwin-simkubelet/"+n.Name))
-		if err != nil {
-			return fmt.Errorf("client for node %s: %w", n.Name, err)
-		}
-		k := simkubelet.New(simkubelet.Config{
-			Node:   nodeConfig(n),
-			Timing: timing(c.profile),
-			Client: client,
-			Logger: c.log,
-		})
-		c.kubelets[n.Name] = k
-		if err := k.Start(context.WithoutCancel(ctx)); err != nil {
+		if err := c.startNode(ctx, n); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// startNode registers one VM-node and starts its kubelet; its credentials must exist.
+func (c *instance) startNode(ctx context.Context, n cluster.NodeSpec) error {
+	node := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: cluster.NodeLabels(c.spec, n)},
+	}
+	for _, t := range n.Taints {
+		node.Spec.Taints = append(node.Spec.Taints, corev1.Taint{Key: t.Key, Value: t.Value, Effect: corev1.TaintEffect(t.Effect)})
+	}
+	if _, err := c.admin.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("register node %s: %w", n.Name, err)
+	}
+	client, err := kubernetes.NewForConfig(c.creds.restConfig(c.creds.nodes[n.Name], "hybridtwin-simkubelet/"+n.Name))
+	if err != nil {
+		return fmt.Errorf("client for node %s: %w", n.Name, err)
+	}
+	k := simkubelet.New(simkubelet.Config{
+		Node:   nodeConfig(n),
+		Timing: timing(c.profile),
+		Client: client,
+		Logger: c.log,
+	})
+	c.kubelets[n.Name] = k
+	return k.Start(context.WithoutCancel(ctx))
+}
+
+// nodeReady is true once one node is Ready and has a pod CIDR (the node-ipam controller saw it).
+func (c *instance) nodeReady(name string) func(context.Context) (bool, error) {
+	return func(ctx context.Context) (bool, error) {
+		n, err := c.admin.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue && n.Spec.PodCIDR != "" {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("node %s is not Ready with a pod CIDR yet", name)
+	}
 }
 
 // nodesReady is true once every VM-node is Ready and the default service account exists (the

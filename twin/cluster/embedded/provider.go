@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -445,4 +446,109 @@ func (p *Provider) ExportLogs(_ context.Context, name, dest string) error {
 		}
 	}
 	return nil
+}
+
+var _ cluster.NodePools = (*Provider)(nil)
+
+// AddNode registers a worker VM as a Node of a running cluster: it issues the node's kubelet certificate
+// from the cluster's CA, creates the Node with the twin's labels, starts its simulated kubelet and waits
+// until the node is Ready with a pod CIDR (bounded by Options.StartTimeout). On failure the kubelet is
+// stopped and the Node deleted again.
+func (p *Provider) AddNode(ctx context.Context, clusterName string, n cluster.NodeSpec) error {
+	c, err := p.get(clusterName)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.kubelets[n.Name] != nil {
+		return fmt.Errorf("add node %q to cluster %q: %w", n.Name, clusterName, cluster.ErrExists)
+	}
+	spec := c.spec
+	spec.Nodes = append(append([]cluster.NodeSpec(nil), c.spec.Nodes...), n)
+	spec = spec.WithDefaults()
+	if err := spec.Validate(); err != nil {
+		return fmt.Errorf("add node %q to cluster %q: %w", n.Name, clusterName, err)
+	}
+	n = spec.Nodes[len(spec.Nodes)-1]
+	if err := c.creds.issueNode(n.Name, time.Now()); err != nil {
+		return fmt.Errorf("add node %q to cluster %q: %w", n.Name, clusterName, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.opts.StartTimeout)
+	defer cancel()
+	err = c.startNode(ctx, n)
+	if err == nil {
+		err = c.waitFor(ctx, cluster.PhaseNodes, c.procs, c.nodeReady(n.Name))
+	}
+	if err != nil {
+		if k := c.kubelets[n.Name]; k != nil {
+			k.Stop()
+		}
+		delete(c.kubelets, n.Name)
+		delete(c.creds.nodes, n.Name)
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), healthTimeout)
+		defer dcancel()
+		if derr := c.admin.CoreV1().Nodes().Delete(dctx, n.Name, metav1.DeleteOptions{}); derr != nil && !apierrors.IsNotFound(derr) {
+			err = errors.Join(err, fmt.Errorf("delete the half-added node again: %w", derr))
+		}
+		return fmt.Errorf("add node %q to cluster %q: %w", n.Name, clusterName, err)
+	}
+	c.spec = spec
+	p.setNodes(c)
+	c.log.Info("node added", "node", n.Name)
+	return nil
+}
+
+// RemoveNode stops a node's kubelet and deletes its Node (see cluster.NodePools). If the delete fails
+// the kubelet is started again, so the node is as it was.
+func (p *Provider) RemoveNode(ctx context.Context, clusterName, node string) error {
+	c, err := p.get(clusterName)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	k := c.kubelets[node]
+	if k == nil {
+		return fmt.Errorf("remove node %q of cluster %q: %w", node, clusterName, cluster.ErrNotFound)
+	}
+	wasRunning := k.Running()
+	k.Stop()
+	if err := c.admin.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		if wasRunning {
+			if serr := k.Start(context.Background()); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		}
+		return fmt.Errorf("remove node %q of cluster %q: %w", node, clusterName, err)
+	}
+	delete(c.kubelets, node)
+	delete(c.creds.nodes, node)
+	var nodes []cluster.NodeSpec
+	for _, n := range c.spec.Nodes {
+		if n.Name != node {
+			nodes = append(nodes, n)
+		}
+	}
+	c.spec.Nodes = nodes
+	p.setNodes(c)
+	c.log.Info("node removed", "node", node)
+	return nil
+}
+
+// setNodes refreshes the cluster's Info from its spec after a node was added or removed. Info is read
+// under p.mu (List), so it is replaced there, never changed in place.
+func (p *Provider) setNodes(c *instance) {
+	info := c.info
+	info.Nodes = make([]string, 0, len(c.spec.Nodes))
+	for _, n := range c.spec.Nodes {
+		info.Nodes = append(info.Nodes, n.Name)
+	}
+	info.Capacity = c.spec.Capacity()
+	p.mu.Lock()
+	c.info = info
+	p.mu.Unlock()
+	if err := writeInfo(c); err != nil {
+		p.log.Warn("write cluster info", "cluster", c.spec.Name, "err", err)
+	}
 }

@@ -1,0 +1,858 @@
+package twin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/hybridkubernetes/armhybridkubernetes"
+
+	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
+	"github.com/hybridtwin/hybridtwin/hardware"
+	"github.com/hybridtwin/hybridtwin/twin/cluster"
+)
+
+// Cluster lifecycle at runtime: a workload cluster removed (the disaster), recreated or newly onboarded,
+// and a node pool scaled, on a running twin. Each operation asks the hardware model first -- the plan
+// with the change is evaluated as the capacity planner evaluates it (N-1, the reserve, the limit
+// profile, the IP and VIP pools) -- and is refused with the model's reason, changing nothing, when it
+// does not fit. Then the clusters follow, and the twin swaps in the simulation of the new plan.
+//
+// How the hardware model follows: hardware.Sim places a whole plan and has no call to add or release
+// single VMs, so the twin re-plans the estate (hardware.NewSim over the changed plan) while it is at
+// rest (every host Up, nothing pending; an estate mid-failover is refused). Placement is deterministic
+// in plan order, so the VMs of the changed cluster land where the planner puts them, and a VM of a
+// cluster later in the plan may be placed on another host than before: its Node is relabelled and the
+// change is recorded as a VMReplanned event, never hidden. An added cluster goes after the spec's
+// clusters (nothing else moves); a recreated one goes back to its place in the spec's order, so
+// recreating what was removed restores the original placement.
+
+// LifecycleOp names a cluster operation.
+type LifecycleOp string
+
+// Cluster operations.
+const (
+	OpRemoveCluster   LifecycleOp = "remove-cluster"
+	OpAddCluster      LifecycleOp = "add-cluster"
+	OpRecreateCluster LifecycleOp = "recreate-cluster"
+	OpScalePool       LifecycleOp = "scale-pool"
+)
+
+// Events the twin adds to the bridge's records for cluster operations (the hardware model's own events
+// are hardware.EventType constants too).
+const (
+	// EventVMPlaced: a cluster operation placed a new VM (cluster added, pool grown).
+	EventVMPlaced hardware.EventType = "VMPlaced"
+	// EventVMReleased: a cluster operation released a VM (cluster removed, pool shrunk).
+	EventVMReleased hardware.EventType = "VMReleased"
+	// EventVMReplanned: re-planning the estate for a cluster operation put a surviving VM on another host.
+	EventVMReplanned hardware.EventType = "VMReplanned"
+)
+
+// LifecycleStepName names a stage of a cluster operation.
+type LifecycleStepName string
+
+// Stages of the cluster operations, in the order they happen.
+const (
+	StepPlaced           LifecycleStepName = "VMs placed"             // the hardware model placed the new VMs
+	StepControlPlaneUp   LifecycleStepName = "control plane up"       // the API server answers /readyz
+	StepNodesReady       LifecycleStepName = "nodes Ready"            // every VM-node Ready
+	StepConnected        LifecycleStepName = "connected to Arc"       // the connectedCluster provisioned
+	StepEngineStarted    LifecycleStepName = "reconciler started"     // GitOps engine and Arc agent running
+	StepConfigured       LifecycleStepName = "configurations created" // the spec's fluxConfigurations for it
+	StepAgentStopped     LifecycleStepName = "reconciler and agent stopped"
+	StepDisconnected     LifecycleStepName = "Arc connectedCluster deleted"
+	StepControlPlaneDown LifecycleStepName = "control plane down"
+	StepReleased         LifecycleStepName = "VMs released"
+	StepNodesAdded       LifecycleStepName = "nodes added"   // new VM-nodes Ready
+	StepNodesDrained     LifecycleStepName = "nodes drained" // cordoned, pods evicted
+	StepNodesRemoved     LifecycleStepName = "nodes removed"
+	StepReplanned        LifecycleStepName = "estate re-planned" // the new simulation swapped in
+)
+
+// ErrRefused is wrapped when a cluster operation is refused before anything changed: an unknown cluster
+// or pool, a name already running, an estate not at rest, or the hardware model saying no (then the
+// error is a *CapacityError).
+var ErrRefused = errors.New("cluster operation refused")
+
+// ErrLifecycle is wrapped by a cluster operation that failed part-way (an *OpError); what it had started
+// was stopped again.
+var ErrLifecycle = errors.New("cluster operation failed")
+
+// CapacityError is the hardware model's no: the plan with the change does not fit. Nothing was changed.
+// errors.Is(err, ErrRefused) holds, and in-process also errors.Is for the model's sentinels (e.g.
+// hardware.ErrInsufficientCapacity, hardware.ErrLimitExceeded).
+type CapacityError struct {
+	Op      LifecycleOp `json:"op"`
+	Cluster string      `json:"cluster"`
+	Pool    string      `json:"pool,omitempty"`
+	Count   int         `json:"count,omitempty"`
+	// Reasons are the model's error findings, each "check: message": which resource, how much short.
+	Reasons []string `json:"reasons"`
+	err     error
+}
+
+func (e *CapacityError) Error() string {
+	return fmt.Sprintf("%s: the hardware model says it does not fit: %s; nothing was changed", describe(e.Op, e.Cluster, e.Pool, e.Count), strings.Join(e.Reasons, "; "))
+}
+
+// Unwrap returns ErrRefused and the model's typed findings.
+func (e *CapacityError) Unwrap() []error {
+	if e.err == nil {
+		return []error{ErrRefused}
+	}
+	return []error{ErrRefused, e.err}
+}
+
+// OpError is a cluster operation that failed part-way. errors.Is(err, ErrLifecycle) holds, and so does
+// errors.Is for the cause (e.g. context.Canceled).
+type OpError struct {
+	Op      LifecycleOp
+	Cluster string
+	Step    LifecycleStepName // the stage that failed
+	Err     error
+	// Undone lists what was stopped again, in order; UndoErr is set when undoing failed too.
+	Undone  []string
+	UndoErr error
+}
+
+func (e *OpError) Error() string {
+	msg := fmt.Sprintf("%s %s: %q failed: %v", e.Op, e.Cluster, e.Step, e.Err)
+	if len(e.Undone) > 0 {
+		msg += fmt.Sprintf("; undone: %s", strings.Join(e.Undone, ", "))
+	}
+	if e.UndoErr != nil {
+		msg += fmt.Sprintf("; undoing failed too: %v", e.UndoErr)
+	}
+	return msg
+}
+
+// Unwrap returns ErrLifecycle and the cause.
+func (e *OpError) Unwrap() []error { return []error{ErrLifecycle, e.Err} }
+
+// LifecycleStep is one stage of a cluster operation: when it was done and how long after the start.
+type LifecycleStep struct {
+	Step   LifecycleStepName `json:"step"`
+	At     time.Time         `json:"at"`
+	After  time.Duration     `json:"after"`
+	Detail string            `json:"detail,omitempty"`
+}
+
+// VMPlacement is a VM a cluster operation placed or released, and its host.
+type VMPlacement struct {
+	VM      string        `json:"vm"`
+	Cluster string        `json:"cluster"`
+	Pool    string        `json:"pool,omitempty"`
+	Role    hardware.Role `json:"role"`
+	Host    string        `json:"host"`
+	IP      string        `json:"ip,omitempty"`
+}
+
+// VMMove is a VM the re-plan put on another host.
+type VMMove struct {
+	VM      string `json:"vm"`
+	Cluster string `json:"cluster"`
+	From    string `json:"from"`
+	To      string `json:"to"`
+}
+
+// ClusterReport says what a cluster operation did.
+type ClusterReport struct {
+	Op      LifecycleOp     `json:"op"`
+	Cluster string          `json:"cluster"`
+	Pool    string          `json:"pool,omitempty"`
+	From    int             `json:"from,omitempty"` // the pool's VM count before (scale)
+	To      int             `json:"to,omitempty"`   // and after
+	Started time.Time       `json:"started"`
+	Took    time.Duration   `json:"took"`
+	Steps   []LifecycleStep `json:"steps"`
+	// Placed and Released are the VMs the operation added to or took from the hardware model.
+	Placed   []VMPlacement `json:"placed,omitempty"`
+	Released []VMPlacement `json:"released,omitempty"`
+	// Replanned are VMs of other clusters the re-plan put on another host (their Nodes relabelled).
+	Replanned []VMMove `json:"replanned,omitempty"`
+	// Configurations are the fluxConfigurations on the cluster once it is connected: the spec's and any a
+	// policy assignment deployed.
+	Configurations []string `json:"configurations,omitempty"`
+	// Capacity is the hardware model's verdict on the estate after the operation.
+	Capacity string `json:"capacity,omitempty"`
+}
+
+func (r *ClusterReport) step(name LifecycleStepName, at time.Time, detail string) {
+	r.Steps = append(r.Steps, LifecycleStep{Step: name, At: at, After: at.Sub(r.Started), Detail: detail})
+}
+
+// StepAt returns when a stage was done, and whether it was.
+func (r *ClusterReport) StepAt(name LifecycleStepName) (time.Time, bool) {
+	for _, s := range r.Steps {
+		if s.Step == name {
+			return s.At, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func describe(op LifecycleOp, clusterName, pool string, count int) string {
+	switch op {
+	case OpScalePool:
+		return fmt.Sprintf("scale node pool %s of cluster %s to %d VM(s)", pool, clusterName, count)
+	case OpAddCluster:
+		return "add cluster " + clusterName
+	case OpRecreateCluster:
+		return "recreate cluster " + clusterName
+	case OpRemoveCluster:
+		return "remove cluster " + clusterName
+	}
+	return string(op) + " " + clusterName
+}
+
+// Clusters are the workload clusters the twin runs now, in plan order (Spec().ClusterNames() is what it
+// started with).
+func (t *Twin) Clusters() []string { return t.clusterNames() }
+
+// Plan is a copy of the ClusterPlan the twin runs now.
+func (t *Twin) Plan() *hardware.Plan {
+	t.cmu.RLock()
+	defer t.cmu.RUnlock()
+	return clonePlan(t.plan)
+}
+
+// RemoveCluster is the disaster: a workload cluster is lost. Its Arc agent and GitOps engine stop, its
+// connectedCluster is deleted as `az connectedk8s delete` does ("Delete a connected kubernetes cluster
+// along with connected cluster agents", Azure CLI connectedk8s reference; ARM deletes the nested
+// extensions and fluxConfigurations with it), its control plane and kubelets stop and their state is
+// removed, and its VMs are released in the hardware model. The twin's last cluster cannot be removed.
+//
+// Once the cluster is taken out of the twin, the teardown runs to the end even if a step fails or ctx
+// ends; the error then names every step that failed.
+func (t *Twin) RemoveCluster(ctx context.Context, name string) (*ClusterReport, error) {
+	rep := &ClusterReport{Op: OpRemoveCluster, Cluster: name, Started: time.Now()}
+	_, done, err := t.beginOp(ctx, OpRemoveCluster, name)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	rc, err := t.runningOrRefuse(OpRemoveCluster, name)
+	if err != nil {
+		return nil, err
+	}
+	t.cmu.RLock()
+	next := clonePlan(t.plan)
+	t.cmu.RUnlock()
+	if len(next.Spec.WorkloadClusters) == 1 {
+		return nil, fmt.Errorf("%s: %w: it is the twin's last workload cluster; a twin runs at least one (use `hybridtwin down` instead)", describe(OpRemoveCluster, name, "", 0), ErrRefused)
+	}
+	kept := next.Spec.WorkloadClusters[:0]
+	for _, wc := range next.Spec.WorkloadClusters {
+		if wc.Name != name {
+			kept = append(kept, wc)
+		}
+	}
+	next.Spec.WorkloadClusters = kept
+	// Releasing VMs never needs capacity: the change is not gated on the verdict.
+	rp, err := t.replan(OpRemoveCluster, name, "", 0, next, false)
+	if err != nil {
+		return nil, err
+	}
+	t.progress("remove cluster %s", name)
+	// Out of the twin first, so status and the bridge stop looking at it.
+	t.cmu.Lock()
+	delete(t.clusters, name)
+	t.plan = rp.plan
+	t.cmu.Unlock()
+
+	// The teardown is not bound to ctx: a cluster half torn down is worse than a slow request.
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.prof.StopTimeout)
+	defer cancel()
+	var errs []error
+	fail := func(step LifecycleStepName, err error) {
+		errs = append(errs, fmt.Errorf("%s: %w", step, err))
+	}
+	if _, err := t.runCleanups(tctx, "arc agent "+name, "flux "+name, "reconciler "+name); err != nil {
+		fail(StepAgentStopped, err)
+	}
+	rep.step(StepAgentStopped, time.Now(), t.spec.ReconcilerFor(name).String()+" and Arc agent")
+	if err := t.disconnect(tctx, name); err != nil {
+		fail(StepDisconnected, err)
+	}
+	rep.step(StepDisconnected, time.Now(), rc.arcID)
+	if _, err := t.runCleanups(tctx, "cluster "+name); err != nil {
+		fail(StepControlPlaneDown, err)
+	}
+	if err := t.removeEngineState(name); err != nil {
+		fail(StepControlPlaneDown, err)
+	}
+	rep.step(StepControlPlaneDown, time.Now(), fmt.Sprintf("%d process(es) stopped, state removed", len(rc.info.Processes)))
+	rep.Released = placements(rp.released)
+	rep.Replanned = t.swapSim(tctx, rp)
+	rep.step(StepReleased, time.Now(), vmList(rep.Released))
+	if err := t.afterChange(); err != nil {
+		fail(StepReleased, err)
+	}
+	rep.Capacity = rp.result.Summary()
+	rep.Took = time.Since(rep.Started)
+	t.progress("remove cluster %s: done in %s", name, rep.Took.Round(10*time.Millisecond))
+	if len(errs) > 0 {
+		return rep, &OpError{Op: OpRemoveCluster, Cluster: name, Step: StepControlPlaneDown, Err: errors.Join(errs...)}
+	}
+	return rep, nil
+}
+
+// AddCluster onboards a new workload cluster: the hardware model places its VMs (or the operation is
+// refused with the model's reason, starting nothing), its control plane and simulated kubelets start, its
+// context is merged into the twin's kubeconfig, it is connected to Arc -- where policy assignments
+// covering it deploy their configurations, as Azure Policy's DeployIfNotExists does for clusters created
+// after the assignment -- and its GitOps engine and Arc agent start; the spec's fluxConfigurations that
+// target it (by name, or "*") are created through ARM. A failure part-way stops what was started again.
+func (t *Twin) AddCluster(ctx context.Context, wc hardware.WorkloadCluster) (*ClusterReport, error) {
+	return t.addCluster(ctx, OpAddCluster, wc)
+}
+
+// RecreateCluster brings back a workload cluster of the spec's plan (after RemoveCluster), as the spec
+// plans it, and it converges from Git again. It is AddCluster with the spec's definition.
+func (t *Twin) RecreateCluster(ctx context.Context, name string) (*ClusterReport, error) {
+	for _, wc := range t.spec.Plan.Spec.WorkloadClusters {
+		if wc.Name == name {
+			wc.NodePools = append([]hardware.NodePool(nil), wc.NodePools...)
+			return t.addCluster(ctx, OpRecreateCluster, wc)
+		}
+	}
+	return nil, fmt.Errorf("%s: %w: %q is not a workload cluster of the spec's plan (have: %s); AddCluster onboards a new one",
+		describe(OpRecreateCluster, name, "", 0), ErrRefused, name, strings.Join(t.spec.ClusterNames(), ", "))
+}
+
+func (t *Twin) addCluster(ctx context.Context, op LifecycleOp, wc hardware.WorkloadCluster) (*ClusterReport, error) {
+	name := wc.Name
+	rep := &ClusterReport{Op: op, Cluster: name, Started: time.Now()}
+	ctx, done, err := t.beginOp(ctx, op, name)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if _, running := t.cluster(name); running {
+		return nil, fmt.Errorf("%s: %w: cluster %q already runs; remove it first", describe(op, name, "", 0), ErrRefused, name)
+	}
+	t.cmu.RLock()
+	next := clonePlan(t.plan)
+	t.cmu.RUnlock()
+	at := t.insertAt(next.Spec.WorkloadClusters, name)
+	wcs := append([]hardware.WorkloadCluster(nil), next.Spec.WorkloadClusters[:at]...)
+	wcs = append(wcs, wc)
+	next.Spec.WorkloadClusters = append(wcs, next.Spec.WorkloadClusters[at:]...)
+	rp, err := t.replan(op, name, "", 0, next, true)
+	if err != nil {
+		return nil, err
+	}
+	rep.Placed = placements(rp.placed)
+	rep.step(StepPlaced, time.Now(), vmList(rep.Placed))
+	t.progress("%s: %s", describe(op, name, "", 0), vmList(rep.Placed))
+	vms := rp.sim.VMs()
+	cs, err := clusterSpec(t.spec, name, vms)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", describe(op, name, "", 0), ErrRefused, err)
+	}
+
+	var rc *runningCluster
+	fail := func(step LifecycleStepName, cause error) (*ClusterReport, error) {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.prof.StopTimeout)
+		defer cancel()
+		oe := &OpError{Op: op, Cluster: name, Step: step, Err: cause}
+		oe.Undone, oe.UndoErr = t.dismantle(uctx, name, rc)
+		t.progress("%s failed at %q: %v; undone: %v", describe(op, name, "", 0), step, cause, oe.Undone)
+		return nil, oe
+	}
+	began := time.Now()
+	rc, err = t.startCluster(ctx, cs)
+	if err != nil {
+		return fail(StepNodesReady, err)
+	}
+	// The provider reports its phases: the API server is ready after etcd and its own start.
+	st := rc.info.Start
+	rep.step(StepControlPlaneUp, began.Add(st.Took(cluster.PhaseEtcd)+st.Took(cluster.PhaseAPIServer)), rc.info.Server)
+	rep.step(StepNodesReady, began.Add(st.Total), fmt.Sprintf("%d VM-node(s)", len(rc.info.Nodes)))
+	// Each stage first checks ctx: a cancelled add (Ctrl-C, Down) stops between stages, not only inside
+	// the ones that make requests.
+	if err := ctx.Err(); err != nil {
+		return fail(StepConnected, err)
+	}
+	if err := t.connectCluster(ctx, name, rc, vms); err != nil {
+		return fail(StepConnected, err)
+	}
+	rep.step(StepConnected, time.Now(), rc.arcID)
+	if err := ctx.Err(); err != nil {
+		return fail(StepEngineStarted, err)
+	}
+	if err := t.startEngine(ctx, name, rc); err != nil {
+		return fail(StepEngineStarted, err)
+	}
+	rep.step(StepEngineStarted, time.Now(), string(t.spec.ReconcilerFor(name)))
+	if err := ctx.Err(); err != nil {
+		return fail(StepConfigured, err)
+	}
+	n, err := t.createGitOpsFor(ctx, name)
+	if err != nil {
+		return fail(StepConfigured, err)
+	}
+	for _, fc := range t.arcSrv.FluxConfigurations(rc.arcID) {
+		rep.Configurations = append(rep.Configurations, fc.Name)
+	}
+	rep.step(StepConfigured, time.Now(), fmt.Sprintf("%d from the spec; on the cluster: %s", n, strings.Join(rep.Configurations, ", ")))
+	// The merged kubeconfig with the new context, written before the commit (the last step that can fail).
+	names := planClusterNames(rp.plan)
+	if err := t.writeKubeconfigFor(names, map[string]*runningCluster{name: rc}); err != nil {
+		return fail(StepConfigured, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(StepConfigured, err)
+	}
+	// Commit: the cluster is part of the twin, and the simulation of the new plan drives the bridge.
+	t.cmu.Lock()
+	t.clusters[name] = rc
+	t.plan = rp.plan
+	t.cmu.Unlock()
+	rep.Replanned = t.swapSim(ctx, rp)
+	if err := t.afterChange(); err != nil {
+		t.log.Warn("record the twin's state", "err", err)
+	}
+	rep.Capacity = rp.result.Summary()
+	rep.Took = time.Since(rep.Started)
+	t.progress("%s: done in %s", describe(op, name, "", 0), rep.Took.Round(10*time.Millisecond))
+	return rep, nil
+}
+
+// ScaleNodePool sets the VM count of a node pool, as `az aksarc nodepool scale --node-count` does. The
+// hardware model decides first: if count VMs do not fit with the reserve and N-1 the estate is planned
+// with, the error is a *CapacityError carrying the model's reason and nothing changes. Growing adds the
+// VMs in the model and their Nodes (Ready) in the cluster; shrinking drains the highest-numbered VMs'
+// nodes (cordon, evict, as `kubectl drain` does), removes them and releases the VMs.
+func (t *Twin) ScaleNodePool(ctx context.Context, clusterName, pool string, count int) (*ClusterReport, error) {
+	rep := &ClusterReport{Op: OpScalePool, Cluster: clusterName, Pool: pool, To: count, Started: time.Now()}
+	what := describe(OpScalePool, clusterName, pool, count)
+	ctx, done, err := t.beginOp(ctx, OpScalePool, clusterName)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	rc, err := t.runningOrRefuse(OpScalePool, clusterName)
+	if err != nil {
+		return nil, err
+	}
+	nodes, ok := t.provider.(cluster.NodePools)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w: provider %s cannot add or remove nodes of a running cluster: %w", what, ErrRefused, t.provider.Name(), cluster.ErrUnsupported)
+	}
+	if count < 0 {
+		return nil, fmt.Errorf("%s: %w: the count must be zero or more", what, ErrRefused)
+	}
+	t.cmu.RLock()
+	next := clonePlan(t.plan)
+	t.cmu.RUnlock()
+	var np *hardware.NodePool
+	var have []string
+	for i := range next.Spec.WorkloadClusters {
+		wc := &next.Spec.WorkloadClusters[i]
+		if wc.Name != clusterName {
+			continue
+		}
+		for j := range wc.NodePools {
+			have = append(have, wc.NodePools[j].Name)
+			if wc.NodePools[j].Name == pool {
+				np = &wc.NodePools[j]
+			}
+		}
+	}
+	if np == nil {
+		return nil, fmt.Errorf("%s: %w: cluster %s has no node pool %q (have: %s)", what, ErrRefused, clusterName, pool, strings.Join(have, ", "))
+	}
+	rep.From = np.Count
+	if np.Count == count {
+		rep.Took = time.Since(rep.Started)
+		return rep, nil
+	}
+	np.Count = count
+	rp, err := t.replan(OpScalePool, clusterName, pool, count, next, true)
+	if err != nil {
+		return nil, err
+	}
+	t.progress("%s (from %d)", what, rep.From)
+	undoCtx := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(context.WithoutCancel(ctx), t.prof.StopTimeout)
+	}
+	if count > rep.From {
+		rep.Placed = placements(rp.placed)
+		rep.step(StepPlaced, time.Now(), vmList(rep.Placed))
+		var added []string
+		for _, vm := range rp.placed {
+			if err := nodes.AddNode(ctx, clusterName, nodeSpecOf(vm)); err != nil {
+				uctx, cancel := undoCtx()
+				defer cancel()
+				oe := &OpError{Op: OpScalePool, Cluster: clusterName, Step: StepNodesAdded, Err: err}
+				for i := len(added) - 1; i >= 0; i-- {
+					if rerr := nodes.RemoveNode(uctx, clusterName, added[i]); rerr != nil {
+						oe.UndoErr = errors.Join(oe.UndoErr, rerr)
+					} else {
+						oe.Undone = append(oe.Undone, "node "+added[i])
+					}
+				}
+				return nil, oe
+			}
+			added = append(added, vm.Name)
+		}
+		rep.step(StepNodesAdded, time.Now(), strings.Join(added, ", "))
+	} else {
+		rep.Released = placements(rp.released)
+		var drained []string
+		undrain := func(cause error, step LifecycleStepName) (*ClusterReport, error) {
+			uctx, cancel := undoCtx()
+			defer cancel()
+			oe := &OpError{Op: OpScalePool, Cluster: clusterName, Step: step, Err: cause}
+			for _, n := range drained {
+				if uerr := setUnschedulable(uctx, rc.client, n, false); uerr != nil {
+					oe.UndoErr = errors.Join(oe.UndoErr, uerr)
+				} else {
+					oe.Undone = append(oe.Undone, "uncordoned "+n)
+				}
+			}
+			return nil, oe
+		}
+		for _, vm := range rp.released {
+			drained = append(drained, vm.Name)
+			dctx, cancel := context.WithTimeout(ctx, t.prof.DrainTimeout)
+			err := drainNode(dctx, rc.client, vm.Name, t.prof.DrainPoll)
+			cancel()
+			if err != nil {
+				return undrain(err, StepNodesDrained)
+			}
+		}
+		rep.step(StepNodesDrained, time.Now(), strings.Join(drained, ", "))
+		for i, vm := range rp.released {
+			if err := nodes.RemoveNode(ctx, clusterName, vm.Name); err != nil {
+				// Put back what was already removed: the pool is as it was, its nodes empty and schedulable.
+				uctx, cancel := undoCtx()
+				defer cancel()
+				oe := &OpError{Op: OpScalePool, Cluster: clusterName, Step: StepNodesRemoved, Err: err}
+				for _, back := range rp.released[:i] {
+					if aerr := nodes.AddNode(uctx, clusterName, nodeSpecOf(back)); aerr != nil {
+						oe.UndoErr = errors.Join(oe.UndoErr, aerr)
+					} else {
+						oe.Undone = append(oe.Undone, "node "+back.Name+" re-added")
+					}
+				}
+				for _, n := range drained[i:] {
+					if uerr := setUnschedulable(uctx, rc.client, n, false); uerr != nil {
+						oe.UndoErr = errors.Join(oe.UndoErr, uerr)
+					}
+				}
+				return nil, oe
+			}
+		}
+		rep.step(StepNodesRemoved, time.Now(), strings.Join(drained, ", "))
+	}
+	t.cmu.Lock()
+	t.plan = rp.plan
+	t.cmu.Unlock()
+	rep.Replanned = t.swapSim(ctx, rp)
+	if count < rep.From {
+		rep.step(StepReleased, time.Now(), vmList(rep.Released))
+	}
+	nodesN, cores := workerTotals(rp.sim.VMs(), clusterName)
+	if err := t.arcSrv.SetConnectivity(rc.arcID, "Connected", rc.info.KubernetesVersion, nodesN, cores); err != nil {
+		t.log.Warn("report the cluster's size to Arc", "cluster", clusterName, "err", err)
+	}
+	if err := t.afterChange(); err != nil {
+		t.log.Warn("record the twin's state", "err", err)
+	}
+	rep.Capacity = rp.result.Summary()
+	rep.Took = time.Since(rep.Started)
+	t.progress("%s: done in %s", what, rep.Took.Round(10*time.Millisecond))
+	return rep, nil
+}
+
+// beginOp takes the operation lock and returns a context that also ends when Down starts.
+func (t *Twin) beginOp(ctx context.Context, op LifecycleOp, name string) (context.Context, func(), error) {
+	t.opMu.Lock()
+	t.mu.Lock()
+	down := t.down
+	t.mu.Unlock()
+	if down {
+		t.opMu.Unlock()
+		return nil, nil, fmt.Errorf("%s: %w: the twin is going down", describe(op, name, "", 0), ErrRefused)
+	}
+	octx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(t.opsCtx, cancel)
+	return octx, func() { stop(); cancel(); t.opMu.Unlock() }, nil
+}
+
+func (t *Twin) runningOrRefuse(op LifecycleOp, name string) (*runningCluster, error) {
+	rc, ok := t.cluster(name)
+	if !ok {
+		return nil, fmt.Errorf("%s: %w: cluster %q is not running (have: %s): %w", describe(op, name, "", 0), ErrRefused, name,
+			strings.Join(t.clusterNames(), ", "), cluster.ErrNotFound)
+	}
+	return rc, nil
+}
+
+// insertAt is where a cluster goes in the plan: a cluster of the spec at its place in the spec's order
+// (so recreating it restores the original placement), any other after all the clusters.
+func (t *Twin) insertAt(cur []hardware.WorkloadCluster, name string) int {
+	specIndex := map[string]int{}
+	for i, wc := range t.spec.Plan.Spec.WorkloadClusters {
+		specIndex[wc.Name] = i
+	}
+	mine, inSpec := specIndex[name]
+	if !inSpec {
+		return len(cur)
+	}
+	for i, wc := range cur {
+		if j, ok := specIndex[wc.Name]; !ok || j > mine {
+			return i
+		}
+	}
+	return len(cur)
+}
+
+// replanned is the estate after a change of the plan, as the hardware model places it.
+type replanned struct {
+	plan     *hardware.Plan
+	result   *hardware.Result
+	sim      *hardware.Sim
+	placed   []hardware.VMStatus // VMs the old plan did not have
+	released []hardware.VMStatus // VMs of the old plan the new one drops (their old placement)
+	moved    []VMMove            // VMs of both whose host differs
+}
+
+// replan evaluates the changed plan with the capacity planner and places it. With gate, a plan that does
+// not fit is refused with a *CapacityError. Nothing is changed here.
+func (t *Twin) replan(op LifecycleOp, clusterName, pool string, count int, next *hardware.Plan, gate bool) (*replanned, error) {
+	what := describe(op, clusterName, pool, count)
+	if err := next.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", what, ErrRefused, err)
+	}
+	res, err := hardware.Evaluate(t.spec.Inventory, next)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", what, ErrRefused, err)
+	}
+	if gate && !res.Fits {
+		ce := &CapacityError{Op: op, Cluster: clusterName, Pool: pool, Count: count, err: res.Err()}
+		for _, f := range res.Findings {
+			if f.Severity == hardware.SeverityError {
+				ce.Reasons = append(ce.Reasons, f.Check+": "+f.Message)
+			}
+		}
+		return nil, ce
+	}
+	if err := t.bridge.settled(); err != nil {
+		return nil, fmt.Errorf("%s: %w: the estate is not at rest: %v", what, ErrRefused, err)
+	}
+	sim, err := hardware.NewSim(t.spec.Inventory, next, t.simOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", what, ErrRefused, err)
+	}
+	rp := &replanned{plan: next, result: res, sim: sim}
+	before := map[string]hardware.VMStatus{}
+	for _, vm := range t.bridge.VMs() {
+		before[vm.Name] = vm
+	}
+	after := sim.VMs()
+	seen := map[string]bool{}
+	for _, vm := range after {
+		seen[vm.Name] = true
+		old, ok := before[vm.Name]
+		switch {
+		case !ok:
+			rp.placed = append(rp.placed, vm)
+		case old.Host != vm.Host:
+			rp.moved = append(rp.moved, VMMove{VM: vm.Name, Cluster: vm.Cluster, From: old.Host, To: vm.Host})
+		}
+	}
+	for _, vm := range t.bridge.VMs() {
+		if !seen[vm.Name] {
+			rp.released = append(rp.released, vm)
+		}
+	}
+	return rp, nil
+}
+
+// swapSim makes the re-planned simulation drive the bridge, relabels the worker nodes the re-plan moved
+// and records the change; it returns the moves.
+func (t *Twin) swapSim(ctx context.Context, rp *replanned) []VMMove {
+	at := t.bridge.now()
+	nc := &nodeControl{faults: t.provider, client: t.clientOf}
+	role := map[string]hardware.VMStatus{}
+	for _, vm := range rp.sim.VMs() {
+		role[vm.Name] = vm
+	}
+	var recs []BridgeRecord
+	for _, vm := range rp.released {
+		recs = append(recs, BridgeRecord{Event: hardware.Event{At: at, Type: EventVMReleased, Host: vm.Host, VM: vm.Name, Role: vm.Role,
+			Cluster: vm.Cluster, Pool: vm.Pool}, Cluster: vm.Cluster, Node: vm.Name, At: at})
+	}
+	for _, vm := range rp.placed {
+		recs = append(recs, BridgeRecord{Event: hardware.Event{At: at, Type: EventVMPlaced, Host: vm.Host, VM: vm.Name, Role: vm.Role,
+			Cluster: vm.Cluster, Pool: vm.Pool}, Cluster: vm.Cluster, Node: vm.Name, At: at})
+	}
+	for _, m := range rp.moved {
+		vm := role[m.VM]
+		rec := BridgeRecord{Event: hardware.Event{At: at, Type: EventVMReplanned, Host: m.To, VM: m.VM, Role: vm.Role, Cluster: m.Cluster,
+			Pool: vm.Pool, From: m.From, To: m.To, Reason: "re-planned for a cluster operation"}, Cluster: m.Cluster, Node: m.VM, At: at}
+		if vm.Role == hardware.RoleWorker {
+			rec.Actions = []NodeAction{ActionSetHost}
+			if err := nc.SetHost(ctx, m.Cluster, m.VM, m.To); err != nil {
+				rec.Error = err.Error()
+			}
+		}
+		recs = append(recs, rec)
+	}
+	t.sim = rp.sim
+	t.bridge.replace(rp.sim, recs)
+	return rp.moved
+}
+
+// dismantle stops whatever of a cluster runs -- Arc agent, GitOps engine, its connectedCluster, its
+// control plane -- and removes its engine state. It undoes a failed add and does most of a removal.
+func (t *Twin) dismantle(ctx context.Context, name string, rc *runningCluster) ([]string, error) {
+	var errs []error
+	stopped, err := t.runCleanups(ctx, "arc agent "+name, "flux "+name, "reconciler "+name)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if rc != nil && rc.arcID != "" {
+		if err := t.disconnect(ctx, name); err != nil {
+			errs = append(errs, err)
+		} else {
+			stopped = append(stopped, "connectedCluster "+name)
+		}
+	}
+	more, err := t.runCleanups(ctx, "cluster "+name)
+	stopped = append(stopped, more...)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if err := t.removeEngineState(name); err != nil {
+		errs = append(errs, err)
+	}
+	return stopped, errors.Join(errs...)
+}
+
+// runCleanups takes the named cleanups out of the teardown list and runs them now, newest first.
+func (t *Twin) runCleanups(ctx context.Context, names ...string) ([]string, error) {
+	t.mu.Lock()
+	var take, keep []cleanup
+	for _, c := range t.cleanups {
+		if contains(names, c.name) {
+			take = append(take, c)
+		} else {
+			keep = append(keep, c)
+		}
+	}
+	t.cleanups = keep
+	t.mu.Unlock()
+	var stopped []string
+	var errs []error
+	for i := len(take) - 1; i >= 0; i-- {
+		if err := take[i].fn(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", take[i].name, err))
+		}
+		stopped = append(stopped, take[i].name)
+	}
+	return stopped, errors.Join(errs...)
+}
+
+// disconnect deletes the cluster's connectedCluster through ARM and waits for the deletion.
+func (t *Twin) disconnect(ctx context.Context, name string) error {
+	az := t.spec.Spec.Azure
+	c, err := armhybridkubernetes.NewConnectedClusterClient(az.SubscriptionID, arcsdk.Credential{}, arcsdk.ClientOptions(t.arcEP))
+	if err != nil {
+		return err
+	}
+	p, err := c.BeginDelete(ctx, az.ResourceGroup, name, nil)
+	if err != nil {
+		return fmt.Errorf("delete connected cluster %s: %w", name, err)
+	}
+	if _, err := arcsdk.Poll(ctx, p, t.prof.ARMPoll); err != nil {
+		return fmt.Errorf("wait for connected cluster %s to be deleted: %w", name, err)
+	}
+	return nil
+}
+
+// removeEngineState removes a cluster's reconciler work directory and Flux state, so a cluster of the
+// same name later starts clean.
+func (t *Twin) removeEngineState(name string) error {
+	var errs []error
+	for _, d := range []string{filepath.Join(t.stateDir, stateDirReconciler, name), filepath.Join(t.stateDir, stateDirFlux, name)} {
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// afterChange rewrites the merged kubeconfig and twin.json for the clusters the twin runs now.
+func (t *Twin) afterChange() error {
+	return errors.Join(t.writeKubeconfig(), t.writeInfo())
+}
+
+// writeKubeconfigFor writes the merged kubeconfig for names, taking clusters not yet in the twin from extra.
+func (t *Twin) writeKubeconfigFor(names []string, extra map[string]*runningCluster) error {
+	paths := map[string]string{}
+	t.cmu.RLock()
+	for _, n := range names {
+		if rc, ok := extra[n]; ok {
+			paths[n] = rc.info.Kubeconfig
+		} else if rc, ok := t.clusters[n]; ok {
+			paths[n] = rc.info.Kubeconfig
+		}
+	}
+	t.cmu.RUnlock()
+	merged, err := mergeKubeconfigs(names, func(n string) string { return paths[n] })
+	if err != nil {
+		return err
+	}
+	return writeKubeconfigFile(merged, filepath.Join(t.stateDir, KubeconfigFile))
+}
+
+// clonePlan copies a plan deep enough that changing its clusters and pools leaves the original alone.
+func clonePlan(p *hardware.Plan) *hardware.Plan {
+	c := *p
+	c.Spec.WorkloadClusters = make([]hardware.WorkloadCluster, len(p.Spec.WorkloadClusters))
+	for i, wc := range p.Spec.WorkloadClusters {
+		wc.NodePools = append([]hardware.NodePool(nil), wc.NodePools...)
+		c.Spec.WorkloadClusters[i] = wc
+	}
+	return &c
+}
+
+func planClusterNames(p *hardware.Plan) []string {
+	out := make([]string, 0, len(p.Spec.WorkloadClusters))
+	for _, wc := range p.Spec.WorkloadClusters {
+		out = append(out, wc.Name)
+	}
+	return out
+}
+
+func placements(vms []hardware.VMStatus) []VMPlacement {
+	out := make([]VMPlacement, 0, len(vms))
+	for _, vm := range vms {
+		p := VMPlacement{VM: vm.Name, Cluster: vm.Cluster, Pool: vm.Pool, Role: vm.Role, Host: vm.Host}
+		if vm.IP.IsValid() {
+			p.IP = vm.IP.String()
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func vmList(ps []VMPlacement) string {
+	parts := make([]string, len(ps))
+	for i, p := range ps {
+		parts[i] = p.VM + "@" + p.Host
+	}
+	return strings.Join(parts, ", ")
+}
+
+// String makes ReconcilerName print as its value.
+func (r ReconcilerName) String() string { return string(r) }

@@ -1,0 +1,249 @@
+package twin
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	. "github.com/onsi/gomega"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/hybridtwin/hybridtwin/hardware"
+	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/cluster/embedded"
+)
+
+// offlineTwin is the example twin's planning half -- spec, hardware simulation, bridge, a real embedded
+// provider with no cluster -- without starting any process: enough for every refusal, which must
+// happen before anything starts. The running half is proven by TestExampleTwinLifecycle and the
+// scenarios.
+func offlineTwin(t *testing.T) (*Twin, *embedded.Provider) {
+	t.Helper()
+	spec, err := LoadSpec(examplePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	prof, err := RunProfileFor(spec.Spec.TimeProfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov := embedded.New(embedded.Options{Dir: t.TempDir()})
+	tw := &Twin{spec: spec, prof: prof, log: slog.New(slog.DiscardHandler), clusters: map[string]*runningCluster{},
+		provider: prov, simOpts: []hardware.SimOption{hardware.WithClock(clk)}, plan: clonePlan(spec.Plan), done: make(chan struct{})}
+	tw.opsCtx, tw.opsCancel = context.WithCancel(context.Background())
+	t.Cleanup(tw.opsCancel)
+	tw.sim, err = hardware.NewSim(spec.Inventory, tw.plan, tw.simOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tw.bridge = NewBridge(tw.sim, &nodeControl{faults: prov, client: tw.clientOf}, clk)
+	for _, n := range spec.ClusterNames() {
+		tw.clusters[n] = &runningCluster{}
+	}
+	return tw, prov
+}
+
+// unchanged asserts that a refused operation left the twin as it was: the plan, the hardware model's
+// VMs and hosts, no bridge record, no cluster started.
+func unchanged(t *testing.T, g Gomega, tw *Twin, prov *embedded.Provider, vms []hardware.VMStatus) {
+	t.Helper()
+	g.Expect(cmp.Diff(tw.spec.Plan.Spec, tw.Plan().Spec)).To(BeEmpty(), "the plan changed")
+	g.Expect(cmp.Diff(vms, tw.bridge.VMs(), cmp.Comparer(func(a, b hardware.VMStatus) bool {
+		return a.Name == b.Name && a.Host == b.Host && a.State == b.State
+	}))).To(BeEmpty(), "the hardware model changed")
+	g.Expect(tw.bridge.Records()).To(BeEmpty())
+	infos, err := prov.List(context.Background())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(infos).To(BeEmpty(), "a cluster was started")
+}
+
+// Growing a pool one VM past what the capacity planner allows is refused with the planner's own reason
+// -- the same finding `hybridtwin capacity` gives for that count -- and changes nothing; one VM fewer is
+// accepted by the model.
+func TestScaleBeyondTheHardwareIsRefusedWithItsReason(t *testing.T) {
+	g := NewWithT(t)
+	tw, prov := offlineTwin(t)
+	vms := tw.bridge.VMs()
+	mw, err := hardware.MoreWorkersFor(tw.spec.Inventory, tw.spec.Plan, "dev", "linux")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(mw.More).To(BeNumerically(">", 0), "the example estate has room to grow dev")
+	limit := mw.Current + mw.More
+
+	_, err = tw.ScaleNodePool(context.Background(), "dev", "linux", limit+1)
+	var ce *CapacityError
+	g.Expect(errors.As(err, &ce)).To(BeTrue(), "want a *CapacityError, got %v", err)
+	g.Expect(errors.Is(err, ErrRefused)).To(BeTrue())
+	g.Expect(errors.Is(err, hardware.ErrInsufficientCapacity)).To(BeTrue(), "the model's sentinel is kept: %v", err)
+	g.Expect(ce.Reasons).NotTo(BeEmpty())
+	g.Expect(ce.Reasons[0]).To(Equal(mw.LimitedBy), "the refusal gives the planner's reason")
+	g.Expect(err.Error()).To(ContainSubstring("scale node pool linux of cluster dev to %d VM(s)", limit+1))
+	g.Expect(err.Error()).To(ContainSubstring("nothing was changed"))
+	unchanged(t, g, tw, prov, vms)
+
+	// At the limit the model places every VM; the change would go ahead (replan changes nothing itself).
+	next := clonePlan(tw.plan)
+	next.Spec.WorkloadClusters[0].NodePools[0].Count = limit
+	rp, err := tw.replan(OpScalePool, "dev", "linux", limit, next, true)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rp.placed).To(HaveLen(mw.More))
+	for _, vm := range rp.placed {
+		g.Expect(vm.Cluster).To(Equal("dev"))
+		g.Expect(vm.Pool).To(Equal("linux"))
+		g.Expect(vm.Host).NotTo(BeEmpty(), "VM %s is placed", vm.Name)
+	}
+	g.Expect(rp.released).To(BeEmpty())
+	unchanged(t, g, tw, prov, vms)
+}
+
+// Every refusal names what was wrong and what to do, wraps ErrRefused, and changes nothing.
+func TestClusterOperationRefusals(t *testing.T) {
+	big := hardware.WorkloadCluster{Name: "branch-big", ControlPlane: hardware.ControlPlaneSpec{Count: 1},
+		NodePools: []hardware.NodePool{{Name: "linux", OSType: hardware.Linux, VMSize: "Standard_K8S3_v1", Count: 90}}}
+	cases := []struct {
+		name string
+		op   func(ctx context.Context, tw *Twin) error
+		want []string
+	}{
+		{"scale an unknown cluster", func(ctx context.Context, tw *Twin) error {
+			_, err := tw.ScaleNodePool(ctx, "staging", "linux", 4)
+			return err
+		}, []string{`cluster "staging" is not running`, "have: dev, prod"}},
+		{"scale an unknown pool", func(ctx context.Context, tw *Twin) error {
+			_, err := tw.ScaleNodePool(ctx, "dev", "windows", 2)
+			return err
+		}, []string{`no node pool "windows"`, "have: linux"}},
+		{"scale to a negative count", func(ctx context.Context, tw *Twin) error {
+			_, err := tw.ScaleNodePool(ctx, "dev", "linux", -1)
+			return err
+		}, []string{"zero or more"}},
+		{"remove an unknown cluster", func(ctx context.Context, tw *Twin) error {
+			_, err := tw.RemoveCluster(ctx, "staging")
+			return err
+		}, []string{`cluster "staging" is not running`}},
+		{"recreate a cluster the spec does not have", func(ctx context.Context, tw *Twin) error {
+			_, err := tw.RecreateCluster(ctx, "branch-new")
+			return err
+		}, []string{`"branch-new" is not a workload cluster of the spec's plan`, "AddCluster"}},
+		{"recreate a cluster that runs", func(ctx context.Context, tw *Twin) error {
+			_, err := tw.RecreateCluster(ctx, "dev")
+			return err
+		}, []string{`cluster "dev" already runs`, "remove it first"}},
+		{"add a cluster with a bad name", func(ctx context.Context, tw *Twin) error {
+			_, err := tw.AddCluster(ctx, hardware.WorkloadCluster{Name: "Branch_01", NodePools: []hardware.NodePool{{Name: "linux", Count: 1}}})
+			return err
+		}, []string{"add cluster Branch_01", "spec.workloadClusters[2].name"}},
+		{"add a cluster the hardware cannot hold", func(ctx context.Context, tw *Twin) error {
+			_, err := tw.AddCluster(ctx, big)
+			var ce *CapacityError
+			if !errors.As(err, &ce) {
+				return errors.New("not a *CapacityError: " + errString(err))
+			}
+			return err
+		}, []string{"add cluster branch-big: the hardware model says it does not fit", "nothing was changed"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			g := NewWithT(t)
+			tw, prov := offlineTwin(t)
+			vms := tw.bridge.VMs()
+			err := c.op(context.Background(), tw)
+			g.Expect(err).To(HaveOccurred())
+			g.Expect(errors.Is(err, ErrRefused)).To(BeTrue(), "not refused: %v", err)
+			for _, w := range c.want {
+				g.Expect(err.Error()).To(ContainSubstring(w))
+			}
+			unchanged(t, g, tw, prov, vms)
+		})
+	}
+}
+
+// The last cluster cannot be removed: a twin runs at least one.
+func TestRemoveTheLastClusterIsRefused(t *testing.T) {
+	g := NewWithT(t)
+	tw, prov := offlineTwin(t)
+	tw.plan.Spec.WorkloadClusters = tw.plan.Spec.WorkloadClusters[:1]
+	delete(tw.clusters, "prod")
+	_, err := tw.RemoveCluster(context.Background(), "dev")
+	g.Expect(errors.Is(err, ErrRefused)).To(BeTrue())
+	g.Expect(err.Error()).To(ContainSubstring("last workload cluster"))
+	infos, _ := prov.List(context.Background())
+	g.Expect(infos).To(BeEmpty())
+}
+
+// An estate mid-failover is not re-planned: the operation says which host to repair.
+func TestOperationsWaitForAnEstateAtRest(t *testing.T) {
+	g := NewWithT(t)
+	tw, prov := offlineTwin(t)
+	_, err := tw.FailHost(context.Background(), "br-hci-02")
+	g.Expect(err).NotTo(HaveOccurred())
+	vms := tw.bridge.VMs()
+	records := len(tw.bridge.Records())
+	_, err = tw.ScaleNodePool(context.Background(), "dev", "linux", 4)
+	g.Expect(errors.Is(err, ErrRefused)).To(BeTrue(), "%v", err)
+	g.Expect(err.Error()).To(ContainSubstring("br-hci-02 is Down"))
+	g.Expect(err.Error()).To(ContainSubstring("hybridtwin host repair"))
+	g.Expect(tw.bridge.VMs()).To(Equal(vms))
+	g.Expect(tw.bridge.Records()).To(HaveLen(records))
+	infos, _ := prov.List(context.Background())
+	g.Expect(infos).To(BeEmpty())
+}
+
+// Scaling to the count a pool has is a no-op report, not an error.
+func TestScaleToTheSameCountDoesNothing(t *testing.T) {
+	g := NewWithT(t)
+	tw, prov := offlineTwin(t)
+	vms := tw.bridge.VMs()
+	rep, err := tw.ScaleNodePool(context.Background(), "dev", "linux", 3)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rep.From).To(Equal(3))
+	g.Expect(rep.To).To(Equal(3))
+	g.Expect(rep.Steps).To(BeEmpty())
+	unchanged(t, g, tw, prov, vms)
+}
+
+// A cluster of the spec goes back to its place in the spec's order, a new one after all of them; so
+// removing and recreating a cluster gives back the original placement.
+func TestInsertAtKeepsTheSpecOrder(t *testing.T) {
+	g := NewWithT(t)
+	tw, _ := offlineTwin(t)
+	without := clonePlan(tw.plan)
+	without.Spec.WorkloadClusters = without.Spec.WorkloadClusters[1:] // dev removed
+	g.Expect(tw.insertAt(without.Spec.WorkloadClusters, "dev")).To(Equal(0))
+	g.Expect(tw.insertAt(without.Spec.WorkloadClusters, "branch-new")).To(Equal(1))
+	g.Expect(tw.insertAt(tw.plan.Spec.WorkloadClusters, "branch-new")).To(Equal(2))
+
+	withNew := clonePlan(tw.plan)
+	withNew.Spec.WorkloadClusters = append(withNew.Spec.WorkloadClusters, hardware.WorkloadCluster{Name: "branch-new",
+		ControlPlane: hardware.ControlPlaneSpec{Count: 1}, NodePools: []hardware.NodePool{{Name: "linux", OSType: hardware.Linux, Count: 2}}})
+	rp, err := tw.replan(OpAddCluster, "branch-new", "", 0, withNew, true)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(rp.moved).To(BeEmpty(), "a cluster added after the others moves none of theirs")
+	var names []string
+	for _, vm := range rp.placed {
+		names = append(names, vm.Name)
+		g.Expect(vm.Host).NotTo(BeEmpty())
+		g.Expect(vm.IP.IsValid()).To(BeTrue(), "VM %s gets an address from the IP pool", vm.Name)
+	}
+	g.Expect(names).To(ContainElements("branch-new-control-plane-0", "branch-new-linux-0", "branch-new-linux-1"))
+	cs, err := clusterSpec(tw.spec, "branch-new", rp.sim.VMs())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cs.Nodes).To(HaveLen(2))
+	g.Expect(cs.ControlPlane).To(HaveLen(1))
+	for _, n := range cs.Nodes {
+		g.Expect(strings.HasPrefix(n.IP, "10.30.0.")).To(BeTrue(), "node %s has the model's address, got %s", n.Name, n.IP)
+		g.Expect(n.Host).To(HavePrefix("br-hci-"))
+	}
+	g.Expect(cs.Provider).To(Equal(cluster.ProviderEmbedded))
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
+}
