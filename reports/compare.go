@@ -27,34 +27,76 @@ const (
 
 // ComparisonRow is one metric of a comparison.
 type ComparisonRow struct {
-	Name    string        `json:"name"`
-	Unit    string        `json:"unit"`
-	Better  result.Better `json:"better"`
-	Base    float64       `json:"baseMedian"`
-	New     float64       `json:"newMedian"`
-	Ratio   float64       `json:"ratio"`  // new / base
-	Change  float64       `json:"change"` // relative worsening: > 0 is worse, in the metric's own direction
-	Verdict Verdict       `json:"verdict"`
-	Goal    *result.Goal  `json:"goal,omitempty"`
-	GoalMet *bool         `json:"goalMet,omitempty"`
+	Name   string        `json:"name"`
+	Unit   string        `json:"unit"`
+	Better result.Better `json:"better"`
+	Base   float64       `json:"baseMedian"`
+	New    float64       `json:"newMedian"`
+	Ratio  float64       `json:"ratio"`  // new / base
+	Change float64       `json:"change"` // relative worsening: > 0 is worse, in the metric's own direction
+	// Tolerance is the relative worsening this metric may show before it regresses: the threshold, or
+	// with noise-aware comparison the larger of the threshold and the metric's noise (see Noise).
+	Tolerance float64      `json:"tolerance"`
+	Verdict   Verdict      `json:"verdict"`
+	Goal      *result.Goal `json:"goal,omitempty"`
+	GoalMet   *bool        `json:"goalMet,omitempty"`
 }
 
 // Comparison is a baseline run against a new run.
 type Comparison struct {
-	Threshold float64              `json:"threshold"`
-	BaseEnv   result.Environment   `json:"baseEnvironment"`
-	NewEnv    result.Environment   `json:"newEnvironment"`
-	Rows      []ComparisonRow      `json:"rows"`
-	History   []*result.Run        `json:"-"`
-	Warnings  []string             `json:"warnings,omitempty"`
-	Failed    []string             `json:"failed,omitempty"` // metric names that regressed or went missing
-	history   map[string][]float64 // metric -> medians over history + base + new
+	Threshold  float64              `json:"threshold"`
+	NoiseAware bool                 `json:"noiseAware"`
+	BaseEnv    result.Environment   `json:"baseEnvironment"`
+	NewEnv     result.Environment   `json:"newEnvironment"`
+	Rows       []ComparisonRow      `json:"rows"`
+	History    []*result.Run        `json:"-"`
+	Warnings   []string             `json:"warnings,omitempty"`
+	Failed     []string             `json:"failed,omitempty"` // metric names that regressed or went missing
+	history    map[string][]float64 // metric -> medians over history + base + new
+}
+
+// CompareOptions say how much worse a metric may get.
+type CompareOptions struct {
+	// Threshold is the tolerated relative worsening of a median (0.15 = 15%).
+	Threshold float64
+	// NoiseAware widens a metric's tolerance to its noise when that is larger than Threshold: a metric
+	// whose own samples scatter by 40% on this machine cannot regress by 15%, only by more than its
+	// scatter. See Noise.
+	NoiseAware bool
+}
+
+// Noise is a metric's relative scatter on the side that is worse: twice the distance from the median to
+// the upper quartile (lower-is-better metrics) or to the lower quartile (higher-is-better), over the
+// median. With three samples that is the distance from the median to the worst sample; with hundreds
+// (drift latencies) single outliers do not count. One sample has no measurable noise: 0.
+func Noise(m result.Metric) float64 {
+	if len(m.Samples) < 2 {
+		return 0
+	}
+	s := append([]float64(nil), m.Samples...)
+	sort.Float64s(s)
+	med := result.Quantile(s, 0.5)
+	if med == 0 {
+		return 0
+	}
+	if m.Better == result.Higher {
+		return math.Abs(2 * (med - result.Quantile(s, 0.25)) / med)
+	}
+	return math.Abs(2 * (result.Quantile(s, 0.75) - med) / med)
 }
 
 // CompareRuns compares every metric's median; threshold is the tolerated relative worsening (0.10 = 10%).
 // History, oldest first, only feeds the trend chart.
 func CompareRuns(base, next *result.Run, threshold float64, history ...*result.Run) Comparison {
-	c := Comparison{Threshold: threshold, BaseEnv: base.Env, NewEnv: next.Env, History: history, history: map[string][]float64{}}
+	return Compare(base, next, CompareOptions{Threshold: threshold}, history...)
+}
+
+// Compare compares every metric's median against the options' tolerance. A metric of the baseline that
+// the new run lacks is a failure; a metric only in the new run is listed as new. History, oldest first,
+// only feeds the trend chart.
+func Compare(base, next *result.Run, opts CompareOptions, history ...*result.Run) Comparison {
+	threshold := opts.Threshold
+	c := Comparison{Threshold: threshold, NoiseAware: opts.NoiseAware, BaseEnv: base.Env, NewEnv: next.Env, History: history, history: map[string][]float64{}}
 	if base.Env.Cores != next.Env.Cores || base.Env.CPUModel != next.Env.CPUModel {
 		c.Warnings = append(c.Warnings, fmt.Sprintf("the runs come from different machines (%d cores %q vs %d cores %q): ratios mix machine and code",
 			base.Env.Cores, base.Env.CPUModel, next.Env.Cores, next.Env.CPUModel))
@@ -102,11 +144,15 @@ func CompareRuns(base, next *result.Run, threshold float64, history ...*result.R
 			} else {
 				row.Change = safeDiv(x.Median-b.Median, b.Median)
 			}
+			row.Tolerance = threshold
+			if opts.NoiseAware {
+				row.Tolerance = math.Max(threshold, math.Max(Noise(b), Noise(x)))
+			}
 			switch {
-			case row.Change > threshold:
+			case row.Change > row.Tolerance:
 				row.Verdict = VerdictRegressed
 				c.Failed = append(c.Failed, n)
-			case row.Change < -threshold:
+			case row.Change < -row.Tolerance:
 				row.Verdict = VerdictImproved
 			default:
 				row.Verdict = VerdictOK
@@ -137,7 +183,7 @@ func (c Comparison) Regressed() bool { return len(c.Failed) > 0 }
 // ComparisonText writes a table a person reads in a terminal or CI log.
 func ComparisonText(w io.Writer, c Comparison) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "METRIC\tUNIT\tBASE\tNEW\tRATIO\tCHANGE\tVERDICT\tGOAL")
+	fmt.Fprintln(tw, "METRIC\tUNIT\tBASE\tNEW\tRATIO\tCHANGE\tTOLERANCE\tVERDICT\tGOAL")
 	for _, r := range c.Rows {
 		goal := ""
 		if r.Goal != nil {
@@ -146,8 +192,8 @@ func ComparisonText(w io.Writer, c Comparison) error {
 				goal += " (not met)"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Unit, dash(r.Base, r.Verdict == VerdictNew), dash(r.New, r.Verdict == VerdictMissing),
-			ratio(r), change(r), r.Verdict, goal)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Name, r.Unit, dash(r.Base, r.Verdict == VerdictNew), dash(r.New, r.Verdict == VerdictMissing),
+			ratio(r), change(r), tolerance(r), r.Verdict, goal)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -156,11 +202,27 @@ func ComparisonText(w io.Writer, c Comparison) error {
 		fmt.Fprintln(w, "warning:", warn)
 	}
 	if c.Regressed() {
-		fmt.Fprintf(w, "FAIL: %d metric(s) worse than the baseline by more than %.0f%% or missing: %s\n", len(c.Failed), c.Threshold*100, strings.Join(c.Failed, ", "))
+		fmt.Fprintf(w, "FAIL: %d metric(s) worse than the baseline by more than %s or missing: %s\n", len(c.Failed), c.ToleranceText(), strings.Join(c.Failed, ", "))
 	} else {
-		fmt.Fprintf(w, "PASS: no metric worse than the baseline by more than %.0f%%\n", c.Threshold*100)
+		fmt.Fprintf(w, "PASS: no metric worse than the baseline by more than %s\n", c.ToleranceText())
 	}
 	return nil
+}
+
+// ToleranceText says what a metric may lose: "15%" or "15% (or its own noise, if larger)".
+func (c Comparison) ToleranceText() string {
+	t := fmt.Sprintf("%.0f%%", c.Threshold*100)
+	if c.NoiseAware {
+		t += " (or its own noise, if larger)"
+	}
+	return t
+}
+
+func tolerance(r ComparisonRow) string {
+	if r.Verdict == VerdictNew || r.Verdict == VerdictMissing {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", r.Tolerance*100)
 }
 
 // ComparisonJSON writes the comparison as JSON.
@@ -214,8 +276,8 @@ func change(r ComparisonRow) string {
 func ComparisonHTML(w io.Writer, c Comparison) error {
 	type rowView struct {
 		ComparisonRow
-		BaseS, NewS, RatioS, ChangeS, GoalS string
-		Trend                               template.HTML
+		BaseS, NewS, RatioS, ChangeS, TolS, GoalS string
+		Trend                                     template.HTML
 	}
 	var rows []rowView
 	for _, r := range c.Rows {
@@ -227,10 +289,10 @@ func ComparisonHTML(w io.Writer, c Comparison) error {
 			}
 		}
 		rows = append(rows, rowView{ComparisonRow: r, BaseS: dash(r.Base, r.Verdict == VerdictNew), NewS: dash(r.New, r.Verdict == VerdictMissing),
-			RatioS: ratio(r), ChangeS: change(r), GoalS: goal, Trend: trendSVG(c.history[r.Name])})
+			RatioS: ratio(r), ChangeS: change(r), TolS: tolerance(r), GoalS: goal, Trend: trendSVG(c.history[r.Name])})
 	}
 	return compareTemplate.Execute(w, map[string]any{
-		"C": c, "Rows": rows, "Bars": changeBarsSVG(c), "ThresholdPct": fmt.Sprintf("%.0f%%", c.Threshold*100),
+		"C": c, "Rows": rows, "Bars": changeBarsSVG(c), "ThresholdPct": c.ToleranceText(),
 	})
 }
 
@@ -319,11 +381,12 @@ td:first-child,th:first-child{text-align:left}
 <h2>Change per metric</h2>
 {{.Bars}}
 <h2>Figures</h2>
-<table><tr><th>metric</th><th>unit</th><th>baseline median</th><th>new median</th><th>ratio</th><th>change</th><th>verdict</th><th>goal</th><th>trend</th></tr>
-{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Unit}}</td><td>{{.BaseS}}</td><td>{{.NewS}}</td><td>{{.RatioS}}</td><td>{{.ChangeS}}</td><td class="{{.Verdict}}">{{.Verdict}}</td><td>{{.GoalS}}</td><td>{{.Trend}}</td></tr>
+<table><tr><th>metric</th><th>unit</th><th>baseline median</th><th>new median</th><th>ratio</th><th>change</th><th>tolerance</th><th>verdict</th><th>goal</th><th>trend</th></tr>
+{{range .Rows}}<tr><td>{{.Name}}</td><td>{{.Unit}}</td><td>{{.BaseS}}</td><td>{{.NewS}}</td><td>{{.RatioS}}</td><td>{{.ChangeS}}</td><td>{{.TolS}}</td><td class="{{.Verdict}}">{{.Verdict}}</td><td>{{.GoalS}}</td><td>{{.Trend}}</td></tr>
 {{end}}</table>
 <h2>Environments</h2>
 <table><tr><th></th><th>baseline</th><th>new</th></tr>
+<tr><td>machine kind</td><td>{{.C.BaseEnv.MachineKind}}</td><td>{{.C.NewEnv.MachineKind}}</td></tr>
 <tr><td>cores</td><td>{{.C.BaseEnv.Cores}}</td><td>{{.C.NewEnv.Cores}}</td></tr>
 <tr><td>CPU</td><td>{{.C.BaseEnv.CPUModel}}</td><td>{{.C.NewEnv.CPUModel}}</td></tr>
 <tr><td>Go</td><td>{{.C.BaseEnv.GoVersion}}</td><td>{{.C.NewEnv.GoVersion}}</td></tr>

@@ -90,3 +90,59 @@ func TestComparisonHTMLShowsVerdictChartsAndEnvironmentWarning(t *testing.T) {
 		t.Error("the report must render without scripts")
 	}
 }
+
+func TestNoiseAwareToleranceFollowsTheSamples(t *testing.T) {
+	// Three samples scattering 40% above the median: a 30% slower median is within that noise, a 60%
+	// slower one is not. Higher-is-better metrics scatter downwards.
+	noisy := result.NewMetric("analyze.seconds", "s", result.Lower, []float64{1.0, 1.4, 0.9})
+	if n := Noise(noisy); n < 0.399 || n > 0.401 {
+		t.Fatalf("Noise = %v, want 0.4 (worst sample 40%% above the median)", n)
+	}
+	rate := result.NewMetric("evals_per_s", "evals/s", result.Higher, []float64{100, 80, 110})
+	if n := Noise(rate); n < 0.199 || n > 0.201 {
+		t.Fatalf("Noise(higher) = %v, want 0.2", n)
+	}
+	if n := Noise(result.NewMetric("one", "s", result.Lower, []float64{5})); n != 0 {
+		t.Fatalf("Noise of one sample = %v", n)
+	}
+	// Hundreds of samples: one outlier does not widen the tolerance.
+	many := make([]float64, 600)
+	for i := range many {
+		many[i] = 2 + float64(i%10)*0.01
+	}
+	many[17] = 40
+	if n := Noise(result.NewMetric("drift.ms", "ms", result.Lower, many)); n > 0.05 {
+		t.Fatalf("Noise with one outlier in 600 = %v", n)
+	}
+
+	scaled := func(m result.Metric, f float64) result.Metric {
+		var s []float64
+		for _, v := range m.Samples {
+			s = append(s, v*f)
+		}
+		return result.NewMetric(m.Name, m.Unit, m.Better, s)
+	}
+	base := benchRun(2, noisy, result.NewMetric("steady.seconds", "s", result.Lower, []float64{10, 10.1, 9.9}))
+	next := benchRun(2, scaled(noisy, 1.3), result.NewMetric("steady.seconds", "s", result.Lower, []float64{13, 13.1, 12.9}))
+	strict := Compare(base, next, CompareOptions{Threshold: 0.15})
+	aware := Compare(base, next, CompareOptions{Threshold: 0.15, NoiseAware: true})
+	if strings.Join(strict.Failed, ",") != "analyze.seconds,steady.seconds" {
+		t.Errorf("fixed 15%%: failed = %v", strict.Failed)
+	}
+	if strings.Join(aware.Failed, ",") != "steady.seconds" {
+		t.Errorf("noise-aware: failed = %v, want only the steady metric (the noisy one moved within its noise)", aware.Failed)
+	}
+	for _, r := range aware.Rows {
+		if r.Name == "steady.seconds" && r.Tolerance != 0.15 {
+			t.Errorf("steady metric tolerance = %v, want the threshold", r.Tolerance)
+		}
+	}
+	if worse := Compare(base, benchRun(2, scaled(noisy, 1.6), base.Metrics[1]), CompareOptions{Threshold: 0.15, NoiseAware: true}); strings.Join(worse.Failed, ",") != "analyze.seconds" {
+		t.Errorf("60%% slower than a 40%%-noisy baseline: failed = %v", worse.Failed)
+	}
+	var out bytes.Buffer
+	_ = ComparisonText(&out, aware)
+	if !strings.Contains(out.String(), "TOLERANCE") || !strings.Contains(out.String(), "(or its own noise, if larger)") {
+		t.Errorf("text report does not show the tolerance:\n%s", out.String())
+	}
+}

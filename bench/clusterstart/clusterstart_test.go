@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -12,16 +11,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hybridtwin/hybridtwin/bench/result"
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/embedded"
 )
 
-// resultsPath is bench/results/cluster-start.json, from this package's directory.
-var resultsPath = filepath.Join("..", "results", "cluster-start.json")
-
-// benchRunPath is the same run in the common schema (bench/result), for `hybridtwin report compare`.
-var benchRunPath = filepath.Join("..", "results", "cluster-start.bench.json")
+// Result files, in the run directory of $HYBRIDTWIN_BENCH_DIR or bench/results/ (result.OutPath):
+// cluster-start.json in this driver's own schema (Results), and the same run in the common schema
+// (bench/result) as cluster-start.bench.json, which `hybridtwin report merge` and `compare` read.
+const (
+	resultsFile  = "cluster-start.json"
+	benchRunFile = "cluster-start.bench.json"
+)
 
 // IdleWindow is how long clusters sit idle before their RSS is read. The controller-manager's
 // informers finish syncing about 5 s after a cluster is ready on a loaded 2-core machine (its log,
@@ -56,6 +58,14 @@ func spec(name string) cluster.Spec {
 
 func BenchmarkClusterStart(b *testing.B) {
 	ctx := context.Background()
+	resultsPath, err := result.OutPath(resultsFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchRunPath, err := result.OutPath(benchRunFile)
+	if err != nil {
+		b.Fatal(err)
+	}
 	// Build or find the binaries first: a tool build must not count as start time.
 	bins, err := embedded.ToolCacheBinaries(ctx)
 	if err != nil {

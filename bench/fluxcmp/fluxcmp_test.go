@@ -29,7 +29,9 @@ import (
 	"github.com/hybridtwin/hybridtwin/twin/flux"
 )
 
-var resultsPath = flag.String("results", filepath.Join("..", "results", "flux-compare.json"),
+// resultsPath defaults to flux-compare.json in the run directory of $HYBRIDTWIN_BENCH_DIR, or in
+// bench/results/ (result.OutPath).
+var resultsPath = flag.String("results", result.OutPathFlag("flux-compare.json"),
 	"where the results are merged (bench/result schema); empty disables writing")
 
 // scaleN is the first size of the 100 / 500 / 1000 (the lead's first increment: 100).

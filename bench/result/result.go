@@ -30,6 +30,8 @@ type Run struct {
 	RunAt   time.Time   `json:"runAt"`
 	Env     Environment `json:"environment"`
 	Metrics []Metric    `json:"metrics"`
+	// Parts lists the drivers a merged run was made of (Merge); empty for one driver's run.
+	Parts []PartInfo `json:"parts,omitempty"`
 }
 
 // Environment records where a run happened, so comparisons across machines are visibly apples to oranges.

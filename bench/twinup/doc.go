@@ -7,8 +7,8 @@
 //
 //	go test -run '^$' -bench TwinUp -benchtime 3x -timeout 30m ./bench/twinup/
 //
-// It writes bench/results/twin-up.json (schema bench/result). The goal: up to ready in < 30 s on
-// 2 cores.
+// It writes twin-up.json (schema bench/result) into the run directory of $HYBRIDTWIN_BENCH_DIR, or
+// bench/results/ without it (result.OutPath). The goal: up to ready in < 30 s on 2 cores.
 //
 // It imports twin/ and bench/result; nothing imports it.
 package twinup

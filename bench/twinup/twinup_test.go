@@ -17,13 +17,18 @@ const goalReadySeconds = 30.0
 // complianceBound only stops a run whose configurations never converge; it is not a speed claim.
 const complianceBound = 5 * time.Minute
 
-var (
-	examplePath = filepath.Join("..", "..", "examples", "twin.yaml")
-	resultPath  = filepath.Join("..", "results", "twin-up.json")
-)
+// examplePath is the default twin; the result goes to twin-up.json in the run directory of
+// $HYBRIDTWIN_BENCH_DIR or bench/results/ (result.OutPath).
+var examplePath = filepath.Join("..", "..", "examples", "twin.yaml")
+
+const resultFile = "twin-up.json"
 
 func BenchmarkTwinUp(b *testing.B) {
 	ctx := context.Background()
+	resultPath, err := result.OutPath(resultFile)
+	if err != nil {
+		b.Fatal(err)
+	}
 	spec, err := twin.LoadSpec(examplePath)
 	if err != nil {
 		b.Fatal(err)
