@@ -45,6 +45,80 @@ type ScenarioRun struct {
 	SuiteFailure string `json:"suiteFailure,omitempty"`
 	// Notes are facts about the whole run a reader must see first (e.g. a deliberately broken twin).
 	Notes []string `json:"notes,omitempty"`
+	// Fidelity compares the twin's reconciler with real Flux behaviour by behaviour, when the run had
+	// the fidelity scenarios (label fidelity).
+	Fidelity *Fidelity `json:"fidelity,omitempty"`
+}
+
+// Fidelity is the side-by-side table of the twin's reconciler and real Flux: for each behaviour, the
+// same Git content went through both, and the resulting cluster states were compared.
+type Fidelity struct {
+	// Hybridtwin and Flux name the two engines and their versions (reconciler profile; controller
+	// releases); Method says how they were run side by side.
+	Hybridtwin string        `json:"hybridtwin"`
+	Flux       string        `json:"flux"`
+	Method     string        `json:"method,omitempty"`
+	Rows       []FidelityRow `json:"rows"`
+}
+
+// FidelityRow is one behaviour (apply, prune, dependsOn, health, drift, suspend, namespace scope).
+type FidelityRow struct {
+	Behaviour string `json:"behaviour"`
+	// Check says in plain words what was done and what was compared.
+	Check string `json:"check"`
+	// Same is true when both engines ended in the same state (every fact equal).
+	Same bool `json:"same"`
+	// Facts are the observed facts, one per compared aspect, with each engine's value.
+	Facts []FidelityFact `json:"facts"`
+	// Timings say when each engine reached the compared state; they are shown, not compared.
+	Timings []FidelityTiming `json:"timings,omitempty"`
+	// Reason explains why the engines disagree where they do (empty when Same). Documented is true when
+	// the disagreement is a known, explained difference; false means nobody has explained it yet.
+	Reason     string `json:"reason,omitempty"`
+	Documented bool   `json:"documented,omitempty"`
+}
+
+// FidelityFact is one compared aspect of the cluster state (e.g. "ConfigMap fid-prune/gone") and what
+// each engine left.
+type FidelityFact struct {
+	Name       string `json:"name"`
+	Hybridtwin string `json:"hybridtwin"`
+	Flux       string `json:"flux"`
+}
+
+// Same reports whether both engines left the same value.
+func (f FidelityFact) Same() bool { return f.Hybridtwin == f.Flux }
+
+// FidelityTiming is one duration per engine, in seconds; nil means the engine did not get there within
+// the bound the scenario waited.
+type FidelityTiming struct {
+	Name       string   `json:"name"`
+	Hybridtwin *float64 `json:"hybridtwinSeconds"`
+	Flux       *float64 `json:"fluxSeconds"`
+}
+
+// Differences lists the facts on which the engines disagree.
+func (r FidelityRow) Differences() []FidelityFact {
+	var out []FidelityFact
+	for _, f := range r.Facts {
+		if !f.Same() {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// AddFidelity merges a part of the fidelity table (one scenario's rows) into the run: the first part
+// names the engines and the method; rows are appended in the order the scenarios ran.
+func (r *ScenarioRun) AddFidelity(part Fidelity) {
+	if r.Fidelity == nil {
+		r.Fidelity = &Fidelity{}
+	}
+	f := r.Fidelity
+	if f.Hybridtwin == "" {
+		f.Hybridtwin, f.Flux, f.Method = part.Hybridtwin, part.Flux, part.Method
+	}
+	f.Rows = append(f.Rows, part.Rows...)
 }
 
 // ProfileValue is one timing or limit the run used, with where it comes from.
@@ -128,6 +202,12 @@ func ScenarioJSON(w io.Writer, r *ScenarioRun) error {
 var scenarioTmpl = htmltemplate.Must(htmltemplate.New("scenario.html.tmpl").Funcs(funcs).Funcs(htmltemplate.FuncMap{
 	"secs": func(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) },
 	"num":  func(v float64) string { return f1(v) },
+	"optsecs": func(v *float64) string {
+		if v == nil {
+			return "not within the bound"
+		}
+		return fmt.Sprintf("%.1f s", *v)
+	},
 }).ParseFS(templates, "templates/scenario.html.tmpl"))
 
 type scenarioView struct {
@@ -178,6 +258,12 @@ var phaseColours = map[string]string{
 	"host repaired":     colUsable,
 	"correction seen":   colUsable,
 	"configuration set": colUsed,
+	// The image update flow (scenarios/flow_test.go).
+	"image published":     colUsed,
+	"pull request opened": colReserve,
+	"merge requested":     colDemand,
+	"applied":             colUsed,
+	"new pods Ready":      colUsable,
 }
 
 // PhaseColour is the colour the timeline draws a phase in.

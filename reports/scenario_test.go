@@ -36,6 +36,36 @@ func sampleRun() *ScenarioRun {
 				Failure: "Deployment apps/podinfo image still example:hacked after 10s; the reconciler did not correct the drift"},
 			{Name: "scale: 10 clusters", Labels: []string{"scale", "slow"}, Verdict: ScenarioSkipped},
 		},
+		Fidelity: &Fidelity{Hybridtwin: "reconciler profile flux-v2.7-twin/v2", Flux: "source-controller v1.9.6, kustomize-controller v1.9.5",
+			Method: "one twin, two clusters, the same GitRepository and Kustomization objects",
+			Rows: []FidelityRow{
+				{Behaviour: "prune", Check: "a commit drops two ConfigMaps, one marked prune: disabled", Same: true,
+					Facts: []FidelityFact{{Name: "ConfigMap fid-prune/gone", Hybridtwin: "absent", Flux: "absent"},
+						{Name: "ConfigMap fid-prune/kept", Hybridtwin: "present", Flux: "present"}}},
+				{Behaviour: "drift", Check: "a ConfigMap edited by hand", Same: false, Documented: true,
+					Reason: "Flux corrects drift only at its interval or on a reconcile.fluxcd.io/requestedAt request",
+					Facts: []FidelityFact{{Name: "corrected within the drift bound", Hybridtwin: "yes", Flux: "no"},
+						{Name: "data.mode at the end", Hybridtwin: "git", Flux: "git"}},
+					Timings: []FidelityTiming{{Name: "hand edit to corrected", Hybridtwin: ptr(0.4)}}},
+			}},
+	}
+}
+
+func ptr(v float64) *float64 { return &v }
+
+func TestFidelityRows(t *testing.T) {
+	r := sampleRun()
+	if d := r.Fidelity.Rows[1].Differences(); len(d) != 1 || d[0].Name != "corrected within the drift bound" {
+		t.Errorf("Differences() = %+v, want only the drift-bound fact", d)
+	}
+	if d := r.Fidelity.Rows[0].Differences(); len(d) != 0 {
+		t.Errorf("a row whose facts agree has differences: %+v", d)
+	}
+	var run ScenarioRun
+	run.AddFidelity(Fidelity{Hybridtwin: "a", Flux: "b", Rows: []FidelityRow{{Behaviour: "apply"}}})
+	run.AddFidelity(Fidelity{Hybridtwin: "x", Flux: "y", Rows: []FidelityRow{{Behaviour: "prune"}}})
+	if run.Fidelity.Hybridtwin != "a" || len(run.Fidelity.Rows) != 2 || run.Fidelity.Rows[1].Behaviour != "prune" {
+		t.Errorf("AddFidelity merged into %+v, want the first part's engines and both rows in order", run.Fidelity)
 	}
 }
 
@@ -50,6 +80,10 @@ func TestScenarioJSONRoundTrip(t *testing.T) {
 	}
 	if back.Schema != ScenarioSchema || len(back.Scenarios) != 3 || len(back.Scenarios[0].Timeline) != 5 {
 		t.Fatalf("round trip lost data: %+v", back)
+	}
+	if back.Fidelity == nil || len(back.Fidelity.Rows) != 2 || back.Fidelity.Rows[1].Timings[0].Flux != nil ||
+		*back.Fidelity.Rows[1].Timings[0].Hybridtwin != 0.4 {
+		t.Fatalf("round trip lost the fidelity table: %+v", back.Fidelity)
 	}
 	if back.Scenarios[0].Timeline[4].At != 47*time.Second {
 		t.Errorf("timeline offset = %v, want 47s", back.Scenarios[0].Timeline[4].At)
@@ -71,6 +105,9 @@ func TestScenarioHTMLContent(t *testing.T) {
 		"time to healthy: 47.3 s",
 		"the reconciler did not correct the drift",
 		"nodeMonitorGracePeriod", "kube-apiserver", "v1.33.13", "time profile fast",
+		`id="fidelity"`, "kustomize-controller v1.9.5", `href="#fidelity-drift"`,
+		"corrected within the drift bound: hybridtwin <code>yes</code>, Flux <code>no</code>",
+		"Flux corrects drift only at its interval", "not within the bound", `<span class="tag documented">differs, explained</span>`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
@@ -98,7 +135,8 @@ func TestScenarioHTMLInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	dom := string(runChromium(t, bin, "--dump-dom", "file://"+page))
-	for _, want := range []string{`<svg id="timeline-1"`, "FAILED: 1 passed, 1 failed, 1 skipped", "hci-node-2"} {
+	for _, want := range []string{`<svg id="timeline-1"`, "FAILED: 1 passed, 1 failed, 1 skipped", "hci-node-2",
+		`<table id="fidelity-summary">`, `<tr class="differs">`} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("rendered DOM lacks %q", want)
 		}

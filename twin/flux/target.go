@@ -112,7 +112,7 @@ func (t *Target) GitRepository(namespace, name string) (*sourcev1.GitRepository,
 	if !ok {
 		return nil, false
 	}
-	obj.Status.Conditions = currentConditions(u.GetGeneration(), obj.Status.Conditions)
+	obj.Status.Conditions = currentConditions(u.GetGeneration(), obj.Spec.Suspend, obj.Status.Conditions)
 	return &obj, true
 }
 
@@ -123,7 +123,7 @@ func (t *Target) Kustomization(namespace, name string) (*kustomizev1.Kustomizati
 	if !ok {
 		return nil, false
 	}
-	obj.Status.Conditions = currentConditions(u.GetGeneration(), obj.Status.Conditions)
+	obj.Status.Conditions = currentConditions(u.GetGeneration(), obj.Spec.Suspend, obj.Status.Conditions)
 	return &obj, true
 }
 
@@ -146,9 +146,15 @@ func (t *Target) get(gvr schema.GroupVersionResource, namespace, name string, in
 // Flux has reconciled the generation the agent last applied, Ready describes the previous spec, so it
 // becomes Unknown with reason Progressing and the agent reports Pending instead of a stale Compliant or
 // Non-Compliant.
-func currentConditions(generation int64, conds []metav1.Condition) []metav1.Condition {
+//
+// A suspended object is the exception: Flux never reconciles it (the controllers return before touching
+// status), so the generation that set spec.suspend is never observed and the last verdict stands, as
+// `flux get` shows it (SUSPENDED True, READY as before) and as the twin's reconciler reports it. Marking
+// it Progressing would report a suspended configuration Pending for as long as it stays suspended (the
+// scenarios' fidelity table found this difference).
+func currentConditions(generation int64, suspended bool, conds []metav1.Condition) []metav1.Condition {
 	old := apimeta.FindStatusCondition(conds, meta.ReadyCondition)
-	if old == nil || old.ObservedGeneration >= generation {
+	if old == nil || old.ObservedGeneration >= generation || suspended {
 		return conds
 	}
 	out := append([]metav1.Condition(nil), conds...)

@@ -73,17 +73,19 @@ func TestCurrentConditions(t *testing.T) {
 	}
 	for name, tc := range map[string]struct {
 		generation int64
+		suspended  bool
 		conds      []metav1.Condition
 		wantStatus metav1.ConditionStatus
 		wantReason string
 	}{
-		"current success":              {2, ready(metav1.ConditionTrue, meta.ReconciliationSucceededReason, 2), metav1.ConditionTrue, meta.ReconciliationSucceededReason},
-		"current failure":              {2, ready(metav1.ConditionFalse, "ArtifactFailed", 2), metav1.ConditionFalse, "ArtifactFailed"},
-		"stale success is progressing": {3, ready(metav1.ConditionTrue, meta.ReconciliationSucceededReason, 2), metav1.ConditionUnknown, meta.ProgressingReason},
-		"stale failure is progressing": {3, ready(metav1.ConditionFalse, "ArtifactFailed", 2), metav1.ConditionUnknown, meta.ProgressingReason},
+		"current success":              {2, false, ready(metav1.ConditionTrue, meta.ReconciliationSucceededReason, 2), metav1.ConditionTrue, meta.ReconciliationSucceededReason},
+		"current failure":              {2, false, ready(metav1.ConditionFalse, "ArtifactFailed", 2), metav1.ConditionFalse, "ArtifactFailed"},
+		"stale success is progressing": {3, false, ready(metav1.ConditionTrue, meta.ReconciliationSucceededReason, 2), metav1.ConditionUnknown, meta.ProgressingReason},
+		"stale failure is progressing": {3, false, ready(metav1.ConditionFalse, "ArtifactFailed", 2), metav1.ConditionUnknown, meta.ProgressingReason},
+		"suspended keeps its verdict":  {3, true, ready(metav1.ConditionTrue, meta.ReconciliationSucceededReason, 2), metav1.ConditionTrue, meta.ReconciliationSucceededReason},
 	} {
 		t.Run(name, func(t *testing.T) {
-			got := apimeta.FindStatusCondition(currentConditions(tc.generation, tc.conds), meta.ReadyCondition)
+			got := apimeta.FindStatusCondition(currentConditions(tc.generation, tc.suspended, tc.conds), meta.ReadyCondition)
 			if got.Status != tc.wantStatus || got.Reason != tc.wantReason {
 				t.Fatalf("Ready = %s/%s, want %s/%s", got.Status, got.Reason, tc.wantStatus, tc.wantReason)
 			}
@@ -92,11 +94,11 @@ func TestCurrentConditions(t *testing.T) {
 			}
 		})
 	}
-	if got := currentConditions(1, nil); got != nil {
+	if got := currentConditions(1, false, nil); got != nil {
 		t.Errorf("no conditions became %v", got)
 	}
 	orig := ready(metav1.ConditionTrue, meta.ReconciliationSucceededReason, 1)
-	_ = currentConditions(2, orig)
+	_ = currentConditions(2, false, orig)
 	if orig[0].Status != metav1.ConditionTrue {
 		t.Error("currentConditions changed the object's own conditions")
 	}
