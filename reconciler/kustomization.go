@@ -47,12 +47,7 @@ func (r *Reconciler) reconcileKustomization(ctx context.Context, k core.Key) {
 	tm := timing(obj, r.prof)
 	src := sourceKey(obj)
 	gin := core.GateInput{Suspended: obj.Spec.Suspend, SourceName: obj.Spec.SourceRef.String()}
-	if repo := r.repos[src]; repo != nil {
-		gin.SourceFound = true
-		if a := repo.obj.Status.Artifact; a != nil {
-			gin.SourceRevision = a.Revision
-		}
-	}
+	gin.SourceFound, gin.SourceRevision = r.sourceArtifactLocked(src)
 	for _, d := range dependsOn(obj) {
 		ds := core.DependencyStatus{Key: d}
 		if dst := r.kss[d]; dst != nil {
@@ -69,9 +64,9 @@ func (r *Reconciler) reconcileKustomization(ctx context.Context, k core.Key) {
 	}
 	r.mu.Unlock()
 
-	if r.opts.NoCrossNamespaceRefs && src.Namespace != obj.Namespace {
+	if r.opts.NoCrossNamespaceRefs && src.key.Namespace != obj.Namespace {
 		r.finish(k, st, obj, start, tm, "", &failure{reason: "AccessDenied", stalled: true,
-			err: fmt.Errorf("can't access '%s/%s', cross-namespace references have been blocked", obj.Spec.SourceRef.Kind, src)})
+			err: fmt.Errorf("can't access '%s', cross-namespace references have been blocked", src)})
 		return
 	}
 	v := core.Admit(gin, tm)
@@ -123,7 +118,7 @@ func (r *Reconciler) reconcileKustomization(ctx context.Context, k core.Key) {
 
 // runKustomization does the work of a reconciliation that passed the gate and returns the change log
 // and the revision it built (the source's newest artifact).
-func (r *Reconciler) runKustomization(ctx context.Context, k core.Key, st *ksState, obj *kustomizev1.Kustomization, src core.Key, revision string) ([]string, string, error) {
+func (r *Reconciler) runKustomization(ctx context.Context, k core.Key, st *ksState, obj *kustomizev1.Kustomization, src srcRef, revision string) ([]string, string, error) {
 	art := r.store.Acquire(src.String())
 	if art == nil {
 		return nil, revision, fail(meta.ArtifactFailedReason, fmt.Errorf("source artifact of %s not found, retrying", obj.Spec.SourceRef.String()))
@@ -192,6 +187,12 @@ func (r *Reconciler) applyRevision(ctx context.Context, k core.Key, st *ksState,
 	}
 	r.mu.Unlock()
 
+	// Start the drift watch of every kind about to be applied before the apply looks objects up, so the
+	// caches fill while the first objects go out and later lookups need no request. A kind whose CRD
+	// comes with this apply cannot be mapped yet; it is watched after the apply, below.
+	for _, gvk := range dedupGVK(gvksOf(objects)) {
+		_ = r.watcher.Watch(gvk)
+	}
 	st.applyMu.Lock()
 	entries, err := r.engine.Apply(ctx, apply.Request{Client: kc, Mapper: r.mapper, Objects: reqObjs, Force: obj.Spec.Force})
 	if err != nil {
@@ -375,6 +376,14 @@ func (r *Reconciler) finish(k core.Key, st *ksState, obj *kustomizev1.Kustomizat
 	}
 }
 
+func gvksOf(objs []*unstructured.Unstructured) []schema.GroupVersionKind {
+	out := make([]schema.GroupVersionKind, len(objs))
+	for i, o := range objs {
+		out[i] = o.GroupVersionKind()
+	}
+	return out
+}
+
 func dedupGVK(in []schema.GroupVersionKind) []schema.GroupVersionKind {
 	seen := map[schema.GroupVersionKind]bool{}
 	var out []schema.GroupVersionKind
@@ -387,8 +396,34 @@ func dedupGVK(in []schema.GroupVersionKind) []schema.GroupVersionKind {
 	return out
 }
 
+// sourceArtifactLocked says whether the source exists and gives its artifact revision ("" when it has
+// none yet). Callers hold r.mu.
+func (r *Reconciler) sourceArtifactLocked(src srcRef) (found bool, revision string) {
+	var a *meta.Artifact
+	switch src.kind {
+	case KindGitRepository:
+		st := r.repos[src.key]
+		if st == nil {
+			return false, ""
+		}
+		a = st.obj.Status.Artifact
+	case KindOCIRepository:
+		st := r.ocis[src.key]
+		if st == nil {
+			return false, ""
+		}
+		a = st.obj.Status.Artifact
+	default:
+		return false, ""
+	}
+	if a == nil {
+		return true, ""
+	}
+	return true, a.Revision
+}
+
 // kustomizationsOfSourceLocked lists the Kustomizations reading a source. Callers hold r.mu.
-func (r *Reconciler) kustomizationsOfSourceLocked(src core.Key) []core.Key {
+func (r *Reconciler) kustomizationsOfSourceLocked(src srcRef) []core.Key {
 	var out []core.Key
 	for k, st := range r.kss {
 		if sourceKey(st.obj) == src {

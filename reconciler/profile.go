@@ -17,13 +17,29 @@ type Profile struct {
 	OwnerGroup   string
 
 	// KustomizationWorkers is how many Kustomizations reconcile at once. kustomize-controller's
-	// --concurrent defaults to 4; the twin's builds take ~1.5 ms instead of Flux's ~0.2 s (see
-	// reconciler/internal/build), so workers mostly wait on the API server and more of them hide its
-	// latency: 1000 one-ConfigMap Kustomizations measured 2.5-2.8 s with 4, 2.3-2.4 s with 8 and
-	// 2.2-2.25 s with 16 workers on 2 cores (bench/reconciler, 2026-11-21).
+	// --concurrent defaults to 4 (Flux docs, kustomize-controller options); the twin's builds take
+	// ~1.5 ms instead of Flux's ~0.2 s (see reconciler/internal/build), so workers mostly wait on the
+	// API server and more of them hide its latency: 1000 one-ConfigMap Kustomizations measured
+	// 2.5-2.8 s with 4, 2.3-2.4 s with 8 and 2.2-2.25 s with 16 workers on 2 cores (bench/reconciler,
+	// 2026-11-21). Beyond that the run is CPU-bound -- ~2.5 ms of reconciler CPU (kustomize, Flux's
+	// generator and substitution, a quarter of it Go's GC) and ~1.9 ms of API server CPU per
+	// Kustomization, on the same 2 cores (bench/reconciler cpuMsPerObject) -- so more workers buy
+	// nothing; the bare-loop comparison uses this count as its concurrency.
 	KustomizationWorkers int
 	// SourceWorkers is how many GitRepositories fetch at once (source-controller --concurrent: 2).
 	SourceWorkers int
+	// ClientQPS and ClientBurst are the client-side rate limit towards the API server when it does not
+	// run API Priority and Fairness. kustomize-controller takes them from --kube-api-qps (50) and
+	// --kube-api-burst (300), and drops client-side limiting altogether when the server answers with
+	// APF's flow-schema header (fluxcd/pkg/runtime client.GetConfigOrDie, using
+	// fluxcd/cli-utils flowcontrol.IsEnabled); the reconciler does the same, so against the twin's
+	// kube-apiserver v1.33 (APF on by default) it is not throttled on the client side. The QPS and
+	// Burst of the rest.Config a caller passes are not used, as Flux ignores the kubeconfig's.
+	ClientQPS   float32
+	ClientBurst int
+	// ClientProbeTimeout bounds the APF probe (one HEAD /livez/ping) in New. Flux probes without a
+	// deadline; a bound keeps New from hanging on a dead server -- on timeout the QPS/Burst above apply.
+	ClientProbeTimeout time.Duration
 	// ApplyConcurrency bounds the concurrent requests of one apply (kustomize-controller
 	// --concurrent-ssa: 4).
 	ApplyConcurrency int
@@ -74,11 +90,14 @@ type Profile struct {
 // event-driven dependencies, watch-driven drift correction, more workers.
 func DefaultProfile() Profile {
 	return Profile{
-		Name:                 "flux-v2.7-twin/v2",
+		Name:                 "flux-v2.7-twin/v3",
 		FieldManager:         "kustomize-controller",
 		OwnerGroup:           "kustomize.toolkit.fluxcd.io",
 		KustomizationWorkers: 16,
 		SourceWorkers:        2,
+		ClientQPS:            50,
+		ClientBurst:          300,
+		ClientProbeTimeout:   10 * time.Second,
 		ApplyConcurrency:     4,
 		DriftWorkers:         4,
 		DependencyRequeue:    30 * time.Second,

@@ -13,12 +13,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fluxcd/cli-utils/pkg/flowcontrol"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/go-logr/logr"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/apply"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/drift"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/gitsource"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/source"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/workq"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -26,6 +28,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
+	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
@@ -80,6 +83,14 @@ type schedKey struct {
 	key  core.Key
 }
 
+// srcRef names a source: a GitRepository or an OCIRepository.
+type srcRef struct {
+	kind Kind
+	key  core.Key
+}
+
+func (s srcRef) String() string { return string(s.kind) + "/" + s.key.String() }
+
 // Reconciler reconciles GitRepositories and Kustomizations against one cluster.
 type Reconciler struct {
 	opts   Options
@@ -91,7 +102,7 @@ type Reconciler struct {
 	mapper meta.RESTMapper
 	dyn    dynamic.Interface
 	md     metadata.Interface
-	store  *gitsource.Store
+	store  *source.Store
 	engine *apply.Engine
 	met    *metrics
 	rng    *rand.Rand
@@ -100,6 +111,7 @@ type Reconciler struct {
 
 	mu      sync.Mutex
 	repos   map[core.Key]*repoState
+	ocis    map[core.Key]*ociState
 	kss     map[core.Key]*ksState
 	graph   *core.Graph
 	owners  map[core.ObjID]core.Key
@@ -110,7 +122,7 @@ type Reconciler struct {
 	pending map[core.ObjID]time.Time // drift detected, not yet handled
 
 	ksQueue    *workq.Queue[core.Key]
-	srcQueue   *workq.Queue[core.Key]
+	srcQueue   *workq.Queue[srcRef]
 	driftQueue *workq.Queue[core.ObjID]
 	wake       chan struct{}
 
@@ -122,6 +134,12 @@ type Reconciler struct {
 
 type repoState struct {
 	obj      *sourcev1.GitRepository
+	failures int
+	deleted  bool
+}
+
+type ociState struct {
+	obj      *sourcev1.OCIRepository
 	failures int
 	deleted  bool
 }
@@ -169,6 +187,9 @@ func New(cfg *rest.Config, opts Options) (*Reconciler, error) {
 		return nil, fmt.Errorf("create work directory %s: %w", opts.WorkDir, err)
 	}
 	cfg = rest.CopyConfig(cfg)
+	setClientLimits(cfg, opts.Profile)
+	// Server warnings (deprecated APIs and the like) go to the logger, not to klog's stderr.
+	cfg.WarningHandler, cfg.WarningHandlerWithContext = nil, slogWarnings{log}
 	httpClient, err := rest.HTTPClientFor(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("build HTTP client for cluster %q: %w", opts.Cluster, err)
@@ -189,17 +210,17 @@ func New(cfg *rest.Config, opts Options) (*Reconciler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build metadata client for cluster %q: %w", opts.Cluster, err)
 	}
-	store, err := gitsource.NewStore(filepath.Join(opts.WorkDir, "git"), opts.Clock.Now)
+	store, err := source.NewStore(filepath.Join(opts.WorkDir, "git"), opts.Clock.Now)
 	if err != nil {
 		return nil, err
 	}
 	r := &Reconciler{
 		opts: opts, prof: opts.Profile, clk: opts.Clock, log: log, cfg: cfg, admin: admin, mapper: mapper, dyn: dyn, md: md,
 		store: store, rng: rand.New(rand.NewPCG(1, 2)),
-		repos: map[core.Key]*repoState{}, kss: map[core.Key]*ksState{}, owners: map[core.ObjID]core.Key{},
+		repos: map[core.Key]*repoState{}, ocis: map[core.Key]*ociState{}, kss: map[core.Key]*ksState{}, owners: map[core.ObjID]core.Key{},
 		sched: core.NewScheduler[schedKey](), clients: map[string]client.Client{"": admin}, pending: map[core.ObjID]time.Time{},
 		ksQueue:    workq.New[core.Key](),
-		srcQueue:   workq.New[core.Key](),
+		srcQueue:   workq.New[srcRef](),
 		driftQueue: workq.New[core.ObjID](),
 		wake:       make(chan struct{}, 1),
 	}
@@ -222,13 +243,26 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	}
 	r.started = true
 	ctx, r.cancel = context.WithCancel(ctx)
+	// client-go's informers and clients log through the context's logger (klog contextual logging):
+	// give them this reconciler's, so a watch ending on Stop ("Warning: watch ended with error") or a
+	// failed watch reaches Options.Logger -- and nothing reaches the terminal when it is nil.
+	ctx = klog.NewContext(ctx, logr.FromSlogHandler(r.log.Handler()))
 	sel := r.prof.OwnerGroup + "/name"
 	r.watcher = drift.New(ctx, r.dyn, r.md, r.mapper, sel, r.clk.Now, r.onWatchEvent)
 	r.engine = apply.New(apply.Options{FieldManager: r.prof.FieldManager, Concurrency: r.prof.ApplyConcurrency,
 		StageWaitInterval: r.prof.StageWaitInterval, StageWaitTimeout: r.prof.StageWaitTimeout}, r.watcher)
 	r.goRun(func() { r.runScheduler(ctx) })
 	for i := 0; i < r.prof.SourceWorkers; i++ {
-		r.goRun(func() { r.work(ctx, r.srcQueue, r.reconcileSource) })
+		r.goRun(func() {
+			for {
+				ref, ok := r.srcQueue.Get()
+				if !ok {
+					return
+				}
+				r.reconcileSource(ctx, ref)
+				r.srcQueue.Done(ref)
+			}
+		})
 	}
 	for i := 0; i < r.prof.KustomizationWorkers; i++ {
 		r.goRun(func() { r.work(ctx, r.ksQueue, r.reconcileKustomization) })
@@ -253,7 +287,10 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	})
 	// Everything applied before Start is queued now.
 	for k := range r.repos {
-		r.srcQueue.Add(k)
+		r.srcQueue.Add(srcRef{KindGitRepository, k})
+	}
+	for k := range r.ocis {
+		r.srcQueue.Add(srcRef{KindOCIRepository, k})
 	}
 	for k := range r.kss {
 		r.ksQueue.Add(k)
@@ -346,8 +383,8 @@ func (r *Reconciler) scheduleLocked(kind Kind, k core.Key, d time.Duration) {
 
 func (r *Reconciler) enqueue(kind Kind, k core.Key) {
 	switch kind {
-	case KindGitRepository:
-		r.srcQueue.Add(k)
+	case KindGitRepository, KindOCIRepository:
+		r.srcQueue.Add(srcRef{kind, k})
 	case KindKustomization:
 		r.ksQueue.Add(k)
 	}
@@ -396,7 +433,44 @@ func (r *Reconciler) ApplyGitRepository(obj *sourcev1.GitRepository) error {
 		}
 	}
 	if r.started {
-		r.srcQueue.Add(k)
+		r.srcQueue.Add(srcRef{KindGitRepository, k})
+	}
+	return nil
+}
+
+// ApplyOCIRepository adds or updates an OCIRepository. A spec change (or a new
+// reconcile.fluxcd.io/requestedAt annotation) reconciles it at once.
+func (r *Reconciler) ApplyOCIRepository(obj *sourcev1.OCIRepository) error {
+	if err := validateOCIRepository(obj); err != nil {
+		return err
+	}
+	k := core.Key{Namespace: obj.Namespace, Name: obj.Name}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return ErrStopped
+	}
+	st := r.ocis[k]
+	in := obj.DeepCopy()
+	if st == nil {
+		in.Generation = 1
+		in.Status = sourcev1.OCIRepositoryStatus{}
+		r.ocis[k] = &ociState{obj: in}
+	} else {
+		changed := !equalJSON(st.obj.Spec, in.Spec)
+		requested := requestedAt(in.Annotations) != requestedAt(st.obj.Annotations)
+		in.Generation = st.obj.Generation
+		if changed {
+			in.Generation++
+		}
+		in.Status = st.obj.Status
+		st.obj = in
+		if !changed && !requested {
+			return nil
+		}
+	}
+	if r.started {
+		r.srcQueue.Add(srcRef{KindOCIRepository, k})
 	}
 	return nil
 }
@@ -457,9 +531,33 @@ func (r *Reconciler) DeleteGitRepository(namespace, name string) error {
 	st.deleted = true
 	delete(r.repos, k)
 	r.scheduleLocked(KindGitRepository, k, 0)
-	waiting := r.kustomizationsOfSourceLocked(k)
+	ref := srcRef{KindGitRepository, k}
+	waiting := r.kustomizationsOfSourceLocked(ref)
 	r.mu.Unlock()
-	r.store.Forget(k.String())
+	r.store.Forget(ref.String())
+	for _, w := range waiting {
+		r.ksQueue.Add(w)
+	}
+	return nil
+}
+
+// DeleteOCIRepository removes an OCIRepository and its artifact. Kustomizations that use it report
+// the source as not found.
+func (r *Reconciler) DeleteOCIRepository(namespace, name string) error {
+	k := core.Key{Namespace: namespace, Name: name}
+	r.mu.Lock()
+	st := r.ocis[k]
+	if st == nil {
+		r.mu.Unlock()
+		return fmt.Errorf("OCIRepository %s: %w", k, ErrNotFound)
+	}
+	st.deleted = true
+	delete(r.ocis, k)
+	r.scheduleLocked(KindOCIRepository, k, 0)
+	ref := srcRef{KindOCIRepository, k}
+	waiting := r.kustomizationsOfSourceLocked(ref)
+	r.mu.Unlock()
+	r.store.Forget(ref.String())
 	for _, w := range waiting {
 		r.ksQueue.Add(w)
 	}
@@ -537,6 +635,34 @@ func (r *Reconciler) GitRepository(namespace, name string) (*sourcev1.GitReposit
 	return st.obj.DeepCopy(), true
 }
 
+// OCIRepository returns a copy of the OCIRepository with its current status.
+func (r *Reconciler) OCIRepository(namespace, name string) (*sourcev1.OCIRepository, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.ocis[core.Key{Namespace: namespace, Name: name}]
+	if st == nil {
+		return nil, false
+	}
+	return st.obj.DeepCopy(), true
+}
+
+// OCIRepositories returns copies of all OCIRepositories, sorted by namespace and name.
+func (r *Reconciler) OCIRepositories() []sourcev1.OCIRepository {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]sourcev1.OCIRepository, 0, len(r.ocis))
+	for _, st := range r.ocis {
+		out = append(out, *st.obj.DeepCopy())
+	}
+	slices.SortFunc(out, func(a, b sourcev1.OCIRepository) int {
+		if a.Namespace != b.Namespace {
+			return cmpString(a.Namespace, b.Namespace)
+		}
+		return cmpString(a.Name, b.Name)
+	})
+	return out
+}
+
 // Kustomization returns a copy of the Kustomization with its current status.
 func (r *Reconciler) Kustomization(namespace, name string) (*kustomizev1.Kustomization, bool) {
 	r.mu.Lock()
@@ -590,6 +716,8 @@ func (r *Reconciler) RequestReconcile(kind Kind, namespace, name string) error {
 	switch kind {
 	case KindGitRepository:
 		_, ok = r.repos[k]
+	case KindOCIRepository:
+		_, ok = r.ocis[k]
 	case KindKustomization:
 		_, ok = r.kss[k]
 	}
@@ -682,6 +810,31 @@ func (r *Reconciler) clientFor(obj *kustomizev1.Kustomization) (client.Client, e
 	r.clients[user] = c
 	r.mu.Unlock()
 	return c, nil
+}
+
+// setClientLimits sets the client-side rate limit the way kustomize-controller does
+// (fluxcd/pkg/runtime client.GetConfigOrDie): none when the API server runs API Priority and Fairness,
+// which then protects the server; else Profile.ClientQPS/ClientBurst.
+func setClientLimits(cfg *rest.Config, p Profile) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.ClientProbeTimeout)
+	defer cancel()
+	cfg.RateLimiter = nil
+	if enabled, err := flowcontrol.IsEnabled(ctx, cfg); err == nil && enabled {
+		cfg.QPS, cfg.Burst = -1, -1 // client-go: a negative QPS means no client-side rate limiter
+		return
+	}
+	cfg.QPS, cfg.Burst = p.ClientQPS, p.ClientBurst
+}
+
+// slogWarnings passes the API server's warning headers (RFC 7234 code 299) to the reconciler's logger;
+// client-go's default handler would print them through klog.
+type slogWarnings struct{ log *slog.Logger }
+
+func (w slogWarnings) HandleWarningHeaderWithContext(ctx context.Context, code int, _ string, text string) {
+	if code != 299 || text == "" {
+		return
+	}
+	w.log.WarnContext(ctx, "API server warning", "warning", text)
 }
 
 func cmpString(a, b string) int {

@@ -305,9 +305,25 @@ func TestValidation(t *testing.T) {
 		{"no interval", func() error {
 			return e.r.ApplyKustomization(e.kustomization("k", "p", func(k *kustomizev1.Kustomization) { k.Spec.Interval = metav1.Duration{} }))
 		}, "spec.interval"},
-		{"OCI source", func() error {
-			return e.r.ApplyKustomization(e.kustomization("k", "p", func(k *kustomizev1.Kustomization) { k.Spec.SourceRef.Kind = "OCIRepository" }))
+		{"Bucket source", func() error {
+			return e.r.ApplyKustomization(e.kustomization("k", "p", func(k *kustomizev1.Kustomization) { k.Spec.SourceRef.Kind = "Bucket" }))
 		}, "spec.sourceRef.kind"},
+		{"OCI URL without oci://", func() error {
+			return e.r.ApplyOCIRepository(e.ociRepository("o", "https://registry.example.com/apps"))
+		}, "spec.url"},
+		{"OCI URL with a tag", func() error {
+			return e.r.ApplyOCIRepository(e.ociRepository("o", "oci://registry.example.com/apps:v1"))
+		}, "spec.url"},
+		{"OCI digest", func() error {
+			o := e.ociRepository("o", "oci://registry.example.com/apps")
+			o.Spec.Reference = &sourcev1.OCIRepositoryRef{Digest: "sha256:abc"}
+			return e.r.ApplyOCIRepository(o)
+		}, "spec.ref.digest"},
+		{"OCI cosign verification", func() error {
+			o := e.ociRepository("o", "oci://registry.example.com/apps")
+			o.Spec.Verify = &sourcev1.OCIRepositoryVerification{Provider: "cosign"}
+			return e.r.ApplyOCIRepository(o)
+		}, "spec.verify"},
 		{"bad ignore pointer", func() error {
 			return e.r.ApplyKustomization(e.kustomization("k", "p", func(k *kustomizev1.Kustomization) {
 				k.Spec.Ignore = []kustomizev1.IgnoreRule{{Paths: []string{"data/x"}}}

@@ -9,15 +9,26 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/gitsource"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/source"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// reconcileSource fetches a GitRepository and, when the revision changed, publishes the new artifact
+// reconcileSource reconciles a GitRepository or an OCIRepository.
+func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
+	switch ref.kind {
+	case KindGitRepository:
+		r.reconcileGit(ctx, ref)
+	case KindOCIRepository:
+		r.reconcileOCI(ctx, ref)
+	}
+}
+
+// reconcileGit fetches a GitRepository and, when the revision changed, publishes the new artifact
 // and wakes every Kustomization that reads it.
-func (r *Reconciler) reconcileSource(ctx context.Context, k core.Key) {
+func (r *Reconciler) reconcileGit(ctx context.Context, ref srcRef) {
+	k := ref.key
 	start := r.clk.Now()
 	r.mu.Lock()
 	st := r.repos[k]
@@ -43,7 +54,7 @@ func (r *Reconciler) reconcileSource(ctx context.Context, k core.Key) {
 	}
 	fctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	art, changed, reason, err := r.fetch(fctx, k, obj)
+	art, changed, reason, err := r.fetch(fctx, ref, obj)
 
 	r.mu.Lock()
 	if st.deleted {
@@ -71,7 +82,7 @@ func (r *Reconciler) reconcileSource(ctx context.Context, k core.Key) {
 	}
 	var wake []core.Key
 	if changed {
-		wake = r.kustomizationsOfSourceLocked(k)
+		wake = r.kustomizationsOfSourceLocked(ref)
 	}
 	r.mu.Unlock()
 	if outcome == core.Succeeded {
@@ -94,10 +105,10 @@ func (r *Reconciler) reconcileSource(ctx context.Context, k core.Key) {
 	}
 }
 
-func (r *Reconciler) fetch(ctx context.Context, k core.Key, obj *sourcev1.GitRepository) (*gitsource.Artifact, bool, string, error) {
-	req := gitsource.Request{URL: obj.Spec.URL, Ignore: obj.Spec.Ignore}
+func (r *Reconciler) fetch(ctx context.Context, ref srcRef, obj *sourcev1.GitRepository) (*source.Artifact, bool, string, error) {
+	req := source.Request{URL: obj.Spec.URL, Ignore: obj.Spec.Ignore}
 	if ref := obj.Spec.Reference; ref != nil {
-		req.Ref = gitsource.Ref{Branch: ref.Branch, Tag: ref.Tag, SemVer: ref.SemVer, Name: ref.Name, Commit: ref.Commit}
+		req.Ref = source.Ref{Branch: ref.Branch, Tag: ref.Tag, SemVer: ref.SemVer, Name: ref.Name, Commit: ref.Commit}
 	}
 	if sr := obj.Spec.SecretRef; sr != nil {
 		var sec corev1.Secret
@@ -105,13 +116,13 @@ func (r *Reconciler) fetch(ctx context.Context, k core.Key, obj *sourcev1.GitRep
 			return nil, false, sourcev1.AuthenticationFailedReason,
 				fmt.Errorf("failed to get secret '%s/%s' named in spec.secretRef: %w", obj.Namespace, sr.Name, err)
 		}
-		req.Auth = &gitsource.Auth{Username: string(sec.Data["username"]), Password: string(sec.Data["password"]),
+		req.Auth = &source.Auth{Username: string(sec.Data["username"]), Password: string(sec.Data["password"]),
 			BearerToken: string(sec.Data["bearerToken"]), CABundle: sec.Data["ca.crt"]}
 	}
-	art, changed, err := r.store.Fetch(ctx, k.String(), req)
+	art, changed, err := r.store.Fetch(ctx, ref.String(), req)
 	if err != nil {
 		reason := sourcev1.GitOperationFailedReason
-		if errors.Is(err, gitsource.ErrAuth) {
+		if errors.Is(err, source.ErrAuth) {
 			reason = sourcev1.AuthenticationFailedReason
 		}
 		return nil, false, reason, fmt.Errorf("failed to checkout and determine revision: %w", err)

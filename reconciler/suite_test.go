@@ -149,6 +149,14 @@ func (e *env) gitRepository(name string) *sourcev1.GitRepository {
 	}
 }
 
+// ociRepository is an OCIRepository of url (plain HTTP, as the twin's registry speaks), interval 1m.
+func (e *env) ociRepository(name, url string) *sourcev1.OCIRepository {
+	return &sourcev1.OCIRepository{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: e.ns},
+		Spec:       sourcev1.OCIRepositorySpec{URL: url, Insecure: true, Interval: metav1.Duration{Duration: time.Minute}},
+	}
+}
+
 // kustomization reads GitRepository "repo" at path, prunes, interval 10m, retry 1h (so with the fake
 // clock nothing retries unless a test steps it or triggers it).
 func (e *env) kustomization(name, path string, mutate ...func(*kustomizev1.Kustomization)) *kustomizev1.Kustomization {
@@ -172,6 +180,8 @@ func (e *env) apply(objs ...any) {
 		switch v := o.(type) {
 		case *sourcev1.GitRepository:
 			e.g.Expect(e.r.ApplyGitRepository(v)).To(Succeed())
+		case *sourcev1.OCIRepository:
+			e.g.Expect(e.r.ApplyOCIRepository(v)).To(Succeed())
 		case *kustomizev1.Kustomization:
 			e.g.Expect(e.r.ApplyKustomization(v)).To(Succeed())
 		default:

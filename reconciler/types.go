@@ -4,12 +4,13 @@ import (
 	"time"
 )
 
-// Kind names the reconciler's two object kinds in events, metrics and RequestReconcile.
+// Kind names the reconciler's object kinds in events, metrics and RequestReconcile.
 type Kind string
 
 // The kinds.
 const (
 	KindGitRepository Kind = "GitRepository"
+	KindOCIRepository Kind = "OCIRepository"
 	KindKustomization Kind = "Kustomization"
 )
 

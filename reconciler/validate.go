@@ -5,7 +5,12 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"regexp"
 	"strings"
+
+	"github.com/Masterminds/semver/v3"
+	"github.com/google/go-containerregistry/pkg/name"
+	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
@@ -73,6 +78,64 @@ func validateGitRepository(o *sourcev1.GitRepository) error {
 	return nil
 }
 
+func validateOCIRepository(o *sourcev1.OCIRepository) error {
+	if o == nil {
+		return fmt.Errorf("%w: nil OCIRepository", ErrInvalid)
+	}
+	bad := func(field, format string, args ...any) error {
+		return invalid("OCIRepository", o.Namespace, o.Name, field, format, args...)
+	}
+	if o.Name == "" || o.Namespace == "" {
+		return bad("metadata", "name and namespace are required")
+	}
+	rest, ok := strings.CutPrefix(o.Spec.URL, sourcev1.OCIRepositoryPrefix)
+	if !ok || rest == "" {
+		return bad("spec.url", "%q must be an oci:// URL of a repository, e.g. oci://registry.example.com/manifests/app", o.Spec.URL)
+	}
+	if _, err := name.NewRepository(rest, name.StrictValidation); err != nil {
+		return bad("spec.url", "%q is not a repository reference (put a tag in spec.ref.tag, a digest in spec.ref.digest): %v", o.Spec.URL, err)
+	}
+	if o.Spec.Interval.Duration <= 0 {
+		return bad("spec.interval", "must be a positive duration, e.g. 1m")
+	}
+	if o.Spec.Timeout != nil && o.Spec.Timeout.Duration <= 0 {
+		return bad("spec.timeout", "must be a positive duration when set")
+	}
+	if ref := o.Spec.Reference; ref != nil {
+		if ref.Digest != "" {
+			if _, err := gcrv1.NewHash(ref.Digest); err != nil {
+				return bad("spec.ref.digest", "%q must be sha256:<64 hex digits>", ref.Digest)
+			}
+		}
+		if ref.SemVer != "" {
+			if _, err := semver.NewConstraint(ref.SemVer); err != nil {
+				return bad("spec.ref.semver", "%q is not a semver range: %v", ref.SemVer, err)
+			}
+		}
+		if ref.SemverFilter != "" {
+			if _, err := regexp.Compile(ref.SemverFilter); err != nil {
+				return bad("spec.ref.semverFilter", "%q is not a regular expression: %v", ref.SemverFilter, err)
+			}
+		}
+	}
+	if op := o.GetLayerOperation(); op != sourcev1.OCILayerExtract && op != sourcev1.OCILayerCopy {
+		return bad("spec.layerSelector.operation", "%q must be extract or copy", op)
+	}
+	unsupported := map[string]bool{
+		"spec.provider":           o.Spec.Provider != "" && o.Spec.Provider != sourcev1.GenericOCIProvider,
+		"spec.verify":             o.Spec.Verify != nil,
+		"spec.serviceAccountName": o.Spec.ServiceAccountName != "",
+		"spec.certSecretRef":      o.Spec.CertSecretRef != nil,
+		"spec.proxySecretRef":     o.Spec.ProxySecretRef != nil,
+	}
+	for _, f := range []string{"spec.provider", "spec.verify", "spec.serviceAccountName", "spec.certSecretRef", "spec.proxySecretRef"} {
+		if unsupported[f] {
+			return bad(f, "is not supported by the twin's reconciler; remove it")
+		}
+	}
+	return nil
+}
+
 func validateKustomization(o *kustomizev1.Kustomization) ([]ignoreRule, error) {
 	if o == nil {
 		return nil, fmt.Errorf("%w: nil Kustomization", ErrInvalid)
@@ -92,8 +155,8 @@ func validateKustomization(o *kustomizev1.Kustomization) ([]ignoreRule, error) {
 	if o.Spec.Timeout != nil && o.Spec.Timeout.Duration <= 0 {
 		return nil, bad("spec.timeout", "must be a positive duration when set")
 	}
-	if o.Spec.SourceRef.Kind != sourcev1.GitRepositoryKind {
-		return nil, bad("spec.sourceRef.kind", "%q is not supported by the twin's reconciler; use GitRepository", o.Spec.SourceRef.Kind)
+	if k := o.Spec.SourceRef.Kind; k != sourcev1.GitRepositoryKind && k != sourcev1.OCIRepositoryKind {
+		return nil, bad("spec.sourceRef.kind", "%q is not supported by the twin's reconciler; use GitRepository or OCIRepository", k)
 	}
 	if o.Spec.SourceRef.Name == "" {
 		return nil, bad("spec.sourceRef.name", "is required")
@@ -165,12 +228,12 @@ func dependsOn(o *kustomizev1.Kustomization) []core.Key {
 	return out
 }
 
-func sourceKey(o *kustomizev1.Kustomization) core.Key {
+func sourceKey(o *kustomizev1.Kustomization) srcRef {
 	ns := o.Spec.SourceRef.Namespace
 	if ns == "" {
 		ns = o.Namespace
 	}
-	return core.Key{Namespace: ns, Name: o.Spec.SourceRef.Name}
+	return srcRef{kind: Kind(o.Spec.SourceRef.Kind), key: core.Key{Namespace: ns, Name: o.Spec.SourceRef.Name}}
 }
 
 func requestedAt(ann map[string]string) string { return ann[meta.ReconcileRequestAnnotation] }

@@ -111,7 +111,7 @@ func (r *Reconciler) TriggerRepository(urls ...string) []string {
 	slices.SortFunc(keys, func(a, b core.Key) int { return strings.Compare(a.String(), b.String()) })
 	names := make([]string, len(keys))
 	for i, k := range keys {
-		r.srcQueue.Add(k)
+		r.srcQueue.Add(srcRef{KindGitRepository, k})
 		names[i] = k.String()
 	}
 	return names

@@ -4,12 +4,13 @@
 // one ConfigMap each):
 //
 //   - BenchmarkScale: N = 100 / 500 / 1000 Kustomizations until all are Ready (Flux on 2 CPUs:
-//     28 s / 2m2s / 4m16s).
-//   - BenchmarkRawSSA: the same objects server-side applied by a bare client loop, the raw limit the
-//     reconciler is compared with (goal: >= 70% of it).
+//     28 s / 2m2s / 4m16s), interleaved with the raw limit: the same objects server-side applied by a
+//     bare client loop, sequential and with the reconciler's concurrency (goal: >= 70% of the latter),
+//     and the CPU each side used per object.
 //   - BenchmarkDriftCorrection: from a `kubectl edit` to the object restored, p50/p99 (goal p99 < 1 s).
 //   - BenchmarkPushToApplied: from a push to Gitea to the change applied, via Gitea's signed push
-//     webhook (goal p50 < 2 s).
+//     webhook (goal p50 < 2 s), and the reconciler's part of it: from the webhook's delivery to the
+//     change applied.
 //
 // Results are written to bench/results/reconciler.json in the bench/result schema. TestGiteaWebhook is
 // the end-to-end check of the webhook path with a real Gitea. The package may import everything

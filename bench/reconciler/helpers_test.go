@@ -59,6 +59,17 @@ func newNamespace(tb testing.TB, c client.Client, prefix string) string {
 	return ns
 }
 
+// clearNamespace deletes the ConfigMaps a run left in its namespace (untimed), so every run starts from
+// the same cluster: without it each run's informers LIST, and the API server serves, every ConfigMap of
+// the runs before it, and later samples measure more than earlier ones. The namespace itself stays
+// (envtest runs no namespace controller to finish deleting it).
+func clearNamespace(tb testing.TB, c client.Client, ns string) {
+	tb.Helper()
+	if err := c.DeleteAllOf(context.Background(), &corev1.ConfigMap{}, client.InNamespace(ns)); err != nil {
+		tb.Fatalf("clear namespace %s: %v", ns, err)
+	}
+}
+
 func gitRepository(ns, url string, interval time.Duration) *sourcev1.GitRepository {
 	return &sourcev1.GitRepository{
 		ObjectMeta: metav1.ObjectMeta{Name: "repo", Namespace: ns},
@@ -89,6 +100,8 @@ type readyTracker struct {
 	ready    map[string]time.Time
 	want     int
 	done     chan struct{}
+	// artifact is when the GitRepository published the expected revision (zero until then).
+	artifact time.Time
 }
 
 func newReadyTracker(want int) *readyTracker {
@@ -98,10 +111,18 @@ func newReadyTracker(want int) *readyTracker {
 func (t *readyTracker) expect(revision string, want int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.revision, t.want, t.ready, t.done = revision, want, map[string]time.Time{}, make(chan struct{})
+	t.revision, t.want, t.ready, t.done, t.artifact = revision, want, map[string]time.Time{}, make(chan struct{}), time.Time{}
 }
 
 func (t *readyTracker) onEvent(ev reconciler.Event) {
+	if ev.Kind == reconciler.KindGitRepository && ev.Reason == "NewArtifact" {
+		t.mu.Lock()
+		if t.artifact.IsZero() && (t.revision == "" || ev.Revision == t.revision) {
+			t.artifact = time.Now()
+		}
+		t.mu.Unlock()
+		return
+	}
 	if ev.Kind != reconciler.KindKustomization || ev.Reason != meta.ReconciliationSucceededReason {
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,7 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 )
 
-var resultsPath = flag.String("results", filepath.Join("..", "results", "reconciler.json"),
+var resultsPath = flag.String("results", result.OutPathFlag("reconciler.json"),
 	"where benchmark results are merged (bench/result schema); empty disables writing")
 
 var (
@@ -118,51 +119,45 @@ func writeResults() error {
 	if old, err := result.Read(*resultsPath); err == nil {
 		run = old
 	}
+	oldNotes := run.Env.Notes
 	run.RunAt = nowUTC()
 	run.Env = result.CurrentEnvironment()
 	run.Env.PinsVersion = toolcache.PinsVersion
 	run.Env.Tools = map[string]string{"kube-apiserver": toolcache.KubeAPIServer.Version, "etcd": toolcache.Etcd.Version,
 		"gitea": toolcache.Gitea.Version}
-	run.Env.Notes = append([]string{
+	fixed := []string{
 		"reconciler profile " + reconciler.DefaultProfile().Name,
-		"API server: kube-apiserver + etcd (envtest control plane, tool cache binaries), no controllers; QPS unlimited",
+		"API server: kube-apiserver + etcd (envtest control plane, tool cache binaries), no controllers; no client-side rate limit (APF on, as Flux detects it)",
+		"CPU per object: this process (reconciler or raw loop client) and its children (kube-apiserver, etcd) from /proc, over the timed span",
 		"Git: git http-backend over HTTP basic auth (scale, drift); Gitea with signed push webhooks (push-to-applied)",
 		"machine shared with other builders; load average recorded in notes per benchmark",
-	}, notes...)
+		"Go GC: GOGC=" + gogc() + " in this process and its children (kube-apiserver and etcd inherit the environment)",
+	}
+	// Notes of benchmarks not run this time are kept, like their metrics; a note given again (same
+	// prefix up to the first ':') replaces the old one.
+	prefix := func(n string) string { p, _, _ := strings.Cut(n, ":"); return p }
+	given := map[string]bool{}
+	for _, n := range append(slices.Clone(fixed), notes...) {
+		given[prefix(n)] = true
+	}
+	var kept []string
+	for _, old := range oldNotes {
+		if !given[prefix(old)] && !strings.HasPrefix(old, "reconciler profile ") {
+			kept = append(kept, old)
+		}
+	}
+	run.Env.Notes = append(append(fixed, kept...), notes...)
 	for _, m := range results {
 		run.Add(m)
 	}
-	addRatios(run)
 	return run.Write(*resultsPath)
 }
 
-// addRatios derives, for each size measured in both BenchmarkScale and BenchmarkRawSSA, the
-// reconciler's rate as a fraction of the raw rate: against the bare loop (one request at a time, the
-// issue's "bare client loop"; goal >= 0.7) and against the same loop with as many goroutines as the
-// reconciler has workers.
-func addRatios(run *result.Run) {
-	workers := reconciler.DefaultProfile().KustomizationWorkers
-	for _, n := range sizes {
-		rec, ok := run.Metric(fmt.Sprintf("reconciler.scale.%d.objectsPerSecond", n))
-		if !ok {
-			continue
-		}
-		for _, par := range []int{1, workers} {
-			raw, ok := run.Metric(fmt.Sprintf("reconciler.rawssa.%d.goroutines%d.objectsPerSecond", n, par))
-			if !ok || raw.Median == 0 {
-				continue
-			}
-			ratios := make([]float64, len(rec.Samples))
-			for i, v := range rec.Samples {
-				ratios[i] = v / raw.Median
-			}
-			m := result.NewMetric(fmt.Sprintf("reconciler.scale.%d.rawRatio.goroutines%d", n, par), "ratio", result.Higher, ratios)
-			if par == 1 {
-				m.Goal = &result.Goal{Op: ">", Value: 0.7, Source: "issue 7: >= 70% of the raw limit (the same objects applied by a bare client loop)"}
-			}
-			run.Add(m)
-		}
+func gogc() string {
+	if v := os.Getenv("GOGC"); v != "" {
+		return v
 	}
+	return "100 (Go's default)"
 }
 
 func randHex(n int) string {

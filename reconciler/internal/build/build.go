@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	fluxfs "github.com/fluxcd/pkg/kustomize/filesys"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/kustomize/api/konfig"
 	kustypes "sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/yaml"
 )
@@ -84,25 +86,37 @@ func Build(ctx context.Context, kube client.Client, in Input) (*Result, error) {
 		kfile    string
 		action   kustomize.Action
 	}
+	// Origin annotations tell which file each object came from. When the generator writes the
+	// kustomization itself, it takes buildMetadata from the Kustomization's spec, so asking for them
+	// there saves re-reading and re-writing its output; a kustomization file of the repository's gets
+	// them added below, keeping its own buildMetadata.
+	generated := !hasKustomizationFile(dirPath)
+	genKs := ks
+	if generated {
+		genKs = withBuildMetadata(ks, kustypes.OriginAnnotations)
+	}
 	g, err := locked(in.Root, func() (gen, error) {
-		m, f, a, err := kustomize.NewGenerator(in.Root, ks).GenerateManifest(dirPath)
+		m, f, a, err := kustomize.NewGenerator(in.Root, genKs).GenerateManifest(dirPath)
 		return gen{m, f, a}, err
 	})
 	manifest, kfile, action := g.manifest, g.kfile, g.action
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBuild, clean(err))
 	}
-	var kus kustypes.Kustomization
-	if err := yaml.Unmarshal(manifest, &kus); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrBuild, relPath(in.Root, kfile), err)
-	}
-	userOrigins := slices.Contains(kus.BuildMetadata, kustypes.OriginAnnotations)
-	if !userOrigins {
-		kus.BuildMetadata = append(kus.BuildMetadata, kustypes.OriginAnnotations)
-	}
-	manifest, err = yaml.Marshal(kus)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBuild, err)
+	userOrigins := false
+	if !generated || action != kustomize.CreatedAction {
+		var kus kustypes.Kustomization
+		if err := yaml.Unmarshal(manifest, &kus); err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrBuild, relPath(in.Root, kfile), err)
+		}
+		userOrigins = slices.Contains(kus.BuildMetadata, kustypes.OriginAnnotations)
+		if !userOrigins {
+			kus.BuildMetadata = append(kus.BuildMetadata, kustypes.OriginAnnotations)
+		}
+		manifest, err = yaml.Marshal(kus)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBuild, err)
+		}
 	}
 	disk, err := fluxfs.MakeFsOnDiskSecure(in.Root)
 	if err != nil {
@@ -156,15 +170,14 @@ func Build(ctx context.Context, kube client.Client, in Input) (*Result, error) {
 				return nil, fmt.Errorf("%w for '%s' in %s: %v", ErrSubstitute, r.CurId().String(), origin, err)
 			}
 		}
-		m, err := r.Map()
+		u, err := object(r)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrBuild, origin, err)
 		}
-		u := &unstructured.Unstructured{Object: m}
 		if len(u.GetAnnotations()) == 0 {
 			unstructured.RemoveNestedField(u.Object, "metadata", "annotations")
 		}
-		j, err := json.Marshal(m)
+		j, err := json.Marshal(u.Object)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", ErrBuild, origin, err)
 		}
@@ -205,6 +218,34 @@ func substitution(ctx context.Context, kube client.Client, ks unstructured.Unstr
 		return nil, fmt.Errorf("%w: %v", ErrSubstitute, err)
 	}
 	return out, nil
+}
+
+// hasKustomizationFile reports whether dir holds a kustomization file (kustomize's recognized names),
+// as the generator checks before writing one.
+func hasKustomizationFile(dir string) bool {
+	for _, n := range konfig.RecognizedKustomizationFileNames() {
+		if fi, err := os.Stat(filepath.Join(dir, n)); err == nil && !fi.IsDir() {
+			return true
+		}
+	}
+	return false
+}
+
+// withBuildMetadata returns the Kustomization with spec.buildMetadata set, sharing everything else.
+func withBuildMetadata(ks unstructured.Unstructured, opts ...string) unstructured.Unstructured {
+	spec, _ := ks.Object["spec"].(map[string]any)
+	spec = maps.Clone(spec)
+	if spec == nil {
+		spec = map[string]any{}
+	}
+	bm := make([]any, len(opts))
+	for i, o := range opts {
+		bm[i] = o
+	}
+	spec["buildMetadata"] = bm
+	obj := maps.Clone(ks.Object)
+	obj["spec"] = spec
+	return unstructured.Unstructured{Object: obj}
 }
 
 func relPath(root, p string) string {

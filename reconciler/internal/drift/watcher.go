@@ -69,6 +69,14 @@ func New(ctx context.Context, dyn dynamic.Interface, md metadata.Interface, mapp
 // Watch makes sure the kind is watched. It returns at once; lookups fall back to the API server until
 // the caches are synced.
 func (w *Watcher) Watch(gvk schema.GroupVersionKind) error {
+	if w.kind(gvk) != nil {
+		return nil
+	}
+	// The mapping may need discovery (a kind not seen yet): not under w.mu, which every lookup takes.
+	m, err := w.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", gvk, err)
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, ok := w.kinds[gvk]; ok {
@@ -76,10 +84,6 @@ func (w *Watcher) Watch(gvk schema.GroupVersionKind) error {
 	}
 	if w.ctx.Err() != nil {
 		return w.ctx.Err()
-	}
-	m, err := w.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
-	if err != nil {
-		return fmt.Errorf("watch %s: %w", gvk, err)
 	}
 	idx := cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}
 	ki := &kindInformer{

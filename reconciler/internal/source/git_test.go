@@ -1,13 +1,22 @@
-package gitsource
+package source
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fluxcd/pkg/sourceignore"
+	"github.com/fluxcd/pkg/sourceignore/gitignore"
 
 	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 )
@@ -193,4 +202,174 @@ func TestFetchErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkFetch1000 fetches flux-benchmark's repository shape (1000 app directories of one file each)
+// into an empty store: the clone, the checkout of the tree into an artifact, ignore rules and digest.
+func BenchmarkFetch1000(b *testing.B) {
+	g, err := reconcilertest.StartGitServer(b.TempDir(), "flux", "s3cret")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Close()
+	r, err := g.CreateRepo("bench-1000", b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	files := map[string]string{}
+	for i := 0; i < 1000; i++ {
+		files[fmt.Sprintf("apps/app-%04d/cm.yaml", i)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-%04d\ndata:\n  index: ${INDEX}\n", i)
+	}
+	if _, err := r.Commit("main", "bench", files); err != nil {
+		b.Fatal(err)
+	}
+	req := Request{URL: r.URL, Ref: Ref{Branch: "main"}, Auth: &Auth{Username: g.Username, Password: g.Password}}
+	b.ReportAllocs()
+	cpu0 := processCPU()
+	for b.Loop() {
+		s, err := NewStore(b.TempDir(), time.Now)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a, _, err := s.Fetch(context.Background(), "ns/repo", req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if a.Size == 0 {
+			b.Fatal("empty artifact")
+		}
+	}
+	b.ReportMetric(float64((processCPU()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestIgnoreMatchesFluxOnDisk checks the in-memory ignore evaluation against fluxcd/pkg/sourceignore
+// applied the way source-controller applies it: every file checked out, .sourceignore files loaded
+// from disk (LoadIgnorePatterns), then a walk that drops what the matcher excludes. Nested
+// .sourceignore files, negations, directory patterns and spec.ignore all take part; the kept files and
+// the digest must be the same.
+func TestIgnoreMatchesFluxOnDisk(t *testing.T) {
+	g := newServer(t)
+	r := newRepo(t, g)
+	files := map[string]string{
+		".sourceignore":               "*.md\n!keep.md\n/build/\n",
+		"README.md":                   "r\n",
+		"keep.md":                     "k\n",
+		"build/out.yaml":              "o: 1\n",
+		"apps/.sourceignore":          "secret*.yaml\n!secret-public.yaml\ntmp/\n",
+		"apps/a.yaml":                 "a: 1\n",
+		"apps/secret.yaml":            "s: 1\n",
+		"apps/secret-public.yaml":     "p: 1\n",
+		"apps/tmp/x.yaml":             "x: 1\n",
+		"apps/sub/.sourceignore":      "!README.md\n",
+		"apps/sub/README.md":          "sub\n",
+		"apps/sub/b.yaml":             "b: 1\n",
+		"apps-extra/c.yaml":           "c: 1\n",
+		"apps-extra/.sourceignore":    "c.yaml\n",
+		"infra/logo.png":              "png",
+		"infra/deep/er/d.yaml":        "d: 1\n",
+		"infra/deep/er/.sourceignore": "/d.yaml\n",
+	}
+	mustCommit(t, r, "main", files)
+	for _, ignore := range []*string{nil, ptrTo("/infra/deep/\n"), ptrTo("!/build/out.yaml\n*.yaml\n!apps/a.yaml\n"), ptrTo("!/build/out.yaml\n")} {
+		a, _, err := newStore(t).Fetch(context.Background(), "k", Request{URL: r.URL, Ref: Ref{Branch: "main"}, Ignore: ignore,
+			Auth: &Auth{Username: g.Username, Password: g.Password}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		full := t.TempDir()
+		for p, c := range files {
+			fp := filepath.Join(full, filepath.FromSlash(p))
+			if err := os.MkdirAll(filepath.Dir(fp), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(fp, []byte(c), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := fluxIgnoreOnDisk(full, ignore); err != nil {
+			t.Fatal(err)
+		}
+		desc := "none"
+		if ignore != nil {
+			desc = fmt.Sprintf("%q", *ignore)
+		}
+		want, wantDigest := listAndDigest(t, full)
+		got, gotDigest := listAndDigest(t, a.Dir)
+		if strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("spec.ignore %s: kept %v, source-controller keeps %v", desc, got, want)
+		}
+		if gotDigest != wantDigest || a.Digest != wantDigest {
+			t.Errorf("spec.ignore %s: digest %s (artifact %s), want %s", desc, gotDigest, a.Digest, wantDigest)
+		}
+	}
+}
+
+func ptrTo(s string) *string { return &s }
+
+// fluxIgnoreOnDisk removes what source-controller's storage.SourceIgnoreFilter would leave out.
+func fluxIgnoreOnDisk(dir string, ignore *string) error {
+	domain := strings.Split(dir, string(filepath.Separator))
+	ps, err := sourceignore.LoadIgnorePatterns(dir, domain)
+	if err != nil {
+		return err
+	}
+	if ignore != nil {
+		ps = append(ps, sourceignore.ReadPatterns(strings.NewReader(*ignore), domain)...)
+	}
+	m := sourceignore.NewDefaultMatcher(nil, domain)
+	if len(ps) > 0 {
+		m = gitignore.NewMatcher(append(sourceignore.VCSPatterns(domain), ps...))
+	}
+	var drop []string
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		if m.Match(strings.Split(p, string(filepath.Separator)), d.IsDir()) {
+			drop = append(drop, p)
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+		}
+		return nil
+	})
+	for _, p := range drop {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	return err
+}
+
+// listAndDigest lists the regular files under dir and digests them as Artifact.Digest is defined.
+func listAndDigest(t *testing.T, dir string) ([]string, string) {
+	t.Helper()
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			rel, _ := filepath.Rel(dir, p)
+			files = append(files, filepath.ToSlash(rel))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
+		h.Write(b)
+	}
+	return files, "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

@@ -1,23 +1,15 @@
-package gitsource
+package source
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/Masterminds/semver/v3"
-	"github.com/fluxcd/pkg/sourceignore"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
@@ -60,88 +52,6 @@ type Request struct {
 	Ignore *string // spec.ignore, appended to the default and .sourceignore patterns
 }
 
-// Artifact is a revision's tree on disk. Hold it with Acquire while reading Dir.
-type Artifact struct {
-	Revision string // Flux revision, e.g. "main@sha1:3f7a..."
-	Commit   string // full commit SHA
-	Digest   string // "sha256:<hex>" over the sorted file paths and contents
-	Dir      string // tree root; treat as read-only
-	Size     int64  // total bytes of the files
-	Created  time.Time
-
-	store   *Store
-	refs    int
-	retired bool
-	ignore  string
-}
-
-// Store owns clones and artifacts below one directory.
-type Store struct {
-	dir string
-	now func() time.Time
-
-	mu      sync.Mutex
-	current map[string]*Artifact // by source key
-}
-
-// NewStore returns a store rooted at dir (created if missing). now stamps artifacts (pass the
-// reconciler's clock).
-func NewStore(dir string, now func() time.Time) (*Store, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("create git work directory %s: %w", dir, err)
-	}
-	return &Store{dir: dir, now: now, current: map[string]*Artifact{}}, nil
-}
-
-// Acquire returns the current artifact of a source with a hold on it, or nil. Call Release when done.
-func (s *Store) Acquire(key string) *Artifact {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a := s.current[key]
-	if a != nil {
-		a.refs++
-	}
-	return a
-}
-
-// Release drops a hold taken by Acquire; a superseded artifact is deleted with its last hold.
-func (a *Artifact) Release() {
-	if a == nil {
-		return
-	}
-	s := a.store
-	s.mu.Lock()
-	a.refs--
-	del := a.retired && a.refs == 0
-	s.mu.Unlock()
-	if del {
-		_ = os.RemoveAll(a.Dir)
-	}
-}
-
-// Forget retires a source's artifact and deletes its clone (the GitRepository was deleted).
-func (s *Store) Forget(key string) {
-	s.mu.Lock()
-	a := s.current[key]
-	delete(s.current, key)
-	if a != nil {
-		a.retired = true
-	}
-	del := a != nil && a.refs == 0
-	s.mu.Unlock()
-	if del {
-		_ = os.RemoveAll(a.Dir)
-	}
-	_ = os.RemoveAll(s.repoDir(key))
-}
-
-func keyDir(key string) string {
-	h := sha256.Sum256([]byte(key))
-	return hex.EncodeToString(h[:8])
-}
-
-func (s *Store) repoDir(key string) string { return filepath.Join(s.dir, "repos", keyDir(key)) }
-
 // Fetch brings the clone of key up to date, resolves the reference and returns the artifact for the
 // resolved revision, with changed=true when it differs from the previous artifact (a new commit or new
 // ignore rules). The context bounds the network operations (spec.timeout).
@@ -157,37 +67,19 @@ func (s *Store) Fetch(ctx context.Context, key string, req Request) (art *Artifa
 	if err != nil {
 		return nil, false, err
 	}
-	ignore := ""
-	if req.Ignore != nil {
-		ignore = *req.Ignore
-	}
-
-	s.mu.Lock()
-	cur := s.current[key]
-	s.mu.Unlock()
-	if cur != nil && cur.Revision == revision && cur.ignore == ignore {
+	config := ignoreConfig(req.Ignore)
+	if cur := s.unchanged(key, revision, config); cur != nil {
 		return cur, false, nil
 	}
-
-	a, err := s.materialize(key, repo, commit, revision, req.Ignore)
+	files, err := treeFiles(commit, revision)
 	if err != nil {
 		return nil, false, err
 	}
-	a.ignore = ignore
-	s.mu.Lock()
-	old := s.current[key]
-	s.current[key] = a
-	var del *Artifact
-	if old != nil {
-		old.retired = true
-		if old.refs == 0 {
-			del = old
-		}
+	a, err := s.publish(key, revision, config, files, req.Ignore, true)
+	if err != nil {
+		return nil, false, err
 	}
-	s.mu.Unlock()
-	if del != nil {
-		_ = os.RemoveAll(del.Dir)
-	}
+	a.Commit = commit.Hash.String()
 	return a, true, nil
 }
 
@@ -377,137 +269,31 @@ func resolveSemVer(repo *git.Repository, rng string, peel func(plumbing.Hash) (*
 	return c, best.name + "@sha1:" + c.Hash.String(), nil
 }
 
-// materialize writes the commit's tree to a new artifact directory, applies the ignore rules and
-// computes the digest. A failure leaves nothing behind.
-func (s *Store) materialize(key string, repo *git.Repository, c *object.Commit, revision string, ignore *string) (*Artifact, error) {
-	base := filepath.Join(s.dir, "artifacts", keyDir(key))
-	if err := os.MkdirAll(base, 0o755); err != nil {
-		return nil, fmt.Errorf("create artifact directory: %w", err)
-	}
-	dir, err := os.MkdirTemp(base, c.Hash.String()[:12]+"-")
-	if err != nil {
-		return nil, fmt.Errorf("create artifact directory: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			_ = os.RemoveAll(dir)
-		}
-	}()
+// treeFiles lists the commit's regular files (symlinks and submodules are not part of an artifact).
+func treeFiles(c *object.Commit, revision string) ([]File, error) {
 	tree, err := c.Tree()
 	if err != nil {
 		return nil, fmt.Errorf("read tree of %s: %w", revision, err)
 	}
-	made := map[string]bool{dir: true}
+	var files []File
 	err = tree.Files().ForEach(func(f *object.File) error {
 		if f.Mode != filemode.Regular && f.Mode != filemode.Executable {
-			return nil // symlinks and submodules are not part of the artifact
+			return nil
 		}
-		p := filepath.Join(dir, filepath.FromSlash(f.Name))
-		if !strings.HasPrefix(p, dir+string(filepath.Separator)) {
-			return fmt.Errorf("path %q escapes the repository root", f.Name)
-		}
-		if d := filepath.Dir(p); !made[d] {
-			if err := os.MkdirAll(d, 0o755); err != nil {
-				return err
-			}
-			for ; d != dir && !made[d]; d = filepath.Dir(d) {
-				made[d] = true
-			}
-		}
-		r, err := f.Reader()
-		if err != nil {
-			return err
-		}
-		defer r.Close()
-		b, err := io.ReadAll(r)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(p, b, 0o644)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("write tree of %s: %w", revision, err)
-	}
-	if err := applyIgnore(dir, ignore); err != nil {
-		return nil, err
-	}
-	digest, size, err := digestDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	ok = true
-	return &Artifact{Revision: revision, Commit: c.Hash.String(), Digest: digest, Dir: dir, Size: size,
-		Created: s.now(), store: s}, nil
-}
-
-// applyIgnore removes what source-controller leaves out of an artifact. The patterns are those of every
-// .sourceignore file in the tree followed by spec.ignore (gitignore syntax, so "!" re-includes). When
-// there are none, the default exclusions apply (VCS files, images and archives, CI configuration:
-// fluxcd/pkg/sourceignore DefaultPatterns); when there are some, they replace the defaults except the
-// VCS ones -- source-controller's storage.SourceIgnoreFilter, and the API's "Ignore overrides the set
-// of excluded patterns".
-func applyIgnore(dir string, ignore *string) error {
-	domain := strings.Split(dir, string(filepath.Separator))
-	ps, err := sourceignore.LoadIgnorePatterns(dir, domain)
-	if err != nil {
-		return fmt.Errorf("load .sourceignore patterns: %w", err)
-	}
-	if ignore != nil {
-		ps = append(ps, sourceignore.ReadPatterns(strings.NewReader(*ignore), domain)...)
-	}
-	m := sourceignore.NewDefaultMatcher(nil, domain)
-	if len(ps) > 0 {
-		m = sourceignore.NewMatcher(append(sourceignore.VCSPatterns(domain), ps...))
-	}
-	var drop []string
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || p == dir {
-			return err
-		}
-		if m.Match(strings.Split(p, string(filepath.Separator)), d.IsDir()) {
-			drop = append(drop, p)
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-		}
+		files = append(files, File{Name: f.Name, Read: func() ([]byte, error) { return blobContent(f) }})
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("apply ignore rules: %w", err)
+		return nil, fmt.Errorf("read tree of %s: %w", revision, err)
 	}
-	for _, p := range drop {
-		if err := os.RemoveAll(p); err != nil {
-			return fmt.Errorf("apply ignore rules: %w", err)
-		}
-	}
-	return nil
+	return files, nil
 }
 
-func digestDir(dir string) (string, int64, error) {
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return err
-	})
+func blobContent(f *object.File) ([]byte, error) {
+	r, err := f.Reader()
 	if err != nil {
-		return "", 0, fmt.Errorf("digest artifact: %w", err)
+		return nil, err
 	}
-	slices.Sort(files)
-	h := sha256.New()
-	var size int64
-	for _, p := range files {
-		rel, _ := filepath.Rel(dir, p)
-		fmt.Fprintf(h, "%s\x00", filepath.ToSlash(rel))
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return "", 0, fmt.Errorf("digest artifact: %w", err)
-		}
-		size += int64(len(b))
-		fmt.Fprintf(h, "%d\x00", len(b))
-		h.Write(b)
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), size, nil
+	defer r.Close()
+	return io.ReadAll(r)
 }
