@@ -12,7 +12,9 @@
 //     failover checks, IP and VIP allocation;
 //   - the what-if questions (minimal host count, how many more workers fit, which host failure hurts most);
 //   - Sim, a deterministic event model of planned drains (live migration), host crashes (failover restarts)
-//     and repairs on an injected clock, whose events the twin turns into Kubernetes node state.
+//     and repairs on an injected clock, whose events the twin turns into Kubernetes node state; and of a
+//     running estate changing (PlaceVMs, ReleaseVMs: clusters created or deleted, pools scaled) without
+//     moving any VM that runs, judged by the same evaluation as a plan (sim_change.go).
 //
 // The package is pure: it starts no goroutines, never reads the wall clock (a Sim takes a
 // k8s.io/utils/clock.PassiveClock) and does no I/O except reading spec files in LoadFiles. The same inputs

@@ -24,6 +24,8 @@ var (
 	ErrHostState = errors.New("host is not in a state for this operation")
 	// ErrUnknownHost: a Sim operation names a host that is not in the inventory.
 	ErrUnknownHost = errors.New("unknown host")
+	// ErrNotAtRest: a Sim change was asked for while a live migration or failover restart is pending.
+	ErrNotAtRest = errors.New("estate is not at rest")
 	// ErrNoClock: NewSim was called without WithClock.
 	ErrNoClock = errors.New("no clock")
 )

@@ -15,6 +15,10 @@ const (
 	SeverityWarning Severity = "warning" // it fits, but against a recommendation
 )
 
+// CheckPlacement is the check of VMs that find no host at all (Finding.Check, CapacityError.Check); the
+// others (n-1, reserve, storage, limits, ip, vip) judge an estate whose VMs all run.
+const CheckPlacement = "placement"
+
 // Finding is one verdict line: what was checked, what is wrong and the document behind the rule.
 type Finding struct {
 	Severity Severity `json:"severity"`
@@ -146,6 +150,9 @@ type evaluator struct {
 	groups   int
 	hostCaps []hostCap
 	names    []string
+	// pins are the VMs of a running estate that keep their host and address (Sim changes); nil plans
+	// the whole estate afresh.
+	pins map[string]pin
 }
 
 // round2 rounds to hundredths, so reported figures carry no floating-point noise.
@@ -168,14 +175,17 @@ func Evaluate(inv *Inventory, plan *Plan) (*Result, error) {
 	if inv == nil {
 		return nil, &SpecError{File: "<inventory>", Msg: "no inventory given"}
 	}
-	return evaluate(inv, plan, inv.Spec.Hosts)
+	return evaluate(inv, plan, inv.Spec.Hosts, nil)
 }
 
 func (e *evaluator) add(sev Severity, check, source string, err error) {
 	e.res.Findings = append(e.res.Findings, Finding{Severity: sev, Check: check, Message: err.Error(), Source: source, err: err})
 }
 
-func evaluate(inv *Inventory, plan *Plan, hosts []Host) (*Result, error) {
+// evaluate checks plan on hosts. With pins, the pinned VMs keep their host and address and only the
+// others are placed (by the same rule); every check then runs on that placement, so a change to a running
+// estate is judged exactly as a fresh plan is.
+func evaluate(inv *Inventory, plan *Plan, hosts []Host, pins map[string]pin) (*Result, error) {
 	if !inv.valid {
 		if err := inv.validate(); err != nil {
 			return nil, err
@@ -195,7 +205,7 @@ func evaluate(inv *Inventory, plan *Plan, hosts []Host) (*Result, error) {
 			return nil, err
 		}
 	}
-	e := &evaluator{inv: inv, plan: plan, prof: prof, hosts: hosts}
+	e := &evaluator{inv: inv, plan: plan, prof: prof, hosts: hosts, pins: pins}
 	e.res = &Result{
 		Inventory: inv.Metadata.Name,
 		Profile:   ProfileRef{Name: prof.Name, Version: prof.Version, Title: prof.Title, ProfilesVersion: ProfilesVersion},
@@ -341,6 +351,7 @@ func (e *evaluator) capacities() {
 
 func (e *evaluator) place() {
 	e.capacities()
+	pinVMs(e.vms, e.pins, e.hostCaps, e.names)
 	unplaced := placeAll(e.vms, e.hostCaps, e.names)
 	counts := make([]int, len(e.hosts))
 	for _, vm := range e.vms {
@@ -363,7 +374,7 @@ func (e *evaluator) place() {
 	}
 	if len(unplaced) > 0 {
 		first := e.vms[unplaced[0]]
-		e.add(SeverityError, "placement", SrcBaseline, &CapacityError{Check: "placement", Detail: fmt.Sprintf("%d VM(s) find no host with room, the first %s (%s, %d vCPU, %d GiB); memory is never overcommitted and vCPUs only up to %.2g per logical processor", len(unplaced), first.Name, first.Size, first.VCPU, first.MemoryGiB, e.res.VCPUOvercommit)})
+		e.add(SeverityError, CheckPlacement, SrcBaseline, &CapacityError{Check: CheckPlacement, Detail: fmt.Sprintf("%d VM(s) find no host with room, the first %s (%s, %d vCPU, %d GiB); memory is never overcommitted and vCPUs only up to %.2g per logical processor", len(unplaced), first.Name, first.Size, first.VCPU, first.MemoryGiB, e.res.VCPUOvercommit)})
 	}
 }
 

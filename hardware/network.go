@@ -41,16 +41,18 @@ type NetworkResult struct {
 	Source       string        `json:"source"`
 }
 
-// allocator hands out the addresses of a list of ranges in order.
+// allocator hands out the addresses of a list of ranges in order, passing over those in use (the
+// addresses pinned VMs of a running estate keep).
 type allocator struct {
 	ranges []addrRange
 	ri     int
 	next   netip.Addr
 	taken  int
+	inUse  map[netip.Addr]bool
 }
 
-func newAllocator(rs []addrRange) *allocator {
-	a := &allocator{ranges: rs}
+func newAllocator(rs []addrRange, inUse map[netip.Addr]bool) *allocator {
+	a := &allocator{ranges: rs, inUse: inUse}
 	if len(rs) > 0 {
 		a.next = rs[0].start
 	}
@@ -63,6 +65,9 @@ func (a *allocator) take() (netip.Addr, bool) {
 		if !r.end.Less(a.next) {
 			addr := a.next
 			a.next = a.next.Next()
+			if a.inUse[addr] {
+				continue
+			}
 			a.taken++
 			return addr, true
 		}
@@ -91,7 +96,8 @@ func poolSize(rs []addrRange) int {
 }
 
 // allocateIPs assigns node IPs (static) and VIPs in plan order and records pool exhaustion and the
-// 256-address recommendation as findings.
+// 256-address recommendation as findings. Pinned VMs keep their address; the others get the first free
+// ones. The counts (what the plan needs of each pool) do not depend on which addresses are free.
 func (e *evaluator) allocateIPs() error {
 	pn, err := e.inv.network()
 	if err != nil {
@@ -107,7 +113,16 @@ func (e *evaluator) allocateIPs() error {
 
 	// Node IP pool: the management VM's address plus its update reserve, then per workload cluster one
 	// address per VM plus the cluster's update reserve.
-	nodes := newAllocator(pn.pools)
+	var inUse map[netip.Addr]bool
+	for i := range e.vms {
+		if vm := &e.vms[i]; vm.pinned && vm.IP.IsValid() {
+			if inUse == nil {
+				inUse = map[netip.Addr]bool{}
+			}
+			inUse[vm.IP] = true
+		}
+	}
+	nodes := newAllocator(pn.pools, inUse)
 	np := PoolUsage{Pool: "network.ipPools", Ranges: rangeStrings(pn.pools), Size: poolSize(pn.pools)}
 	reserve := func(cluster string, n int) {
 		r := Reservation{Cluster: cluster}
@@ -139,6 +154,9 @@ func (e *evaluator) allocateIPs() error {
 			for k := 0; k < n; k++ {
 				np.Need++
 				np.Assigned++
+				if k == 0 && vm.pinned {
+					continue // a running VM keeps its address (or its lack of one)
+				}
 				if a, ok := nodes.take(); ok && k == 0 {
 					vm.IP = a
 				}
@@ -160,7 +178,7 @@ func (e *evaluator) allocateIPs() error {
 
 	// VIP pool: the management cluster's API server, then per workload cluster its API server and one VIP per
 	// Service of type LoadBalancer.
-	vips := newAllocator([]addrRange{pn.vip})
+	vips := newAllocator([]addrRange{pn.vip}, nil)
 	vp := PoolUsage{Pool: "network.vipPool", Ranges: []string{pn.vip.String()}, Size: pn.vip.size()}
 	vip := func(cluster, purpose string, n int) {
 		for k := 0; k < n; k++ {

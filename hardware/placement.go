@@ -34,8 +34,9 @@ type VM struct {
 	Host      string     `json:"host"`        // "" when the VM could not be placed
 	IP        netip.Addr `json:"ip,omitzero"` // zero with DHCP or when the node IP pool ran out
 
-	group   int // anti-affinity group: the management VM, a control plane, a load balancer, a node pool
-	hostIdx int // index of Host in the evaluation's hosts, -1 when unplaced
+	group   int  // anti-affinity group: the management VM, a control plane, a load balancer, a node pool
+	hostIdx int  // index of Host in the evaluation's hosts, -1 when unplaced
+	pinned  bool // a running VM of a Sim: it keeps its Host and IP, placement does not move it
 }
 
 // hostCap is one host's capacity and usage during placement.
@@ -184,11 +185,18 @@ func buildVMs(prof *Profile, plan *Plan) ([]VM, int, error) {
 	return vms, group, nil
 }
 
-// placeAll places vms in order on hosts; it returns the indexes of the VMs that found no host.
+// placeAll places vms in order on hosts; it returns the indexes of the VMs that found no host. Pinned VMs
+// (already running, see pinVMs) are not placed again: they stay where they are, or unplaced.
 func placeAll(vms []VM, hosts []hostCap, hostNames []string) []int {
 	var unplaced []int
 	for i := range vms {
 		vm := &vms[i]
+		if vm.pinned {
+			if vm.hostIdx < 0 {
+				unplaced = append(unplaced, i)
+			}
+			continue
+		}
 		h := pickHost(hosts, vm)
 		vm.hostIdx = h
 		if h < 0 {
@@ -200,4 +208,35 @@ func placeAll(vms []VM, hosts []hostCap, hostNames []string) []int {
 		vm.Host = hostNames[h]
 	}
 	return unplaced
+}
+
+// pin is where a running VM is: the host it runs on ("" when it is stranded) and its address. A Sim pins
+// its VMs when it evaluates a change, so the change is judged on the estate as it runs.
+type pin struct {
+	Host string
+	IP   netip.Addr
+}
+
+// pinVMs fixes the pinned VMs on their hosts before placement: each counts on its host's capacity and
+// anti-affinity group, and placement only chooses hosts for the others.
+func pinVMs(vms []VM, pins map[string]pin, hosts []hostCap, hostNames []string) {
+	if pins == nil {
+		return
+	}
+	idx := make(map[string]int, len(hostNames))
+	for i, n := range hostNames {
+		idx[n] = i
+	}
+	for i := range vms {
+		vm := &vms[i]
+		p, ok := pins[vm.Name]
+		if !ok {
+			continue
+		}
+		vm.pinned, vm.IP, vm.Host, vm.hostIdx = true, p.IP, "", -1
+		if h, ok := idx[p.Host]; ok {
+			vm.Host, vm.hostIdx = p.Host, h
+			hosts[h].add(vm)
+		}
+	}
 }

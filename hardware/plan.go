@@ -84,6 +84,22 @@ type NodePool struct {
 	Count  int    `yaml:"count" json:"count"`
 }
 
+// Clone copies the plan deep enough that changing its clusters and node pools leaves p alone. The copy is
+// validated again when it is next evaluated.
+func (p *Plan) Clone() *Plan {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.shapeOK = false
+	c.Spec.WorkloadClusters = make([]WorkloadCluster, len(p.Spec.WorkloadClusters))
+	for i, wc := range p.Spec.WorkloadClusters {
+		wc.NodePools = append([]NodePool(nil), wc.NodePools...)
+		c.Spec.WorkloadClusters[i] = wc
+	}
+	return &c
+}
+
 func (p *Plan) errAt(path, format string, args ...any) *SpecError {
 	file := p.File
 	if file == "" {

@@ -33,6 +33,10 @@ const (
 	VMRestarted EventType = "VMRestarted"
 	// VMStranded: the VM could not be restarted: no surviving host has room (Reason says what is short).
 	VMStranded EventType = "VMStranded"
+	// VMPlaced: PlaceVMs put a new VM on a host (a cluster created, a node pool grown).
+	VMPlaced EventType = "VMPlaced"
+	// VMReleased: ReleaseVMs removed a VM (its cluster deleted, its node pool shrunk); Host is where it ran.
+	VMReleased EventType = "VMReleased"
 )
 
 // Event is one step of the simulation. Events come in the order they happen; at the same instant, in the
@@ -98,15 +102,21 @@ const (
 type VMStatus struct {
 	VM
 	State VMState `json:"state"`
+	// Reason is, for a Stranded VM, why no host took it when the model last tried (what is short).
+	Reason string `json:"reason,omitempty"`
 }
 
-// HostStatus is a snapshot of one host.
+// HostStatus is a snapshot of one host. Used figures include VMs migrating to the host (their target
+// is reserved for the migration); capacities are the planner's (logical processors times the vCPU
+// overcommit; memory less the host reserve and S2D metadata).
 type HostStatus struct {
-	Name          string    `json:"name"`
-	State         HostState `json:"state"`
-	VCPUUsed      int       `json:"vcpuUsed"`
-	MemoryUsedGiB int       `json:"memoryUsedGiB"`
-	VMs           []string  `json:"vms"`
+	Name              string    `json:"name"`
+	State             HostState `json:"state"`
+	VCPUUsed          int       `json:"vcpuUsed"`
+	VCPUCapacity      float64   `json:"vcpuCapacity"`
+	MemoryUsedGiB     int       `json:"memoryUsedGiB"`
+	MemoryCapacityGiB float64   `json:"memoryCapacityGiB"`
+	VMs               []string  `json:"vms"`
 }
 
 // SimOption configures a Sim.
@@ -139,6 +149,7 @@ type simVM struct {
 	host   int // current host, -1 when down or stranded
 	target int // migration target while migrating, else -1
 	state  VMState
+	reason string // why it is stranded
 }
 
 type actionKind int
@@ -180,6 +191,8 @@ func (q *actionQueue) Pop() any {
 // never reads the wall clock: operations happen at clock.Now(), and Advance processes what became due.
 type Sim struct {
 	clock         clock.PassiveClock
+	inv           *Inventory
+	plan          *Plan // the plan the VMs are of: NewSim's, then as PlaceVMs and ReleaseVMs change it
 	hosts         []simHost
 	names         []string
 	index         map[string]int
@@ -195,7 +208,8 @@ type Sim struct {
 }
 
 // NewSim places the plan's VMs on the inventory's hosts (as Evaluate does) and returns the simulation.
-// VMs that find no host start Stranded. It does not require the plan to fit.
+// VMs that find no host start Stranded. It does not require the plan to fit. The Sim keeps inv and a copy
+// of plan: do not change inv afterwards.
 func NewSim(inv *Inventory, plan *Plan, opts ...SimOption) (*Sim, error) {
 	res, err := Evaluate(inv, plan)
 	if err != nil {
@@ -209,6 +223,8 @@ func NewSim(inv *Inventory, plan *Plan, opts ...SimOption) (*Sim, error) {
 		blackout:      prof.Timing.MigrationBlackout,
 		failoverDelay: prof.Timing.FailoverDelay,
 		index:         map[string]int{},
+		inv:           inv,
+		plan:          plan.Clone(),
 	}
 	if inv.Spec.Network.LiveMigrationGbps > 0 {
 		s.gbps = inv.Spec.Network.LiveMigrationGbps
@@ -251,6 +267,11 @@ func NewSim(inv *Inventory, plan *Plan, opts ...SimOption) (*Sim, error) {
 		}
 		s.state[i] = st
 	}
+	for i := range s.state {
+		if s.state[i].state == VMIsStrand {
+			s.state[i].reason = s.shortfall(&s.vms[i])
+		}
+	}
 	return s, nil
 }
 
@@ -267,6 +288,9 @@ func (s *Sim) VMs() []VMStatus {
 			vm.Host = s.names[st.host]
 		}
 		out[i] = VMStatus{VM: vm, State: st.state}
+		if st.state == VMIsStrand {
+			out[i].Reason = st.reason
+		}
 	}
 	return out
 }
@@ -275,7 +299,8 @@ func (s *Sim) VMs() []VMStatus {
 func (s *Sim) Hosts() []HostStatus {
 	out := make([]HostStatus, len(s.hosts))
 	for i, h := range s.hosts {
-		out[i] = HostStatus{Name: s.names[i], State: h.state, VCPUUsed: h.cap.vcpu, MemoryUsedGiB: h.cap.mem}
+		out[i] = HostStatus{Name: s.names[i], State: h.state, VCPUUsed: h.cap.vcpu, VCPUCapacity: h.cap.vcpuCap,
+			MemoryUsedGiB: h.cap.mem, MemoryCapacityGiB: h.cap.memCap}
 	}
 	for i, st := range s.state {
 		if st.host >= 0 {
@@ -513,12 +538,12 @@ func (s *Sim) restart(out *[]Event, vms []int, at time.Time) {
 		vm := &s.vms[i]
 		t := s.pick(vm)
 		if t < 0 {
-			st.state = VMIsStrand
-			s.emit(out, at, VMStranded, i, "", func(e *Event) { e.Reason = s.shortfall(vm) })
+			st.state, st.reason = VMIsStrand, s.shortfall(vm)
+			s.emit(out, at, VMStranded, i, "", func(e *Event) { e.Reason = st.reason })
 			continue
 		}
 		s.hosts[t].cap.add(vm)
-		st.host, st.state = t, VMRunning
+		st.host, st.state, st.reason = t, VMRunning, ""
 		s.emit(out, at, VMRestarted, i, s.names[t], func(e *Event) { e.To = s.names[t] })
 	}
 }

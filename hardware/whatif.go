@@ -87,7 +87,7 @@ func MinHosts(inv *Inventory, plan *Plan) (int, string, error) {
 	var last *Result
 	prev := ""
 	for n := lo; n <= hi; n++ {
-		res, err := evaluate(inv, plan, hostsOf(inv, n))
+		res, err := evaluate(inv, plan, hostsOf(inv, n), nil)
 		if err != nil {
 			prev = err.Error() // e.g. a volume's resiliency needs more servers: not a fit at this count
 			continue
@@ -119,25 +119,30 @@ func firstError(r *Result) string {
 }
 
 func withPoolCount(plan *Plan, cluster, pool string, count int) *Plan {
-	p := *plan
-	p.Spec.WorkloadClusters = append([]WorkloadCluster(nil), plan.Spec.WorkloadClusters...)
+	p := plan.Clone()
+	p.shapeOK = plan.shapeOK // only a count changes; evaluate checks the limits
 	for i := range p.Spec.WorkloadClusters {
 		c := &p.Spec.WorkloadClusters[i]
 		if c.Name != cluster {
 			continue
 		}
-		c.NodePools = append([]NodePool(nil), c.NodePools...)
 		for j := range c.NodePools {
 			if c.NodePools[j].Name == pool {
 				c.NodePools[j].Count = count
 			}
 		}
 	}
-	return &p
+	return p
 }
 
 // MoreWorkersFor answers how many more workers the named pool could take with the plan still fitting.
 func MoreWorkersFor(inv *Inventory, plan *Plan, cluster, pool string) (MoreWorkers, error) {
+	return moreWorkers(inv, plan, cluster, pool, nil)
+}
+
+// moreWorkers is MoreWorkersFor on a fresh placement (pins nil) or on a running estate whose VMs keep
+// their hosts (a Sim's pins).
+func moreWorkers(inv *Inventory, plan *Plan, cluster, pool string, pins map[string]pin) (MoreWorkers, error) {
 	prof := profileOf(inv.Spec.Profile)
 	if prof == nil {
 		return MoreWorkers{}, inv.errAt("spec.profile", "unknown profile %q", inv.Spec.Profile)
@@ -166,7 +171,7 @@ func MoreWorkersFor(inv *Inventory, plan *Plan, cluster, pool string) (MoreWorke
 	}
 	mw := MoreWorkers{Cluster: cluster, Pool: pool, VMSize: size, Current: np.Count}
 	fits := func(n int) (*Result, error) {
-		return Evaluate(inv, withPoolCount(plan, cluster, pool, np.Count+n))
+		return evaluate(inv, withPoolCount(plan, cluster, pool, np.Count+n), inv.Spec.Hosts, pins)
 	}
 	more, why, err := largestFit(inv, prof, size, fits)
 	if err != nil {

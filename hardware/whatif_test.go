@@ -25,7 +25,7 @@ func TestMinHosts(t *testing.T) {
 			t.Errorf("%s: min hosts %d (%s), want %d because %q", c.example, n, note, c.want, c.because)
 		}
 		// Cross-check: the answer fits and one fewer does not.
-		if r, err := evaluate(i, p, hostsOf(i, n)); err != nil || !r.Fits {
+		if r, err := evaluate(i, p, hostsOf(i, n), nil); err != nil || !r.Fits {
 			t.Errorf("%s: %d hosts should fit: %v %v", c.example, n, err, r.Summary())
 		}
 	}

@@ -208,8 +208,9 @@ func (b *Bridge) VMs() []hardware.VMStatus {
 }
 
 // settled returns nil when the estate is at rest: every host Up and no live migration or failover
-// restart pending. A cluster operation re-plans the estate from the hardware model, which starts from
-// that state; an estate mid-failover or in maintenance is refused until its hosts are repaired.
+// restart pending. A cluster operation changes the running estate in the hardware model, which places
+// new VMs on a whole estate; an estate mid-failover or in maintenance is refused until its hosts are
+// repaired.
 func (b *Bridge) settled() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -228,18 +229,42 @@ func (b *Bridge) settled() error {
 	return nil
 }
 
-// replace swaps in the simulation of a changed plan (the caller checked settled and holds the twin's
-// operation lock) and records what the change did, then wakes the loop for the new simulation's timers.
-func (b *Bridge) replace(sim *hardware.Sim, recs []BridgeRecord) {
+// PlaceVMs places the VMs next adds on the estate as it runs (hardware.Sim.PlaceVMs: no running VM
+// moves) and records the VMPlaced events. A refusal changes nothing.
+func (b *Bridge) PlaceVMs(ctx context.Context, next *hardware.Plan, opts hardware.PlaceOptions) (*hardware.Change, error) {
 	b.mu.Lock()
-	b.sim = sim
-	b.records = append(b.records, recs...)
+	ch, err := b.sim.PlaceVMs(next, opts)
 	b.mu.Unlock()
-	select {
-	case b.wake <- struct{}{}:
-	default:
+	if err != nil {
+		return nil, err
 	}
+	b.apply(ctx, ch.Events)
+	return ch, nil
 }
 
-// now is the bridge's clock reading, for records the twin makes itself.
-func (b *Bridge) now() time.Time { return b.clk.Now() }
+// ReleaseVMs removes the VMs next no longer has (hardware.Sim.ReleaseVMs) and records the VMReleased
+// events.
+func (b *Bridge) ReleaseVMs(ctx context.Context, next *hardware.Plan) (*hardware.Change, error) {
+	b.mu.Lock()
+	ch, err := b.sim.ReleaseVMs(next)
+	b.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	b.apply(ctx, ch.Events)
+	return ch, nil
+}
+
+// Releasing is what ReleaseVMs(next) would release, changing nothing.
+func (b *Bridge) Releasing(next *hardware.Plan) ([]hardware.VMStatus, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sim.Releasing(next)
+}
+
+// MoreWorkers is how many more workers a node pool of the running estate takes (hardware.Sim.MoreWorkers).
+func (b *Bridge) MoreWorkers(clusterName, pool string) (hardware.MoreWorkers, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sim.MoreWorkers(clusterName, pool)
+}

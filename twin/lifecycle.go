@@ -17,19 +17,18 @@ import (
 )
 
 // Cluster lifecycle at runtime: a workload cluster removed (the disaster), recreated or newly onboarded,
-// and a node pool scaled, on a running twin. Each operation asks the hardware model first -- the plan
-// with the change is evaluated as the capacity planner evaluates it (N-1, the reserve, the limit
-// profile, the IP and VIP pools) -- and is refused with the model's reason, changing nothing, when it
-// does not fit. Then the clusters follow, and the twin swaps in the simulation of the new plan.
+// and a node pool scaled, on a running twin. Growing asks the hardware model first: the running estate
+// with the new VMs is evaluated as the capacity planner evaluates a plan (N-1, the reserve, the limit
+// profile, the IP and VIP pools), and the operation is refused with the model's reason, changing
+// nothing, when it does not fit (hardware.Sim.PlaceVMs). Then the clusters follow; a failure part-way
+// releases the VMs again. Shrinking drains and stops first, then releases the VMs in the model
+// (hardware.Sim.ReleaseVMs), which never needs capacity.
 //
-// How the hardware model follows: hardware.Sim places a whole plan and has no call to add or release
-// single VMs, so the twin re-plans the estate (hardware.NewSim over the changed plan) while it is at
-// rest (every host Up, nothing pending; an estate mid-failover is refused). Placement is deterministic
-// in plan order, so the VMs of the changed cluster land where the planner puts them, and a VM of a
-// cluster later in the plan may be placed on another host than before: its Node is relabelled and the
-// change is recorded as a VMReplanned event, never hidden. An added cluster goes after the spec's
-// clusters (nothing else moves); a recreated one goes back to its place in the spec's order, so
-// recreating what was removed restores the original placement.
+// As on a real HCI cluster, no running VM moves because another cluster was created or deleted: new VMs
+// go where there is room now and keep their host and address; released VMs free theirs. The estate must
+// be at rest (every host Up, nothing pending; an estate mid-failover is refused). A cluster of the spec
+// goes back to its place in the plan order (so status lists clusters as the spec does), a new one after
+// all the others; its VMs are placed on the capacity left at that moment.
 
 // LifecycleOp names a cluster operation.
 type LifecycleOp string
@@ -40,17 +39,6 @@ const (
 	OpAddCluster      LifecycleOp = "add-cluster"
 	OpRecreateCluster LifecycleOp = "recreate-cluster"
 	OpScalePool       LifecycleOp = "scale-pool"
-)
-
-// Events the twin adds to the bridge's records for cluster operations (the hardware model's own events
-// are hardware.EventType constants too).
-const (
-	// EventVMPlaced: a cluster operation placed a new VM (cluster added, pool grown).
-	EventVMPlaced hardware.EventType = "VMPlaced"
-	// EventVMReleased: a cluster operation released a VM (cluster removed, pool shrunk).
-	EventVMReleased hardware.EventType = "VMReleased"
-	// EventVMReplanned: re-planning the estate for a cluster operation put a surviving VM on another host.
-	EventVMReplanned hardware.EventType = "VMReplanned"
 )
 
 // LifecycleStepName names a stage of a cluster operation.
@@ -71,7 +59,6 @@ const (
 	StepNodesAdded       LifecycleStepName = "nodes added"   // new VM-nodes Ready
 	StepNodesDrained     LifecycleStepName = "nodes drained" // cordoned, pods evicted
 	StepNodesRemoved     LifecycleStepName = "nodes removed"
-	StepReplanned        LifecycleStepName = "estate re-planned" // the new simulation swapped in
 )
 
 // ErrRefused is wrapped when a cluster operation is refused before anything changed: an unknown cluster
@@ -152,14 +139,6 @@ type VMPlacement struct {
 	IP      string        `json:"ip,omitempty"`
 }
 
-// VMMove is a VM the re-plan put on another host.
-type VMMove struct {
-	VM      string `json:"vm"`
-	Cluster string `json:"cluster"`
-	From    string `json:"from"`
-	To      string `json:"to"`
-}
-
 // ClusterReport says what a cluster operation did.
 type ClusterReport struct {
 	Op      LifecycleOp     `json:"op"`
@@ -170,11 +149,10 @@ type ClusterReport struct {
 	Started time.Time       `json:"started"`
 	Took    time.Duration   `json:"took"`
 	Steps   []LifecycleStep `json:"steps"`
-	// Placed and Released are the VMs the operation added to or took from the hardware model.
+	// Placed and Released are the VMs the operation added to or took from the hardware model; no other
+	// VM moved.
 	Placed   []VMPlacement `json:"placed,omitempty"`
 	Released []VMPlacement `json:"released,omitempty"`
-	// Replanned are VMs of other clusters the re-plan put on another host (their Nodes relabelled).
-	Replanned []VMMove `json:"replanned,omitempty"`
 	// Configurations are the fluxConfigurations on the cluster once it is connected: the spec's and any a
 	// policy assignment deployed.
 	Configurations []string `json:"configurations,omitempty"`
@@ -218,7 +196,14 @@ func (t *Twin) Clusters() []string { return t.clusterNames() }
 func (t *Twin) Plan() *hardware.Plan {
 	t.cmu.RLock()
 	defer t.cmu.RUnlock()
-	return clonePlan(t.plan)
+	return t.plan.Clone()
+}
+
+// MoreWorkers is how many more workers a node pool of the running twin takes before the hardware model
+// refuses: the capacity planner's what-if on the estate as it runs (every VM where it is). ScaleNodePool
+// to Current+More is accepted, one more is refused for LimitedBy (while nothing else changes).
+func (t *Twin) MoreWorkers(clusterName, pool string) (hardware.MoreWorkers, error) {
+	return t.bridge.MoreWorkers(clusterName, pool)
 }
 
 // RemoveCluster is the disaster: a workload cluster is lost. Its Arc agent and GitOps engine stop, its
@@ -240,9 +225,7 @@ func (t *Twin) RemoveCluster(ctx context.Context, name string) (*ClusterReport, 
 	if err != nil {
 		return nil, err
 	}
-	t.cmu.RLock()
-	next := clonePlan(t.plan)
-	t.cmu.RUnlock()
+	next := t.Plan()
 	if len(next.Spec.WorkloadClusters) == 1 {
 		return nil, fmt.Errorf("%s: %w: it is the twin's last workload cluster; a twin runs at least one (use `hybridtwin down` instead)", describe(OpRemoveCluster, name, "", 0), ErrRefused)
 	}
@@ -253,16 +236,19 @@ func (t *Twin) RemoveCluster(ctx context.Context, name string) (*ClusterReport, 
 		}
 	}
 	next.Spec.WorkloadClusters = kept
-	// Releasing VMs never needs capacity: the change is not gated on the verdict.
-	rp, err := t.replan(OpRemoveCluster, name, "", 0, next, false)
-	if err != nil {
-		return nil, err
+	// Releasing VMs never needs capacity: the change is not gated on the verdict, only on the estate at
+	// rest, checked here so the release at the end cannot be refused.
+	if err := t.bridge.settled(); err != nil {
+		return nil, fmt.Errorf("%s: %w: the estate is not at rest: %v", describe(OpRemoveCluster, name, "", 0), ErrRefused, err)
+	}
+	if _, err := t.bridge.Releasing(next); err != nil {
+		return nil, fmt.Errorf("%s: %w: %w", describe(OpRemoveCluster, name, "", 0), ErrRefused, err)
 	}
 	t.progress("remove cluster %s", name)
 	// Out of the twin first, so status and the bridge stop looking at it.
 	t.cmu.Lock()
 	delete(t.clusters, name)
-	t.plan = rp.plan
+	t.plan = next
 	t.cmu.Unlock()
 
 	// The teardown is not bound to ctx: a cluster half torn down is worse than a slow request.
@@ -287,13 +273,16 @@ func (t *Twin) RemoveCluster(ctx context.Context, name string) (*ClusterReport, 
 		fail(StepControlPlaneDown, err)
 	}
 	rep.step(StepControlPlaneDown, time.Now(), fmt.Sprintf("%d process(es) stopped, state removed", len(rc.info.Processes)))
-	rep.Released = placements(rp.released)
-	rep.Replanned = t.swapSim(tctx, rp)
-	rep.step(StepReleased, time.Now(), vmList(rep.Released))
+	if ch, err := t.bridge.ReleaseVMs(tctx, next); err != nil {
+		fail(StepReleased, err)
+	} else {
+		rep.Released = placements(ch.Released)
+		rep.Capacity = ch.Result.Summary()
+		rep.step(StepReleased, time.Now(), vmList(rep.Released))
+	}
 	if err := t.afterChange(); err != nil {
 		fail(StepReleased, err)
 	}
-	rep.Capacity = rp.result.Summary()
 	rep.Took = time.Since(rep.Started)
 	t.progress("remove cluster %s: done in %s", name, rep.Took.Round(10*time.Millisecond))
 	if len(errs) > 0 {
@@ -336,25 +325,20 @@ func (t *Twin) addCluster(ctx context.Context, op LifecycleOp, wc hardware.Workl
 	if _, running := t.cluster(name); running {
 		return nil, fmt.Errorf("%s: %w: cluster %q already runs; remove it first", describe(op, name, "", 0), ErrRefused, name)
 	}
-	t.cmu.RLock()
-	next := clonePlan(t.plan)
-	t.cmu.RUnlock()
+	before := t.Plan()
+	next := before.Clone()
 	at := t.insertAt(next.Spec.WorkloadClusters, name)
 	wcs := append([]hardware.WorkloadCluster(nil), next.Spec.WorkloadClusters[:at]...)
 	wcs = append(wcs, wc)
 	next.Spec.WorkloadClusters = append(wcs, next.Spec.WorkloadClusters[at:]...)
-	rp, err := t.replan(op, name, "", 0, next, true)
+	ch, err := t.place(ctx, op, name, "", 0, next)
 	if err != nil {
 		return nil, err
 	}
-	rep.Placed = placements(rp.placed)
+	rep.Placed = placements(ch.Placed)
 	rep.step(StepPlaced, time.Now(), vmList(rep.Placed))
 	t.progress("%s: %s", describe(op, name, "", 0), vmList(rep.Placed))
-	vms := rp.sim.VMs()
-	cs, err := clusterSpec(t.spec, name, vms)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", describe(op, name, "", 0), ErrRefused, err)
-	}
+	vms := t.bridge.VMs()
 
 	var rc *runningCluster
 	fail := func(step LifecycleStepName, cause error) (*ClusterReport, error) {
@@ -362,8 +346,13 @@ func (t *Twin) addCluster(ctx context.Context, op LifecycleOp, wc hardware.Workl
 		defer cancel()
 		oe := &OpError{Op: op, Cluster: name, Step: step, Err: cause}
 		oe.Undone, oe.UndoErr = t.dismantle(uctx, name, rc)
+		t.unplace(uctx, before, oe)
 		t.progress("%s failed at %q: %v; undone: %v", describe(op, name, "", 0), step, cause, oe.Undone)
 		return nil, oe
+	}
+	cs, err := clusterSpec(t.spec, name, vms)
+	if err != nil {
+		return fail(StepPlaced, err)
 	}
 	began := time.Now()
 	rc, err = t.startCluster(ctx, cs)
@@ -402,23 +391,22 @@ func (t *Twin) addCluster(ctx context.Context, op LifecycleOp, wc hardware.Workl
 	}
 	rep.step(StepConfigured, time.Now(), fmt.Sprintf("%d from the spec; on the cluster: %s", n, strings.Join(rep.Configurations, ", ")))
 	// The merged kubeconfig with the new context, written before the commit (the last step that can fail).
-	names := planClusterNames(rp.plan)
+	names := planClusterNames(next)
 	if err := t.writeKubeconfigFor(names, map[string]*runningCluster{name: rc}); err != nil {
 		return fail(StepConfigured, err)
 	}
 	if err := ctx.Err(); err != nil {
 		return fail(StepConfigured, err)
 	}
-	// Commit: the cluster is part of the twin, and the simulation of the new plan drives the bridge.
+	// Commit: the cluster is part of the twin (its VMs are already in the hardware model).
 	t.cmu.Lock()
 	t.clusters[name] = rc
-	t.plan = rp.plan
+	t.plan = next
 	t.cmu.Unlock()
-	rep.Replanned = t.swapSim(ctx, rp)
 	if err := t.afterChange(); err != nil {
 		t.log.Warn("record the twin's state", "err", err)
 	}
-	rep.Capacity = rp.result.Summary()
+	rep.Capacity = ch.Result.Summary()
 	rep.Took = time.Since(rep.Started)
 	t.progress("%s: done in %s", describe(op, name, "", 0), rep.Took.Round(10*time.Millisecond))
 	return rep, nil
@@ -448,9 +436,8 @@ func (t *Twin) ScaleNodePool(ctx context.Context, clusterName, pool string, coun
 	if count < 0 {
 		return nil, fmt.Errorf("%s: %w: the count must be zero or more", what, ErrRefused)
 	}
-	t.cmu.RLock()
-	next := clonePlan(t.plan)
-	t.cmu.RUnlock()
+	before := t.Plan()
+	next := before.Clone()
 	var np *hardware.NodePool
 	var have []string
 	for i := range next.Spec.WorkloadClusters {
@@ -474,19 +461,21 @@ func (t *Twin) ScaleNodePool(ctx context.Context, clusterName, pool string, coun
 		return rep, nil
 	}
 	np.Count = count
-	rp, err := t.replan(OpScalePool, clusterName, pool, count, next, true)
-	if err != nil {
-		return nil, err
-	}
-	t.progress("%s (from %d)", what, rep.From)
 	undoCtx := func() (context.Context, context.CancelFunc) {
 		return context.WithTimeout(context.WithoutCancel(ctx), t.prof.StopTimeout)
 	}
+	var result *hardware.Result
 	if count > rep.From {
-		rep.Placed = placements(rp.placed)
+		ch, err := t.place(ctx, OpScalePool, clusterName, pool, count, next)
+		if err != nil {
+			return nil, err
+		}
+		t.progress("%s (from %d)", what, rep.From)
+		result = ch.Result
+		rep.Placed = placements(ch.Placed)
 		rep.step(StepPlaced, time.Now(), vmList(rep.Placed))
 		var added []string
-		for _, vm := range rp.placed {
+		for _, vm := range ch.Placed {
 			if err := nodes.AddNode(ctx, clusterName, nodeSpecOf(vm)); err != nil {
 				uctx, cancel := undoCtx()
 				defer cancel()
@@ -498,13 +487,22 @@ func (t *Twin) ScaleNodePool(ctx context.Context, clusterName, pool string, coun
 						oe.Undone = append(oe.Undone, "node "+added[i])
 					}
 				}
+				t.unplace(uctx, before, oe)
 				return nil, oe
 			}
 			added = append(added, vm.Name)
 		}
 		rep.step(StepNodesAdded, time.Now(), strings.Join(added, ", "))
 	} else {
-		rep.Released = placements(rp.released)
+		if err := t.bridge.settled(); err != nil {
+			return nil, fmt.Errorf("%s: %w: the estate is not at rest: %v", what, ErrRefused, err)
+		}
+		// The VMs go last, after their nodes: the model says which first, changing nothing.
+		released, err := t.bridge.Releasing(next)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: %w", what, ErrRefused, err)
+		}
+		t.progress("%s (from %d)", what, rep.From)
 		var drained []string
 		undrain := func(cause error, step LifecycleStepName) (*ClusterReport, error) {
 			uctx, cancel := undoCtx()
@@ -519,7 +517,7 @@ func (t *Twin) ScaleNodePool(ctx context.Context, clusterName, pool string, coun
 			}
 			return nil, oe
 		}
-		for _, vm := range rp.released {
+		for _, vm := range released {
 			drained = append(drained, vm.Name)
 			dctx, cancel := context.WithTimeout(ctx, t.prof.DrainTimeout)
 			err := drainNode(dctx, rc.client, vm.Name, t.prof.DrainPoll)
@@ -529,13 +527,13 @@ func (t *Twin) ScaleNodePool(ctx context.Context, clusterName, pool string, coun
 			}
 		}
 		rep.step(StepNodesDrained, time.Now(), strings.Join(drained, ", "))
-		for i, vm := range rp.released {
+		for i, vm := range released {
 			if err := nodes.RemoveNode(ctx, clusterName, vm.Name); err != nil {
 				// Put back what was already removed: the pool is as it was, its nodes empty and schedulable.
 				uctx, cancel := undoCtx()
 				defer cancel()
 				oe := &OpError{Op: OpScalePool, Cluster: clusterName, Step: StepNodesRemoved, Err: err}
-				for _, back := range rp.released[:i] {
+				for _, back := range released[:i] {
 					if aerr := nodes.AddNode(uctx, clusterName, nodeSpecOf(back)); aerr != nil {
 						oe.UndoErr = errors.Join(oe.UndoErr, aerr)
 					} else {
@@ -551,22 +549,27 @@ func (t *Twin) ScaleNodePool(ctx context.Context, clusterName, pool string, coun
 			}
 		}
 		rep.step(StepNodesRemoved, time.Now(), strings.Join(drained, ", "))
-	}
-	t.cmu.Lock()
-	t.plan = rp.plan
-	t.cmu.Unlock()
-	rep.Replanned = t.swapSim(ctx, rp)
-	if count < rep.From {
+		ch, err := t.bridge.ReleaseVMs(ctx, next)
+		if err != nil {
+			// Cannot happen while the operation lock is held (nothing else changes the model); if it does,
+			// the nodes are gone and the model still has their VMs: say so.
+			return nil, &OpError{Op: OpScalePool, Cluster: clusterName, Step: StepReleased, Err: err}
+		}
+		result = ch.Result
+		rep.Released = placements(ch.Released)
 		rep.step(StepReleased, time.Now(), vmList(rep.Released))
 	}
-	nodesN, cores := workerTotals(rp.sim.VMs(), clusterName)
+	t.cmu.Lock()
+	t.plan = next
+	t.cmu.Unlock()
+	nodesN, cores := workerTotals(t.bridge.VMs(), clusterName)
 	if err := t.arcSrv.SetConnectivity(rc.arcID, "Connected", rc.info.KubernetesVersion, nodesN, cores); err != nil {
 		t.log.Warn("report the cluster's size to Arc", "cluster", clusterName, "err", err)
 	}
 	if err := t.afterChange(); err != nil {
 		t.log.Warn("record the twin's state", "err", err)
 	}
-	rep.Capacity = rp.result.Summary()
+	rep.Capacity = result.Summary()
 	rep.Took = time.Since(rep.Started)
 	t.progress("%s: done in %s", what, rep.Took.Round(10*time.Millisecond))
 	return rep, nil
@@ -615,101 +618,34 @@ func (t *Twin) insertAt(cur []hardware.WorkloadCluster, name string) int {
 	return len(cur)
 }
 
-// replanned is the estate after a change of the plan, as the hardware model places it.
-type replanned struct {
-	plan     *hardware.Plan
-	result   *hardware.Result
-	sim      *hardware.Sim
-	placed   []hardware.VMStatus // VMs the old plan did not have
-	released []hardware.VMStatus // VMs of the old plan the new one drops (their old placement)
-	moved    []VMMove            // VMs of both whose host differs
-}
-
-// replan evaluates the changed plan with the capacity planner and places it. With gate, a plan that does
-// not fit is refused with a *CapacityError. Nothing is changed here.
-func (t *Twin) replan(op LifecycleOp, clusterName, pool string, count int, next *hardware.Plan, gate bool) (*replanned, error) {
+// place puts the VMs next adds into the hardware model, on the estate as it runs. A plan the model says
+// does not fit is refused with a *CapacityError carrying its reasons, any other refusal wraps
+// ErrRefused; either way nothing changed.
+func (t *Twin) place(ctx context.Context, op LifecycleOp, clusterName, pool string, count int, next *hardware.Plan) (*hardware.Change, error) {
 	what := describe(op, clusterName, pool, count)
-	if err := next.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", what, ErrRefused, err)
-	}
-	res, err := hardware.Evaluate(t.spec.Inventory, next)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", what, ErrRefused, err)
-	}
-	if gate && !res.Fits {
-		ce := &CapacityError{Op: op, Cluster: clusterName, Pool: pool, Count: count, err: res.Err()}
-		for _, f := range res.Findings {
-			if f.Severity == hardware.SeverityError {
-				ce.Reasons = append(ce.Reasons, f.Check+": "+f.Message)
-			}
-		}
-		return nil, ce
-	}
 	if err := t.bridge.settled(); err != nil {
 		return nil, fmt.Errorf("%s: %w: the estate is not at rest: %v", what, ErrRefused, err)
 	}
-	sim, err := hardware.NewSim(t.spec.Inventory, next, t.simOpts...)
-	if err != nil {
+	ch, err := t.bridge.PlaceVMs(ctx, next, hardware.PlaceOptions{AllowUnfit: t.spec.Spec.Hardware.AllowUnfit})
+	var ue *hardware.UnfitError
+	switch {
+	case errors.As(err, &ue):
+		return nil, &CapacityError{Op: op, Cluster: clusterName, Pool: pool, Count: count, Reasons: ue.Reasons(), err: ue}
+	case err != nil:
 		return nil, fmt.Errorf("%s: %w: %w", what, ErrRefused, err)
 	}
-	rp := &replanned{plan: next, result: res, sim: sim}
-	before := map[string]hardware.VMStatus{}
-	for _, vm := range t.bridge.VMs() {
-		before[vm.Name] = vm
-	}
-	after := sim.VMs()
-	seen := map[string]bool{}
-	for _, vm := range after {
-		seen[vm.Name] = true
-		old, ok := before[vm.Name]
-		switch {
-		case !ok:
-			rp.placed = append(rp.placed, vm)
-		case old.Host != vm.Host:
-			rp.moved = append(rp.moved, VMMove{VM: vm.Name, Cluster: vm.Cluster, From: old.Host, To: vm.Host})
-		}
-	}
-	for _, vm := range t.bridge.VMs() {
-		if !seen[vm.Name] {
-			rp.released = append(rp.released, vm)
-		}
-	}
-	return rp, nil
+	return ch, nil
 }
 
-// swapSim makes the re-planned simulation drive the bridge, relabels the worker nodes the re-plan moved
-// and records the change; it returns the moves.
-func (t *Twin) swapSim(ctx context.Context, rp *replanned) []VMMove {
-	at := t.bridge.now()
-	nc := &nodeControl{faults: t.provider, client: t.clientOf}
-	role := map[string]hardware.VMStatus{}
-	for _, vm := range rp.sim.VMs() {
-		role[vm.Name] = vm
+// unplace undoes place for an operation that failed part-way: the VMs it placed are released, so the
+// model runs before again (nothing else moved, so it is exactly as it was).
+func (t *Twin) unplace(ctx context.Context, before *hardware.Plan, oe *OpError) {
+	ch, err := t.bridge.ReleaseVMs(ctx, before)
+	if err != nil {
+		oe.UndoErr = errors.Join(oe.UndoErr, fmt.Errorf("release the VMs placed for it: %w", err))
+		return
 	}
-	var recs []BridgeRecord
-	for _, vm := range rp.released {
-		recs = append(recs, BridgeRecord{Event: hardware.Event{At: at, Type: EventVMReleased, Host: vm.Host, VM: vm.Name, Role: vm.Role,
-			Cluster: vm.Cluster, Pool: vm.Pool}, Cluster: vm.Cluster, Node: vm.Name, At: at})
-	}
-	for _, vm := range rp.placed {
-		recs = append(recs, BridgeRecord{Event: hardware.Event{At: at, Type: EventVMPlaced, Host: vm.Host, VM: vm.Name, Role: vm.Role,
-			Cluster: vm.Cluster, Pool: vm.Pool}, Cluster: vm.Cluster, Node: vm.Name, At: at})
-	}
-	for _, m := range rp.moved {
-		vm := role[m.VM]
-		rec := BridgeRecord{Event: hardware.Event{At: at, Type: EventVMReplanned, Host: m.To, VM: m.VM, Role: vm.Role, Cluster: m.Cluster,
-			Pool: vm.Pool, From: m.From, To: m.To, Reason: "re-planned for a cluster operation"}, Cluster: m.Cluster, Node: m.VM, At: at}
-		if vm.Role == hardware.RoleWorker {
-			rec.Actions = []NodeAction{ActionSetHost}
-			if err := nc.SetHost(ctx, m.Cluster, m.VM, m.To); err != nil {
-				rec.Error = err.Error()
-			}
-		}
-		recs = append(recs, rec)
-	}
-	t.sim = rp.sim
-	t.bridge.replace(rp.sim, recs)
-	return rp.moved
+	oe.Undone = append(oe.Undone, "VMs released: "+vmList(placements(ch.Released)))
 }
 
 // dismantle stops whatever of a cluster runs -- Arc agent, GitOps engine, its connectedCluster, its
@@ -813,17 +749,6 @@ func (t *Twin) writeKubeconfigFor(names []string, extra map[string]*runningClust
 		return err
 	}
 	return writeKubeconfigFile(merged, filepath.Join(t.stateDir, KubeconfigFile))
-}
-
-// clonePlan copies a plan deep enough that changing its clusters and pools leaves the original alone.
-func clonePlan(p *hardware.Plan) *hardware.Plan {
-	c := *p
-	c.Spec.WorkloadClusters = make([]hardware.WorkloadCluster, len(p.Spec.WorkloadClusters))
-	for i, wc := range p.Spec.WorkloadClusters {
-		wc.NodePools = append([]hardware.NodePool(nil), wc.NodePools...)
-		c.Spec.WorkloadClusters[i] = wc
-	}
-	return &c
 }
 
 func planClusterNames(p *hardware.Plan) []string {

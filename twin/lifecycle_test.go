@@ -34,10 +34,10 @@ func offlineTwin(t *testing.T) (*Twin, *embedded.Provider) {
 	}
 	prov := embedded.New(embedded.Options{Dir: t.TempDir()})
 	tw := &Twin{spec: spec, prof: prof, log: slog.New(slog.DiscardHandler), clusters: map[string]*runningCluster{},
-		provider: prov, simOpts: []hardware.SimOption{hardware.WithClock(clk)}, plan: clonePlan(spec.Plan), done: make(chan struct{})}
+		provider: prov, plan: spec.Plan.Clone(), done: make(chan struct{})}
 	tw.opsCtx, tw.opsCancel = context.WithCancel(context.Background())
 	t.Cleanup(tw.opsCancel)
-	tw.sim, err = hardware.NewSim(spec.Inventory, tw.plan, tw.simOpts...)
+	tw.sim, err = hardware.NewSim(spec.Inventory, tw.plan, hardware.WithClock(clk))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,28 +48,32 @@ func offlineTwin(t *testing.T) (*Twin, *embedded.Provider) {
 	return tw, prov
 }
 
+// vmPlace compares VMs by where they run: name, host, address and state.
+var vmPlace = cmp.Comparer(func(a, b hardware.VMStatus) bool {
+	return a.Name == b.Name && a.Host == b.Host && a.IP == b.IP && a.State == b.State
+})
+
 // unchanged asserts that a refused operation left the twin as it was: the plan, the hardware model's
 // VMs and hosts, no bridge record, no cluster started.
 func unchanged(t *testing.T, g Gomega, tw *Twin, prov *embedded.Provider, vms []hardware.VMStatus) {
 	t.Helper()
 	g.Expect(cmp.Diff(tw.spec.Plan.Spec, tw.Plan().Spec)).To(BeEmpty(), "the plan changed")
-	g.Expect(cmp.Diff(vms, tw.bridge.VMs(), cmp.Comparer(func(a, b hardware.VMStatus) bool {
-		return a.Name == b.Name && a.Host == b.Host && a.State == b.State
-	}))).To(BeEmpty(), "the hardware model changed")
+	g.Expect(cmp.Diff(vms, tw.bridge.VMs(), vmPlace)).To(BeEmpty(), "the hardware model changed")
 	g.Expect(tw.bridge.Records()).To(BeEmpty())
 	infos, err := prov.List(context.Background())
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(infos).To(BeEmpty(), "a cluster was started")
 }
 
-// Growing a pool one VM past what the capacity planner allows is refused with the planner's own reason
-// -- the same finding `hybridtwin capacity` gives for that count -- and changes nothing; one VM fewer is
-// accepted by the model.
+// Growing a pool one VM past what the running estate takes is refused with the model's own reason --
+// the what-if answer for that pool on the estate as it runs -- and changes nothing. At the limit the
+// model places the VMs; here no cluster runs, so adding the nodes fails and the operation releases the
+// VMs again: the model ends as it began, with the placement and the release on record.
 func TestScaleBeyondTheHardwareIsRefusedWithItsReason(t *testing.T) {
 	g := NewWithT(t)
 	tw, prov := offlineTwin(t)
 	vms := tw.bridge.VMs()
-	mw, err := hardware.MoreWorkersFor(tw.spec.Inventory, tw.spec.Plan, "dev", "linux")
+	mw, err := tw.MoreWorkers("dev", "linux")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(mw.More).To(BeNumerically(">", 0), "the example estate has room to grow dev")
 	limit := mw.Current + mw.More
@@ -85,19 +89,80 @@ func TestScaleBeyondTheHardwareIsRefusedWithItsReason(t *testing.T) {
 	g.Expect(err.Error()).To(ContainSubstring("nothing was changed"))
 	unchanged(t, g, tw, prov, vms)
 
-	// At the limit the model places every VM; the change would go ahead (replan changes nothing itself).
-	next := clonePlan(tw.plan)
-	next.Spec.WorkloadClusters[0].NodePools[0].Count = limit
-	rp, err := tw.replan(OpScalePool, "dev", "linux", limit, next, true)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(rp.placed).To(HaveLen(mw.More))
-	for _, vm := range rp.placed {
-		g.Expect(vm.Cluster).To(Equal("dev"))
-		g.Expect(vm.Pool).To(Equal("linux"))
-		g.Expect(vm.Host).NotTo(BeEmpty(), "VM %s is placed", vm.Name)
+	_, err = tw.ScaleNodePool(context.Background(), "dev", "linux", limit)
+	var oe *OpError
+	g.Expect(errors.As(err, &oe)).To(BeTrue(), "at the limit the model accepts and adding a node to a cluster that does not run fails: got %v", err)
+	g.Expect(oe.Step).To(Equal(StepNodesAdded))
+	g.Expect(oe.UndoErr).NotTo(HaveOccurred())
+	g.Expect(oe.Undone).To(ContainElement(HavePrefix("VMs released: dev-linux-3@")))
+	recs := tw.bridge.Records()
+	g.Expect(recs).To(HaveLen(2 * mw.More))
+	for i, r := range recs {
+		want := hardware.VMPlaced
+		if i >= mw.More {
+			want = hardware.VMReleased
+		}
+		g.Expect(r.Event.Type).To(Equal(want), "record %d: %v", i, r.Event)
+		g.Expect(r.Event.Cluster).To(Equal("dev"))
+		g.Expect(r.Actions).To(BeEmpty(), "placing or releasing a VM touches no running node")
 	}
-	g.Expect(rp.released).To(BeEmpty())
-	unchanged(t, g, tw, prov, vms)
+	g.Expect(cmp.Diff(tw.spec.Plan.Spec, tw.Plan().Spec)).To(BeEmpty(), "the plan changed")
+	g.Expect(cmp.Diff(vms, tw.bridge.VMs(), vmPlace)).To(BeEmpty(), "the hardware model is not as it was")
+}
+
+// Onboarding a cluster places its VMs where there is room and moves none of the running ones, even
+// though a fresh plan with it would (the re-planning the twin did before hardware.Sim.PlaceVMs).
+func TestAddClusterMovesNoRunningVM(t *testing.T) {
+	g := NewWithT(t)
+	tw, prov := offlineTwin(t)
+	before := tw.bridge.VMs()
+	wc := hardware.WorkloadCluster{Name: "branch-new", ControlPlane: hardware.ControlPlaneSpec{Count: 1},
+		NodePools: []hardware.NodePool{{Name: "linux", OSType: hardware.Linux, Count: 2}}}
+	// With the new cluster first in the plan order, a fresh plan of the estate moves running VMs.
+	next := tw.Plan()
+	next.Spec.WorkloadClusters = append([]hardware.WorkloadCluster{wc}, next.Spec.WorkloadClusters...)
+	fresh, err := hardware.Evaluate(tw.spec.Inventory, next)
+	g.Expect(err).NotTo(HaveOccurred())
+	host := map[string]string{}
+	for _, vm := range fresh.VMs {
+		host[vm.Name] = vm.Host
+	}
+	moved := 0
+	for _, vm := range before {
+		if host[vm.Name] != vm.Host {
+			moved++
+		}
+	}
+	g.Expect(moved).To(BeNumerically(">", 0), "precondition: a fresh plan with the new cluster first moves running VMs")
+
+	ch, err := tw.place(context.Background(), OpAddCluster, wc.Name, "", 0, next)
+	g.Expect(err).NotTo(HaveOccurred())
+	after := map[string]hardware.VMStatus{}
+	for _, vm := range tw.bridge.VMs() {
+		after[vm.Name] = vm
+	}
+	for _, vm := range before {
+		g.Expect(after[vm.Name].Host).To(Equal(vm.Host), "running VM %s moved", vm.Name)
+		g.Expect(after[vm.Name].IP).To(Equal(vm.IP), "running VM %s changed address", vm.Name)
+	}
+	var names []string
+	for _, vm := range ch.Placed {
+		names = append(names, vm.Name)
+		g.Expect(vm.Host).NotTo(BeEmpty())
+		g.Expect(vm.IP.IsValid()).To(BeTrue(), "VM %s gets an address from the IP pool", vm.Name)
+	}
+	g.Expect(names).To(ConsistOf("branch-new-control-plane-0", "branch-new-lb-0", "branch-new-linux-0", "branch-new-linux-1"))
+	cs, err := clusterSpec(tw.spec, "branch-new", tw.bridge.VMs())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cs.Nodes).To(HaveLen(2))
+	g.Expect(cs.ControlPlane).To(HaveLen(1))
+	for _, n := range cs.Nodes {
+		g.Expect(strings.HasPrefix(n.IP, "10.30.0.")).To(BeTrue(), "node %s has the model's address, got %s", n.Name, n.IP)
+		g.Expect(n.Host).To(HavePrefix("br-hci-"))
+	}
+	g.Expect(cs.Provider).To(Equal(cluster.ProviderEmbedded))
+	infos, _ := prov.List(context.Background())
+	g.Expect(infos).To(BeEmpty())
 }
 
 // Every refusal names what was wrong and what to do, wraps ErrRefused, and changes nothing.
@@ -175,7 +240,7 @@ func TestRemoveTheLastClusterIsRefused(t *testing.T) {
 	g.Expect(infos).To(BeEmpty())
 }
 
-// An estate mid-failover is not re-planned: the operation says which host to repair.
+// An estate mid-failover is not changed: the operation says which host to repair.
 func TestOperationsWaitForAnEstateAtRest(t *testing.T) {
 	g := NewWithT(t)
 	tw, prov := offlineTwin(t)
@@ -206,39 +271,15 @@ func TestScaleToTheSameCountDoesNothing(t *testing.T) {
 	unchanged(t, g, tw, prov, vms)
 }
 
-// A cluster of the spec goes back to its place in the spec's order, a new one after all of them; so
-// removing and recreating a cluster gives back the original placement.
+// A cluster of the spec goes back to its place in the spec's order, a new one after all of them.
 func TestInsertAtKeepsTheSpecOrder(t *testing.T) {
 	g := NewWithT(t)
 	tw, _ := offlineTwin(t)
-	without := clonePlan(tw.plan)
+	without := tw.plan.Clone()
 	without.Spec.WorkloadClusters = without.Spec.WorkloadClusters[1:] // dev removed
 	g.Expect(tw.insertAt(without.Spec.WorkloadClusters, "dev")).To(Equal(0))
 	g.Expect(tw.insertAt(without.Spec.WorkloadClusters, "branch-new")).To(Equal(1))
 	g.Expect(tw.insertAt(tw.plan.Spec.WorkloadClusters, "branch-new")).To(Equal(2))
-
-	withNew := clonePlan(tw.plan)
-	withNew.Spec.WorkloadClusters = append(withNew.Spec.WorkloadClusters, hardware.WorkloadCluster{Name: "branch-new",
-		ControlPlane: hardware.ControlPlaneSpec{Count: 1}, NodePools: []hardware.NodePool{{Name: "linux", OSType: hardware.Linux, Count: 2}}})
-	rp, err := tw.replan(OpAddCluster, "branch-new", "", 0, withNew, true)
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(rp.moved).To(BeEmpty(), "a cluster added after the others moves none of theirs")
-	var names []string
-	for _, vm := range rp.placed {
-		names = append(names, vm.Name)
-		g.Expect(vm.Host).NotTo(BeEmpty())
-		g.Expect(vm.IP.IsValid()).To(BeTrue(), "VM %s gets an address from the IP pool", vm.Name)
-	}
-	g.Expect(names).To(ContainElements("branch-new-control-plane-0", "branch-new-linux-0", "branch-new-linux-1"))
-	cs, err := clusterSpec(tw.spec, "branch-new", rp.sim.VMs())
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(cs.Nodes).To(HaveLen(2))
-	g.Expect(cs.ControlPlane).To(HaveLen(1))
-	for _, n := range cs.Nodes {
-		g.Expect(strings.HasPrefix(n.IP, "10.30.0.")).To(BeTrue(), "node %s has the model's address, got %s", n.Name, n.IP)
-		g.Expect(n.Host).To(HavePrefix("br-hci-"))
-	}
-	g.Expect(cs.Provider).To(Equal(cluster.ProviderEmbedded))
 }
 
 func errString(err error) string {

@@ -63,6 +63,12 @@ type TwinSpec struct {
 type HardwareRef struct {
 	Inventory string `yaml:"inventory" json:"inventory,omitempty"`
 	Plan      string `yaml:"plan" json:"plan,omitempty"`
+	// AllowUnfit starts the twin on a plan the capacity planner says does not fit -- it fails N-1, the
+	// reserve, storage, a profile limit or an address pool -- to see what that estate does (a host crash
+	// strands VMs, pods stay Pending). The default refuses such a spec, naming the failing check. Every
+	// VM must still find a host: a VM that does not place has no node to run. Cluster operations on such
+	// a twin are likewise not refused for the verdict, only for VMs that find no host.
+	AllowUnfit bool `yaml:"allowUnfit" json:"allowUnfit,omitempty"`
 }
 
 // ReconcilerName selects a cluster's GitOps engine.
@@ -396,11 +402,15 @@ func (s *Spec) loadHardware(v *validator, docs []specyaml.Document) {
 		return
 	}
 	s.Capacity = res
-	if !res.Fits {
-		for _, f := range res.Findings {
-			if f.Severity == hardware.SeverityError {
-				v.addAt("spec.hardware", "the capacity planner says the plan does not fit: %s (see `hybridtwin capacity -f %s -f %s`)", f.Message, inv.File, plan.File)
-			}
+	for _, f := range res.Findings {
+		switch {
+		case f.Severity != hardware.SeverityError:
+		case !hw.AllowUnfit:
+			v.addAt("spec.hardware", "the capacity planner says the plan does not fit (%s check): %s (see `hybridtwin capacity -f %s -f %s`); to run this estate anyway, set spec.hardware.allowUnfit: true",
+				f.Check, f.Message, inv.File, plan.File)
+		case f.Check == hardware.CheckPlacement:
+			v.addAt("spec.hardware.allowUnfit", "runs an estate that fails a capacity check, but not one whose VMs find no host: %s (see `hybridtwin capacity -f %s -f %s`); shrink the plan until every VM places",
+				f.Message, inv.File, plan.File)
 		}
 	}
 	if len(plan.Spec.WorkloadClusters) == 0 {

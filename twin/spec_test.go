@@ -1,7 +1,11 @@
 package twin
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -91,5 +95,71 @@ spec:
 `))
 	if err == nil || !strings.Contains(err.Error(), "capacity planner says the plan does not fit") || !strings.Contains(err.Error(), "losing host") {
 		t.Fatalf("overfull plan: %v", err)
+	}
+}
+
+// spec.hardware.allowUnfit: the default refusal names the failing check and the way out; with the field
+// a plan that fails N-1 loads (its verdict kept in Capacity), and one whose VMs find no host still does
+// not.
+func TestAllowUnfit(t *testing.T) {
+	spec := func(plan string, allow bool) []byte {
+		return []byte(fmt.Sprintf(`apiVersion: hybridtwin.io/v1alpha1
+kind: Twin
+metadata: {name: x}
+spec:
+  hardware:
+    inventory: ../examples/hardware/edge-2node.yaml
+    plan: %s
+    allowUnfit: %v
+`, plan, allow))
+	}
+	_, err := ParseSpec("twin.yaml", spec("../scenarios/testdata/edge-n1/plan-grown.yaml", false))
+	var se *SpecErrors
+	if !errors.As(err, &se) || len(se.Problems) != 1 {
+		t.Fatalf("a plan that fails N-1 without allowUnfit: want one problem, got %v", err)
+	}
+	if p := se.Problems[0]; p.Field != "spec.hardware" || !strings.Contains(p.Msg, "(n-1 check)") || !strings.Contains(p.Msg, "set spec.hardware.allowUnfit: true") || p.Line != 6 {
+		t.Fatalf("the refusal names the check and the field to set: %s", p)
+	}
+
+	s, err := ParseSpec("twin.yaml", spec("../scenarios/testdata/edge-n1/plan-grown.yaml", true))
+	if err != nil {
+		t.Fatalf("allowUnfit: %v", err)
+	}
+	if !s.Spec.Hardware.AllowUnfit || s.Capacity == nil || s.Capacity.Fits || s.Capacity.Failover.Fits {
+		t.Fatalf("the spec loads with its verdict (fails N-1): allowUnfit=%v capacity=%v", s.Spec.Hardware.AllowUnfit, s.Capacity.Summary())
+	}
+
+	// The example plan on two edge servers: VMs that find no host at all are refused even so.
+	dir := t.TempDir()
+	big := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(big, []byte(`apiVersion: hybridtwin.io/v1alpha1
+kind: ClusterPlan
+metadata: {name: big}
+spec:
+  workloadClusters:
+  - name: edge
+    nodePools:
+    - {name: linux, vmSize: Standard_D8s_v3, count: 40}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	abs, err := filepath.Abs("../examples/hardware/edge-2node.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Replace(spec(big, true), []byte("../examples/hardware/edge-2node.yaml"), []byte(abs), 1)
+	_, err = ParseSpec(filepath.Join(dir, "twin.yaml"), data)
+	if !errors.As(err, &se) {
+		t.Fatalf("VMs that find no host with allowUnfit: want a spec problem, got %v", err)
+	}
+	found := false
+	for _, p := range se.Problems {
+		if p.Field == "spec.hardware.allowUnfit" && strings.Contains(p.Msg, "find no host") && p.Line == 8 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no problem at spec.hardware.allowUnfit (line 8) about VMs that find no host:\n%v", err)
 	}
 }

@@ -45,7 +45,8 @@ func DefaultStateDir(name string) (string, error) {
 // Info is what the state directory's twin.json records about a running twin, for `status` when the
 // control socket is gone and for scripts.
 type Info struct {
-	Name        string    `json:"name"`
+	Name string `json:"name"`
+	// Spec is the twin spec's absolute path.
 	Spec        string    `json:"spec"`
 	PID         int       `json:"pid"`
 	StartedAt   time.Time `json:"startedAt"`
@@ -75,7 +76,7 @@ func ReadInfo(stateDir string) (*Info, error) {
 
 // Info describes the running twin.
 func (t *Twin) Info() Info {
-	return Info{Name: t.spec.Metadata.Name, Spec: t.spec.File, PID: os.Getpid(), StartedAt: t.start,
+	return Info{Name: t.spec.Metadata.Name, Spec: t.specFile, PID: os.Getpid(), StartedAt: t.start,
 		ReadyAfter: t.ready.Round(time.Millisecond).String(), Kubeconfig: t.kubeconfig, Contexts: t.clusterNames(),
 		GiteaURL: t.git.URL(), GiteaToken: filepath.Join(t.stateDir, GiteaTokenFile), Registry: t.reg.Host(),
 		ArcEndpoint: t.arcEP.URL, Socket: SocketPath(t.stateDir), TimeProfile: string(t.spec.Spec.TimeProfile)}

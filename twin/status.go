@@ -10,9 +10,12 @@ import (
 	"syscall"
 	"time"
 
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 )
@@ -44,11 +47,17 @@ type ComponentStatus struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// HostState is one HCI host.
+// HostState is one HCI host: its state, what its VMs use of its capacity (the capacity planner's:
+// logical processors times the vCPU overcommit; memory less the host reserve and S2D metadata) and
+// its VMs.
 type HostState struct {
-	Name  string   `json:"name"`
-	State string   `json:"state"`
-	VMs   []string `json:"vms"`
+	Name              string   `json:"name"`
+	State             string   `json:"state"`
+	VCPUUsed          int      `json:"vcpuUsed"`
+	VCPUCapacity      float64  `json:"vcpuCapacity"`
+	MemoryUsedGiB     int      `json:"memoryUsedGiB"`
+	MemoryCapacityGiB float64  `json:"memoryCapacityGiB"`
+	VMs               []string `json:"vms"`
 }
 
 // VMState is one VM and, for a worker, its node.
@@ -60,6 +69,8 @@ type VMState struct {
 	Host    string `json:"host"`
 	// NodeReady is the node's Ready condition (True, False, Unknown), "-" for VMs that are not nodes.
 	NodeReady string `json:"nodeReady"`
+	// Reason is, for a Stranded VM, the hardware model's reason no host took it (what is short).
+	Reason string `json:"reason,omitempty"`
 }
 
 // ClusterStatus is one workload cluster and its nodes.
@@ -86,6 +97,42 @@ type GitOpsStatus struct {
 	ComplianceState string `json:"complianceState"`
 	SyncedCommit    string `json:"syncedCommit,omitempty"`
 	Message         string `json:"message,omitempty"`
+	// Kustomizations are the configuration's Kustomizations as the Arc agent reports them
+	// (properties.statuses), in the agent's order (by name).
+	Kustomizations []KustomizationStatus `json:"kustomizations,omitempty"`
+}
+
+// KustomizationStatus is one Kustomization of a configuration, from properties.statuses.
+type KustomizationStatus struct {
+	// Name is the Flux Kustomization's name (<configuration>-<kustomization>).
+	Name string `json:"name"`
+	// ComplianceState is the agent's per-object state: Compliant (Ready), Non-Compliant (failed) or
+	// Pending (not reconciled yet, progressing, waiting on a dependency).
+	ComplianceState string `json:"complianceState"`
+	// Ready is its Ready condition's status (True, False, Unknown; empty before it has one); Reason and
+	// Message are the condition's, Since its last transition.
+	Ready   string     `json:"ready,omitempty"`
+	Reason  string     `json:"reason,omitempty"`
+	Message string     `json:"message,omitempty"`
+	Since   *time.Time `json:"since,omitempty"`
+}
+
+// kustomizationStatuses picks the Kustomizations out of a configuration's properties.statuses.
+func kustomizationStatuses(sts []arc.ObjectStatus) []KustomizationStatus {
+	var out []KustomizationStatus
+	for _, o := range sts {
+		if o.Kind != kustomizev1.KustomizationKind {
+			continue
+		}
+		k := KustomizationStatus{Name: o.Name, ComplianceState: o.ComplianceState}
+		for _, c := range o.StatusConditions {
+			if c.Type == meta.ReadyCondition {
+				k.Ready, k.Reason, k.Message, k.Since = c.Status, c.Reason, c.Message, c.LastTransitionTime
+			}
+		}
+		out = append(out, k)
+	}
+	return out
 }
 
 // Status takes a snapshot of the twin.
@@ -126,7 +173,8 @@ func (t *Twin) Status(ctx context.Context) (*Status, error) {
 	}
 
 	for _, h := range t.bridge.Hosts() {
-		st.Hosts = append(st.Hosts, HostState{Name: h.Name, State: string(h.State), VMs: h.VMs})
+		st.Hosts = append(st.Hosts, HostState{Name: h.Name, State: string(h.State), VCPUUsed: h.VCPUUsed, VCPUCapacity: h.VCPUCapacity,
+			MemoryUsedGiB: h.MemoryUsedGiB, MemoryCapacityGiB: h.MemoryCapacityGiB, VMs: h.VMs})
 	}
 	ready := map[string]string{} // cluster/node -> Ready
 	for i, name := range names {
@@ -146,11 +194,11 @@ func (t *Twin) Status(ctx context.Context) (*Status, error) {
 		for _, fc := range t.arcSrv.FluxConfigurations(rc.arcID) {
 			p := fc.Properties
 			st.GitOps = append(st.GitOps, GitOpsStatus{Name: fc.Name, Cluster: name, ComplianceState: p.ComplianceState,
-				SyncedCommit: p.SourceSyncedCommitID, Message: p.ErrorMessage})
+				SyncedCommit: p.SourceSyncedCommitID, Message: p.ErrorMessage, Kustomizations: kustomizationStatuses(p.Statuses)})
 		}
 	}
 	for _, vm := range t.bridge.VMs() {
-		v := VMState{Name: vm.Name, Role: string(vm.Role), Cluster: vm.Cluster, State: string(vm.State), Host: vm.Host, NodeReady: "-"}
+		v := VMState{Name: vm.Name, Role: string(vm.Role), Cluster: vm.Cluster, State: string(vm.State), Host: vm.Host, NodeReady: "-", Reason: vm.Reason}
 		if vm.Role == hardware.RoleWorker {
 			v.NodeReady = ready[vm.Cluster+"/"+vm.Name]
 			if v.NodeReady == "" {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -105,6 +106,7 @@ type Options struct {
 // Twin is a running twin. Its methods are safe for concurrent use.
 type Twin struct {
 	spec     *Spec
+	specFile string // the spec's absolute path, as twin.json records it
 	opts     Options
 	prof     RunProfile
 	log      *slog.Logger
@@ -112,8 +114,8 @@ type Twin struct {
 	start    time.Time
 	ready    time.Duration
 
-	sim      *hardware.Sim // the simulation Up started with; the bridge holds the current one
-	simOpts  []hardware.SimOption
+	// sim is the hardware model of the running estate; once Up is done only through the bridge (its lock).
+	sim      *hardware.Sim
 	bridge   *Bridge
 	provider providers.Provider
 	git      *gitserver.Server
@@ -154,7 +156,9 @@ type runningCluster struct {
 	client kubernetes.Interface
 	arcID  string
 	rec    *reconciler.Reconciler
-	flux   *flux.Controllers
+	// metrics is the cluster's own Prometheus registry, which its reconciler registers into.
+	metrics *prometheus.Registry
+	flux    *flux.Controllers
 	// agentDone is closed when the cluster's Arc agent goroutine has returned.
 	agentDone chan struct{}
 }
@@ -191,7 +195,11 @@ func Up(ctx context.Context, spec *Spec, opts Options) (*Twin, error) {
 		return nil, fmt.Errorf("twin up: %w: the spec was not loaded; use LoadSpec", ErrInvalidSpec)
 	}
 	t := &Twin{spec: spec, opts: opts, start: time.Now(), clusters: map[string]*runningCluster{},
-		repoURLs: map[string]string{}, done: make(chan struct{})}
+		repoURLs: map[string]string{}, done: make(chan struct{}), specFile: spec.File}
+	// twin.json records the spec absolute: `validate --twin` and scripts read it from anywhere.
+	if abs, err := filepath.Abs(spec.File); err == nil {
+		t.specFile = abs
+	}
 	t.log = opts.Logger
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
@@ -243,12 +251,12 @@ func (t *Twin) up(ctx context.Context) error {
 	if clk == nil {
 		clk = clock.RealClock{}
 	}
-	t.simOpts = []hardware.SimOption{hardware.WithClock(clk)}
+	simOpts := []hardware.SimOption{hardware.WithClock(clk)}
 	if prof.FailoverDelay > 0 {
-		t.simOpts = append(t.simOpts, hardware.WithFailoverDelay(prof.FailoverDelay))
+		simOpts = append(simOpts, hardware.WithFailoverDelay(prof.FailoverDelay))
 	}
-	t.plan = clonePlan(s.Plan)
-	t.sim, err = hardware.NewSim(s.Inventory, t.plan, t.simOpts...)
+	t.plan = s.Plan.Clone()
+	t.sim, err = hardware.NewSim(s.Inventory, t.plan, simOpts...)
 	if err != nil {
 		return stepErr(StepPlan, "", err)
 	}
@@ -261,6 +269,10 @@ func (t *Twin) up(ctx context.Context) error {
 		nodes += len(c.Nodes)
 	}
 	t.progress("plan: %d hosts, %d VMs, %d clusters with %d VM-nodes (%s)", len(t.sim.Hosts()), len(t.sim.VMs()), len(specs), nodes, s.Capacity.Summary())
+	if !s.Capacity.Fits {
+		t.progress("plan: started although it does not fit (spec.hardware.allowUnfit); a host failure may strand VMs")
+		t.log.Warn("the plan does not fit; starting it anyway (spec.hardware.allowUnfit)", "capacity", s.Capacity.Summary())
+	}
 
 	// State directory.
 	if err := t.prepareState(); err != nil {
@@ -609,12 +621,16 @@ func (t *Twin) startEngine(ctx context.Context, name string, rc *runningCluster)
 		}
 		target = ft
 	default:
+		// One registry per cluster: a cluster's figures are never mixed with another's, and a cluster
+		// removed and recreated starts from zero.
+		reg := prometheus.NewRegistry()
 		rec, err := reconciler.New(rc.config, reconciler.Options{Cluster: name,
 			WorkDir: filepath.Join(t.stateDir, stateDirReconciler, name), Logger: t.log.With("component", "reconciler", "cluster", name),
-			NoDriftWatch: t.opts.NoDriftWatch})
+			NoDriftWatch: t.opts.NoDriftWatch, Registerer: reg})
 		if err != nil {
 			return err
 		}
+		rc.metrics = reg
 		if err := rec.Start(t.runCtx); err != nil {
 			return err
 		}

@@ -126,6 +126,7 @@ func TestExampleTwinLifecycle(t *testing.T) {
 		ports = append(ports, c.Ports...)
 	}
 	g.Expect(len(st.Hosts)).To(Equal(4))
+	statusFigures(g, tw, st, stateDir)
 
 	// Crash the host with the most worker VMs.
 	victim, workers := "", []hardware.VMStatus(nil)
@@ -328,6 +329,10 @@ func portFree(p int) error {
 // (scenarios/lifecycle_test.go).
 func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, dev kubernetes.Interface, stateDir string, progress *hookWriter) {
 	ctx := context.Background()
+	before := map[string]string{}
+	for _, vm := range tw.bridge.VMs() {
+		before[vm.Name] = vm.Host
+	}
 	rep, err := remote.ScaleNodePool(ctx, "dev", "linux", 4)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(rep.Placed).To(HaveLen(1))
@@ -345,9 +350,14 @@ func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, d
 		}
 	}
 	g.Expect(addr).To(Equal(placed.IP), "the node has the model's address")
-	// Every re-planned node was relabelled: labels and the model agree.
+	// Nothing else moved, and labels and the model agree.
 	st, err := remote.Status(ctx)
 	g.Expect(err).NotTo(HaveOccurred())
+	for _, v := range st.VMs {
+		if old, ok := before[v.Name]; ok {
+			g.Expect(v.Host).To(Equal(old), "VM %s moved from %s to %s when dev grew", v.Name, old, v.Host)
+		}
+	}
 	for _, c := range st.Clusters {
 		for _, node := range c.Nodes {
 			for _, v := range st.VMs {
@@ -358,14 +368,16 @@ func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, d
 		}
 	}
 
-	// Past the hardware: refused with the model's reason; the pool keeps its four nodes.
-	mw, err := hardware.MoreWorkersFor(tw.spec.Inventory, tw.Plan(), "dev", "linux")
+	// Past the hardware: refused with the model's reason (the running estate's what-if answer); the pool
+	// keeps its four nodes.
+	mw, err := tw.MoreWorkers("dev", "linux")
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = remote.ScaleNodePool(ctx, "dev", "linux", mw.Current+mw.More+1)
 	var ce *CapacityError
 	g.Expect(errors.As(err, &ce)).To(BeTrue(), "want a *CapacityError through the socket, got %v", err)
 	g.Expect(errors.Is(err, ErrRefused)).To(BeTrue())
-	g.Expect(ce.Reasons).To(ContainElement(mw.LimitedBy))
+	g.Expect(ce.Reasons).NotTo(BeEmpty())
+	g.Expect(ce.Reasons[0]).To(Equal(mw.LimitedBy))
 	nodes, err := dev.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(nodes.Items).To(HaveLen(4))
@@ -396,7 +408,8 @@ func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, d
 	g.Expect(errors.Is(err, context.Canceled)).To(BeTrue())
 	g.Expect(oe.Step).To(Equal(StepConfigured))
 	g.Expect(oe.UndoErr).NotTo(HaveOccurred())
-	g.Expect(oe.Undone).To(ContainElements("arc agent branch-x", "reconciler branch-x", "connectedCluster branch-x", "cluster branch-x"))
+	g.Expect(oe.Undone).To(ContainElements("arc agent branch-x", "reconciler branch-x", "connectedCluster branch-x", "cluster branch-x",
+		HavePrefix("VMs released: branch-x-control-plane-0@")))
 	g.Expect(processesUnder(filepath.Join(stateDir, stateDirClusters, "branch-x"))).To(BeEmpty())
 	for _, cc := range tw.arcSrv.ConnectedClusters() {
 		g.Expect(cc.Name).NotTo(Equal("branch-x"), "the connectedCluster was left behind")
@@ -409,6 +422,59 @@ func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, d
 	kc, err := clientcmd.LoadFromFile(tw.Kubeconfig())
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(kc.Contexts).To(HaveLen(2))
+}
+
+// statusFigures checks what status adds to the model's hosts and VMs and the twin's records: used vCPU
+// and memory per host (the model's books: the sum of its VMs), each configuration's Kustomizations as the
+// Arc agent reports them, twin.json's absolute spec path and a Prometheus registry per reconciler.
+func statusFigures(g *WithT, tw *Twin, st *Status, stateDir string) {
+	vcpu, mem := map[string]int{}, map[string]int{}
+	for _, v := range tw.bridge.VMs() {
+		vcpu[v.Host] += v.VCPU
+		mem[v.Host] += v.MemoryGiB
+	}
+	for _, h := range st.Hosts {
+		g.Expect(h.VCPUUsed).To(Equal(vcpu[h.Name]), "host %s vCPU used", h.Name)
+		g.Expect(h.MemoryUsedGiB).To(Equal(mem[h.Name]), "host %s memory used", h.Name)
+		g.Expect(h.VCPUCapacity).To(Equal(tw.spec.Capacity.Hosts[0].VCPUCapacity), "host %s vCPU capacity is the planner's", h.Name)
+		g.Expect(h.MemoryCapacityGiB).To(Equal(tw.spec.Capacity.Hosts[0].MemoryCapacityGiB), "host %s memory capacity is the planner's", h.Name)
+	}
+	for _, c := range st.GitOps {
+		g.Expect(c.Kustomizations).NotTo(BeEmpty(), "configuration %s/%s reports no Kustomization", c.Cluster, c.Name)
+		for _, k := range c.Kustomizations {
+			g.Expect(k.Name).To(HavePrefix(c.Name+"-"), "configuration %s/%s", c.Cluster, c.Name)
+			g.Expect(k.ComplianceState).To(Equal("Compliant"), "Kustomization %s of %s/%s", k.Name, c.Cluster, c.Name)
+			g.Expect(k.Ready).To(Equal("True"))
+			g.Expect(k.Message).To(ContainSubstring("Applied revision: main@sha1:"))
+		}
+	}
+	info, err := ReadInfo(stateDir)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(filepath.IsAbs(info.Spec)).To(BeTrue(), "twin.json records the spec as %q", info.Spec)
+	_, err = os.Stat(info.Spec)
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, name := range []string{"dev", "prod"} {
+		gat, err := tw.ReconcilerMetrics(name)
+		g.Expect(err).NotTo(HaveOccurred())
+		mfs, err := gat.Gather()
+		g.Expect(err).NotTo(HaveOccurred())
+		reconciles := 0.0
+		for _, mf := range mfs {
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "cluster" {
+						g.Expect(l.GetValue()).To(Equal(name), "metric %s in cluster %s's registry", mf.GetName(), name)
+					}
+				}
+				if mf.GetName() == "hybridtwin_reconciler_reconcile_duration_seconds" {
+					reconciles += float64(m.GetHistogram().GetSampleCount())
+				}
+			}
+		}
+		g.Expect(reconciles).To(BeNumerically(">", 0), "cluster %s's reconciler recorded no reconciliation", name)
+	}
+	_, err = tw.ReconcilerMetrics("staging")
+	g.Expect(errors.Is(err, cluster.ErrNotFound)).To(BeTrue(), "%v", err)
 }
 
 // hookWriter collects Up's progress lines (they come from several goroutines) and calls a hook, once,

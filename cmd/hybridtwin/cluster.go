@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -114,13 +113,6 @@ func printClusterReport(w io.Writer, rep *twin.ClusterReport) {
 			line += ": " + s.Detail
 		}
 		fmt.Fprintln(w, line)
-	}
-	if len(rep.Replanned) > 0 {
-		moves := make([]string, len(rep.Replanned))
-		for i, m := range rep.Replanned {
-			moves[i] = fmt.Sprintf("%s %s->%s", m.VM, m.From, m.To)
-		}
-		fmt.Fprintf(w, "  re-planned (nodes relabelled): %s\n", strings.Join(moves, ", "))
 	}
 	if rep.Capacity != "" {
 		fmt.Fprintf(w, "  hardware: %s\n", rep.Capacity)

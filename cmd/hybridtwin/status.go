@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -105,13 +106,24 @@ func printStatus(out io.Writer, st *twin.Status) {
 	for _, c := range st.Components {
 		fmt.Fprintf(w, "%s\t%d\t%s\t%t\t%s\n", c.Name, c.PID, ports(c.Ports), c.Up, c.Detail)
 	}
-	fmt.Fprintln(w, "\nHOST\tSTATE\tVMS")
+	fmt.Fprintln(w, "\nHOST\tSTATE\tVCPU USED\tMEMORY USED\tVMS")
 	for _, h := range st.Hosts {
-		fmt.Fprintf(w, "%s\t%s\t%s\n", h.Name, h.State, strings.Join(h.VMs, ","))
+		fmt.Fprintf(w, "%s\t%s\t%d/%s\t%d/%s GiB\t%s\n", h.Name, h.State, h.VCPUUsed, trimFloat(h.VCPUCapacity),
+			h.MemoryUsedGiB, trimFloat(h.MemoryCapacityGiB), strings.Join(h.VMs, ","))
 	}
 	fmt.Fprintln(w, "\nVM\tROLE\tCLUSTER\tSTATE\tHOST\tNODE READY")
+	var stranded []twin.VMState
 	for _, v := range st.VMs {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Name, v.Role, v.Cluster, v.State, v.Host, v.NodeReady)
+		if v.Reason != "" {
+			stranded = append(stranded, v)
+		}
+	}
+	if len(stranded) > 0 {
+		fmt.Fprintln(w, "\nSTRANDED VM\tWHY (the hardware model)")
+		for _, v := range stranded {
+			fmt.Fprintf(w, "%s\t%s\n", v.Name, v.Reason)
+		}
 	}
 	fmt.Fprintln(w, "\nCLUSTER\tNODE\tREADY\tHCI HOST")
 	for _, c := range st.Clusters {
@@ -125,9 +137,15 @@ func printStatus(out io.Writer, st *twin.Status) {
 	fmt.Fprintln(w, "\nCLUSTER\tFLUXCONFIGURATION\tCOMPLIANCE\tCOMMIT\tMESSAGE")
 	for _, g := range st.GitOps {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", g.Cluster, g.Name, g.ComplianceState, g.SyncedCommit, g.Message)
+		for _, k := range g.Kustomizations {
+			fmt.Fprintf(w, "\t  kustomization %s\t%s\t\t%s\n", k.Name, k.ComplianceState, k.Message)
+		}
 	}
 	_ = w.Flush()
 }
+
+// trimFloat prints a capacity without trailing zeros: 64, 243.2.
+func trimFloat(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) }
 
 func ports(ps []int) string {
 	s := make([]string, len(ps))

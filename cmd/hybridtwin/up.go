@@ -31,9 +31,13 @@ hardware model, starts Gitea, the OCI registry, the Arc fake and every workload 
 publishes the images, seeds the repositories, connects the clusters to Arc, starts a reconciler and an
 Arc agent per cluster and creates the GitOps configurations through ARM. Progress goes to standard error.
 
-up stays in the foreground and serves 'status', 'down' and 'host' on a unix socket in the twin's state
-directory ($XDG_STATE_HOME/hybridtwin/<name>, or --state-dir); Ctrl-C stops everything and removes the
-state. With --detach it runs in the background (logs in the state directory) and returns once ready.
+A plan the capacity planner says does not fit (N-1, the 15% reserve, storage, a limit, an address pool)
+is an invalid spec, and the problem names the check; spec.hardware.allowUnfit: true starts such an estate
+anyway (every VM must still find a host), to see what a host failure does to it.
+
+up stays in the foreground and serves 'status', 'down', 'host' and 'cluster' on a unix socket in the
+twin's state directory ($XDG_STATE_HOME/hybridtwin/<name>, or --state-dir); Ctrl-C stops everything and
+removes the state. With --detach it runs in the background (logs in the state directory) and returns once ready.
 If any step fails, what started is stopped again and the failed step is named.
 
 Exit codes: 0 ready (or, in the foreground, stopped cleanly), 1 a step failed, 2 the spec is invalid.`,

@@ -76,8 +76,8 @@ touched).
 (progress on standard error) with the layout under validation in place of the repository each GitOps
 configuration syncs (same repository name and branch, so the spec's configurations are used as they are),
 waits until every Kustomization is Ready on the twin's reconcilers, reports the time to Ready (measured
-from the end of the twin's start-up, whose last step creates the configurations; the twin reports
-compliance per configuration, so a Kustomization's time is its configuration's) and every failure as
+from the end of the twin's start-up, whose last step creates the configurations, to the first status poll
+that shows the Kustomization Ready at the pushed revision) and every failure as
 HT013, and takes the twin down -- also on Ctrl-C. It runs only when the static stage found no error. With --twin NAME (or --state-dir) it uses a
 twin started with 'hybridtwin up' instead: the layout is pushed as a new commit to each branch the twin's
 configurations sync (the twin keeps it afterwards), and the wait includes the configurations' Git sync
@@ -594,8 +594,12 @@ var (
 func configStatuses(st *twin.Status) []layout.ConfigStatus {
 	out := make([]layout.ConfigStatus, 0, len(st.GitOps))
 	for _, g := range st.GitOps {
-		out = append(out, layout.ConfigStatus{Cluster: g.Cluster, Name: g.Name, Compliance: g.ComplianceState,
-			Commit: g.SyncedCommit, Message: g.Message})
+		cs := layout.ConfigStatus{Cluster: g.Cluster, Name: g.Name, Compliance: g.ComplianceState,
+			Commit: g.SyncedCommit, Message: g.Message}
+		for _, k := range g.Kustomizations {
+			cs.Kustomizations = append(cs.Kustomizations, layout.KustomizationStatus{Name: k.Name, Compliance: k.ComplianceState, Message: k.Message})
+		}
+		out = append(out, cs)
 	}
 	return out
 }

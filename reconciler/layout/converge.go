@@ -30,6 +30,20 @@ type ConfigStatus struct {
 	Commit string
 	// Message is the agent's error message: "Kind/name: message" per failing object, "; "-separated.
 	Message string
+	// Kustomizations are the configuration's Kustomizations as the Arc agent reports them
+	// (properties.statuses). When a twin reports them, times to Ready are per Kustomization; without
+	// them, per configuration.
+	Kustomizations []KustomizationStatus
+}
+
+// KustomizationStatus is one Kustomization of a configuration as the Arc agent reports it.
+type KustomizationStatus struct {
+	// Name is the Flux Kustomization's name (<configuration>-<kustomization>).
+	Name string
+	// Compliance is Compliant (Ready), Non-Compliant (failed) or Pending.
+	Compliance string
+	// Message is its Ready condition's message ("Applied revision: main@sha1:<commit>" when Ready).
+	Message string
 }
 
 // StatusSource reads the twin's GitOps configurations; cmd/hybridtwin adapts a running twin to it.
@@ -68,9 +82,11 @@ type ConvergeResult struct {
 	// Timeout is the bound that applied; Elapsed how long the wait took.
 	Timeout string `json:"timeout"`
 	Elapsed string `json:"elapsed"`
-	// Resolution says what a time to Ready measures: "configuration" -- the twin reports compliance per
-	// fluxConfiguration, so each Kustomization's time is when its whole configuration became Compliant
-	// (an upper bound for the Kustomization itself).
+	// Resolution says what a time to Ready measures: "kustomization" -- the twin reports each
+	// Kustomization's state (the Arc agent's properties.statuses), so each time is when that
+	// Kustomization was first seen Ready at the pushed revision -- or "configuration" when some
+	// configuration reported no per-Kustomization state: its Kustomizations' times are when the whole
+	// configuration became Compliant (an upper bound).
 	Resolution     string              `json:"resolution"`
 	Kustomizations []KustomizationTime `json:"kustomizations"`
 }
@@ -88,8 +104,8 @@ type KustomizationTime struct {
 	Configuration string `json:"configuration"`
 	Kustomization string `json:"kustomization"`
 	// State is Ready, Failed, Blocked (it depends on a Kustomization that failed), Unknown (its
-	// configuration is Non-Compliant because of another Kustomization; the twin reports no status of
-	// its own) or TimedOut.
+	// configuration is Non-Compliant because of another Kustomization, and it is itself neither Ready
+	// nor failed, or the twin reports no status of its own) or TimedOut.
 	State string `json:"state"`
 	// ReadyAfter is the time from the push to Ready, in seconds (0 unless State is Ready).
 	ReadyAfterSeconds float64 `json:"readyAfterSeconds,omitempty"`
@@ -181,13 +197,25 @@ func WaitConverge(ctx context.Context, src StatusSource, configs []Config, o Con
 	if o.Start.IsZero() {
 		o.Start = clk.Now()
 	}
-	type entry struct {
-		cfg     *Config
-		key     string
+	type observed struct {
 		state   string // last compliance seen at the expected commit
 		message string
 		since   time.Time // when state was first seen (of this run of equal observations)
 		seen    int       // consecutive polls that showed state
+	}
+	see := func(o *observed, state, message string, now time.Time) {
+		if state != o.state {
+			o.since, o.seen = now, 0
+		}
+		o.seen++
+		o.state, o.message = state, message
+	}
+	type entry struct {
+		cfg *Config
+		key string
+		observed
+		// ks are the Kustomizations' own states, by Flux name, when the twin reports them.
+		ks map[string]*observed
 	}
 	confirm := max(o.Profile.Converge.Confirm, 1)
 	entries := map[string]*entry{}
@@ -226,11 +254,21 @@ func WaitConverge(ctx context.Context, src StatusSource, configs []Config, o Con
 				if want != "" && st.Compliance == NonCompliant && staleRevision(st.Message, want) {
 					continue // a failure of the previous revision, not yet reconciled again
 				}
-				if st.Compliance != e.state {
-					e.since, e.seen = now, 0
+				see(&e.observed, st.Compliance, st.Message, now)
+				for _, k := range st.Kustomizations {
+					if want != "" && staleRevision(k.Message, want) {
+						continue // Ready (or failed) at the previous revision
+					}
+					if e.ks == nil {
+						e.ks = map[string]*observed{}
+					}
+					o := e.ks[k.Name]
+					if o == nil {
+						o = &observed{}
+						e.ks[k.Name] = o
+					}
+					see(o, k.Compliance, k.Message, now)
 				}
-				e.seen++
-				e.state, e.message = st.Compliance, st.Message
 			}
 		}
 		settled := true
@@ -263,18 +301,29 @@ func WaitConverge(ctx context.Context, src StatusSource, configs []Config, o Con
 		}
 	}
 	elapsed := clk.Since(o.Start)
-	res := &ConvergeResult{Timeout: o.Timeout.String(), Elapsed: elapsed.Round(time.Millisecond).String(), Resolution: "configuration"}
+	res := &ConvergeResult{Timeout: o.Timeout.String(), Elapsed: elapsed.Round(time.Millisecond).String(), Resolution: "kustomization"}
 	var findings []Finding
 	for _, k := range order {
 		e := entries[k]
+		if e.ks == nil {
+			res.Resolution = "configuration"
+		}
 		failing := failingObjects(e.message)
 		blockedBy := blockers(e.cfg, failing)
 		for _, ks := range e.cfg.Kustomizations {
 			kt := KustomizationTime{Cluster: e.cfg.Cluster, Configuration: e.cfg.Name, Kustomization: ks.Name()}
 			f := Finding{Rule: RuleConverge, Severity: Error, Cluster: e.cfg.Cluster, Configuration: e.cfg.Name,
 				Kustomization: ks.Name(), File: ks.File, Line: ks.Line, Object: "Kustomization/" + ks.Namespace() + "/" + ks.Name()}
+			own := e.ks[ks.Name()] // nil when the twin reports no state of its own
 			switch {
-			case e.state == Compliant:
+			case own != nil && own.state == Compliant:
+				kt.State = StateReady
+				kt.ReadyAfterSeconds = own.since.Sub(o.Start).Seconds()
+			case own != nil && own.state == NonCompliant && failing["Kustomization/"+ks.Name()] == "":
+				kt.State, kt.Message = StateFailed, own.message
+				f.Message = "not Ready on the twin: " + kt.Message
+				f.Hint = "fix what the message names; `hybridtwin status` shows the configuration, the reconciler's events say more"
+			case own == nil && e.state == Compliant:
 				kt.State = StateReady
 				kt.ReadyAfterSeconds = e.since.Sub(o.Start).Seconds()
 			case e.state == NonCompliant && failing["Kustomization/"+ks.Name()] != "":
@@ -295,14 +344,21 @@ func WaitConverge(ctx context.Context, src StatusSource, configs []Config, o Con
 				f.Message = fmt.Sprintf("not Ready on the twin: configuration %s is Non-Compliant: %s", e.cfg.Name, e.message)
 				f.Hint = "the Arc agent could not apply the configuration; fix what the message names"
 			case e.state == NonCompliant:
-				// Neither failing nor behind a failure: most likely Ready, but the twin reports compliance
-				// per configuration, so its own state is not known. Not a finding.
+				// Neither failing nor behind a failure, nor reported Ready: not a finding.
 				kt.State = StateUnknown
 				kt.Message = fmt.Sprintf("configuration %s is Non-Compliant because of %s; no status of its own", e.cfg.Name, strings.Join(sortedKeys(failing), ", "))
+				if own != nil {
+					kt.Message = fmt.Sprintf("%s (configuration %s is Non-Compliant because of %s)", orUnknown(own.state), e.cfg.Name, strings.Join(sortedKeys(failing), ", "))
+				}
 			default:
 				kt.State = StateTimedOut
 				kt.Message = fmt.Sprintf("configuration %s still %s after %s", e.cfg.Name, orUnknown(e.state), o.Timeout)
-				if e.message != "" {
+				if own != nil {
+					kt.Message = fmt.Sprintf("still %s after %s (configuration %s: %s)", own.state, o.Timeout, e.cfg.Name, orUnknown(e.state))
+					if own.message != "" {
+						kt.Message += ": " + own.message
+					}
+				} else if e.message != "" {
 					kt.Message += ": " + e.message
 				}
 				f.Message = "not Ready on the twin within the converge timeout: " + kt.Message

@@ -150,3 +150,61 @@ func TestConvergeTimeoutFromProfile(t *testing.T) {
 	g.Expect(layout.ConvergeTimeout(shopConfig(), p, 0)).To(Equal(60*time.Second + 3*90*time.Second))
 	g.Expect(layout.ConvergeTimeout(shopConfig(), p, 5*time.Minute)).To(Equal(5*time.Minute + 60*time.Second + 3*90*time.Second))
 }
+
+// The twin reports each Kustomization's state (the Arc agent's properties.statuses): times to Ready are
+// per Kustomization, from the poll that first saw it Ready at the pushed revision; a Ready condition of
+// the previous revision does not count.
+func TestConvergePerKustomization(t *testing.T) {
+	g := NewWithT(t)
+	const head, old = "main@sha1:abc123", "main@sha1:0ld000"
+	ks := func(name, state, rev string) layout.KustomizationStatus {
+		msg := ""
+		if rev != "" {
+			msg = "Applied revision: " + rev
+		}
+		return layout.KustomizationStatus{Name: "shop-" + name, Compliance: state, Message: msg}
+	}
+	st := func(c string, k ...layout.KustomizationStatus) []layout.ConfigStatus {
+		return []layout.ConfigStatus{{Cluster: "dev", Name: "shop", Compliance: c, Commit: head, Kustomizations: k}}
+	}
+	res, fs, took := run(t, &script{polls: [][]layout.ConfigStatus{
+		// Just fetched: every Kustomization still Ready at the old revision (ignored).
+		st(layout.Compliant, ks("infra", layout.Compliant, old), ks("apps", layout.Compliant, old), ks("web", layout.Compliant, old), ks("jobs", layout.Compliant, old)),
+		st(layout.Pending, ks("infra", layout.Compliant, head), ks("apps", layout.Pending, ""), ks("web", layout.Pending, ""), ks("jobs", layout.Compliant, head)),
+		st(layout.Pending, ks("infra", layout.Compliant, head), ks("apps", layout.Compliant, head), ks("web", layout.Pending, ""), ks("jobs", layout.Compliant, head)),
+		st(layout.Compliant, ks("infra", layout.Compliant, head), ks("apps", layout.Compliant, head), ks("web", layout.Compliant, head), ks("jobs", layout.Compliant, head)),
+	}}, time.Minute)
+	g.Expect(fs).To(BeEmpty())
+	g.Expect(took).To(Equal(4 * time.Second))
+	g.Expect(res.Resolution).To(Equal("kustomization"))
+	after := map[string]float64{}
+	for _, k := range res.Kustomizations {
+		g.Expect(k.State).To(Equal(layout.StateReady), "%s", k.Kustomization)
+		after[k.Kustomization] = k.ReadyAfterSeconds
+	}
+	g.Expect(after).To(Equal(map[string]float64{"shop-infra": 1, "shop-jobs": 1, "shop-apps": 2, "shop-web": 3}))
+
+	// web fails on its own (the agent's message names only web): the others are Ready at their times,
+	// not Unknown; the timeout case keeps what each Kustomization reached.
+	res, fs, _ = run(t, &script{polls: [][]layout.ConfigStatus{
+		{{Cluster: "dev", Name: "shop", Compliance: layout.NonCompliant, Commit: head, Message: "Kustomization/shop-web: health check failed",
+			Kustomizations: []layout.KustomizationStatus{ks("infra", layout.Compliant, head), ks("apps", layout.Compliant, head),
+				{Name: "shop-web", Compliance: layout.NonCompliant, Message: "health check failed"}, ks("jobs", layout.Compliant, head)}}},
+	}}, time.Minute)
+	g.Expect(states(res)).To(Equal(map[string]string{"shop-infra": layout.StateReady, "shop-apps": layout.StateReady,
+		"shop-web": layout.StateFailed, "shop-jobs": layout.StateReady}))
+	g.Expect(fs).To(HaveLen(1))
+	g.Expect(fs[0].Message).To(ContainSubstring("health check failed"))
+
+	res, fs, _ = run(t, &script{polls: [][]layout.ConfigStatus{
+		st(layout.Pending, ks("infra", layout.Compliant, head), ks("apps", layout.Pending, ""), ks("web", layout.Pending, ""), ks("jobs", layout.Compliant, head)),
+	}}, 5*time.Second)
+	g.Expect(states(res)).To(Equal(map[string]string{"shop-infra": layout.StateReady, "shop-apps": layout.StateTimedOut,
+		"shop-web": layout.StateTimedOut, "shop-jobs": layout.StateReady}))
+	g.Expect(fs).To(HaveLen(2))
+	g.Expect(fs[0].Message).To(ContainSubstring("still Pending after 5s"))
+
+	// A twin without per-Kustomization states: per configuration, as before.
+	res, _, _ = run(t, &script{polls: [][]layout.ConfigStatus{{{Cluster: "dev", Name: "shop", Compliance: layout.Compliant, Commit: head}}}}, time.Minute)
+	g.Expect(res.Resolution).To(Equal("configuration"))
+}
