@@ -2,48 +2,416 @@ package scenarios
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
 	"strings"
+	"sync"
+	"syscall"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/kustomize/api/krusty"
+	kustypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/hybridtwin/hybridtwin/twin"
+	"github.com/hybridtwin/hybridtwin/twin/arcagent"
+	"github.com/hybridtwin/hybridtwin/twin/gitserver"
 )
 
-// layoutSpecs: the twin's repository layout converges. The default twin runs the directory-per-environment
-// layout; what each environment deploys is read from the cluster, not assumed.
+// Flux's owner labels on every object a Kustomization applies (kustomize-controller; the twin's
+// reconciler uses the same, reconciler.Profile.OwnerGroup).
+const (
+	ownerNameLabel      = "kustomize.toolkit.fluxcd.io/name"
+	ownerNamespaceLabel = "kustomize.toolkit.fluxcd.io/namespace"
+)
+
+// layoutSpecs: the three repository layouts of examples/repos converge in the twin. The default twin runs
+// the directory-per-environment layout; branch-per-env and multi-repo each bring up their own small twin
+// (examples/twins/). What every configuration must have applied is what kustomize builds from the head of
+// its branch, checked object by object on the cluster -- not a list written into the test.
 func layoutSpecs() {
 	Describe("layout", Label("layout"), func() {
 		It("converges the dir-per-env layout on every cluster: each configuration Compliant at main's head, its objects applied", func(ctx SpecContext) {
-			head, err := env.Git.BranchCommit(ctx, env.Repo, "main")
-			Expect(err).NotTo(HaveOccurred())
-			Eventually(func(ctx context.Context) error {
-				st, err := env.Twin.Status(ctx)
-				if err != nil {
-					return err
-				}
-				for _, g := range st.GitOps {
-					if g.ComplianceState != "Compliant" || !strings.Contains(g.SyncedCommit, head) {
-						return fmt.Errorf("configuration %s on %s is %s at %q, want Compliant at main's head %.12s: %s",
-							g.Name, g.Cluster, g.ComplianceState, g.SyncedCommit, head, g.Message)
-					}
-				}
-				return nil
-			}).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).Should(Succeed())
+			sum := expectLayoutConverged(ctx, env)
 			for _, c := range env.Twin.Spec().ClusterNames() {
-				for _, ns := range []string{"apps", "ingress-system"} {
-					_, err := env.Kube[c].CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-					Expect(err).NotTo(HaveOccurred(), "cluster %s: namespace %s of the cluster-wide layer", c, ns)
-				}
 				for _, d := range [][2]string{{"ingress-system", "ingress-controller"}, {"apps", "podinfo"}, {"apps", "orders"}} {
 					dep, err := env.Deployment(ctx, c, d[0], d[1])
 					Expect(err).NotTo(HaveOccurred(), "cluster %s: Deployment %s/%s", c, d[0], d[1])
 					Expect(dep.Labels).To(HaveKeyWithValue("environment", c), "cluster %s gets the %s overlay", c, c)
-					Expect(dep.Labels).To(HaveKeyWithValue("kustomize.toolkit.fluxcd.io/name", Not(BeEmpty())),
-						"Deployment %s/%s on %s carries Flux's owner labels", d[0], d[1], c)
 				}
 			}
-			Note("main at %.12s: every configuration Compliant; namespaces, the ingress controller and both apps applied with their environment's overlay on %v", head, env.Twin.Spec().ClusterNames())
+			Note("dir-per-env: %s", sum)
 		})
+
+		for _, layout := range []string{"branch-per-env", "multi-repo"} {
+			It("converges the "+layout+" layout in its own twin (examples/twins/"+layout+".yaml): each configuration Compliant at its branch's head, its objects applied", func(ctx SpecContext) {
+				exp := Experiment("layout: " + layout)
+				e := upOwnTwin(ctx, filepath.Join("..", "examples", "twins", layout+".yaml"), nil, true)
+				recordTiming(exp, "twin up and converged", e.Twin.ReadyAfter())
+				sum := expectLayoutConverged(ctx, e)
+				Note("%s: %s", layout, sum)
+			}, NodeTimeout(ownTwinTimeout))
+		}
 	})
+}
+
+// ownTwinTimeout bounds a spec that brings up its own twin: twin.RunProfile.ReadyTimeout (10 min) plus the
+// converge bound, as BeforeSuite's NodeTimeout for the default twin (30 min, room for a cold tool build).
+const ownTwinTimeout = 30 * time.Minute
+
+// upOwnTwin brings up the twin of specPath for the current spec (or, called from BeforeAll, for the
+// current Ordered container), with the suite's defaults (SourceIntervalSeconds where a configuration
+// sets no interval); mutate, if set, changes the loaded spec first. Down runs in DeferCleanup, which also
+// fails if a process of the twin outlives it. With converge, it waits until every configuration is
+// Compliant.
+func upOwnTwin(ctx context.Context, specPath string, mutate func(*twin.Spec), converge bool) *Env {
+	spec, err := twin.LoadSpec(specPath)
+	Expect(err).NotTo(HaveOccurred(), "load the twin spec %s", specPath)
+	for i := range spec.Spec.GitOps {
+		if spec.Spec.GitOps[i].SyncIntervalInSeconds == 0 {
+			spec.Spec.GitOps[i].SyncIntervalInSeconds = SourceIntervalSeconds
+		}
+	}
+	if mutate != nil {
+		mutate(spec)
+	}
+	waits, err := WaitsFor(spec.Spec.TimeProfile)
+	Expect(err).NotTo(HaveOccurred())
+	tmp, err := os.MkdirTemp("", "hybridtwin-scenario-"+spec.Metadata.Name+"-")
+	Expect(err).NotTo(HaveOccurred())
+	stateDir := filepath.Join(tmp, "state")
+	By("bringing up twin " + spec.Metadata.Name + " from " + specPath)
+	tw, err := twin.Up(ctx, spec, twin.Options{StateDir: stateDir, Progress: GinkgoWriter})
+	if err != nil {
+		_ = os.RemoveAll(tmp)
+	}
+	Expect(err).NotTo(HaveOccurred(), "bring up the twin of %s", specPath)
+	DeferCleanup(func() {
+		By("taking twin " + spec.Metadata.Name + " down")
+		Expect(tw.Down(context.Background(), false)).To(Succeed())
+		left := processesUnder(stateDir)
+		_ = os.RemoveAll(tmp)
+		Expect(left).To(BeEmpty(), "processes of twin %s still running after Down", spec.Metadata.Name)
+	})
+	e, err := envFor(ctx, tw, waits)
+	Expect(err).NotTo(HaveOccurred())
+	if converge {
+		By("waiting for every GitOps configuration of " + spec.Metadata.Name + " to be Compliant")
+		Eventually(e.Compliance).WithContext(ctx).WithTimeout(waits.Converge).WithPolling(waits.Poll).
+			Should(Succeed(), "twin %s came up but its configurations did not converge", spec.Metadata.Name)
+	}
+	return e
+}
+
+// envFor is NewEnv for any twin: NewEnv needs spec.git.repos[0].path (the flow specs' working copy), a
+// branch-per-environment repository has branches instead; then the working copy is its default branch's
+// folder ("main" if it has one, else the first branch in name order, as the twin seeds it).
+func envFor(ctx context.Context, tw *twin.Twin, w Waits) (*Env, error) {
+	s := tw.Spec()
+	if len(s.Spec.Git.Repos) == 0 {
+		return nil, fmt.Errorf("twin spec %s: the scenarios need spec.git.repos", s.File)
+	}
+	r := s.Spec.Git.Repos[0]
+	if r.Path != "" {
+		return NewEnv(ctx, tw, w)
+	}
+	e := &Env{Twin: tw, Waits: w, Kube: map[string]kubernetes.Interface{}}
+	for _, name := range s.ClusterNames() {
+		cfg, err := tw.RESTConfig(name)
+		if err != nil {
+			return nil, err
+		}
+		if e.Kube[name], err = kubernetes.NewForConfig(cfg); err != nil {
+			return nil, fmt.Errorf("client for cluster %s: %w", name, err)
+		}
+	}
+	token, err := os.ReadFile(filepath.Join(tw.StateDir(), twin.GiteaTokenFile))
+	if err != nil {
+		return nil, fmt.Errorf("read the Gitea admin token: %w", err)
+	}
+	p := gitserver.DefaultProfile()
+	if e.Git, err = gitserver.NewClient(tw.GiteaURL(), p.AdminUser, strings.TrimSpace(string(token)), p); err != nil {
+		return nil, err
+	}
+	branches := make([]string, 0, len(r.Branches))
+	for b := range r.Branches {
+		branches = append(branches, b)
+	}
+	sort.Strings(branches)
+	def := branches[0]
+	if _, ok := r.Branches["main"]; ok {
+		def = "main"
+	}
+	e.Repo = gitserver.Repo{Owner: s.Spec.Git.Org, Name: r.Name}
+	e.repoDir = s.Path(r.Branches[def])
+	return e, nil
+}
+
+// expectLayoutConverged checks a twin's repository layout end to end: every GitOps configuration is
+// Compliant on each of its clusters at the head of the branch it syncs, and every object kustomize builds
+// from that head (the real kustomize API, on a git clone of the branch) is on the cluster, carrying Flux's
+// owner labels for its Kustomization and every field Git sets. It returns a one-line summary.
+func expectLayoutConverged(ctx context.Context, e *Env) string {
+	s := e.Twin.Spec()
+	objects, configs := 0, 0
+	for _, g := range s.Spec.GitOps {
+		Expect(g.Ref.Branch).NotTo(BeEmpty(), "configuration %s: the layout check follows a branch", g.Name)
+		repo := gitserver.Repo{Owner: s.Spec.Git.Org, Name: g.Repo}
+		head, err := e.Git.BranchCommit(ctx, repo, g.Ref.Branch)
+		Expect(err).NotTo(HaveOccurred())
+		for _, c := range s.TargetsOf(g) {
+			Eventually(func(ctx context.Context) error {
+				st, err := e.GitOps(ctx, c, g.Name)
+				if err != nil {
+					return err
+				}
+				if st.ComplianceState != "Compliant" || !strings.Contains(st.SyncedCommit, head) {
+					return fmt.Errorf("configuration %s on %s is %s at %q, want Compliant at the head of %s@%s (%.12s): %s",
+						g.Name, c, st.ComplianceState, st.SyncedCommit, repo, g.Ref.Branch, head, st.Message)
+				}
+				return nil
+			}).WithContext(ctx).WithTimeout(e.Waits.Converge).WithPolling(e.Waits.Poll).Should(Succeed())
+		}
+		dir := e.clone(ctx, repo, g.Ref.Branch, head)
+		for _, kn := range sortedNames(g.Kustomizations) {
+			ks := arcagent.KustomizationName(g.Name, kn)
+			built := kustomizeBuild(filepath.Join(dir, filepath.FromSlash(g.Kustomizations[kn].Path)))
+			Expect(built).NotTo(BeEmpty(), "configuration %s: kustomization %s (%s@%s %s) builds no object", g.Name, kn, repo, g.Ref.Branch, g.Kustomizations[kn].Path)
+			for _, c := range s.TargetsOf(g) {
+				var problems []string
+				for _, want := range built {
+					what := fmt.Sprintf("%s %s", want.GetKind(), objKey(want))
+					live, err := e.live(ctx, c, want)
+					if err != nil {
+						problems = append(problems, fmt.Sprintf("%s: %v", what, err))
+						continue
+					}
+					for _, l := range []struct{ key, val string }{{ownerNameLabel, ks}, {ownerNamespaceLabel, g.Namespace}} {
+						if got := live.GetLabels()[l.key]; got != l.val {
+							problems = append(problems, fmt.Sprintf("%s: label %s is %q, want %q (Flux's owner label for Kustomization %s/%s)", what, l.key, got, l.val, g.Namespace, ks))
+						}
+					}
+					for _, d := range gitFieldDiffs(want.Object, live.Object, "") {
+						problems = append(problems, what+": "+d)
+					}
+				}
+				Expect(problems).To(BeEmpty(), "cluster %s, configuration %s, Kustomization %s (%s@%s %.12s, path %s): the cluster does not hold what Git declares",
+					c, g.Name, ks, repo, g.Ref.Branch, head, g.Kustomizations[kn].Path)
+				objects += len(built)
+			}
+		}
+		configs += len(s.TargetsOf(g))
+	}
+	return fmt.Sprintf("%d configuration(s) on %v Compliant at their branch heads; %d objects built by kustomize from those heads found on the clusters with every field Git sets and Flux's owner labels",
+		configs, s.ClusterNames(), objects)
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// clone checks out branch of repo with the git CLI into a fresh folder and checks it is at commit.
+func (e *Env) clone(ctx context.Context, repo gitserver.Repo, branch, commit string) string {
+	dir := GinkgoT().TempDir()
+	token := e.adminToken()
+	runGit(ctx, dir, token, "clone", "--quiet", "--branch", branch, e.authURL(repo, e.Git.User(), token), ".")
+	Expect(runGit(ctx, dir, token, "rev-parse", "HEAD")).To(Equal(commit), "the clone of %s@%s is not at the commit the API reported", repo, branch)
+	return dir
+}
+
+// authURL is repo's clone URL with a Gitea user's token as password.
+func (e *Env) authURL(repo gitserver.Repo, user, token string) string {
+	u, err := url.Parse(e.Git.CloneURL(repo))
+	Expect(err).NotTo(HaveOccurred())
+	u.User = url.UserPassword(user, token)
+	return u.String()
+}
+
+func (e *Env) adminToken() string {
+	token, err := os.ReadFile(filepath.Join(e.Twin.StateDir(), twin.GiteaTokenFile))
+	Expect(err).NotTo(HaveOccurred())
+	return strings.TrimSpace(string(token))
+}
+
+// runGit runs the git CLI in dir, in its own process group, and returns its trimmed output; secret (the
+// token in the remote's URL) never appears in a failure message.
+func runGit(ctx context.Context, dir, secret string, args ...string) string {
+	cmd := exec.CommandContext(ctx, "git", append([]string{"-c", "user.name=hybridtwin-scenarios", "-c", "user.email=scenarios@example.invalid"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_TERMINAL_PROMPT=0")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	msg := strings.ReplaceAll(string(out), secret, "***")
+	Expect(err).NotTo(HaveOccurred(), "git %s in %s: %s", args[0], dir, msg)
+	return strings.TrimSpace(string(out))
+}
+
+// kustomizeBuild builds a kustomization folder with the kustomize API as Flux's kustomize-controller does
+// (no load restrictions, plugins off: fluxcd/pkg/kustomize), and returns its objects.
+func kustomizeBuild(dir string) []*unstructured.Unstructured {
+	opts := krusty.MakeDefaultOptions()
+	opts.LoadRestrictions = kustypes.LoadRestrictionsNone
+	opts.PluginConfig = kustypes.DisabledPluginConfig()
+	rm, err := krusty.MakeKustomizer(opts).Run(filesys.MakeFsOnDisk(), dir)
+	Expect(err).NotTo(HaveOccurred(), "kustomize build %s", dir)
+	var out []*unstructured.Unstructured
+	for _, r := range rm.Resources() {
+		m, err := r.Map()
+		Expect(err).NotTo(HaveOccurred(), "kustomize build %s: %s", dir, r.CurId())
+		out = append(out, &unstructured.Unstructured{Object: m})
+	}
+	return out
+}
+
+func objKey(u *unstructured.Unstructured) string {
+	if u.GetNamespace() == "" {
+		return u.GetName()
+	}
+	return u.GetNamespace() + "/" + u.GetName()
+}
+
+// clusterAPI is a dynamic client and a discovery-backed REST mapper for one cluster.
+type clusterAPI struct {
+	dyn    dynamic.Interface
+	mapper *restmapper.DeferredDiscoveryRESTMapper
+}
+
+var (
+	apisMu sync.Mutex
+	apis   = map[string]*clusterAPI{} // by the cluster's API server URL
+)
+
+// api returns the dynamic client and REST mapper of a cluster of the twin, made once.
+func (e *Env) api(clusterName string) *clusterAPI {
+	cfg, err := e.Twin.RESTConfig(clusterName)
+	Expect(err).NotTo(HaveOccurred())
+	apisMu.Lock()
+	defer apisMu.Unlock()
+	if a, ok := apis[cfg.Host]; ok {
+		return a
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	Expect(err).NotTo(HaveOccurred())
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	Expect(err).NotTo(HaveOccurred())
+	a := &clusterAPI{dyn: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))}
+	apis[cfg.Host] = a
+	return a
+}
+
+// live reads the cluster's copy of an object as Git declares it (same API version).
+func (e *Env) live(ctx context.Context, clusterName string, want *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	return e.api(clusterName).get(ctx, want)
+}
+
+func (a *clusterAPI) get(ctx context.Context, want *unstructured.Unstructured) (*unstructured.Unstructured, error) {
+	gvk := want.GroupVersionKind()
+	m, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		a.mapper.Reset() // a CRD applied since the mapper last looked
+		m, err = a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the cluster does not serve %s: %w", gvk, err)
+	}
+	var r dynamic.ResourceInterface = a.dyn.Resource(m.Resource)
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		r = a.dyn.Resource(m.Resource).Namespace(want.GetNamespace())
+	}
+	live, err := r.Get(ctx, want.GetName(), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("not on the cluster: %w", errNotApplied)
+	}
+	return live, err
+}
+
+// errNotApplied marks an object Git declares that the cluster does not have.
+var errNotApplied = errors.New("not applied")
+
+// gitFieldDiffs compares every field Git sets (want, as kustomize built it) with the live object and lists
+// the differences as "path: Git x, live y". Fields Git does not set (status, defaults, fields of other
+// managers) are not looked at; an empty map or list in Git matches an absent field (the API server drops
+// them); stringData is write-only (it lands in data).
+func gitFieldDiffs(want, got any, path string) []string {
+	switch w := want.(type) {
+	case map[string]any:
+		if len(w) == 0 {
+			return nil
+		}
+		g, ok := got.(map[string]any)
+		if !ok {
+			return []string{fmt.Sprintf("%s: Git sets %s, live has %s", orRoot(path), compact(w), compact(got))}
+		}
+		var out []string
+		for _, k := range sortedNames(w) {
+			if path == "" && k == "stringData" {
+				continue
+			}
+			out = append(out, gitFieldDiffs(w[k], g[k], path+"."+k)...)
+		}
+		return out
+	case []any:
+		if len(w) == 0 {
+			return nil
+		}
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return []string{fmt.Sprintf("%s: Git sets %s, live has %s", orRoot(path), compact(w), compact(got))}
+		}
+		var out []string
+		for i := range w {
+			out = append(out, gitFieldDiffs(w[i], g[i], fmt.Sprintf("%s[%d]", path, i))...)
+		}
+		return out
+	default:
+		if compact(want) != compact(got) {
+			return []string{fmt.Sprintf("%s: Git sets %s, live has %s", orRoot(path), compact(want), compact(got))}
+		}
+		return nil
+	}
+}
+
+func orRoot(path string) string {
+	if path == "" {
+		return "."
+	}
+	return path
+}
+
+// compact renders a value as JSON (so 1 and 1.0 compare equal), shortened for messages.
+func compact(v any) string {
+	if v == nil {
+		return "nothing"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	s := string(b)
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
 }
