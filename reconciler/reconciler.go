@@ -414,21 +414,16 @@ func (r *Reconciler) ApplyGitRepository(obj *sourcev1.GitRepository) error {
 	}
 	st := r.repos[k]
 	in := obj.DeepCopy()
-	in.Status = sourcev1.GitRepositoryStatus{}
 	if st == nil {
 		in.Generation = 1
 		in.Status = sourcev1.GitRepositoryStatus{}
 		r.repos[k] = &repoState{obj: in}
 	} else {
-		changed := !equalJSON(st.obj.Spec, in.Spec)
-		requested := requestedAt(in.Annotations) != requestedAt(st.obj.Annotations)
-		in.Generation = st.obj.Generation
-		if changed {
-			in.Generation++
-		}
+		var reconcile bool
+		in.Generation, reconcile = nextGeneration(st.obj.Generation, st.obj.Spec, in.Spec, st.obj.Annotations, in.Annotations)
 		in.Status = st.obj.Status
 		st.obj = in
-		if !changed && !requested {
+		if !reconcile {
 			return nil
 		}
 	}
@@ -436,6 +431,17 @@ func (r *Reconciler) ApplyGitRepository(obj *sourcev1.GitRepository) error {
 		r.srcQueue.Add(srcRef{KindGitRepository, k})
 	}
 	return nil
+}
+
+// nextGeneration is the generation of an updated source object, as the API server counts it (a spec
+// change increments it), and whether it must be reconciled now: a spec change or a new
+// reconcile.fluxcd.io/requestedAt annotation.
+func nextGeneration(gen int64, oldSpec, newSpec any, oldAnn, newAnn map[string]string) (int64, bool) {
+	changed := !equalJSON(oldSpec, newSpec)
+	if changed {
+		gen++
+	}
+	return gen, changed || requestedAt(newAnn) != requestedAt(oldAnn)
 }
 
 // ApplyOCIRepository adds or updates an OCIRepository. A spec change (or a new
@@ -457,15 +463,11 @@ func (r *Reconciler) ApplyOCIRepository(obj *sourcev1.OCIRepository) error {
 		in.Status = sourcev1.OCIRepositoryStatus{}
 		r.ocis[k] = &ociState{obj: in}
 	} else {
-		changed := !equalJSON(st.obj.Spec, in.Spec)
-		requested := requestedAt(in.Annotations) != requestedAt(st.obj.Annotations)
-		in.Generation = st.obj.Generation
-		if changed {
-			in.Generation++
-		}
+		var reconcile bool
+		in.Generation, reconcile = nextGeneration(st.obj.Generation, st.obj.Spec, in.Spec, st.obj.Annotations, in.Annotations)
 		in.Status = st.obj.Status
 		st.obj = in
-		if !changed && !requested {
+		if !reconcile {
 			return nil
 		}
 	}
