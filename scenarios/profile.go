@@ -17,10 +17,10 @@ const WaitsVersion = "scenario-waits/v1"
 // SourceIntervalSeconds is the GitRepository interval (fluxConfiguration syncIntervalInSeconds) the suite
 // gives every configuration of the twin that sets none. Azure's default is 600 s (fakes/arc
 // DefaultSyncIntervalSeconds, from the fluxConfigurations REST reference and `az k8s-configuration flux
-// create --interval`), which would make every Git flow wait ten minutes; a platform team's pipeline gets
-// an immediate fetch from a webhook Receiver instead. The twin does not wire Gitea's push webhook to its
-// reconcilers yet, so the suite polls the source this often: push-to-applied is at most this plus the
-// build and apply.
+// create --interval`). The twin's own reconcilers fetch on Gitea's push webhook at once (twin/webhooks.go,
+// as a Flux Receiver would); this interval is the fallback for what a webhook does not cover (a branch
+// created by hand, a dropped delivery) and the only trigger of clusters running real Flux, which the twin
+// runs without notification-controller.
 const SourceIntervalSeconds = 10
 
 // Slack multiplies every expected duration into a timeout: the bounds are for a loaded 2-core runner

@@ -258,7 +258,7 @@ func (t *Twin) RemoveCluster(ctx context.Context, name string) (*ClusterReport, 
 	fail := func(step LifecycleStepName, err error) {
 		errs = append(errs, fmt.Errorf("%s: %w", step, err))
 	}
-	if _, err := t.runCleanups(tctx, "arc agent "+name, "flux "+name, "reconciler "+name); err != nil {
+	if _, err := t.runCleanups(tctx, "arc agent "+name, "flux "+name, "push webhooks "+name, "reconciler "+name); err != nil {
 		fail(StepAgentStopped, err)
 	}
 	rep.step(StepAgentStopped, time.Now(), t.spec.ReconcilerFor(name).String()+" and Arc agent")
@@ -652,7 +652,7 @@ func (t *Twin) unplace(ctx context.Context, before *hardware.Plan, oe *OpError) 
 // control plane -- and removes its engine state. It undoes a failed add and does most of a removal.
 func (t *Twin) dismantle(ctx context.Context, name string, rc *runningCluster) ([]string, error) {
 	var errs []error
-	stopped, err := t.runCleanups(ctx, "arc agent "+name, "flux "+name, "reconciler "+name)
+	stopped, err := t.runCleanups(ctx, "arc agent "+name, "flux "+name, "push webhooks "+name, "reconciler "+name)
 	if err != nil {
 		errs = append(errs, err)
 	}

@@ -132,6 +132,8 @@ type Twin struct {
 	// plan is the ClusterPlan the twin runs now: the spec's at Up, then as cluster operations change it.
 	plan       *hardware.Plan
 	repoURLs   map[string]string
+	// gitRepos are the seeded repositories, each of which gets a push webhook per reconciler.
+	gitRepos []gitserver.Repo
 	kubeconfig string
 
 	// opMu serialises the operations that change the estate (cluster operations and host operations);
@@ -525,6 +527,7 @@ func (t *Twin) seed(ctx context.Context) error {
 			return stepErr(StepSeed, repo.String(), err)
 		}
 		t.repoURLs[r.Name] = admin.CloneURL(repo)
+		t.gitRepos = append(t.gitRepos, repo)
 	}
 	return nil
 }
@@ -624,9 +627,13 @@ func (t *Twin) startEngine(ctx context.Context, name string, rc *runningCluster)
 		// One registry per cluster: a cluster's figures are never mixed with another's, and a cluster
 		// removed and recreated starts from zero.
 		reg := prometheus.NewRegistry()
+		secret, err := webhookSecret()
+		if err != nil {
+			return err
+		}
 		rec, err := reconciler.New(rc.config, reconciler.Options{Cluster: name,
 			WorkDir: filepath.Join(t.stateDir, stateDirReconciler, name), Logger: t.log.With("component", "reconciler", "cluster", name),
-			NoDriftWatch: t.opts.NoDriftWatch, Registerer: reg})
+			NoDriftWatch: t.opts.NoDriftWatch, Registerer: reg, WebhookSecret: []byte(secret)})
 		if err != nil {
 			return err
 		}
@@ -636,6 +643,9 @@ func (t *Twin) startEngine(ctx context.Context, name string, rc *runningCluster)
 		}
 		rc.rec = rec
 		t.onStop("reconciler "+name, func(context.Context) error { rec.Stop(); return nil })
+		if err := t.serveWebhooks(ctx, name, rec, secret); err != nil {
+			return err
+		}
 		target = rec
 	}
 	agent, err := arcagent.New(arcagent.Options{ClusterID: rc.arcID, Config: rc.config, Target: target, Azure: t.arcSrv,

@@ -114,6 +114,21 @@ func (c *Client) CreateWebhook(ctx context.Context, repo Repo, w Webhook) (int64
 	return id, err
 }
 
+// DeleteWebhook removes a repository webhook by the id CreateWebhook returned; one already gone is not
+// an error.
+func (c *Client) DeleteWebhook(ctx context.Context, repo Repo, id int64) error {
+	if err := repo.validate(); err != nil {
+		return err
+	}
+	return c.call(ctx, fmt.Sprintf("delete webhook %d of %s", id, repo), func(g *gitea.Client) (*gitea.Response, error) {
+		resp, err := g.DeleteRepoHook(repo.Owner, repo.Name, id)
+		if resp != nil && resp.StatusCode == http.StatusNotFound {
+			return resp, nil
+		}
+		return resp, err
+	})
+}
+
 // Delivery is one webhook request a Receiver accepted.
 type Delivery struct {
 	ID       string // DeliveryHeader
