@@ -130,10 +130,10 @@ type Twin struct {
 	cmu      sync.RWMutex
 	clusters map[string]*runningCluster
 	// plan is the ClusterPlan the twin runs now: the spec's at Up, then as cluster operations change it.
-	plan       *hardware.Plan
-	repoURLs   map[string]string
+	plan     *hardware.Plan
+	repoURLs map[string]string
 	// gitRepos are the seeded repositories, each of which gets a push webhook per reconciler.
-	gitRepos []gitserver.Repo
+	gitRepos   []gitserver.Repo
 	kubeconfig string
 
 	// opMu serialises the operations that change the estate (cluster operations and host operations);
