@@ -27,6 +27,7 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/gitserver"
 )
 
 // Polling bounds for Eventually: generous for a loaded 2-core runner; they say nothing about speed
@@ -127,6 +128,34 @@ func TestExampleTwinLifecycle(t *testing.T) {
 	}
 	g.Expect(len(st.Hosts)).To(Equal(4))
 	statusFigures(g, tw, st, stateDir)
+
+	// A push reaches every reconciler through its Gitea webhook: the example's configurations keep Azure's
+	// 600 s source interval, so only the webhook can make the new commit the artifact within the bound.
+	repo := tw.gitRepos[0]
+	from, to := []byte(gitserver.PlaceholderRegistry), []byte(tw.reg.Host())
+	pushed, err := tw.git.Admin().Push(ctx, gitserver.PushRequest{Repo: repo, Branch: "main",
+		Dir: tw.spec.Path(tw.spec.Spec.Git.Repos[0].Path), Message: "webhook check",
+		Rewrite: func(p string, data []byte) []byte {
+			data = bytesReplace(data, from, to)
+			if p == "apps/dev/kustomization.yaml" {
+				data = append(data, []byte("\n# webhook check\n")...)
+			}
+			return data
+		}})
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, name := range []string{"dev", "prod"} {
+		rec := tw.clusters[name].rec
+		g.Eventually(func() []string {
+			var revs []string
+			for _, gr := range rec.GitRepositories() {
+				if gr.Status.Artifact != nil {
+					revs = append(revs, gr.Status.Artifact.Revision)
+				}
+			}
+			return revs
+		}).WithTimeout(time.Minute).WithPolling(poll).Should(HaveEach(HaveSuffix(pushed.Commit)),
+			"cluster %s: the push of %s was not fetched; is the Gitea push webhook to its reconciler wired (twin/webhooks.go)?", name, pushed.Commit)
+	}
 
 	// Crash the host with the most worker VMs.
 	victim, workers := "", []hardware.VMStatus(nil)
