@@ -13,6 +13,7 @@ import (
 	"github.com/onsi/ginkgo/v2/types"
 	. "github.com/onsi/gomega"
 
+	"github.com/hybridtwin/hybridtwin/reconciler"
 	"github.com/hybridtwin/hybridtwin/reports"
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin"
@@ -36,6 +37,8 @@ func TestScenarios(t *testing.T) {
 	if os.Getenv(envRun) != "1" {
 		t.Skipf("the scenario suite brings up a whole twin; run it with `go tool task scenario` (or set %s=1)", envRun)
 	}
+	// The twin's reconcilers run in this process, as in `hybridtwin up`: the same GC setting.
+	reconciler.SetProcessGC(reconciler.DefaultProfile())
 	RegisterFailHandler(Fail)
 	RunSpecs(t, "hybridtwin scenarios")
 }

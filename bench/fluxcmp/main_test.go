@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr"
+	"github.com/hybridtwin/hybridtwin/reconciler"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
@@ -12,5 +13,8 @@ import (
 // prints a stack trace): benchmark output is the figures, silent by default (STYLE.md).
 func TestMain(m *testing.M) {
 	ctrllog.SetLogger(logr.Discard())
+	// Our reconciler runs in this process with the GC setting `hybridtwin up` gives it; the Flux
+	// controllers are their own processes at Go's default, as Flux ships them.
+	reconciler.SetProcessGC(reconciler.DefaultProfile())
 	os.Exit(m.Run())
 }

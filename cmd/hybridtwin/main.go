@@ -10,9 +10,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/hybridtwin/hybridtwin/reconciler"
 )
 
 func main() {
+	// The twin's reconcilers run in this process: give it their garbage-collector setting (GOGC and
+	// GOMEMLIMIT in the environment win).
+	reconciler.SetProcessGC(reconciler.DefaultProfile())
 	// Ctrl-C and SIGTERM cancel the context: every long step (tool builds, bring-up) stops and cleans up.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCommand().ExecuteContext(ctx)
