@@ -13,29 +13,14 @@ func (s *Server) serveClusters(w http.ResponseWriter, r *http.Request, rt route)
 	s.settleLocked()
 	key := strings.ToLower(rt.id)
 	if rt.kind == routeClusterList {
-		if r.Method != http.MethodGet {
-			writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "The collection only supports GET.", "")
-			return
-		}
 		prefix := strings.ToLower(strings.TrimSuffix(rt.id, "/providers/Microsoft.Kubernetes/connectedClusters"))
-		var out []ConnectedCluster
-		for k, c := range s.clusters {
-			if strings.HasPrefix(k, prefix+"/") {
-				out = append(out, *c)
-			}
-		}
-		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-		writeJSON(w, http.StatusOK, map[string]any{"value": nonNil(out)})
+		writeList(w, r, listUnder(s.clusters, prefix, func(c ConnectedCluster) string { return c.ID }))
 		return
 	}
 	existing := s.clusters[key]
 	switch r.Method {
 	case http.MethodGet:
-		if existing == nil {
-			notFound(w, rt)
-			return
-		}
-		writeJSON(w, http.StatusOK, existing)
+		writeFound(w, rt, existing)
 	case http.MethodPut:
 		var in ConnectedCluster
 		if !decodeBody(w, r, &in) {
@@ -133,32 +118,18 @@ func (s *Server) serveExtensions(w http.ResponseWriter, r *http.Request, rt rout
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.settleLocked()
-	clusterKey := strings.ToLower(clusterIDOf(rt))
-	if s.clusters[clusterKey] == nil {
-		writeError(w, http.StatusNotFound, "ParentResourceNotFound",
-			"Can not perform requested operation on nested resource. Parent resource '"+rt.clusterName+"' not found.", "")
+	if _, ok := s.parentClusterLocked(w, rt); !ok {
 		return
 	}
 	key := strings.ToLower(rt.id)
 	if rt.kind == routeExtensionList {
-		var out []Extension
-		for k, e := range s.extensions {
-			if strings.HasPrefix(k, key+"/") {
-				out = append(out, *e)
-			}
-		}
-		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
-		writeJSON(w, http.StatusOK, map[string]any{"value": nonNil(out)})
+		writeList(w, r, listUnder(s.extensions, key, func(e Extension) string { return e.ID }))
 		return
 	}
 	existing := s.extensions[key]
 	switch r.Method {
 	case http.MethodGet:
-		if existing == nil {
-			notFound(w, rt)
-			return
-		}
-		writeJSON(w, http.StatusOK, existing)
+		writeFound(w, rt, existing)
 	case http.MethodPut:
 		var in Extension
 		if !decodeBody(w, r, &in) {
@@ -277,4 +248,47 @@ func (s *Server) SetConnectivity(clusterID, status, kubernetesVersion string, no
 	c.Properties.LastConnectivityTime = ptr(s.opts.Now().UTC().Truncate(time.Second))
 	s.notifyLocked()
 	return nil
+}
+
+// listUnder returns copies of the resources whose lower-case ID key lies under prefix (a collection's
+// lower-case ID), sorted by ID: the body of an ARM list call.
+func listUnder[T any](m map[string]*T, prefix string, id func(T) string) []T {
+	var out []T
+	for k, v := range m {
+		if strings.HasPrefix(k, prefix+"/") {
+			out = append(out, *v)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return id(out[i]) < id(out[j]) })
+	return out
+}
+
+// parentClusterLocked returns the lower-case ID of the connected cluster a nested resource lives under,
+// or answers ARM's ParentResourceNotFound and returns false.
+func (s *Server) parentClusterLocked(w http.ResponseWriter, rt route) (string, bool) {
+	clusterKey := strings.ToLower(clusterIDOf(rt))
+	if s.clusters[clusterKey] == nil {
+		writeError(w, http.StatusNotFound, "ParentResourceNotFound",
+			"Can not perform requested operation on nested resource. Parent resource '"+rt.clusterName+"' not found.", "")
+		return "", false
+	}
+	return clusterKey, true
+}
+
+// writeList answers a GET on a collection with ARM's {"value": [...]}; other methods are refused.
+func writeList[T any](w http.ResponseWriter, r *http.Request, items []T) {
+	if r.Method != http.MethodGet {
+		writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "The collection only supports GET.", "")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": nonNil(items)})
+}
+
+// writeFound answers a GET on one resource: the resource, or ARM's ResourceNotFound.
+func writeFound[T any](w http.ResponseWriter, rt route, v *T) {
+	if v == nil {
+		notFound(w, rt)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
 }

@@ -10,7 +10,12 @@
 // reporting compliance back -- is a Go API on Server (FluxConfigurations, ReportCompliance, Changed).
 //
 // Fidelity limits, stated: only connectedClusters (Microsoft.Kubernetes) are modelled as Flux targets;
-// only the GitRepository source kind; a fluxConfiguration installs the microsoft.flux extension when the
-// cluster has none (as `az k8s-configuration flux create` does); policy effects are evaluated at once
-// (Azure's evaluation cycle is not modelled). The package imports only the standard library.
+// the GitRepository and OCIRepository source kinds are (OCI from api-version 2024-11-01, as in the REST
+// definitions), Bucket and AzureBlob are refused; a fluxConfiguration installs the microsoft.flux
+// extension when the cluster has none (as `az k8s-configuration flux create` does); policy effects are
+// evaluated at once (Azure's evaluation cycle is not modelled). Where the REST reference gives
+// ociRepository.repositoryRef a precedence (digest over semver over tag), the fake refuses two of them at
+// once rather than drop one silently: stricter than ARM. GET and list leave out the x-ms-secret fields
+// (configurationProtectedSettings, ociRepository.tlsConfig) as ARM does; the agents' Go API still sees
+// them. The package imports only the standard library.
 package arc

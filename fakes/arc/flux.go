@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -22,21 +21,17 @@ func (s *Server) serveFluxConfigs(w http.ResponseWriter, r *http.Request, rt rou
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.settleLocked()
-	clusterID := clusterIDOf(rt)
-	clusterKey := strings.ToLower(clusterID)
-	if s.clusters[clusterKey] == nil {
-		writeError(w, http.StatusNotFound, "ParentResourceNotFound",
-			"Can not perform requested operation on nested resource. Parent resource '"+rt.clusterName+"' not found.", "")
+	clusterKey, ok := s.parentClusterLocked(w, rt)
+	if !ok {
 		return
 	}
 	key := strings.ToLower(rt.id)
 	if rt.kind == routeFluxConfigList {
-		if r.Method != http.MethodGet {
-			writeError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "The collection only supports GET.", "")
-			return
-		}
 		out := s.fluxConfigsOfLocked(clusterKey)
-		writeJSON(w, http.StatusOK, map[string]any{"value": nonNil(out)})
+		for i := range out {
+			redactSecrets(&out[i])
+		}
+		writeList(w, r, out)
 		return
 	}
 	existing := s.fluxConfigs[key]
@@ -46,7 +41,7 @@ func (s *Server) serveFluxConfigs(w http.ResponseWriter, r *http.Request, rt rou
 			notFound(w, rt)
 			return
 		}
-		writeJSON(w, http.StatusOK, existing.cfg)
+		writeJSON(w, http.StatusOK, responseOf(existing.cfg))
 	case http.MethodPut:
 		var in FluxConfiguration
 		if !decodeBody(w, r, &in) {
@@ -92,7 +87,7 @@ func (s *Server) serveFluxConfigs(w http.ResponseWriter, r *http.Request, rt rou
 // create, 200 on update, with an Azure-AsyncOperation header; provisioning succeeds after the delay.
 func (s *Server) putFluxConfigLocked(w http.ResponseWriter, apiVersion, id, name, clusterKey string, p FluxConfigurationProperties) {
 	var bad badRequest
-	validateFluxConfig(&bad, name, &p)
+	validateFluxConfig(&bad, apiVersion, name, &p)
 	if bad.write(w) {
 		return
 	}
@@ -105,7 +100,14 @@ func (s *Server) putFluxConfigLocked(w http.ResponseWriter, apiVersion, id, name
 			s.notifyLocked()
 		}
 	})
-	writeJSON(w, status, st.cfg)
+	writeJSON(w, status, responseOf(st.cfg))
+}
+
+// responseOf is a configuration as ARM answers with it: a copy without its secrets.
+func responseOf(c FluxConfiguration) FluxConfiguration {
+	out := deepCopy(c)
+	redactSecrets(&out)
+	return out
 }
 
 // storeFluxConfigLocked writes a validated configuration: defaults, read-only fields reset to Pending,
@@ -158,7 +160,7 @@ func (s *Server) ensureFluxExtensionLocked(clusterKey string) {
 	e.Properties.ProvisioningState = "Succeeded"
 }
 
-func validateFluxConfig(bad *badRequest, name string, p *FluxConfigurationProperties) {
+func validateFluxConfig(bad *badRequest, apiVersion, name string, p *FluxConfigurationProperties) {
 	if len(name) > maxConfigurationNameLength || !configNameRE.MatchString(name) {
 		bad.add("name", "%q must be at most %d lowercase alphanumeric characters or hyphens, starting and ending with an alphanumeric character", name, maxConfigurationNameLength)
 	}
@@ -168,28 +170,16 @@ func validateFluxConfig(bad *badRequest, name string, p *FluxConfigurationProper
 	if p.Namespace != "" && (len(p.Namespace) > maxNamespaceLength || !namespaceNameRE.MatchString(p.Namespace)) {
 		bad.add("properties.namespace", "%q must be at most %d lowercase alphanumeric characters, '-' or '.'", p.Namespace, maxNamespaceLength)
 	}
-	if p.SourceKind != "" && p.SourceKind != DefaultSourceKind {
-		bad.add("properties.sourceKind", "%q is not modelled by the twin: only GitRepository sources are (Bucket and AzureBlob are not)", p.SourceKind)
-	}
-	g := p.GitRepository
-	if g == nil {
-		bad.add("properties.gitRepository", "is required for sourceKind GitRepository")
-	} else {
-		u, err := url.Parse(g.URL)
-		switch {
-		case g.URL == "":
-			bad.add("properties.gitRepository.url", "is required")
-		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ssh"):
-			bad.add("properties.gitRepository.url", "%q must be an http://, https:// or ssh:// URL", g.URL)
+	switch p.SourceKind {
+	case "", SourceKindGitRepository:
+		validateGitSource(bad, p)
+	case SourceKindOCIRepository:
+		if apiVersion < OCIMinAPIVersion {
+			bad.add("properties.sourceKind", "OCIRepository needs api-version %s or later (this request has %s, whose schema has no ociRepository)", OCIMinAPIVersion, apiVersion)
 		}
-		if g.RepositoryRef == nil || *g.RepositoryRef == (RepositoryRefDefinition{}) {
-			bad.add("properties.gitRepository.repositoryRef", "is required: set one of branch, tag, semver or commit")
-		}
-		positive(bad, "properties.gitRepository.syncIntervalInSeconds", g.SyncIntervalInSeconds)
-		positive(bad, "properties.gitRepository.timeoutInSeconds", g.TimeoutInSeconds)
-		if g.HTTPSUser != "" && p.ConfigurationProtectedSettings["httpsKey"] == "" && g.LocalAuthRef == "" {
-			bad.add("properties.configurationProtectedSettings.httpsKey", "is required with gitRepository.httpsUser (the token or password, base64-encoded)")
-		}
+		validateOCISource(bad, p)
+	default:
+		bad.add("properties.sourceKind", "%q is not modelled by the twin: only GitRepository and OCIRepository sources are (Bucket and AzureBlob are not)", p.SourceKind)
 	}
 	names := make([]string, 0, len(p.Kustomizations))
 	for k := range p.Kustomizations {
@@ -320,6 +310,15 @@ func applyFluxDefaults(p *FluxConfigurationProperties) {
 			g.TimeoutInSeconds = ptr(DefaultTimeoutSeconds)
 		}
 	}
+	// OCIRepositoryDefinition: timeoutInSeconds and syncIntervalInSeconds "default": 600 (REST reference).
+	if o := p.OCIRepository; o != nil {
+		if o.SyncIntervalInSeconds == nil {
+			o.SyncIntervalInSeconds = ptr(DefaultSyncIntervalSeconds)
+		}
+		if o.TimeoutInSeconds == nil {
+			o.TimeoutInSeconds = ptr(DefaultTimeoutSeconds)
+		}
+	}
 	for name, k := range p.Kustomizations {
 		k.Name = name // read-only: "matching the key in the Kustomizations object map"
 		if k.Path == "" {
@@ -349,8 +348,9 @@ func applyFluxDefaults(p *FluxConfigurationProperties) {
 	}
 }
 
-// mergePatch applies a FluxConfigurationPatch: top-level properties replace, gitRepository merges field by
-// field, and in kustomizations a null value deletes that kustomization (REST reference of PATCH).
+// mergePatch applies a FluxConfigurationPatch: top-level properties replace, gitRepository and
+// ociRepository merge field by field (a null field removes it), and in kustomizations a null value deletes
+// that kustomization (REST reference of PATCH).
 func mergePatch(cur FluxConfigurationProperties, patch map[string]json.RawMessage) (FluxConfigurationProperties, error) {
 	raw, err := json.Marshal(cur)
 	if err != nil {
@@ -362,40 +362,22 @@ func mergePatch(cur FluxConfigurationProperties, patch map[string]json.RawMessag
 	}
 	for k, v := range patch {
 		switch k {
-		case "gitRepository":
-			var base, upd map[string]json.RawMessage
-			_ = json.Unmarshal(doc[k], &base)
-			if err := json.Unmarshal(v, &upd); err != nil {
-				return cur, fmt.Errorf("gitRepository: %w", err)
+		case "gitRepository", "ociRepository":
+			if string(v) == "null" {
+				delete(doc, k)
+				continue
 			}
-			if base == nil {
-				base = map[string]json.RawMessage{}
+			merged, err := mergeFields(doc[k], v)
+			if err != nil {
+				return cur, fmt.Errorf("%s: %w", k, err)
 			}
-			for f, fv := range upd {
-				if string(fv) == "null" {
-					delete(base, f)
-				} else {
-					base[f] = fv
-				}
-			}
-			doc[k], _ = json.Marshal(base)
+			doc[k] = merged
 		case "kustomizations":
-			var base, upd map[string]json.RawMessage
-			_ = json.Unmarshal(doc[k], &base)
-			if err := json.Unmarshal(v, &upd); err != nil {
-				return cur, fmt.Errorf("kustomizations: %w", err)
+			merged, err := mergeFields(doc[k], v)
+			if err != nil {
+				return cur, fmt.Errorf("%s: %w", k, err)
 			}
-			if base == nil {
-				base = map[string]json.RawMessage{}
-			}
-			for n, kv := range upd {
-				if string(kv) == "null" {
-					delete(base, n)
-				} else {
-					base[n] = kv
-				}
-			}
-			doc[k], _ = json.Marshal(base)
+			doc[k] = merged
 		default:
 			doc[k] = v
 		}
@@ -406,6 +388,26 @@ func mergePatch(cur FluxConfigurationProperties, patch map[string]json.RawMessag
 		return cur, err
 	}
 	return out, nil
+}
+
+// mergeFields merges a patch object into a base object one key deep: a null value removes the key.
+func mergeFields(base, patch json.RawMessage) (json.RawMessage, error) {
+	var b, p map[string]json.RawMessage
+	_ = json.Unmarshal(base, &b)
+	if err := json.Unmarshal(patch, &p); err != nil {
+		return nil, err
+	}
+	if b == nil {
+		b = map[string]json.RawMessage{}
+	}
+	for f, fv := range p {
+		if string(fv) == "null" {
+			delete(b, f)
+		} else {
+			b[f] = fv
+		}
+	}
+	return json.Marshal(b)
 }
 
 func (s *Server) fluxConfigsOfLocked(clusterKey string) []FluxConfiguration {

@@ -98,6 +98,7 @@ type FluxConfigurationProperties struct {
 	SourceKind                     string                              `json:"sourceKind,omitempty"`
 	Suspend                        *bool                               `json:"suspend,omitempty"`
 	GitRepository                  *GitRepositoryDefinition            `json:"gitRepository,omitempty"`
+	OCIRepository                  *OCIRepositoryDefinition            `json:"ociRepository,omitempty"`
 	Kustomizations                 map[string]*KustomizationDefinition `json:"kustomizations,omitempty"`
 	ConfigurationProtectedSettings map[string]string                   `json:"configurationProtectedSettings,omitempty"`
 	ReconciliationWaitDuration     string                              `json:"reconciliationWaitDuration,omitempty"`
@@ -132,6 +133,62 @@ type RepositoryRefDefinition struct {
 	Tag    string `json:"tag,omitempty"`
 	Semver string `json:"semver,omitempty"`
 	Commit string `json:"commit,omitempty"`
+}
+
+// OCIRepositoryDefinition is the OCI source of a configuration (sourceKind "OCIRepository"). Shape: the
+// REST API definition OCIRepositoryDefinition of Microsoft.KubernetesConfiguration fluxConfigurations,
+// api-version 2024-11-01 and 2025-04-01 (azure-rest-api-specs specification/kubernetesconfiguration/
+// resource-manager/Microsoft.KubernetesConfiguration/fluxConfigurations/stable/2025-04-01/
+// fluxconfiguration.json, and its example CreateFluxConfigurationWithOCIRepository.json). syncIntervalInSeconds
+// and timeoutInSeconds default to 600, insecure and useWorkloadIdentity to false.
+type OCIRepositoryDefinition struct {
+	URL                   string                      `json:"url,omitempty"`
+	TimeoutInSeconds      *int64                      `json:"timeoutInSeconds,omitempty"`
+	SyncIntervalInSeconds *int64                      `json:"syncIntervalInSeconds,omitempty"`
+	RepositoryRef         *OCIRepositoryRefDefinition `json:"repositoryRef,omitempty"`
+	LayerSelector         *LayerSelectorDefinition    `json:"layerSelector,omitempty"`
+	Verify                *VerifyDefinition           `json:"verify,omitempty"`
+	Insecure              *bool                       `json:"insecure,omitempty"`
+	UseWorkloadIdentity   *bool                       `json:"useWorkloadIdentity,omitempty"`
+	ServiceAccountName    string                      `json:"serviceAccountName,omitempty"`
+	TLSConfig             *TLSConfigDefinition        `json:"tlsConfig,omitempty"`
+	LocalAuthRef          string                      `json:"localAuthRef,omitempty"`
+}
+
+// OCIRepositoryRefDefinition picks the artifact: "digest ... takes precedence over semver", "semver ...
+// takes precedence over tag", and tag "defaults to 'latest'" (REST reference).
+type OCIRepositoryRefDefinition struct {
+	Tag    string `json:"tag,omitempty"`
+	Semver string `json:"semver,omitempty"`
+	Digest string `json:"digest,omitempty"`
+}
+
+// LayerSelectorDefinition picks the artifact's layer: the first one of mediaType, and what to do with it
+// (OperationType "extract", the default, or "copy").
+type LayerSelectorDefinition struct {
+	MediaType string `json:"mediaType,omitempty"`
+	Operation string `json:"operation,omitempty"`
+}
+
+// VerifyDefinition asks for the artifact's signature to be verified (cosign or notation in Flux).
+type VerifyDefinition struct {
+	Provider           string                        `json:"provider,omitempty"`
+	VerificationConfig map[string]string             `json:"verificationConfig,omitempty"`
+	MatchOidcIdentity  []MatchOidcIdentityDefinition `json:"matchOidcIdentity,omitempty"`
+}
+
+// MatchOidcIdentityDefinition is one keyless-signature identity to accept.
+type MatchOidcIdentityDefinition struct {
+	Issuer  string `json:"issuer,omitempty"`
+	Subject string `json:"subject,omitempty"`
+}
+
+// TLSConfigDefinition is the registry's mTLS material, base64-encoded. Every field is x-ms-secret in the
+// REST API definition: written on PUT, never returned.
+type TLSConfigDefinition struct {
+	ClientCertificate string `json:"clientCertificate,omitempty"`
+	PrivateKey        string `json:"privateKey,omitempty"`
+	CACertificate     string `json:"caCertificate,omitempty"`
 }
 
 // KustomizationDefinition is one Flux Kustomization of a configuration.

@@ -238,7 +238,7 @@ func (s *Server) applyAssignmentLocked(a *PolicyAssignment, c *ConnectedCluster)
 		}
 	}
 	var bad badRequest
-	validateFluxConfig(&bad, name, &want)
+	validateFluxConfig(&bad, policyDeployAPIVersion, name, &want)
 	if len(bad.problems) > 0 {
 		return // a template that does not validate fails its deployment; nothing is created
 	}

@@ -20,6 +20,33 @@ var apiVersions = map[string][]string{
 	providerAuthorization: {"2021-06-01", "2022-06-01", "2023-04-01", "2024-04-01", "2024-05-01", "2025-01-01"},
 }
 
+// Source kinds of a fluxConfiguration the twin models (REST reference, SourceKindType: GitRepository,
+// Bucket, AzureBlob, OCIRepository; the twin models the first and the last).
+const (
+	SourceKindGitRepository = "GitRepository"
+	SourceKindOCIRepository = "OCIRepository"
+)
+
+// OCIMinAPIVersion is the first accepted Microsoft.KubernetesConfiguration api-version whose
+// fluxConfigurations schema has the ociRepository property and the OCIRepository source kind: the
+// 2023-05-01 definition's SourceKindType is GitRepository, Bucket, AzureBlob only; 2024-11-01 and
+// 2025-04-01 add OCIRepositoryDefinition (azure-rest-api-specs .../fluxConfigurations/stable/<version>/
+// fluxconfiguration.json; bicep-types-az's Microsoft.KubernetesConfiguration @ 2024-11-01 listing).
+// api-versions compare as strings: they are ISO dates.
+const OCIMinAPIVersion = "2024-11-01"
+
+// policyDeployAPIVersion is the api-version the built-in GitOps policy's template deploys with (see
+// apiVersions above).
+const policyDeployAPIVersion = "2022-03-01"
+
+// OCI layer operations (REST reference OperationType: "The default value is 'extract', but it can be set
+// to 'copy'") and the digest form ("the value should be in the format 'sha256:'"; OCI image spec: 64 hex).
+const (
+	OCILayerExtract = "extract"
+	OCILayerCopy    = "copy"
+	ociPrefix       = "oci://"
+)
+
 const (
 	providerKubernetes    = "microsoft.kubernetes"
 	providerConfiguration = "microsoft.kubernetesconfiguration"
@@ -36,7 +63,7 @@ const (
 const (
 	DefaultScope                    = "cluster"
 	DefaultNamespace                = "default"
-	DefaultSourceKind               = "GitRepository"
+	DefaultSourceKind               = SourceKindGitRepository // REST reference: sourceKind default "GitRepository"
 	DefaultSyncIntervalSeconds      = int64(600)
 	DefaultTimeoutSeconds           = int64(600)
 	DefaultRetryIntervalSeconds     = int64(600)

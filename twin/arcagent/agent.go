@@ -1,9 +1,14 @@
 // Package arcagent is the twin's stand-in for the Azure Arc agents of one connected cluster that handle
 // GitOps (the fluxconfig-agent and fluxconfig-controller of the microsoft.flux extension): it reads the
 // cluster's fluxConfigurations from Azure (the fakes/arc server), turns each into Flux's own objects -- a
-// GitRepository named after the configuration and a Kustomization "<configuration>-<kustomization>" per
-// kustomization, in the configuration's namespace -- hands them to the cluster's GitOps engine, and writes
-// compliance back to Azure from the objects' Ready conditions, as the real agent reports Flux's status.
+// source named after the configuration (a GitRepository, or an OCIRepository for sourceKind OCIRepository)
+// and a Kustomization "<configuration>-<kustomization>" per kustomization reading it, in the configuration's
+// namespace -- hands them to the cluster's GitOps engine, and writes compliance back to Azure from the
+// objects' Ready conditions, as the real agent reports Flux's status.
+//
+// ociRepository fields the twin cannot honour (verify, useWorkloadIdentity, serviceAccountName, tlsConfig)
+// make the configuration Non-Compliant with an errorMessage naming the field; they are never dropped
+// silently. OCI sources need a Target that is also an OCITarget (the twin's reconciler is).
 //
 // Namespace scope is enforced the way the Flux extension's multi-tenancy does it: the Kustomizations of a
 // namespace-scoped configuration apply as the service account flux-applier of that namespace, bound to the
@@ -16,7 +21,6 @@ package arcagent
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +53,18 @@ type Target interface {
 	GitRepository(namespace, name string) (*sourcev1.GitRepository, bool)
 	Kustomization(namespace, name string) (*kustomizev1.Kustomization, bool)
 }
+
+// OCITarget is a Target that also takes OCIRepository sources; the twin's reconciler is one. With a
+// Target that is not, OCIRepository configurations are reported Non-Compliant, saying so.
+type OCITarget interface {
+	ApplyOCIRepository(obj *sourcev1.OCIRepository) error
+	DeleteOCIRepository(namespace, name string) error
+	OCIRepository(namespace, name string) (*sourcev1.OCIRepository, bool)
+}
+
+// ErrUnsupported is wrapped by the errors about configurations, or fields of them, that the twin's
+// cluster side cannot honour; they become the configuration's errorMessage.
+var ErrUnsupported = errors.New("not supported by the twin")
 
 // Azure is what the agent needs of Azure's side: fakes/arc.Server satisfies it.
 type Azure interface {
@@ -94,6 +110,7 @@ type Agent struct {
 
 type appliedConfig struct {
 	namespace      string
+	sourceKind     string   // sourcev1.GitRepositoryKind or sourcev1.OCIRepositoryKind
 	kustomizations []string // object names
 	secret         string
 }
@@ -199,41 +216,23 @@ func (a *Agent) applyConfig(ctx context.Context, c arc.FluxConfiguration) error 
 	if err := a.ensureNamespace(ctx, ns); err != nil {
 		return err
 	}
-	if p.GitRepository == nil {
-		return fmt.Errorf("configuration %s has no gitRepository", c.Name)
+	a.mu.Lock()
+	prev := a.applied[c.Name]
+	a.mu.Unlock()
+	kind, secret, err := a.applySource(ctx, c, labels)
+	if err != nil {
+		return err
 	}
-	g := p.GitRepository
-	repo := &sourcev1.GitRepository{
-		ObjectMeta: metav1.ObjectMeta{Name: c.Name, Namespace: ns, Labels: labels},
-		Spec: sourcev1.GitRepositorySpec{
-			URL:      g.URL,
-			Interval: seconds(g.SyncIntervalInSeconds, time.Duration(arc.DefaultSyncIntervalSeconds)*time.Second),
-			Suspend:  p.Suspend != nil && *p.Suspend,
-		},
-	}
-	t := seconds(g.TimeoutInSeconds, time.Duration(arc.DefaultTimeoutSeconds)*time.Second)
-	repo.Spec.Timeout = &t
-	if r := g.RepositoryRef; r != nil {
-		repo.Spec.Reference = &sourcev1.GitRepositoryRef{Branch: r.Branch, Tag: r.Tag, SemVer: r.Semver, Commit: r.Commit}
-	}
-	secret := ""
-	if g.HTTPSUser != "" {
-		secret = c.Name + "-auth"
-		key := a.opts.Azure.ProtectedSettings(c.ID)["httpsKey"]
-		pw, err := base64.StdEncoding.DecodeString(key)
-		if err != nil {
-			return fmt.Errorf("configuration %s: configurationProtectedSettings.httpsKey is not base64: %w", c.Name, err)
+	// A PATCH that switched the source kind leaves the old source behind: it goes.
+	if prev.sourceKind != "" && prev.sourceKind != kind {
+		if err := a.deleteSource(prev.namespace, c.Name, prev.sourceKind); err != nil {
+			return fmt.Errorf("configuration %s: remove its old %s: %w", c.Name, prev.sourceKind, err)
 		}
-		if err := a.ensureSecret(ctx, ns, secret, labels, map[string][]byte{"username": []byte(g.HTTPSUser), "password": pw}); err != nil {
-			return err
+	}
+	if prev.secret != "" && prev.secret != secret {
+		if err := a.kube.CoreV1().Secrets(prev.namespace).Delete(ctx, prev.secret, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("configuration %s: remove its old credentials secret %s/%s: %w", c.Name, prev.namespace, prev.secret, err)
 		}
-		repo.Spec.SecretRef = &meta.LocalObjectReference{Name: secret}
-	}
-	if g.LocalAuthRef != "" {
-		repo.Spec.SecretRef = &meta.LocalObjectReference{Name: g.LocalAuthRef}
-	}
-	if err := a.opts.Target.ApplyGitRepository(repo); err != nil {
-		return fmt.Errorf("configuration %s: GitRepository: %w", c.Name, err)
 	}
 	namespaced := p.Scope == "namespace"
 	if namespaced {
@@ -248,7 +247,7 @@ func (a *Agent) applyConfig(ctx context.Context, c arc.FluxConfiguration) error 
 		k := &kustomizev1.Kustomization{
 			ObjectMeta: metav1.ObjectMeta{Name: KustomizationName(c.Name, kn), Namespace: ns, Labels: labels},
 			Spec: kustomizev1.KustomizationSpec{
-				SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: sourcev1.GitRepositoryKind, Name: c.Name},
+				SourceRef: kustomizev1.CrossNamespaceSourceReference{Kind: kind, Name: c.Name},
 				Path:      kd.Path,
 				Interval:  seconds(kd.SyncIntervalInSeconds, time.Duration(arc.DefaultSyncIntervalSeconds)*time.Second),
 				Prune:     kd.Prune != nil && *kd.Prune,
@@ -282,8 +281,7 @@ func (a *Agent) applyConfig(ctx context.Context, c arc.FluxConfiguration) error 
 	}
 	// Kustomizations removed from the configuration are deleted (pruning what they applied if prune).
 	a.mu.Lock()
-	prev := a.applied[c.Name]
-	a.applied[c.Name] = appliedConfig{namespace: ns, kustomizations: names, secret: secret}
+	a.applied[c.Name] = appliedConfig{namespace: ns, sourceKind: kind, kustomizations: names, secret: secret}
 	a.mu.Unlock()
 	for _, old := range prev.kustomizations {
 		if !contains(names, old) {
@@ -305,7 +303,7 @@ func (a *Agent) removeConfig(ctx context.Context, name string) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := a.opts.Target.DeleteGitRepository(ac.namespace, name); err != nil {
+	if err := a.deleteSource(ac.namespace, name, ac.sourceKind); err != nil {
 		errs = append(errs, err)
 	}
 	if ac.secret != "" {
@@ -414,16 +412,12 @@ func (a *Agent) Compliance(c arc.FluxConfiguration) arc.ComplianceReport {
 		}
 		rep.Statuses = append(rep.Statuses, st)
 	}
-	repo, ok := a.opts.Target.GitRepository(ns, c.Name)
-	var repoConds []metav1.Condition
-	if ok {
-		repoConds = repo.Status.Conditions
-		if art := repo.Status.Artifact; art != nil {
-			rep.SyncedCommit = art.Revision
-			rep.SourceUpdatedAt = art.LastUpdateTime.Time
-		}
+	kind, srcConds, art, ok := a.source(p, c.Name)
+	if art != nil {
+		rep.SyncedCommit = art.Revision
+		rep.SourceUpdatedAt = art.LastUpdateTime.Time
 	}
-	consider(sourcev1.GitRepositoryKind, c.Name, repoConds, ok)
+	consider(kind, c.Name, srcConds, ok)
 	for _, kn := range sortedKeys(p.Kustomizations) {
 		name := KustomizationName(c.Name, kn)
 		k, ok := a.opts.Target.Kustomization(ns, name)

@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
@@ -57,12 +58,7 @@ func TestConfigurationsConvergeAndReportCompliance(t *testing.T) {
 	}
 
 	// Azure side, through the official SDK.
-	srv := arc.NewServer(arc.Options{ProvisioningDelay: 10 * time.Millisecond})
-	ep, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close(context.Background())
+	srv, ep := startArc(t)
 	flux, _ := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, arcsdk.Credential{}, arcsdk.ClientOptions(ep))
 	cc, err := arcsdk.ConnectCluster(ctx, ep, sub, "rg-hci", "workload-1", "westeurope", pollEvery)
 	if err != nil {
@@ -106,17 +102,8 @@ func TestConfigurationsConvergeAndReportCompliance(t *testing.T) {
 	g.Expect(compliance("healthy")()).To(Equal("Pending"), "before any agent ran")
 
 	// The cluster side: the reconciler and the agent.
-	rec, err := reconciler.New(api.Config, reconciler.Options{Cluster: "workload-1", WorkDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = rec.Start(ctx) }()
+	rec := startCluster(ctx, t, api.Config, srv, *cc.ID, "workload-1")
 	defer rec.Stop()
-	agent, err := arcagent.New(arcagent.Options{ClusterID: *cc.ID, Config: api.Config, Target: rec, Azure: srv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = agent.Run(ctx) }()
 
 	kube := kubernetes.NewForConfigOrDie(api.Config)
 	g.Eventually(compliance("healthy")).WithTimeout(60 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal("Compliant"))
@@ -180,12 +167,7 @@ func TestClusterConnectedUnderPolicyConvergesToBaseline(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	srv := arc.NewServer(arc.Options{ProvisioningDelay: 10 * time.Millisecond})
-	ep, err := srv.Listen("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ep.Close(context.Background())
+	srv, ep := startArc(t)
 
 	// The assignment comes first (public-repository definition: the twin's test Git server accepts the
 	// repository URL with credentials embedded, standing in for a public repository).
@@ -210,17 +192,8 @@ func TestClusterConnectedUnderPolicyConvergesToBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rec, err := reconciler.New(api.Config, reconciler.Options{Cluster: "store-042", WorkDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = rec.Start(ctx) }()
+	rec := startCluster(ctx, t, api.Config, srv, *cc.ID, "store-042")
 	defer rec.Stop()
-	agent, err := arcagent.New(arcagent.Options{ClusterID: *cc.ID, Config: api.Config, Target: rec, Azure: srv})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = agent.Run(ctx) }()
 
 	kube := kubernetes.NewForConfigOrDie(api.Config)
 	g.Eventually(func() string {
@@ -237,4 +210,35 @@ func TestClusterConnectedUnderPolicyConvergesToBaseline(t *testing.T) {
 		}
 		return cfgs[0].Properties.ComplianceState
 	}).WithTimeout(30 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal(arc.Compliant))
+}
+
+// startArc starts the Arc fake on an OS-assigned port with a short provisioning delay; it closes with the
+// test.
+func startArc(t *testing.T) (*arc.Server, *arc.Endpoint) {
+	t.Helper()
+	srv := arc.NewServer(arc.Options{ProvisioningDelay: 10 * time.Millisecond})
+	ep, err := srv.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ep.Close(context.Background()) })
+	return srv, ep
+}
+
+// startCluster runs one connected cluster's side until ctx ends: the twin's reconciler on the API server
+// and the Arc agent feeding it. The caller stops the reconciler (defer rec.Stop()) before the API server.
+func startCluster(ctx context.Context, t *testing.T, cfg *rest.Config, srv *arc.Server, clusterID, name string) *reconciler.Reconciler {
+	t.Helper()
+	rec, err := reconciler.New(cfg, reconciler.Options{Cluster: name, WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = rec.Start(ctx) }()
+	agent, err := arcagent.New(arcagent.Options{ClusterID: clusterID, Config: cfg, Target: rec, Azure: srv})
+	if err != nil {
+		rec.Stop()
+		t.Fatal(err)
+	}
+	go func() { _ = agent.Run(ctx) }()
+	return rec
 }

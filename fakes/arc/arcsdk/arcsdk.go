@@ -1,7 +1,9 @@
 // Package arcsdk points the official Azure SDK for Go at the Arc fake (fakes/arc): a credential the fake
 // accepts, client options for its endpoint, a long-running-operation poll loop finer than the SDK's one
-// second minimum, and connecting a cluster the way `az connectedk8s connect` does. The twin and every test
-// that drives the fake through the SDK use it, so they all reach the fake the same way.
+// second minimum, connecting a cluster the way `az connectedk8s connect` does, and fluxConfigurations
+// PUT/GET at api-version 2025-04-01 (the OCIRepository source, which the generated v2 client's 2023-05-01
+// models lack) over the SDK's ARM pipeline and poller. The twin and every test that drives the fake
+// through the SDK use it, so they all reach the fake the same way.
 //
 // Unlike fakes/arc itself, which imports only the standard library, this package imports the Azure SDK:
 // it is the client side.
