@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/apply"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
@@ -59,12 +60,7 @@ func (r *Reconciler) correct(ctx context.Context, id core.ObjID) {
 	live, synced := r.watcher.Lookup(desired.GroupVersionKind(), id.Namespace, id.Name)
 	if !synced {
 		// The watch is (re)starting: look again shortly, keeping the detection time.
-		r.mu.Lock()
-		if _, ok := r.pending[id]; !ok {
-			r.pending[id] = detected
-		}
-		r.mu.Unlock()
-		r.driftQueue.AddAfter(id, r.prof.DriftSyncRetry)
+		r.retryCorrection(id, detected, r.prof.DriftSyncRetry)
 		return
 	}
 	ignore := pathsFor(rules, desired)
@@ -91,12 +87,7 @@ func (r *Reconciler) correct(ctx context.Context, id core.ObjID) {
 		}
 		r.emit(KindKustomization, k, EventWarning, "DriftCorrectionFailed",
 			fmt.Sprintf("%s drifted (%s) and could not be corrected: %v", id.Subject(), strings.Join(fields, ", "), err), "")
-		r.mu.Lock()
-		if _, ok := r.pending[id]; !ok {
-			r.pending[id] = detected
-		}
-		r.mu.Unlock()
-		r.driftQueue.AddAfter(id, r.prof.DriftRetry)
+		r.retryCorrection(id, detected, r.prof.DriftRetry)
 		return
 	}
 	now := r.clk.Now()
@@ -115,4 +106,15 @@ func (r *Reconciler) correct(ctx context.Context, id core.ObjID) {
 	}
 	r.emit(KindKustomization, k, EventNormal, "DriftCorrected", fmt.Sprintf("%s drifted from the desired state: %s", id.Subject(), what),
 		obj.Status.LastAppliedRevision)
+}
+
+// retryCorrection looks at a drifted object again after d, keeping the time its drift was first
+// detected (a correction's latency counts from there).
+func (r *Reconciler) retryCorrection(id core.ObjID, detected time.Time, d time.Duration) {
+	r.mu.Lock()
+	if _, ok := r.pending[id]; !ok {
+		r.pending[id] = detected
+	}
+	r.mu.Unlock()
+	r.driftQueue.AddAfter(id, d)
 }

@@ -399,23 +399,11 @@ func dedupGVK(in []schema.GroupVersionKind) []schema.GroupVersionKind {
 // sourceArtifactLocked says whether the source exists and gives its artifact revision ("" when it has
 // none yet). Callers hold r.mu.
 func (r *Reconciler) sourceArtifactLocked(src srcRef) (found bool, revision string) {
-	var a *meta.Artifact
-	switch src.kind {
-	case KindGitRepository:
-		st := r.repos[src.key]
-		if st == nil {
-			return false, ""
-		}
-		a = st.obj.Status.Artifact
-	case KindOCIRepository:
-		st := r.ocis[src.key]
-		if st == nil {
-			return false, ""
-		}
-		a = st.obj.Status.Artifact
-	default:
+	st := r.srcs[src]
+	if st == nil {
 		return false, ""
 	}
+	a := st.obj.GetArtifact()
 	if a == nil {
 		return true, ""
 	}
@@ -430,14 +418,6 @@ func (r *Reconciler) kustomizationsOfSourceLocked(src srcRef) []core.Key {
 			out = append(out, k)
 		}
 	}
-	slices.SortFunc(out, func(a, b core.Key) int {
-		if a == b {
-			return 0
-		}
-		if a.Less(b) {
-			return -1
-		}
-		return 1
-	})
+	slices.SortFunc(out, compareKeys)
 	return out
 }

@@ -142,10 +142,6 @@ func (e *env) sourceReady(name string) func() string {
 		if !ok {
 			return "absent"
 		}
-		c := apimeta.FindStatusCondition(o.Status.Conditions, meta.ReadyCondition)
-		if c == nil {
-			return "no Ready condition"
-		}
-		return string(c.Status) + "/" + c.Reason + ": " + c.Message
+		return readyOf(o.Status.Conditions)
 	}
 }

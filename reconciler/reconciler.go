@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -110,8 +111,7 @@ type Reconciler struct {
 	watcher *drift.Watcher
 
 	mu      sync.Mutex
-	repos   map[core.Key]*repoState
-	ocis    map[core.Key]*ociState
+	srcs    map[srcRef]*srcState
 	kss     map[core.Key]*ksState
 	graph   *core.Graph
 	owners  map[core.ObjID]core.Key
@@ -130,18 +130,6 @@ type Reconciler struct {
 	stopped bool
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-}
-
-type repoState struct {
-	obj      *sourcev1.GitRepository
-	failures int
-	deleted  bool
-}
-
-type ociState struct {
-	obj      *sourcev1.OCIRepository
-	failures int
-	deleted  bool
 }
 
 type ksState struct {
@@ -217,7 +205,7 @@ func New(cfg *rest.Config, opts Options) (*Reconciler, error) {
 	r := &Reconciler{
 		opts: opts, prof: opts.Profile, clk: opts.Clock, log: log, cfg: cfg, admin: admin, mapper: mapper, dyn: dyn, md: md,
 		store: store, rng: rand.New(rand.NewPCG(1, 2)),
-		repos: map[core.Key]*repoState{}, ocis: map[core.Key]*ociState{}, kss: map[core.Key]*ksState{}, owners: map[core.ObjID]core.Key{},
+		srcs: map[srcRef]*srcState{}, kss: map[core.Key]*ksState{}, owners: map[core.ObjID]core.Key{},
 		sched: core.NewScheduler[schedKey](), clients: map[string]client.Client{"": admin}, pending: map[core.ObjID]time.Time{},
 		ksQueue:    workq.New[core.Key](),
 		srcQueue:   workq.New[srcRef](),
@@ -253,31 +241,13 @@ func (r *Reconciler) Start(ctx context.Context) error {
 		StageWaitInterval: r.prof.StageWaitInterval, StageWaitTimeout: r.prof.StageWaitTimeout}, r.watcher)
 	r.goRun(func() { r.runScheduler(ctx) })
 	for i := 0; i < r.prof.SourceWorkers; i++ {
-		r.goRun(func() {
-			for {
-				ref, ok := r.srcQueue.Get()
-				if !ok {
-					return
-				}
-				r.reconcileSource(ctx, ref)
-				r.srcQueue.Done(ref)
-			}
-		})
+		r.goRun(func() { work(ctx, r.srcQueue, r.reconcileSource) })
 	}
 	for i := 0; i < r.prof.KustomizationWorkers; i++ {
-		r.goRun(func() { r.work(ctx, r.ksQueue, r.reconcileKustomization) })
+		r.goRun(func() { work(ctx, r.ksQueue, r.reconcileKustomization) })
 	}
 	for i := 0; i < r.prof.DriftWorkers; i++ {
-		r.goRun(func() {
-			for {
-				id, ok := r.driftQueue.Get()
-				if !ok {
-					return
-				}
-				r.correct(ctx, id)
-				r.driftQueue.Done(id)
-			}
-		})
+		r.goRun(func() { work(ctx, r.driftQueue, r.correct) })
 	}
 	r.goRun(func() {
 		<-ctx.Done()
@@ -286,11 +256,8 @@ func (r *Reconciler) Start(ctx context.Context) error {
 		r.driftQueue.ShutDown()
 	})
 	// Everything applied before Start is queued now.
-	for k := range r.repos {
-		r.srcQueue.Add(srcRef{KindGitRepository, k})
-	}
-	for k := range r.ocis {
-		r.srcQueue.Add(srcRef{KindOCIRepository, k})
+	for ref := range r.srcs {
+		r.srcQueue.Add(ref)
 	}
 	for k := range r.kss {
 		r.ksQueue.Add(k)
@@ -322,7 +289,8 @@ func (r *Reconciler) goRun(f func()) {
 	}()
 }
 
-func (r *Reconciler) work(ctx context.Context, q *workq.Queue[core.Key], f func(context.Context, core.Key)) {
+// work runs f on the items of q, one at a time, until q shuts down.
+func work[K comparable](ctx context.Context, q *workq.Queue[K], f func(context.Context, K)) {
 	for {
 		k, ok := q.Get()
 		if !ok {
@@ -406,42 +374,7 @@ func (r *Reconciler) ApplyGitRepository(obj *sourcev1.GitRepository) error {
 	if err := validateGitRepository(obj); err != nil {
 		return err
 	}
-	k := core.Key{Namespace: obj.Namespace, Name: obj.Name}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return ErrStopped
-	}
-	st := r.repos[k]
-	in := obj.DeepCopy()
-	if st == nil {
-		in.Generation = 1
-		in.Status = sourcev1.GitRepositoryStatus{}
-		r.repos[k] = &repoState{obj: in}
-	} else {
-		var reconcile bool
-		in.Generation, reconcile = nextGeneration(st.obj.Generation, st.obj.Spec, in.Spec, st.obj.Annotations, in.Annotations)
-		in.Status = st.obj.Status
-		st.obj = in
-		if !reconcile {
-			return nil
-		}
-	}
-	if r.started {
-		r.srcQueue.Add(srcRef{KindGitRepository, k})
-	}
-	return nil
-}
-
-// nextGeneration is the generation of an updated source object, as the API server counts it (a spec
-// change increments it), and whether it must be reconciled now: a spec change or a new
-// reconcile.fluxcd.io/requestedAt annotation.
-func nextGeneration(gen int64, oldSpec, newSpec any, oldAnn, newAnn map[string]string) (int64, bool) {
-	changed := !equalJSON(oldSpec, newSpec)
-	if changed {
-		gen++
-	}
-	return gen, changed || requestedAt(newAnn) != requestedAt(oldAnn)
+	return r.applySource(KindGitRepository, obj.DeepCopy())
 }
 
 // ApplyOCIRepository adds or updates an OCIRepository. A spec change (or a new
@@ -450,31 +383,7 @@ func (r *Reconciler) ApplyOCIRepository(obj *sourcev1.OCIRepository) error {
 	if err := validateOCIRepository(obj); err != nil {
 		return err
 	}
-	k := core.Key{Namespace: obj.Namespace, Name: obj.Name}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.stopped {
-		return ErrStopped
-	}
-	st := r.ocis[k]
-	in := obj.DeepCopy()
-	if st == nil {
-		in.Generation = 1
-		in.Status = sourcev1.OCIRepositoryStatus{}
-		r.ocis[k] = &ociState{obj: in}
-	} else {
-		var reconcile bool
-		in.Generation, reconcile = nextGeneration(st.obj.Generation, st.obj.Spec, in.Spec, st.obj.Annotations, in.Annotations)
-		in.Status = st.obj.Status
-		st.obj = in
-		if !reconcile {
-			return nil
-		}
-	}
-	if r.started {
-		r.srcQueue.Add(srcRef{KindOCIRepository, k})
-	}
-	return nil
+	return r.applySource(KindOCIRepository, obj.DeepCopy())
 }
 
 // ApplyKustomization adds or updates a Kustomization. It is rejected with a *core.CycleError-wrapping
@@ -501,16 +410,12 @@ func (r *Reconciler) ApplyKustomization(obj *kustomizev1.Kustomization) error {
 		r.kss[k] = &ksState{obj: in, ignore: rules, desired: map[core.ObjID]*unstructured.Unstructured{},
 			origins: map[core.ObjID]string{}}
 	} else {
-		changed := !equalJSON(st.obj.Spec, in.Spec)
-		requested := requestedAt(in.Annotations) != requestedAt(st.obj.Annotations)
-		in.Generation = st.obj.Generation
-		if changed {
-			in.Generation++
-		}
+		var reconcile bool
+		in.Generation, reconcile = nextGeneration(st.obj.Generation, st.obj.Spec, in.Spec, st.obj.Annotations, in.Annotations)
 		in.Status = st.obj.Status
 		st.obj = in
 		st.ignore = rules
-		if !changed && !requested {
+		if !reconcile {
 			return nil
 		}
 	}
@@ -523,47 +428,13 @@ func (r *Reconciler) ApplyKustomization(obj *kustomizev1.Kustomization) error {
 // DeleteGitRepository removes a GitRepository and its clone and artifact. Kustomizations that use it
 // report the source as not found.
 func (r *Reconciler) DeleteGitRepository(namespace, name string) error {
-	k := core.Key{Namespace: namespace, Name: name}
-	r.mu.Lock()
-	st := r.repos[k]
-	if st == nil {
-		r.mu.Unlock()
-		return fmt.Errorf("GitRepository %s: %w", k, ErrNotFound)
-	}
-	st.deleted = true
-	delete(r.repos, k)
-	r.scheduleLocked(KindGitRepository, k, 0)
-	ref := srcRef{KindGitRepository, k}
-	waiting := r.kustomizationsOfSourceLocked(ref)
-	r.mu.Unlock()
-	r.store.Forget(ref.String())
-	for _, w := range waiting {
-		r.ksQueue.Add(w)
-	}
-	return nil
+	return r.deleteSource(srcRef{KindGitRepository, core.Key{Namespace: namespace, Name: name}})
 }
 
 // DeleteOCIRepository removes an OCIRepository and its artifact. Kustomizations that use it report
 // the source as not found.
 func (r *Reconciler) DeleteOCIRepository(namespace, name string) error {
-	k := core.Key{Namespace: namespace, Name: name}
-	r.mu.Lock()
-	st := r.ocis[k]
-	if st == nil {
-		r.mu.Unlock()
-		return fmt.Errorf("OCIRepository %s: %w", k, ErrNotFound)
-	}
-	st.deleted = true
-	delete(r.ocis, k)
-	r.scheduleLocked(KindOCIRepository, k, 0)
-	ref := srcRef{KindOCIRepository, k}
-	waiting := r.kustomizationsOfSourceLocked(ref)
-	r.mu.Unlock()
-	r.store.Forget(ref.String())
-	for _, w := range waiting {
-		r.ksQueue.Add(w)
-	}
-	return nil
+	return r.deleteSource(srcRef{KindOCIRepository, core.Key{Namespace: namespace, Name: name}})
 }
 
 // DeleteKustomization removes a Kustomization. As Flux's finalizer does, it first deletes the objects
@@ -628,41 +499,22 @@ func (r *Reconciler) DeleteKustomization(ctx context.Context, namespace, name st
 
 // GitRepository returns a copy of the GitRepository with its current status.
 func (r *Reconciler) GitRepository(namespace, name string) (*sourcev1.GitRepository, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	st := r.repos[core.Key{Namespace: namespace, Name: name}]
-	if st == nil {
-		return nil, false
-	}
-	return st.obj.DeepCopy(), true
+	return getSource[*sourcev1.GitRepository](r, KindGitRepository, namespace, name)
+}
+
+// GitRepositories returns copies of all GitRepositories, sorted by namespace and name.
+func (r *Reconciler) GitRepositories() []sourcev1.GitRepository {
+	return listSources[sourcev1.GitRepository](r, KindGitRepository)
 }
 
 // OCIRepository returns a copy of the OCIRepository with its current status.
 func (r *Reconciler) OCIRepository(namespace, name string) (*sourcev1.OCIRepository, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	st := r.ocis[core.Key{Namespace: namespace, Name: name}]
-	if st == nil {
-		return nil, false
-	}
-	return st.obj.DeepCopy(), true
+	return getSource[*sourcev1.OCIRepository](r, KindOCIRepository, namespace, name)
 }
 
 // OCIRepositories returns copies of all OCIRepositories, sorted by namespace and name.
 func (r *Reconciler) OCIRepositories() []sourcev1.OCIRepository {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]sourcev1.OCIRepository, 0, len(r.ocis))
-	for _, st := range r.ocis {
-		out = append(out, *st.obj.DeepCopy())
-	}
-	slices.SortFunc(out, func(a, b sourcev1.OCIRepository) int {
-		if a.Namespace != b.Namespace {
-			return cmpString(a.Namespace, b.Namespace)
-		}
-		return cmpString(a.Name, b.Name)
-	})
-	return out
+	return listSources[sourcev1.OCIRepository](r, KindOCIRepository)
 }
 
 // Kustomization returns a copy of the Kustomization with its current status.
@@ -685,27 +537,7 @@ func (r *Reconciler) Kustomizations() []kustomizev1.Kustomization {
 		out = append(out, *st.obj.DeepCopy())
 	}
 	slices.SortFunc(out, func(a, b kustomizev1.Kustomization) int {
-		if a.Namespace != b.Namespace {
-			return cmpString(a.Namespace, b.Namespace)
-		}
-		return cmpString(a.Name, b.Name)
-	})
-	return out
-}
-
-// GitRepositories returns copies of all GitRepositories, sorted by namespace and name.
-func (r *Reconciler) GitRepositories() []sourcev1.GitRepository {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := make([]sourcev1.GitRepository, 0, len(r.repos))
-	for _, st := range r.repos {
-		out = append(out, *st.obj.DeepCopy())
-	}
-	slices.SortFunc(out, func(a, b sourcev1.GitRepository) int {
-		if a.Namespace != b.Namespace {
-			return cmpString(a.Namespace, b.Namespace)
-		}
-		return cmpString(a.Name, b.Name)
+		return compareKeys(core.Key{Namespace: a.Namespace, Name: a.Name}, core.Key{Namespace: b.Namespace, Name: b.Name})
 	})
 	return out
 }
@@ -716,10 +548,8 @@ func (r *Reconciler) RequestReconcile(kind Kind, namespace, name string) error {
 	r.mu.Lock()
 	var ok bool
 	switch kind {
-	case KindGitRepository:
-		_, ok = r.repos[k]
-	case KindOCIRepository:
-		_, ok = r.ocis[k]
+	case KindGitRepository, KindOCIRepository:
+		_, ok = r.srcs[srcRef{kind, k}]
 	case KindKustomization:
 		_, ok = r.kss[k]
 	}
@@ -839,12 +669,10 @@ func (w slogWarnings) HandleWarningHeaderWithContext(ctx context.Context, code i
 	w.log.WarnContext(ctx, "API server warning", "warning", text)
 }
 
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+// compareKeys orders keys by namespace, then name.
+func compareKeys(a, b core.Key) int {
+	if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+		return c
 	}
-	return 0
+	return strings.Compare(a.Name, b.Name)
 }

@@ -6,10 +6,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/signal"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -56,16 +54,7 @@ func run(m *testing.M) int {
 	}
 	defer api.Stop()
 	apiCfg = api.Config
-	// Ctrl-C: stop the control plane before dying (the processes also carry a parent-death signal).
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		if _, ok := <-sig; ok {
-			_ = api.Stop()
-			os.Exit(130)
-		}
-	}()
-	defer signal.Stop(sig)
+	defer reconcilertest.StopOnInterrupt(func() { _ = api.Stop() })()
 
 	gitRoot, err := os.MkdirTemp("", "reconciler-git-")
 	if err != nil {
@@ -197,11 +186,7 @@ func (e *env) ready(name string) func() string {
 		if !ok {
 			return "absent"
 		}
-		c := apimeta.FindStatusCondition(k.Status.Conditions, meta.ReadyCondition)
-		if c == nil {
-			return "no Ready condition"
-		}
-		return fmt.Sprintf("%s/%s: %s", c.Status, c.Reason, c.Message)
+		return readyOf(k.Status.Conditions)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
 )
 
@@ -102,9 +103,9 @@ func (r *Reconciler) TriggerRepository(urls ...string) []string {
 	}
 	r.mu.Lock()
 	var keys []core.Key
-	for k, st := range r.repos {
-		if want[normalizeGitURL(st.obj.Spec.URL)] {
-			keys = append(keys, k)
+	for ref, st := range r.srcs {
+		if repo, ok := st.obj.(*sourcev1.GitRepository); ok && want[normalizeGitURL(repo.Spec.URL)] {
+			keys = append(keys, ref.key)
 		}
 	}
 	r.mu.Unlock()

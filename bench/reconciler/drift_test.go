@@ -27,14 +27,7 @@ const (
 // the API server to the restored object being visible. The fake clock is not used: intervals are 1 h,
 // so only the reconciler's watch can correct within the run.
 func BenchmarkDriftCorrection(b *testing.B) {
-	c, err := client.New(apiCfg, client.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(apiCfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, cs := clients(b)
 	url, rev := benchRepo(b, driftApps)
 	var edits, deletes, internal []float64
 	load := loadAvg()

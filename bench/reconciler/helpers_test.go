@@ -16,6 +16,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -44,6 +45,20 @@ func layout(n int, value string) map[string]string {
 		files[appPath(i)+"/cm.yaml"] = appConfigMap(i, value)
 	}
 	return files
+}
+
+// clients returns a controller-runtime client and a clientset for the package's API server.
+func clients(tb testing.TB) (client.Client, kubernetes.Interface) {
+	tb.Helper()
+	c, err := client.New(apiCfg, client.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(apiCfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c, cs
 }
 
 func newNamespace(tb testing.TB, c client.Client, prefix string) string {

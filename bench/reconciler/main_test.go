@@ -7,12 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 
 	"github.com/hybridtwin/hybridtwin/bench/result"
@@ -69,16 +67,7 @@ func run(m *testing.M) int {
 	}
 	defer api.Stop()
 	apiCfg = api.Config
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		if _, ok := <-sig; ok {
-			_ = api.Stop()
-			stopGitea()
-			os.Exit(130)
-		}
-	}()
-	defer signal.Stop(sig)
+	defer reconcilertest.StopOnInterrupt(func() { _ = api.Stop() }, stopGitea)()
 	gitRoot, err := os.MkdirTemp("", "bench-git-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -197,14 +197,7 @@ const (
 // BenchmarkPushToApplied pushes a one-line change to Gitea and measures until it is applied, with
 // Gitea's signed push webhook triggering the fetch (the GitRepository interval is 1 h).
 func BenchmarkPushToApplied(b *testing.B) {
-	c, err := client.New(apiCfg, client.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(apiCfg)
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, cs := clients(b)
 	var ms, fromHook []float64
 	load := loadAvg()
 	for i := 0; i < b.N; i++ {
@@ -242,14 +235,7 @@ func BenchmarkPushToApplied(b *testing.B) {
 // signed, to the reconciler, whose signature check accepts it, and the change is applied without any
 // interval passing.
 func TestGiteaWebhook(t *testing.T) {
-	c, err := client.New(apiCfg, client.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(apiCfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, cs := clients(t)
 	s := newGiteaSetup(t, c, 3)
 	defer s.stop()
 	if _, _, err := pushAndWait(context.Background(), cs, s, 1, "via-webhook"); err != nil {

@@ -110,11 +110,31 @@ func (g *GitServer) CreateRepo(name, workDir string) (*Repo, error) {
 	return &Repo{URL: g.URL + "/" + name + ".git", bare: bare, work: workDir}, nil
 }
 
-// Commit writes files (path -> content; an empty content with a "-" prefix key removes nothing, see
-// Remove), commits everything in the work tree on branch, and pushes it. It returns the commit SHA.
+// Commit writes files (path -> content), removes the paths in remove, commits everything in the work
+// tree on branch, and pushes it. It returns the commit SHA.
 func (r *Repo) Commit(branch, message string, files map[string]string, remove ...string) (string, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	sha, err := r.commitLocked(branch, message, files, remove)
+	if err != nil {
+		return "", err
+	}
+	if _, err := runGit(r.work, "push", "-q", "-f", "origin", branch); err != nil {
+		return "", err
+	}
+	return sha, nil
+}
+
+// CommitWithoutPush is Commit without the push; Push sends it. Benchmarks time the push alone.
+func (r *Repo) CommitWithoutPush(branch, message string, files map[string]string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.commitLocked(branch, message, files, nil)
+}
+
+// commitLocked writes files, removes the paths in remove and commits on branch; it returns the commit
+// SHA. Callers hold r.mu.
+func (r *Repo) commitLocked(branch, message string, files map[string]string, remove []string) (string, error) {
 	if _, err := runGit(r.work, "checkout", "-B", branch); err != nil {
 		return "", err
 	}
@@ -129,35 +149,6 @@ func (r *Repo) Commit(branch, message string, files map[string]string, remove ..
 	}
 	for _, p := range remove {
 		if err := os.RemoveAll(filepath.Join(r.work, filepath.FromSlash(p))); err != nil {
-			return "", err
-		}
-	}
-	if _, err := runGit(r.work, "add", "-A"); err != nil {
-		return "", err
-	}
-	if _, err := runGit(r.work, "commit", "--allow-empty", "-q", "-m", message); err != nil {
-		return "", err
-	}
-	if _, err := runGit(r.work, "push", "-q", "-f", "origin", branch); err != nil {
-		return "", err
-	}
-	sha, err := runGit(r.work, "rev-parse", "HEAD")
-	return strings.TrimSpace(sha), err
-}
-
-// CommitWithoutPush is Commit without the push; Push sends it. Benchmarks time the push alone.
-func (r *Repo) CommitWithoutPush(branch, message string, files map[string]string) (string, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, err := runGit(r.work, "checkout", "-B", branch); err != nil {
-		return "", err
-	}
-	for p, content := range files {
-		full := filepath.Join(r.work, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
 			return "", err
 		}
 	}
