@@ -14,126 +14,54 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/onsi/gomega/gmeasure"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/twin"
-	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/faults"
 )
 
 // appNamespaces are the namespaces whose workloads "the apps" are: the cluster-wide layer's ingress
 // controller and the applications (examples/repos: dir-per-env).
 var appNamespaces = []string{"ingress-system", "apps"}
 
-// failoverSpecs: HCI host faults under the twin.
+// failoverSpecs: HCI host faults under the twin. The crash and the drain are measured by package
+// twin/faults, the same code the failover benchmark (bench/failover) runs; the specs add the timeline,
+// the report's figures and notes. The other two drive their faults themselves, with the same checks.
 func failoverSpecs() {
 	Describe("failover", Label("failover"), func() {
 		It("restarts a crashed host's VMs elsewhere with the reserve met: nodes return, pods run, apps healthy again", func(ctx SpecContext) {
-			exp := Experiment("failover: host crash")
-			st, err := env.Twin.Status(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			victim, workers := busiestHost(st)
-			Expect(workers).NotTo(BeEmpty(), "no host runs a worker VM")
-			start := time.Now()
-			tl := NewTimeline(start)
-			_, err = env.Twin.FailHost(ctx, victim)
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(func(ctx context.Context) { env.repairAndWait(ctx, appNamespaces, victim) })
-			tl.Add(start, "host down", victim)
-
-			Eventually(func(ctx context.Context) error {
-				return env.nodesAre(ctx, workers, func(n *corev1.Node) bool { return nodeReady(n) != string(corev1.ConditionTrue) }, "NotReady")
-			}).WithContext(ctx).WithTimeout(env.Waits.NodeNotReady).WithPolling(env.Waits.Poll).Should(Succeed())
-			tl.Add(time.Now(), "nodes NotReady", strings.Join(workerNames(workers), ", "))
-			recordTiming(exp, "host down to nodes NotReady", time.Since(start))
-
-			Eventually(func(ctx context.Context) error {
-				return env.nodesAre(ctx, workers, func(n *corev1.Node) bool {
-					return nodeReady(n) == string(corev1.ConditionTrue) && n.Labels[cluster.LabelHCIHost] != victim
-				}, "Ready on another host")
-			}).WithContext(ctx).WithTimeout(env.Waits.NodeBack).WithPolling(env.Waits.Poll).Should(Succeed())
-			tl.Add(time.Now(), "nodes Ready", "on surviving hosts")
-			recordTiming(exp, "host down to nodes Ready elsewhere", time.Since(start))
-
-			Eventually(env.appsHealthy(appNamespaces)).WithContext(ctx).WithTimeout(env.Waits.Healthy).WithPolling(env.Waits.Poll).Should(Succeed())
-			tl.Add(time.Now(), "pods rescheduled", "every app replica Ready on a Ready node")
-			Eventually(env.Compliance).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).Should(Succeed())
-			healthy := time.Since(start)
-			tl.Add(time.Now(), "healthy", "every configuration Compliant")
-			recordTiming(exp, "time to healthy", healthy)
+			f := newFaultSpec(ctx, Experiment("failover: host crash"), map[string]string{
+				faults.PhaseNodesNotReady: "host down to nodes NotReady",
+				faults.PhaseNodesReady:    "host down to nodes Ready elsewhere",
+				faults.PhaseHealthy:       "time to healthy",
+			})
+			s, err := f.runner.Crash(ctx, f.host, f.workers)
+			Expect(err).NotTo(HaveOccurred(), "crash of host %s", f.host)
 
 			// The hardware side, from the bridge's records: which VM went where.
-			st, err = env.Twin.Status(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			var moves []string
-			for _, r := range recordsSince(st, start) {
-				switch r.Event.Type {
-				case hardware.VMRestarted:
-					tl.Add(r.At, "vm restarted", r.Event.VM+" on "+r.Event.Host)
-					moves = append(moves, r.Event.VM+" -> "+r.Event.Host)
-				case hardware.VMStranded:
-					tl.Add(r.At, "pods Pending", r.Event.VM+" stranded: "+r.Event.Reason)
-				}
+			for _, r := range f.recorded(ctx, s.Start, hardware.VMRestarted) {
+				f.tl.Add(r.At, "vm restarted", r.Event.VM+" on "+r.Event.Host)
 			}
-			Expect(moves).NotTo(BeEmpty(), "the bridge recorded no VM restart after %s crashed", victim)
 			Note("Host %s crashed with %d worker VM(s); failover clustering restarted %s; apps healthy and every configuration Compliant after %s.",
-				victim, len(workers), strings.Join(moves, ", "), healthy.Round(100*time.Millisecond))
+				f.host, len(f.workers), strings.Join(s.Restarts, ", "), s.Compliant.Round(100*time.Millisecond))
 		})
 
 		It("drains a host for planned maintenance by live migration without disrupting a pod", func(ctx SpecContext) {
-			exp := Experiment("failover: planned drain")
-			st, err := env.Twin.Status(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			host, workers := busiestHost(st)
-			Expect(workers).NotTo(BeEmpty())
-			before, err := env.podUIDs(ctx, appNamespaces)
-			Expect(err).NotTo(HaveOccurred())
-			start := time.Now()
-			tl := NewTimeline(start)
-			_, err = env.Twin.DrainHost(ctx, host)
-			Expect(err).NotTo(HaveOccurred())
-			DeferCleanup(func(ctx context.Context) { env.repairAndWait(ctx, appNamespaces, host) })
-			tl.Add(start, "drain started", host)
-			var disruptions []string
-			Eventually(func(ctx context.Context) error {
-				// Every poll while the VMs move: no worker node leaves Ready.
-				if err := env.nodesAre(ctx, workers, func(n *corev1.Node) bool { return nodeReady(n) == string(corev1.ConditionTrue) }, "Ready"); err != nil {
-					disruptions = append(disruptions, fmt.Sprintf("%.1fs: %v", time.Since(start).Seconds(), err))
-				}
-				st, err := env.Twin.Status(ctx)
-				if err != nil {
-					return err
-				}
-				for _, h := range st.Hosts {
-					if h.Name == host && (h.State != string(hardware.HostMaintenance) || len(h.VMs) > 0) {
-						return fmt.Errorf("host %s is %s with VMs %v", host, h.State, h.VMs)
-					}
-				}
-				return nil
-			}).WithContext(ctx).WithTimeout(env.Waits.Migration).WithPolling(env.Waits.Poll).Should(Succeed())
-			tl.Add(time.Now(), "drain finished", host+" in maintenance")
-			recordTiming(exp, "drain to maintenance", time.Since(start))
-			Expect(disruptions).To(BeEmpty(), "worker nodes left Ready during a live-migration drain")
-			Eventually(func(ctx context.Context) error {
-				return env.nodesAre(ctx, workers, func(n *corev1.Node) bool { return n.Labels[cluster.LabelHCIHost] != host }, "relabelled off "+host)
-			}).WithContext(ctx).WithTimeout(env.Waits.NodeBack).WithPolling(env.Waits.Poll).Should(Succeed())
-			after, err := env.podUIDs(ctx, appNamespaces)
-			Expect(err).NotTo(HaveOccurred())
-			Expect(after).To(Equal(before), "pods were replaced during a live-migration drain (no pod may be disrupted)")
-			st, err = env.Twin.Status(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			var moved []string
-			for _, r := range recordsSince(st, start) {
-				if r.Event.Type == hardware.VMMigrated {
-					tl.Add(r.At, "vm migrated", fmt.Sprintf("%s %s->%s (blackout %s)", r.Event.VM, r.Event.From, r.Event.To, r.Event.Blackout))
-					moved = append(moved, r.Event.VM)
-				}
+			f := newFaultSpec(ctx, Experiment("failover: planned drain"), map[string]string{
+				faults.PhaseDrainFinished: "drain to maintenance",
+			})
+			// Drain fails if a worker node leaves Ready on any poll or a pod of the apps is replaced.
+			s, err := f.runner.Drain(ctx, f.host, f.workers)
+			Expect(err).NotTo(HaveOccurred(), "drain of host %s", f.host)
+			for _, r := range f.recorded(ctx, s.Start, hardware.VMMigrated) {
+				f.tl.Add(r.At, "vm migrated", fmt.Sprintf("%s %s->%s (blackout %s)", r.Event.VM, r.Event.From, r.Event.To, r.Event.Blackout))
 			}
-			Expect(moved).NotTo(BeEmpty(), "the bridge recorded no live migration off %s", host)
 			Note("Host %s drained: %d VM(s) live-migrated (%s); %d pods kept their identity, worker nodes stayed Ready.",
-				host, len(moved), strings.Join(moved, ", "), len(before))
+				f.host, len(s.VMs), strings.Join(s.VMs, ", "), s.Pods)
 		})
 
 		It("loses two hosts of the default estate at once: records what restarts, what is stranded and compliance, then repairs both", twoHostsLost)
@@ -142,169 +70,87 @@ func failoverSpecs() {
 	})
 }
 
-// busiestHost is the Up host running the most worker VMs, and those VMs.
-func busiestHost(st *twin.Status) (string, []twin.VMState) {
-	byName := map[string]twin.VMState{}
-	for _, v := range st.VMs {
-		byName[v.Name] = v
-	}
-	best, workers := "", []twin.VMState(nil)
-	for _, h := range st.Hosts {
-		if h.State != string(hardware.HostUp) {
-			continue
-		}
-		var ws []twin.VMState
-		for _, v := range h.VMs {
-			if byName[v].Role == string(hardware.RoleWorker) {
-				ws = append(ws, byName[v])
-			}
-		}
-		if len(ws) > len(workers) {
-			best, workers = h.Name, ws
-		}
-	}
-	return best, workers
+// faultSpec is a crash or drain spec on the shared twin: the Up host running the most worker VMs and a
+// runner for the apps whose phases go on the spec's timeline and, under the names timings gives them, into
+// its experiment. The timeline starts when the fault takes effect, which also arranges the host's repair
+// (hosts Up, apps healthy, every configuration Compliant) for the next spec.
+type faultSpec struct {
+	host    string
+	workers []twin.VMState
+	runner  *faults.Runner
+	tl      *Timeline
 }
 
-func workerNames(ws []twin.VMState) []string {
-	var out []string
-	for _, w := range ws {
-		out = append(out, w.Cluster+"/"+w.Name)
+func newFaultSpec(ctx context.Context, exp *gmeasure.Experiment, timings map[string]string) *faultSpec {
+	st, err := env.Twin.Status(ctx)
+	Expect(err).NotTo(HaveOccurred())
+	f := &faultSpec{runner: env.faultRunner(appNamespaces)}
+	f.host, f.workers = faults.BusiestHost(st)
+	Expect(f.workers).NotTo(BeEmpty(), "no Up host runs a worker VM; hosts: %v", hostStates(st))
+	f.runner.Observe = func(p faults.Phase) {
+		if p.Name == faults.PhaseHostDown || p.Name == faults.PhaseDrainStarted {
+			f.tl = NewTimeline(p.At)
+			DeferCleanup(func(ctx context.Context) { env.repairAndWait(ctx, appNamespaces, f.host) })
+		}
+		if name, ok := timings[p.Name]; ok {
+			recordTiming(exp, name, p.Since)
+		}
+		f.tl.Add(p.At, p.Name, p.Detail)
 	}
-	return out
+	return f
 }
 
-// nodesAre fails naming every worker's node for which ok is false.
-func (e *Env) nodesAre(ctx context.Context, workers []twin.VMState, ok func(*corev1.Node) bool, want string) error {
-	var bad []string
-	for _, w := range workers {
-		n, err := e.Kube[w.Cluster].CoreV1().Nodes().Get(ctx, w.Name, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if !ok(n) {
-			bad = append(bad, fmt.Sprintf("%s/%s (Ready=%s on host %s)", w.Cluster, w.Name, nodeReady(n), n.Labels[cluster.LabelHCIHost]))
-		}
-	}
-	if len(bad) > 0 {
-		return fmt.Errorf("nodes not %s: %s", want, strings.Join(bad, ", "))
-	}
-	return nil
-}
-
-// appsHealthy returns a check that fails unless every Deployment of the namespaces on every cluster has
-// all its replicas Ready, each pod on a Ready node; it names what is missing.
-func (e *Env) appsHealthy(namespaces []string) func(ctx context.Context) error {
-	return func(ctx context.Context) error { return e.appsHealthyIn(ctx, namespaces) }
-}
-
-func (e *Env) appsHealthyIn(ctx context.Context, namespaces []string) error {
-	var bad []string
-	for _, c := range e.Twin.Spec().ClusterNames() {
-		k := e.Kube[c]
-		nodes, err := k.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return err
-		}
-		ready := map[string]bool{}
-		for i := range nodes.Items {
-			ready[nodes.Items[i].Name] = nodeReady(&nodes.Items[i]) == string(corev1.ConditionTrue)
-		}
-		for _, ns := range namespaces {
-			deps, err := k.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return err
-			}
-			for _, d := range deps.Items {
-				want := int32(1)
-				if d.Spec.Replicas != nil {
-					want = *d.Spec.Replicas
-				}
-				if d.Status.ReadyReplicas < want || d.Status.ObservedGeneration < d.Generation {
-					bad = append(bad, fmt.Sprintf("%s: Deployment %s/%s %d/%d ready", c, ns, d.Name, d.Status.ReadyReplicas, want))
-				}
-			}
-			pods, err := k.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return err
-			}
-			for _, p := range pods.Items {
-				if p.DeletionTimestamp != nil {
-					continue
-				}
-				if p.Spec.NodeName == "" {
-					bad = append(bad, fmt.Sprintf("%s: pod %s/%s Pending (unscheduled)", c, ns, p.Name))
-				} else if !ready[p.Spec.NodeName] {
-					bad = append(bad, fmt.Sprintf("%s: pod %s/%s on NotReady node %s", c, ns, p.Name, p.Spec.NodeName))
-				}
-			}
-		}
-	}
-	if len(bad) > 0 {
-		sort.Strings(bad)
-		return errors.New("apps not healthy: " + strings.Join(bad, "; "))
-	}
-	return nil
-}
-
-// podUIDs maps every live pod of the namespaces to its UID.
-func (e *Env) podUIDs(ctx context.Context, namespaces []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, c := range e.Twin.Spec().ClusterNames() {
-		for _, ns := range namespaces {
-			pods, err := e.Kube[c].CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range pods.Items {
-				if p.DeletionTimestamp == nil {
-					out[c+"/"+ns+"/"+p.Name] = string(p.UID)
-				}
-			}
-		}
-	}
-	return out, nil
-}
-
-// recordsSince are the bridge's records applied at or after t.
-func recordsSince(st *twin.Status, t time.Time) []twin.BridgeRecord {
+// recorded are the bridge's records of events of type t applied since start.
+func (f *faultSpec) recorded(ctx context.Context, start time.Time, t hardware.EventType) []twin.BridgeRecord {
+	st, err := env.Twin.Status(ctx)
+	Expect(err).NotTo(HaveOccurred())
 	var out []twin.BridgeRecord
-	for _, r := range st.Events {
-		if !r.At.Before(t) {
+	for _, r := range faults.RecordsSince(st, start) {
+		if r.Event.Type == t {
 			out = append(out, r)
 		}
 	}
 	return out
 }
 
-// repairAndWait brings hosts back and waits until they are Up and the apps of the namespaces are healthy,
-// for the next spec.
-func (e *Env) repairAndWait(ctx context.Context, namespaces []string, hosts ...string) {
-	for _, host := range hosts {
-		_, err := e.Twin.RepairHost(ctx, host)
-		Expect(err).NotTo(HaveOccurred(), "repair host %s", host)
+// faultRunner measures host faults on e's twin with package twin/faults (as bench/failover does), the apps
+// being the namespaces' workloads, within e's Waits; it waits with Gomega (eventually).
+func (e *Env) faultRunner(namespaces []string) *faults.Runner {
+	return &faults.Runner{
+		Twin:  e.Twin,
+		Probe: e.probe(namespaces),
+		Bounds: faults.Bounds{Poll: e.Waits.Poll, NotReady: e.Waits.NodeNotReady, NodesBack: e.Waits.NodeBack,
+			Healthy: e.Waits.Healthy, Compliant: e.Waits.Converge, Drain: e.Waits.Migration},
+		Wait: e.eventually,
 	}
-	for _, host := range hosts {
-		e.waitHostUp(ctx, host)
-	}
-	Eventually(e.appsHealthy(namespaces)).WithContext(ctx).WithTimeout(e.Waits.Healthy).WithPolling(e.Waits.Poll).Should(Succeed(),
-		"hosts %v repaired, but the apps did not become healthy again", hosts)
 }
 
-// waitHostUp waits until the hardware model reports a host Up.
-func (e *Env) waitHostUp(ctx context.Context, host string) {
-	Eventually(func(ctx context.Context) (string, error) {
-		st, err := e.Twin.Status(ctx)
-		if err != nil {
-			return "", err
+// probe reads e's clusters, the apps being the namespaces' workloads.
+func (e *Env) probe(namespaces []string) faults.Probe {
+	return faults.Probe{Kube: e.Kube, Namespaces: namespaces}
+}
+
+// eventually is a faults.Wait on Gomega: the spec fails naming what was awaited and the check's last
+// error; a check error that wraps faults.ErrPhase (a stranded VM, a worker node that left Ready during a
+// live migration) fails it at once.
+func (e *Env) eventually(ctx context.Context, what string, bound time.Duration, check func(context.Context) error) error {
+	ok := Eventually(func(ctx context.Context) error {
+		err := check(ctx)
+		if errors.Is(err, faults.ErrPhase) {
+			return StopTrying(what).Wrap(err)
 		}
-		for _, h := range st.Hosts {
-			if h.Name == host {
-				return h.State, nil
-			}
-		}
-		return "missing", nil
-	}).WithContext(ctx).WithTimeout(e.Waits.NodeBack).WithPolling(e.Waits.Poll).Should(Equal(string(hardware.HostUp)), "host %s after its repair", host)
+		return err
+	}).WithOffset(1).WithContext(ctx).WithTimeout(bound).WithPolling(e.Waits.Poll).Should(Succeed(), what)
+	if !ok {
+		return fmt.Errorf("%w: %s: not within %s (%s)", faults.ErrPhase, what, bound, e.Waits.Version)
+	}
+	return nil
+}
+
+// repairAndWait brings hosts back and waits until they are Up, the apps of the namespaces are healthy and
+// every configuration is Compliant, for the next spec.
+func (e *Env) repairAndWait(ctx context.Context, namespaces []string, hosts ...string) {
+	Expect(e.faultRunner(namespaces).Repair(ctx, hosts...)).To(Succeed(), "repair hosts %v", hosts)
 }
 
 // twoHostsLost crashes the two Up hosts that run the most worker VMs at the same moment (a shared power
@@ -333,24 +179,12 @@ func twoHostsLost(ctx SpecContext) {
 		_, err := env.Twin.FailHost(ctx, h)
 		Expect(err).NotTo(HaveOccurred(), "crash host %s", h)
 	}
-	DeferCleanup(func(ctx context.Context) {
-		env.repairAndWait(ctx, appNamespaces, victims...)
-		Eventually(env.Compliance).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).Should(Succeed(),
-			"hosts %v repaired, but not every configuration is Compliant again", victims)
-	})
+	DeferCleanup(func(ctx context.Context) { env.repairAndWait(ctx, appNamespaces, victims...) })
 	tl.Add(start, "hosts down", fmt.Sprintf("%s (%d VMs, %d of them worker nodes)", strings.Join(victims, " and "), len(down), len(workers)))
 	seen := newComplianceLog(env, appNamespaces)
+	probe := env.probe(appNamespaces)
 
-	Eventually(func(ctx context.Context) error {
-		seen.sample(ctx)
-		return env.nodesAre(ctx, workers, func(n *corev1.Node) bool { return nodeReady(n) != string(corev1.ConditionTrue) }, "NotReady")
-	}).WithContext(ctx).WithTimeout(env.Waits.NodeNotReady).WithPolling(env.Waits.Poll).Should(Succeed(),
-		"hosts %v crashed but their worker nodes did not turn NotReady", victims)
-	tl.Add(time.Now(), "nodes NotReady", strings.Join(workerNames(workers), ", "))
-	recordTiming(exp, "hosts down to nodes NotReady", time.Since(start))
-
-	out := env.waitOutcome(ctx, start, down, seen)
-	out.addTo(tl)
+	out := env.waitCrashSettled(ctx, probe, victims, down, start, seen, tl, exp, "hosts down to nodes NotReady")
 	for vm, h := range out.restarted {
 		Expect(victims).NotTo(ContainElement(h), "VM %s was restarted on %s, which is down", vm, h)
 	}
@@ -360,35 +194,24 @@ func twoHostsLost(ctx SpecContext) {
 	}
 	recordTiming(exp, "hosts down to every VM restarted or stranded", out.settled.Sub(start))
 	restartedWorkers, strandedWorkers := out.split(workers)
-	Eventually(func(ctx context.Context) error {
-		seen.sample(ctx)
-		return env.nodesAre(ctx, restartedWorkers, func(n *corev1.Node) bool {
-			return nodeReady(n) == string(corev1.ConditionTrue) && !inList(victims, n.Labels[cluster.LabelHCIHost])
-		}, "Ready on a surviving host")
-	}).WithContext(ctx).WithTimeout(env.Waits.NodeBack).WithPolling(env.Waits.Poll).Should(Succeed())
+	env.waitRestartedReady(ctx, probe, victims, restartedWorkers, seen)
 	tl.Add(time.Now(), "nodes Ready", fmt.Sprintf("%d restarted worker(s) on the surviving hosts", len(restartedWorkers)))
 	recordTiming(exp, "hosts down to restarted nodes Ready", time.Since(start))
 
 	var outcome string
 	if len(strandedWorkers) == 0 {
-		Eventually(func(ctx context.Context) error {
-			seen.sample(ctx)
-			return env.appsHealthyIn(ctx, appNamespaces)
-		}).WithContext(ctx).WithTimeout(env.Waits.Healthy).WithPolling(env.Waits.Poll).Should(Succeed())
+		env.eventually(ctx, "apps healthy with the two hosts down", env.Waits.Healthy, seen.and(probe.AppsHealthy))
 		tl.Add(time.Now(), "pods running", "every app replica Ready on a Ready node")
-		Eventually(func(ctx context.Context) error {
-			seen.sample(ctx)
-			return env.Compliance(ctx)
-		}).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).Should(Succeed())
+		env.eventually(ctx, "every configuration Compliant with the two hosts down", env.Waits.Converge, seen.and(env.Compliance))
 		healthy := time.Since(start)
 		tl.Add(time.Now(), "healthy", "every configuration Compliant")
 		recordTiming(exp, "time to healthy", healthy)
 		outcome = fmt.Sprintf("nothing was stranded (%s); apps healthy and every configuration Compliant after %s", room.why, healthy.Round(100*time.Millisecond))
 	} else {
 		// Only reached when the survivors might lack room (room.sure is false): the estate has changed.
-		Eventually(func(ctx context.Context) error {
-			return env.nodesAre(ctx, strandedWorkers, func(n *corev1.Node) bool { return nodeReady(n) != string(corev1.ConditionTrue) }, "NotReady (stranded)")
-		}).WithContext(ctx).WithTimeout(env.Waits.NodeNotReady).WithPolling(env.Waits.Poll).Should(Succeed())
+		env.eventually(ctx, "stranded workers' nodes NotReady", env.Waits.NodeNotReady, func(ctx context.Context) error {
+			return probe.NodesAre(ctx, strandedWorkers, faults.IsNotReady, "NotReady (stranded)")
+		})
 		evicted := env.waitEvicted(ctx, strandedWorkers, before, seen, tl)
 		pending, err := env.pendingPods(ctx, appNamespaces)
 		Expect(err).NotTo(HaveOccurred())
@@ -397,7 +220,7 @@ func twoHostsLost(ctx SpecContext) {
 	}
 	Note("Hosts %s crashed together, taking %d VMs down (workers: %s). Failover clustering restarted %s; %s. Pods seen Pending at any poll during the outage: %s. Configurations seen during the outage: %s. "+
 		"The hardware model's failover places VMs by compute (vCPU, memory) only: whether the storage (volumes: %s) and the failover cluster's quorum survive two lost servers is not part of it.",
-		strings.Join(victims, " and "), len(down), strings.Join(workerNames(workers), ", "), out.restartedText(), outcome, seen.pendingText(), seen.text(),
+		strings.Join(victims, " and "), len(down), strings.Join(faults.WorkerNames(workers), ", "), out.restartedText(), outcome, seen.pendingText(), seen.text(),
 		volumesText(env.Twin.Spec().Inventory))
 }
 
@@ -453,7 +276,8 @@ func failingEstate(ctx SpecContext) {
 	Expect(predicted).NotTo(BeEmpty(), "the planner names %s the worst host to lose but strands nothing", victim)
 	By("bringing up the edge twin on the grown plan (fails N-1)")
 	e := ownTwin(ctx, spec)
-	Eventually(e.appsHealthy(edgeNamespaces)).WithContext(ctx).WithTimeout(e.Waits.Healthy).WithPolling(e.Waits.Poll).Should(Succeed(),
+	probe := e.probe(edgeNamespaces)
+	Eventually(probe.AppsHealthy).WithContext(ctx).WithTimeout(e.Waits.Healthy).WithPolling(e.Waits.Poll).Should(Succeed(),
 		"the edge twin's till Deployment never became available before the crash")
 	st, err := e.Twin.Status(ctx)
 	Expect(err).NotTo(HaveOccurred())
@@ -475,28 +299,14 @@ func failingEstate(ctx SpecContext) {
 	tl.Add(start, "host down", fmt.Sprintf("%s (%d VMs, %d of them worker nodes)", victim, len(down), len(workers)))
 	seen := newComplianceLog(e, edgeNamespaces)
 
-	Eventually(func(ctx context.Context) error {
-		seen.sample(ctx)
-		return e.nodesAre(ctx, workers, func(n *corev1.Node) bool { return nodeReady(n) != string(corev1.ConditionTrue) }, "NotReady")
-	}).WithContext(ctx).WithTimeout(e.Waits.NodeNotReady).WithPolling(e.Waits.Poll).Should(Succeed(),
-		"host %s crashed but its worker nodes did not turn NotReady", victim)
-	tl.Add(time.Now(), "nodes NotReady", strings.Join(workerNames(workers), ", "))
-	recordTiming(exp, "host down to nodes NotReady", time.Since(start))
-
-	out := e.waitOutcome(ctx, start, down, seen)
-	out.addTo(tl)
+	out := e.waitCrashSettled(ctx, probe, []string{victim}, down, start, seen, tl, exp, "host down to nodes NotReady")
 	Expect(sortedMapKeys(out.stranded)).To(Equal(sortedCopy(predicted)),
 		"losing %s: the twin's hardware model stranded %s, the capacity planner predicted %v", victim, out.strandedText(), predicted)
 	recordTiming(exp, "host down to VMs stranded", out.settled.Sub(start))
 	restartedWorkers, strandedWorkers := out.split(workers)
 	Expect(strandedWorkers).NotTo(BeEmpty(), "the planner strands %v, none of them a worker: no node to watch", predicted)
-	Eventually(func(ctx context.Context) error {
-		seen.sample(ctx)
-		return e.nodesAre(ctx, restartedWorkers, func(n *corev1.Node) bool {
-			return nodeReady(n) == string(corev1.ConditionTrue) && n.Labels[cluster.LabelHCIHost] != victim
-		}, "Ready on the surviving host")
-	}).WithContext(ctx).WithTimeout(e.Waits.NodeBack).WithPolling(e.Waits.Poll).Should(Succeed())
-	tl.Add(time.Now(), "nodes Ready", fmt.Sprintf("%d restarted worker(s): %s", len(restartedWorkers), strings.Join(workerNames(restartedWorkers), ", ")))
+	e.waitRestartedReady(ctx, probe, []string{victim}, restartedWorkers, seen)
+	tl.Add(time.Now(), "nodes Ready", fmt.Sprintf("%d restarted worker(s): %s", len(restartedWorkers), strings.Join(faults.WorkerNames(restartedWorkers), ", ")))
 
 	evicted := e.waitEvicted(ctx, strandedWorkers, before, seen, tl)
 	var pending []pendingPod
@@ -531,7 +341,7 @@ func failingEstate(ctx SpecContext) {
 			Expect(v.Reason).To(Equal(why), "status gives stranded VM %s another reason than the model's event", v.Name)
 		}
 	}
-	Expect(e.nodesAre(ctx, strandedWorkers, func(n *corev1.Node) bool { return nodeReady(n) != string(corev1.ConditionTrue) }, "NotReady (stranded)")).To(Succeed())
+	Expect(probe.NodesAre(ctx, strandedWorkers, faults.IsNotReady, "NotReady (stranded)")).To(Succeed())
 	g, err := e.GitOps(ctx, "edge", "store")
 	Expect(err).NotTo(HaveOccurred())
 	seen.add(g)
@@ -539,7 +349,7 @@ func failingEstate(ctx SpecContext) {
 	Note("Estate %s with plan %s fails N-1 (capacity: %s). Host %s crashed (the planner's worst case): failover clustering restarted %s; it stranded %s -- as the planner predicted. "+
 		"Stranded worker nodes stayed NotReady: %s. Evicted from them (left Terminating, no kubelet confirms): %s. Pending, unschedulable: %s. Configuration store while stranded: %s (seen during the outage: %s).",
 		strings.TrimPrefix(spec.Inventory.File, "../"), filepath.Base(spec.Plan.File), capacityFinding(res, "n-1"), victim, out.restartedText(), out.strandedText(),
-		strings.Join(workerNames(strandedWorkers), ", "), strings.Join(evicted, ", "), pendingText(pending), g.ComplianceState, seen.text())
+		strings.Join(faults.WorkerNames(strandedWorkers), ", "), strings.Join(evicted, ", "), pendingText(pending), g.ComplianceState, seen.text())
 
 	By("repairing " + victim)
 	repairAt := time.Now()
@@ -553,7 +363,7 @@ func failingEstate(ctx SpecContext) {
 			return err
 		}
 		back := map[string]bool{}
-		for _, r := range recordsSince(st, repairAt) {
+		for _, r := range faults.RecordsSince(st, repairAt) {
 			if r.Event.Type == hardware.VMRestarted {
 				back[r.Event.VM] = true
 			}
@@ -570,11 +380,11 @@ func failingEstate(ctx SpecContext) {
 		}
 		return nil
 	}).WithContext(ctx).WithTimeout(e.Waits.NodeBack).WithPolling(e.Waits.Poll).Should(Succeed())
-	Eventually(func(ctx context.Context) error {
-		return e.nodesAre(ctx, strandedWorkers, func(n *corev1.Node) bool { return nodeReady(n) == string(corev1.ConditionTrue) }, "Ready after the repair")
-	}).WithContext(ctx).WithTimeout(e.Waits.NodeBack).WithPolling(e.Waits.Poll).Should(Succeed())
-	tl.Add(time.Now(), "nodes Ready", "stranded workers back: "+strings.Join(workerNames(strandedWorkers), ", "))
-	Eventually(e.appsHealthy(edgeNamespaces)).WithContext(ctx).WithTimeout(e.Waits.Healthy).WithPolling(e.Waits.Poll).Should(Succeed(),
+	e.eventually(ctx, "stranded workers' nodes Ready after repairing "+victim, e.Waits.NodeBack, func(ctx context.Context) error {
+		return probe.NodesAre(ctx, strandedWorkers, faults.IsReady, "Ready after the repair")
+	})
+	tl.Add(time.Now(), "nodes Ready", "stranded workers back: "+strings.Join(faults.WorkerNames(strandedWorkers), ", "))
+	Eventually(probe.AppsHealthy).WithContext(ctx).WithTimeout(e.Waits.Healthy).WithPolling(e.Waits.Poll).Should(Succeed(),
 		"host %s repaired, but the till replicas did not all run again", victim)
 	tl.Add(time.Now(), "pods running", "every till replica Ready")
 	Eventually(e.Compliance).WithContext(ctx).WithTimeout(e.Waits.Converge).WithPolling(e.Waits.Poll).Should(Succeed())
@@ -736,7 +546,7 @@ func (e *Env) waitOutcome(ctx context.Context, start time.Time, down []twin.VMSt
 			return err
 		}
 		out = outcome{restarted: map[string]string{}, stranded: map[string]string{}}
-		for _, r := range recordsSince(st, start) {
+		for _, r := range faults.RecordsSince(st, start) {
 			switch r.Event.Type {
 			case hardware.VMRestarted:
 				out.restarted[r.Event.VM] = r.Event.Host
@@ -764,6 +574,30 @@ func (e *Env) waitOutcome(ctx context.Context, start time.Time, down []twin.VMSt
 		return nil
 	}).WithContext(ctx).WithTimeout(e.Waits.NodeBack).WithPolling(e.Waits.Poll).Should(Succeed())
 	return out
+}
+
+// waitCrashSettled follows hosts that crashed at start taking the down VMs with them: their worker nodes
+// turn NotReady (on the timeline, recorded as timing), then every down VM is restarted or stranded (each
+// on the timeline). seen is sampled on every poll.
+func (e *Env) waitCrashSettled(ctx context.Context, probe faults.Probe, hosts []string, down []twin.VMState, start time.Time,
+	seen *complianceLog, tl *Timeline, exp *gmeasure.Experiment, timing string) outcome {
+	workers := workersOf(down)
+	e.eventually(ctx, fmt.Sprintf("the worker nodes of crashed host(s) %s NotReady", strings.Join(hosts, " and ")), e.Waits.NodeNotReady,
+		seen.and(func(ctx context.Context) error { return probe.NodesAre(ctx, workers, faults.IsNotReady, "NotReady") }))
+	tl.Add(time.Now(), "nodes NotReady", strings.Join(faults.WorkerNames(workers), ", "))
+	recordTiming(exp, timing, time.Since(start))
+	out := e.waitOutcome(ctx, start, down, seen)
+	out.addTo(tl)
+	return out
+}
+
+// waitRestartedReady waits until the nodes of the workers failover clustering restarted report Ready on a
+// host that is not lost. seen is sampled on every poll.
+func (e *Env) waitRestartedReady(ctx context.Context, probe faults.Probe, lost []string, restarted []twin.VMState, seen *complianceLog) {
+	e.eventually(ctx, fmt.Sprintf("the restarted workers of %s Ready on a surviving host", strings.Join(lost, " and ")), e.Waits.NodeBack,
+		seen.and(func(ctx context.Context) error {
+			return probe.NodesAre(ctx, restarted, faults.ReadyOffHosts(lost...), "Ready on a surviving host")
+		}))
 }
 
 func (o outcome) addTo(tl *Timeline) {
@@ -813,21 +647,13 @@ func (o outcome) strandedText() string {
 // podsByNode lists the live pods of the namespaces by cluster/node.
 func (e *Env) podsByNode(ctx context.Context, namespaces []string) (map[string][]string, error) {
 	out := map[string][]string{}
-	for _, c := range e.Twin.Spec().ClusterNames() {
-		for _, ns := range namespaces {
-			pods, err := e.Kube[c].CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range pods.Items {
-				if p.DeletionTimestamp == nil && p.Spec.NodeName != "" {
-					k := c + "/" + p.Spec.NodeName
-					out[k] = append(out[k], ns+"/"+p.Name)
-				}
-			}
+	err := e.probe(namespaces).EachPod(ctx, func(c string, p *corev1.Pod) {
+		if p.Spec.NodeName != "" {
+			k := c + "/" + p.Spec.NodeName
+			out[k] = append(out[k], p.Namespace+"/"+p.Name)
 		}
-	}
-	return out, nil
+	})
+	return out, err
 }
 
 // waitEvicted waits until every pod that ran on the stranded workers' nodes before the crash has been
@@ -886,26 +712,21 @@ type pendingPod struct {
 // pendingPods lists the live, unbound pods of the namespaces.
 func (e *Env) pendingPods(ctx context.Context, namespaces []string) ([]pendingPod, error) {
 	var out []pendingPod
-	for _, c := range e.Twin.Spec().ClusterNames() {
-		for _, ns := range namespaces {
-			pods, err := e.Kube[c].CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return nil, err
-			}
-			for _, p := range pods.Items {
-				if p.DeletionTimestamp != nil || p.Spec.NodeName != "" {
-					continue
-				}
-				pp := pendingPod{Name: c + "/" + ns + "/" + p.Name}
-				for _, cond := range p.Status.Conditions {
-					if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse {
-						pp.Unschedulable = cond.Reason == corev1.PodReasonUnschedulable
-						pp.Reason = cond.Message
-					}
-				}
-				out = append(out, pp)
+	err := e.probe(namespaces).EachPod(ctx, func(c string, p *corev1.Pod) {
+		if p.Spec.NodeName != "" {
+			return
+		}
+		pp := pendingPod{Name: c + "/" + p.Namespace + "/" + p.Name}
+		for _, cond := range p.Status.Conditions {
+			if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse {
+				pp.Unschedulable = cond.Reason == corev1.PodReasonUnschedulable
+				pp.Reason = cond.Message
 			}
 		}
+		out = append(out, pp)
+	})
+	if err != nil {
+		return nil, err
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
@@ -973,6 +794,14 @@ func (l *complianceLog) sample(ctx context.Context) {
 		if !inList(l.pending, p.Name) {
 			l.pending = append(l.pending, p.Name)
 		}
+	}
+}
+
+// and returns check preceded by a sample, for a wait that keeps the log while it polls.
+func (l *complianceLog) and(check func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		l.sample(ctx)
+		return check(ctx)
 	}
 }
 

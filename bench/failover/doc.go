@@ -8,7 +8,7 @@
 //   - planned drain: from DrainHost until the host is in maintenance with no VM left (live migration),
 //     checking on every poll that no worker node left Ready and, at the end, that no pod was replaced.
 //
-// Driver measures one sample of either on a running twin; Metrics turns the samples into bench/result
+// Driver measures one sample of either on a running twin (faults.Runner); Metrics turns the samples into bench/result
 // metrics named failover.crash.*.seconds and failover.drain.seconds, each with the document figure it
 // is read against as its anchor (the node-monitor grace period, the hardware model's failover delay and
 // live-migration time, the eviction time). The benchmark in this package's test brings the twin up and
@@ -16,6 +16,9 @@
 //
 //	go test -run '^$' -bench Failover -benchtime 1x -timeout 60m ./bench/failover/
 //
-// It imports twin/ (and its cluster profiles), hardware/ and bench/result; nothing imports it. It does
-// not import the scenario suite: the phases are the same, the code is its own.
+// The phases, their checks and their failure messages are package twin/faults, the same code the scenario
+// suite's failover specs run (bench must not import test code, so the suite's own helpers moved there);
+// this package picks the host, repairs it after each sample, derives the bounds and writes the results.
+// It imports twin/ (and its cluster profiles and twin/faults), reconciler/'s profile and bench/result;
+// nothing imports it.
 package failover

@@ -19,6 +19,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/faults"
 )
 
 // samples is how many crashes and drains one run measures (issue 11: 3 samples). Run the benchmark with
@@ -86,8 +87,8 @@ func BenchmarkFailover(b *testing.B) {
 	}
 
 	b.ResetTimer()
-	var crashes []CrashSample
-	var drains []DrainSample
+	var crashes []faults.CrashSample
+	var drains []faults.DrainSample
 	for i := range *samples {
 		c, err := d.Crash(ctx)
 		if err != nil {

@@ -8,9 +8,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/hybridtwin/hybridtwin/bench/result"
-	"github.com/hybridtwin/hybridtwin/hardware"
-	"github.com/hybridtwin/hybridtwin/twin"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/faults"
 )
 
 func TestMetricsCarryTheSamplesAndTheirAnchors(t *testing.T) {
@@ -19,12 +18,12 @@ func TestMetricsCarryTheSamplesAndTheirAnchors(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := time.Second
-	crashes := []CrashSample{
+	crashes := []faults.CrashSample{
 		{NotReady: 11 * s, NodesReady: 16 * s, AppsHealthy: 17 * s, Compliant: 18 * s, ModelRestart: 15 * s},
 		{NotReady: 12 * s, NodesReady: 17 * s, AppsHealthy: 19 * s, Compliant: 20 * s, ModelRestart: 15 * s},
 		{NotReady: 10 * s, NodesReady: 15 * s, AppsHealthy: 16 * s, Compliant: 16 * s, ModelRestart: 15 * s},
 	}
-	drains := []DrainSample{{Drained: 9 * s, ModelDrain: 8 * s}, {Drained: 10 * s, ModelDrain: 8 * s}}
+	drains := []faults.DrainSample{{Drained: 9 * s, ModelDrain: 8 * s}, {Drained: 10 * s, ModelDrain: 8 * s}}
 	ms := Metrics(crashes, drains, fast)
 	got := map[string]result.Metric{}
 	for _, m := range ms {
@@ -95,39 +94,5 @@ func TestBoundsFollowTheProfiles(t *testing.T) {
 	}
 	if _, err := BoundsFor("sluggish"); err == nil {
 		t.Error("an unknown profile has bounds")
-	}
-}
-
-func TestBusiestHostAndPodChanges(t *testing.T) {
-	st := &twin.Status{
-		Hosts: []twin.HostState{
-			{Name: "h1", State: string(hardware.HostUp), VMs: []string{"cp", "w1"}},
-			{Name: "h2", State: string(hardware.HostUp), VMs: []string{"w2", "w3"}},
-			{Name: "h3", State: string(hardware.HostMaintenance), VMs: nil},
-			{Name: "h4", State: string(hardware.HostIsDown), VMs: []string{"w4", "w5", "w6"}},
-		},
-		VMs: []twin.VMState{
-			{Name: "cp", Role: string(hardware.RoleControlPlane), Cluster: "dev"},
-			{Name: "w1", Role: string(hardware.RoleWorker), Cluster: "dev"},
-			{Name: "w2", Role: string(hardware.RoleWorker), Cluster: "dev"},
-			{Name: "w3", Role: string(hardware.RoleWorker), Cluster: "prod"},
-			{Name: "w4", Role: string(hardware.RoleWorker), Cluster: "prod"},
-		},
-	}
-	host, ws := busiestHost(st)
-	if host != "h2" || cmp.Diff([]string{"dev/w2", "prod/w3"}, workerNames(ws)) != "" {
-		t.Errorf("busiest = %s %v; want h2 (h4 is down)", host, workerNames(ws))
-	}
-	if h, _ := busiestHost(&twin.Status{}); h != "" {
-		t.Errorf("busiest of nothing = %q", h)
-	}
-	before := map[string]string{"dev/apps/a": "1", "dev/apps/b": "2", "prod/apps/c": "3"}
-	after := map[string]string{"dev/apps/a": "1", "dev/apps/b": "9", "prod/apps/d": "4"}
-	want := []string{"dev/apps/b replaced", "prod/apps/c gone", "prod/apps/d new"}
-	if diff := cmp.Diff(want, podChanges(before, after)); diff != "" {
-		t.Errorf("pod changes (-want +got):\n%s", diff)
-	}
-	if len(podChanges(before, before)) != 0 {
-		t.Error("no change reported as a change")
 	}
 }

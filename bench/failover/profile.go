@@ -8,6 +8,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/twin"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/faults"
 )
 
 // BoundsVersion names the derivation below; change it whenever a factor or a source changes. Results
@@ -19,29 +20,11 @@ const BoundsVersion = "failover-bench/v1"
 // load").
 const Slack = 4
 
-// Bounds are how long each phase may take before the sample fails, and how often the driver looks.
+// Bounds are the phases' bounds (faults.Bounds) with the version of their derivation, which results
+// record.
 type Bounds struct {
 	Version string
-	// Poll is how often the driver reads nodes, workloads and compliance: the Arc agent's status cadence
-	// (arcagent.DefaultPollInterval, 250 ms), so a compliance change is seen within one poll. It is the
-	// figures' resolution.
-	Poll time.Duration
-	// NotReady: --node-monitor-grace-period plus two --node-monitor-period ticks (cluster.TimeProfile).
-	NotReady time.Duration
-	// NodesBack: the failover delay (twin.RunProfile.FailoverDelay, or the hardware model's 10 s:
-	// Failover Clustering SameSubnetDelay 1 s x SameSubnetThreshold 10) plus the kubelet's status update
-	// frequency, from the crash.
-	NodesBack time.Duration
-	// Healthy: the unreachable toleration (after which pods are evicted) plus the node grace and one
-	// reconciler health-check interval, from the nodes' return.
-	Healthy time.Duration
-	// Compliant: the reconciler's stage wait (reconciler.Profile.StageWaitTimeout, fluxcd/pkg/ssa 60 s)
-	// plus one health-check interval, from the apps' return.
-	Compliant time.Duration
-	// Drain: live migrations run two at a time (hardware profile, "Optimizing Hyper-V Live Migrations":
-	// 2 simultaneous) and take seconds each on the twin's estate; NodesBack for each of up to four VMs on
-	// the drained host (examples/twin.yaml places at most three on one host).
-	Drain time.Duration
+	faults.Bounds
 }
 
 // BoundsFor derives the bounds from a twin's time profile.
@@ -56,14 +39,27 @@ func BoundsFor(profile cluster.TimeProfileName) (Bounds, error) {
 	}
 	failover := rp.FailoverDelay
 	if failover == 0 {
+		// The failover delay: twin.RunProfile.FailoverDelay, or the hardware model's 10 s.
 		failover = 10 * time.Second // hardware/profiles.go: SameSubnetDelay 1 s x SameSubnetThreshold 10
 	}
 	rec := reconciler.DefaultProfile()
-	b := Bounds{Version: BoundsVersion, Poll: arcagent.DefaultPollInterval}
+	b := Bounds{Version: BoundsVersion}
+	// Poll: the Arc agent's status cadence (arcagent.DefaultPollInterval, 250 ms), so a compliance change
+	// is seen within one poll. It is the figures' resolution.
+	b.Poll = arcagent.DefaultPollInterval
+	// NotReady: --node-monitor-grace-period plus two --node-monitor-period ticks (cluster.TimeProfile).
 	b.NotReady = Slack * (tp.NodeMonitorGracePeriod + 2*tp.NodeMonitorPeriod)
+	// NodesBack: the failover delay (above) plus the kubelet's status update frequency, from the crash.
 	b.NodesBack = Slack * (failover + tp.NodeStatusUpdateFrequency)
+	// Healthy: the unreachable toleration (after which pods are evicted) plus the node grace and one
+	// reconciler health-check interval, from the nodes' return.
 	b.Healthy = Slack * (time.Duration(tp.DefaultUnreachableTolerationSeconds)*time.Second + tp.NodeMonitorGracePeriod + rec.HealthCheckInterval)
+	// Compliant: the reconciler's stage wait (reconciler.Profile.StageWaitTimeout, fluxcd/pkg/ssa 60 s)
+	// plus one health-check interval, from the apps' return.
 	b.Compliant = Slack * (rec.StageWaitTimeout + rec.HealthCheckInterval)
+	// Drain: live migrations run two at a time (hardware profile, "Optimizing Hyper-V Live Migrations":
+	// 2 simultaneous) and take seconds each on the twin's estate; NodesBack for each of up to four VMs on
+	// the drained host (examples/twin.yaml places at most three on one host).
 	b.Drain = 4 * b.NodesBack
 	return b, nil
 }

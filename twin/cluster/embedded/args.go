@@ -41,6 +41,22 @@ func (l layout) kubeconfig(user string) string { return filepath.Join(l.Dir, use
 // AdminKubeconfig is the kubeconfig handed to users.
 func (l layout) adminKubeconfig() string { return filepath.Join(l.Dir, "kubeconfig") }
 
+// serving are the flags the controller-manager and the scheduler share: their own kubeconfig (user name)
+// for the API server and for delegated authentication and authorization, and /healthz served over TLS on
+// 127.0.0.1:port with the certificate issued to name (k8s.io/component-base secure serving).
+func (l layout) serving(name string, port int) []string {
+	kc := l.kubeconfig(name)
+	return []string{
+		"--kubeconfig=" + kc,
+		"--authentication-kubeconfig=" + kc,
+		"--authorization-kubeconfig=" + kc,
+		"--bind-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(port),
+		"--tls-cert-file=" + l.pki(name+".crt"),
+		"--tls-private-key-file=" + l.pki(name+".key"),
+	}
+}
+
 func url(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
 
 // componentArgs returns the command line of one component. Every flag below was run on this machine
@@ -97,15 +113,7 @@ func componentArgs(c cluster.Component, s cluster.Spec, p cluster.TimeProfile, l
 			fmt.Sprintf("--default-unreachable-toleration-seconds=%d", p.DefaultUnreachableTolerationSeconds),
 		}
 	case cluster.KubeControllerManager:
-		kc := l.kubeconfig("controller-manager")
-		args = []string{
-			"--kubeconfig=" + kc,
-			"--authentication-kubeconfig=" + kc,
-			"--authorization-kubeconfig=" + kc,
-			"--bind-address=127.0.0.1",
-			"--secure-port=" + strconv.Itoa(pt.ControllerManager),
-			"--tls-cert-file=" + l.pki("controller-manager.crt"),
-			"--tls-private-key-file=" + l.pki("controller-manager.key"),
+		args = append(l.serving("controller-manager", pt.ControllerManager), []string{
 			"--client-ca-file=" + l.pki("ca.crt"),
 			"--leader-elect=false",
 			"--cluster-name=" + s.Name,
@@ -123,19 +131,9 @@ func componentArgs(c cluster.Component, s cluster.Spec, p cluster.TimeProfile, l
 			"--node-monitor-period=" + p.NodeMonitorPeriod.String(),
 			"--node-monitor-grace-period=" + p.NodeMonitorGracePeriod.String(),
 			"--node-startup-grace-period=" + p.NodeStartupGracePeriod.String(),
-		}
+		}...)
 	case cluster.KubeScheduler:
-		kc := l.kubeconfig("scheduler")
-		args = []string{
-			"--kubeconfig=" + kc,
-			"--authentication-kubeconfig=" + kc,
-			"--authorization-kubeconfig=" + kc,
-			"--bind-address=127.0.0.1",
-			"--secure-port=" + strconv.Itoa(pt.Scheduler),
-			"--tls-cert-file=" + l.pki("scheduler.crt"),
-			"--tls-private-key-file=" + l.pki("scheduler.key"),
-			"--leader-elect=false",
-		}
+		args = append(l.serving("scheduler", pt.Scheduler), "--leader-elect=false")
 	}
 	return append(args, s.ExtraArgs[c]...)
 }

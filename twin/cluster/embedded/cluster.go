@@ -23,8 +23,8 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
-	"github.com/hybridtwin/hybridtwin/twin/cluster/internal/proc"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/internal/simkubelet"
+	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 )
 
 // readinessPoll is how often a starting cluster's health endpoints are polled. Start-up phases take
@@ -46,7 +46,7 @@ type instance struct {
 	// extraEnv is added to each component's environment.
 	extraEnv map[cluster.Component][]string
 
-	procs    []*proc.Process
+	procs    []*procgroup.Process
 	admin    kubernetes.Interface
 	kubelets map[string]*simkubelet.Kubelet
 	info     cluster.Info
@@ -87,7 +87,7 @@ func (c *instance) start(ctx context.Context, bins Binaries) error {
 	if err != nil {
 		return err
 	}
-	if err := c.waitHealthy(ctx, cluster.PhaseEtcd, []*proc.Process{etcd}, http.DefaultClient, url(c.ports.EtcdClient)+"/health", `"health":"true"`); err != nil {
+	if err := c.waitHealthy(ctx, cluster.PhaseEtcd, []*procgroup.Process{etcd}, http.DefaultClient, url(c.ports.EtcdClient)+"/health", `"health":"true"`); err != nil {
 		return err
 	}
 	phase(cluster.PhaseEtcd, tEtcd)
@@ -162,8 +162,8 @@ func (c *instance) start(ctx context.Context, bins Binaries) error {
 }
 
 // run starts one component.
-func (c *instance) run(comp cluster.Component, binary string) (*proc.Process, error) {
-	p, err := proc.Start(proc.Spec{
+func (c *instance) run(comp cluster.Component, binary string) (*procgroup.Process, error) {
+	p, err := procgroup.Start(procgroup.Spec{
 		Name:    string(comp),
 		Path:    binary,
 		Args:    componentArgs(comp, c.spec, c.profile, c.layout, c.ports),
@@ -203,7 +203,7 @@ func (c *instance) healthClient() (*http.Client, error) {
 }
 
 // waitHealthy polls a health URL until its body contains want.
-func (c *instance) waitHealthy(ctx context.Context, ph cluster.Phase, watch []*proc.Process, client *http.Client, u, want string) error {
+func (c *instance) waitHealthy(ctx context.Context, ph cluster.Phase, watch []*procgroup.Process, client *http.Client, u, want string) error {
 	return c.waitFor(ctx, ph, watch, func(ctx context.Context) (bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
@@ -224,7 +224,7 @@ func (c *instance) waitHealthy(ctx context.Context, ph cluster.Phase, watch []*p
 
 // waitFor polls check until it succeeds, a watched process ends, or ctx ends. The error names the phase,
 // and the process's log tail or check's last error.
-func (c *instance) waitFor(ctx context.Context, ph cluster.Phase, watch []*proc.Process, check func(context.Context) (bool, error)) error {
+func (c *instance) waitFor(ctx context.Context, ph cluster.Phase, watch []*procgroup.Process, check func(context.Context) (bool, error)) error {
 	tick := time.NewTicker(readinessPoll)
 	defer tick.Stop()
 	var last error
@@ -334,7 +334,7 @@ func (c *instance) stop(grace time.Duration) {
 	for _, k := range c.kubelets {
 		k.Stop()
 	}
-	var store []*proc.Process
+	var store []*procgroup.Process
 	var wg sync.WaitGroup
 	for _, p := range c.procs {
 		if p.Name() == string(cluster.Etcd) {
@@ -342,7 +342,7 @@ func (c *instance) stop(grace time.Duration) {
 			continue
 		}
 		wg.Add(1)
-		go func(p *proc.Process) {
+		go func(p *procgroup.Process) {
 			defer wg.Done()
 			p.Stop(grace)
 		}(p)

@@ -14,6 +14,6 @@
 // probes), kube-proxy and CNI (Services get ClusterIPs and EndpointSlices, but carry no traffic), and
 // CSI (PersistentVolumeClaims stay Pending unless a test binds them).
 //
-// It imports twin/cluster, its internal packages and tools/toolcache; it must not import the hardware
-// model, the reconciler or the other providers.
+// It imports twin/cluster, its internal packages, twin/internal/procgroup (which runs its processes) and
+// tools/toolcache; it must not import the hardware model, the reconciler or the other providers.
 package embedded

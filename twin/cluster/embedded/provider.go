@@ -20,6 +20,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/internal/proc"
+	"github.com/hybridtwin/hybridtwin/twin/cluster/internal/simkubelet"
 )
 
 // Binaries are the control-plane executables a cluster runs.
@@ -322,8 +323,10 @@ func (p *Provider) get(name string) (*instance, error) {
 	return c, nil
 }
 
-// CutOff silences the node's kubelet (see cluster.NodeFaults).
-func (p *Provider) CutOff(_ context.Context, clusterName, node string) error {
+// onNode runs fn on the kubelet of one node of a cluster, under the cluster's lock. what names the
+// operation, the node and the cluster in its errors (`cut off node "w1" of cluster "dev"`): a node the
+// cluster does not run is cluster.ErrNotFound, and fn's error is wrapped.
+func (p *Provider) onNode(clusterName, node, what string, fn func(c *instance, k *simkubelet.Kubelet) error) error {
 	c, err := p.get(clusterName)
 	if err != nil {
 		return err
@@ -332,51 +335,45 @@ func (p *Provider) CutOff(_ context.Context, clusterName, node string) error {
 	defer c.mu.Unlock()
 	k := c.kubelets[node]
 	if k == nil {
-		return fmt.Errorf("cut off node %q of cluster %q: %w", node, clusterName, cluster.ErrNotFound)
+		return fmt.Errorf("%s: %w", what, cluster.ErrNotFound)
 	}
-	k.Stop()
-	c.log.Info("node cut off", "node", node)
+	if err := fn(c, k); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	return nil
+}
+
+// CutOff silences the node's kubelet (see cluster.NodeFaults).
+func (p *Provider) CutOff(_ context.Context, clusterName, node string) error {
+	return p.onNode(clusterName, node, fmt.Sprintf("cut off node %q of cluster %q", node, clusterName), func(c *instance, k *simkubelet.Kubelet) error {
+		k.Stop()
+		c.log.Info("node cut off", "node", node)
+		return nil
+	})
 }
 
 // Restore removes the out-of-service taint if it was set and starts the node's kubelet again.
 func (p *Provider) Restore(ctx context.Context, clusterName, node string) error {
-	c, err := p.get(clusterName)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	k := c.kubelets[node]
-	if k == nil {
-		return fmt.Errorf("restore node %q of cluster %q: %w", node, clusterName, cluster.ErrNotFound)
-	}
-	if err := c.setOutOfService(ctx, node, false); err != nil {
-		return fmt.Errorf("restore node %q of cluster %q: %w", node, clusterName, err)
-	}
-	if err := k.Start(context.Background()); err != nil {
-		return fmt.Errorf("restore node %q of cluster %q: %w", node, clusterName, err)
-	}
-	c.log.Info("node restored", "node", node)
-	return nil
+	return p.onNode(clusterName, node, fmt.Sprintf("restore node %q of cluster %q", node, clusterName), func(c *instance, k *simkubelet.Kubelet) error {
+		if err := c.setOutOfService(ctx, node, false); err != nil {
+			return err
+		}
+		if err := k.Start(context.Background()); err != nil {
+			return err
+		}
+		c.log.Info("node restored", "node", node)
+		return nil
+	})
 }
 
 // MarkOutOfService taints a cut-off node node.kubernetes.io/out-of-service=nodeshutdown:NoExecute.
 func (p *Provider) MarkOutOfService(ctx context.Context, clusterName, node string) error {
-	c, err := p.get(clusterName)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	k := c.kubelets[node]
-	if k == nil {
-		return fmt.Errorf("mark node %q of cluster %q out of service: %w", node, clusterName, cluster.ErrNotFound)
-	}
-	if k.Running() {
-		return fmt.Errorf("mark node %q of cluster %q out of service: its kubelet is running; the taint is for a node that is shut down, so cut it off first", node, clusterName)
-	}
-	return c.setOutOfService(ctx, node, true)
+	return p.onNode(clusterName, node, fmt.Sprintf("mark node %q of cluster %q out of service", node, clusterName), func(c *instance, k *simkubelet.Kubelet) error {
+		if k.Running() {
+			return errors.New("its kubelet is running; the taint is for a node that is shut down, so cut it off first")
+		}
+		return c.setOutOfService(ctx, node, true)
+	})
 }
 
 // outOfServiceValue is the value the Kubernetes documentation uses for the out-of-service taint
@@ -502,38 +499,30 @@ func (p *Provider) AddNode(ctx context.Context, clusterName string, n cluster.No
 // RemoveNode stops a node's kubelet and deletes its Node (see cluster.NodePools). If the delete fails
 // the kubelet is started again, so the node is as it was.
 func (p *Provider) RemoveNode(ctx context.Context, clusterName, node string) error {
-	c, err := p.get(clusterName)
-	if err != nil {
-		return err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	k := c.kubelets[node]
-	if k == nil {
-		return fmt.Errorf("remove node %q of cluster %q: %w", node, clusterName, cluster.ErrNotFound)
-	}
-	wasRunning := k.Running()
-	k.Stop()
-	if err := c.admin.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		if wasRunning {
-			if serr := k.Start(context.Background()); serr != nil {
-				err = errors.Join(err, serr)
+	return p.onNode(clusterName, node, fmt.Sprintf("remove node %q of cluster %q", node, clusterName), func(c *instance, k *simkubelet.Kubelet) error {
+		wasRunning := k.Running()
+		k.Stop()
+		if err := c.admin.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			if wasRunning {
+				if serr := k.Start(context.Background()); serr != nil {
+					err = errors.Join(err, serr)
+				}
+			}
+			return err
+		}
+		delete(c.kubelets, node)
+		delete(c.creds.nodes, node)
+		var nodes []cluster.NodeSpec
+		for _, n := range c.spec.Nodes {
+			if n.Name != node {
+				nodes = append(nodes, n)
 			}
 		}
-		return fmt.Errorf("remove node %q of cluster %q: %w", node, clusterName, err)
-	}
-	delete(c.kubelets, node)
-	delete(c.creds.nodes, node)
-	var nodes []cluster.NodeSpec
-	for _, n := range c.spec.Nodes {
-		if n.Name != node {
-			nodes = append(nodes, n)
-		}
-	}
-	c.spec.Nodes = nodes
-	p.setNodes(c)
-	c.log.Info("node removed", "node", node)
-	return nil
+		c.spec.Nodes = nodes
+		p.setNodes(c)
+		c.log.Info("node removed", "node", node)
+		return nil
+	})
 }
 
 // setNodes refreshes the cluster's Info from its spec after a node was added or removed. Info is read

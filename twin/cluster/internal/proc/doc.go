@@ -1,6 +1,6 @@
-// Package proc runs the control-plane processes of an embedded cluster: each in its own process group
-// with a parent-death signal, its output in a log file, stopped by signalling its group (SIGTERM, then
-// SIGKILL after a grace period). It also hands out free loopback ports.
+// Package proc hands out free loopback ports to the embedded clusters' components (Ports). The
+// processes themselves run through twin/internal/procgroup, which twin/flux shares; GroupMembers and
+// Alive here only forward to it for twin/cluster/integration until that test imports procgroup.
 //
-// It owns process lifetimes only and knows nothing of Kubernetes; it imports only the standard library.
+// It knows nothing of Kubernetes; it imports only the standard library and twin/internal/procgroup.
 package proc

@@ -1,11 +1,9 @@
-package proc
+package procgroup
 
 import (
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -69,39 +67,35 @@ func TestStartReportsAMissingBinary(t *testing.T) {
 	}
 }
 
-func TestPortsAreDistinctAndFree(t *testing.T) {
-	p := NewPorts()
-	a, err := p.Take(20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Take(20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[int]bool{}
-	for _, port := range append(a, b...) {
-		if seen[port] {
-			t.Fatalf("port %d handed out twice", port)
-		}
-		seen[port] = true
-		l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		if err != nil {
-			t.Fatalf("port %d is not free: %v", port, err)
-		}
-		_ = l.Close()
-	}
-	p.Release(a)
-	if len(p.taken) != len(b) {
-		t.Fatalf("after release %d ports are taken, want %d", len(p.taken), len(b))
-	}
-}
-
 func TestRSSOfThisProcess(t *testing.T) {
 	if kib, ok := RSSKiB(os.Getpid()); !ok || kib <= 0 {
 		t.Fatalf("RSSKiB(self) = %d, %v", kib, ok)
 	}
 	if !Alive(os.Getpid()) {
 		t.Fatal("Alive(self) = false")
+	}
+}
+
+func TestTailKeepsTheLastLinesValidUTF8(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, content, want string
+	}{
+		{"last lines, indented", "one\ntwo\nthree\n", "    two\n    three"},
+		{"invalid bytes dropped", "ok\nbad \xff\xfe byte\n", "    ok\n    bad  byte"},
+		{"empty log", "", "    (log is empty)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-")+".log")
+			if err := os.WriteFile(p, []byte(tc.content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if got := Tail(p, 2); got != tc.want {
+				t.Errorf("Tail = %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if got := Tail(filepath.Join(dir, "missing.log"), 2); !strings.HasPrefix(got, "    (no log: ") {
+		t.Errorf("Tail of a missing file = %q", got)
 	}
 }

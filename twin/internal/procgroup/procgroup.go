@@ -1,4 +1,4 @@
-package proc
+package procgroup
 
 import (
 	"bytes"
@@ -159,7 +159,9 @@ func Tail(path string, n int) string {
 		_, _ = f.Seek(st.Size()-maxBytes, io.SeekStart)
 	}
 	b, _ := io.ReadAll(f)
-	b = bytes.TrimRight(b, "\n")
+	// Seeking may land inside a multi-byte character, and a process may write anything: the tail goes
+	// into error messages, so it is kept valid UTF-8.
+	b = bytes.TrimRight(bytes.ToValidUTF8(b, nil), "\n")
 	if len(b) == 0 {
 		return "    (log is empty)"
 	}
