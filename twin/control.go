@@ -1,6 +1,7 @@
 package twin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 //
 //	GET  /v1/status                     -> Status
 //	POST /v1/hosts/{name}/{fail|drain|repair} -> []BridgeRecord
+//	POST /v1/clusters                   body addRequest -> NDJSON: {"step"}... then {"report"} or {"error"}
 //	POST /v1/clusters/{name}/{delete|recreate} -> ClusterReport
 //	POST /v1/clusters/{name}/pools/{pool}/scale?count=N -> ClusterReport
 //	POST /v1/down?keep=true|false       -> {} once everything is stopped
@@ -91,6 +93,39 @@ func ServeControl(t *Twin) (*ControlServer, error) {
 		}
 		reply(w, rep, err)
 	})
+	// Adding a cluster streams its stages (one JSON object a line) so the CLI shows progress on the long
+	// ones; the last line is the report or the error. A bad cluster file is refused before anything starts.
+	mux.HandleFunc("POST /v1/clusters", func(w http.ResponseWriter, r *http.Request) {
+		var req addRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxClusterFile)).Decode(&req); err != nil {
+			reply(w, nil, fmt.Errorf("add cluster: %w: the request is not a cluster file: %v", ErrRefused, err))
+			return
+		}
+		f, err := ParseClusterFragment(req.File, []byte(req.YAML))
+		if err != nil {
+			reply(w, nil, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), t.prof.LifecycleTimeout)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		w.WriteHeader(http.StatusOK)
+		fl, _ := w.(http.Flusher)
+		enc := json.NewEncoder(w)
+		send := func(m addMessage) {
+			_ = enc.Encode(m)
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		rep, err := t.AddClusterFile(ctx, f, func(s LifecycleStep) { send(addMessage{Step: &s}) })
+		if err != nil {
+			eb := errBody(err)
+			send(addMessage{Error: &eb})
+			return
+		}
+		send(addMessage{Report: rep})
+	})
 	mux.HandleFunc("POST /v1/clusters/{name}/pools/{pool}/scale", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), t.prof.LifecycleTimeout)
 		defer cancel()
@@ -117,6 +152,23 @@ func (c *ControlServer) Close(ctx context.Context) error {
 	return c.srv.Shutdown(ctx)
 }
 
+// maxClusterFile bounds a cluster file sent to the control socket (a file of a few pools and
+// configurations is a few KiB; 1 MiB is far beyond any).
+const maxClusterFile = 1 << 20
+
+// addRequest is a cluster file sent to the twin: its name (for errors) and its content.
+type addRequest struct {
+	File string `json:"file"`
+	YAML string `json:"yaml"`
+}
+
+// addMessage is one line of the add stream: a stage done, or at the end the report or the error.
+type addMessage struct {
+	Step   *LifecycleStep `json:"step,omitempty"`
+	Report *ClusterReport `json:"report,omitempty"`
+	Error  *errorBody     `json:"error,omitempty"`
+}
+
 type errorBody struct {
 	Error string `json:"error"`
 	Host  bool   `json:"host,omitempty"` // the error wraps ErrHost
@@ -125,6 +177,38 @@ type errorBody struct {
 	Refused   bool           `json:"refused,omitempty"`
 	Capacity  *CapacityError `json:"capacity,omitempty"`
 	Lifecycle bool           `json:"lifecycle,omitempty"`
+	// File: a cluster file's problems (a *ClusterFileError).
+	File *ClusterFileError `json:"file,omitempty"`
+}
+
+func errBody(err error) errorBody {
+	body := errorBody{Error: err.Error(), Host: errors.Is(err, ErrHost), Refused: errors.Is(err, ErrRefused), Lifecycle: errors.Is(err, ErrLifecycle)}
+	var ce *CapacityError
+	if errors.As(err, &ce) {
+		body.Capacity = ce
+	}
+	var fe *ClusterFileError
+	if errors.As(err, &fe) {
+		body.File = fe
+	}
+	return body
+}
+
+// err turns a reported error back into one errors.Is and errors.As work on as in-process.
+func (eb errorBody) err() error {
+	switch {
+	case eb.Host:
+		return &remoteHostError{msg: eb.Error}
+	case eb.Capacity != nil:
+		return eb.Capacity
+	case eb.File != nil:
+		return eb.File
+	case eb.Refused:
+		return &remoteError{msg: eb.Error, is: ErrRefused}
+	case eb.Lifecycle:
+		return &remoteError{msg: eb.Error, is: ErrLifecycle}
+	}
+	return errors.New(eb.Error)
 }
 
 func reply(w http.ResponseWriter, v any, err error) {
@@ -134,13 +218,8 @@ func reply(w http.ResponseWriter, v any, err error) {
 		if errors.Is(err, ErrHost) || errors.Is(err, ErrRefused) {
 			code = http.StatusConflict
 		}
-		body := errorBody{Error: err.Error(), Host: errors.Is(err, ErrHost), Refused: errors.Is(err, ErrRefused), Lifecycle: errors.Is(err, ErrLifecycle)}
-		var ce *CapacityError
-		if errors.As(err, &ce) {
-			body.Capacity = ce
-		}
 		w.WriteHeader(code)
-		_ = json.NewEncoder(w).Encode(body)
+		_ = json.NewEncoder(w).Encode(errBody(err))
 		return
 	}
 	_ = json.NewEncoder(w).Encode(v)
@@ -171,38 +250,72 @@ func Dial(stateDir string) (*Remote, error) {
 // Close releases the client's connections.
 func (r *Remote) Close() { r.http.CloseIdleConnections() }
 
-func (r *Remote) call(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+controlHost+path, nil)
+func (r *Remote) do(ctx context.Context, method, path string, in io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+controlHost+path, in)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := r.http.Do(req)
 	if err != nil {
-		return fmt.Errorf("twin control %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("twin control %s %s: %w", method, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			return nil, err
+		}
+		var eb errorBody
+		if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
+			return nil, eb.err()
+		}
+		return nil, fmt.Errorf("twin control %s %s: %s: %s", method, path, resp.Status, body)
+	}
+	return resp, nil
+}
+
+func (r *Remote) call(ctx context.Context, method, path string, out any) error {
+	resp, err := r.do(ctx, method, path, nil)
+	if err != nil {
+		return err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
-		var eb errorBody
-		if json.Unmarshal(body, &eb) == nil && eb.Error != "" {
-			switch {
-			case eb.Host:
-				return &remoteHostError{msg: eb.Error}
-			case eb.Capacity != nil:
-				return eb.Capacity
-			case eb.Refused:
-				return &remoteError{msg: eb.Error, is: ErrRefused}
-			case eb.Lifecycle:
-				return &remoteError{msg: eb.Error, is: ErrLifecycle}
-			}
-			return errors.New(eb.Error)
-		}
-		return fmt.Errorf("twin control %s %s: %s: %s", method, path, resp.Status, body)
-	}
 	return json.Unmarshal(body, out)
+}
+
+// AddCluster onboards the cluster of a cluster file on the running twin (see Twin.AddClusterFile): file
+// names it in errors, data is its content. onStep, if set, hears each stage as the twin does it. A bad
+// file is a *ClusterFileError, a refusal by the hardware model a *CapacityError; nothing was started
+// then. If ctx ends, the twin undoes what it started.
+func (r *Remote) AddCluster(ctx context.Context, file string, data []byte, onStep func(LifecycleStep)) (*ClusterReport, error) {
+	body, err := json.Marshal(addRequest{File: file, YAML: string(data)})
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.do(ctx, http.MethodPost, "/v1/clusters", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var m addMessage
+		if err := dec.Decode(&m); err != nil {
+			return nil, fmt.Errorf("add cluster from %s: the twin's answer ended early: %w", file, err)
+		}
+		switch {
+		case m.Error != nil:
+			return nil, m.Error.err()
+		case m.Report != nil:
+			return m.Report, nil
+		case m.Step != nil && onStep != nil:
+			onStep(*m.Step)
+		}
+	}
 }
 
 // Status is the running twin's Status.

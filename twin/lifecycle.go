@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/hybridkubernetes/armhybridkubernetes"
 
+	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
 	"github.com/hybridtwin/hybridtwin/hardware"
+	"github.com/hybridtwin/hybridtwin/internal/specyaml"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 )
 
@@ -46,12 +50,13 @@ type LifecycleStepName string
 
 // Stages of the cluster operations, in the order they happen.
 const (
-	StepPlaced           LifecycleStepName = "VMs placed"             // the hardware model placed the new VMs
-	StepControlPlaneUp   LifecycleStepName = "control plane up"       // the API server answers /readyz
-	StepNodesReady       LifecycleStepName = "nodes Ready"            // every VM-node Ready
-	StepConnected        LifecycleStepName = "connected to Arc"       // the connectedCluster provisioned
-	StepEngineStarted    LifecycleStepName = "reconciler started"     // GitOps engine and Arc agent running
-	StepConfigured       LifecycleStepName = "configurations created" // the spec's fluxConfigurations for it
+	StepPlaced           LifecycleStepName = "VMs placed"               // the hardware model placed the new VMs
+	StepControlPlaneUp   LifecycleStepName = "control plane up"         // the API server answers /readyz
+	StepNodesReady       LifecycleStepName = "nodes Ready"              // every VM-node Ready
+	StepConnected        LifecycleStepName = "connected to Arc"         // the connectedCluster provisioned
+	StepEngineStarted    LifecycleStepName = "reconciler started"       // GitOps engine and Arc agent running
+	StepConfigured       LifecycleStepName = "configurations created"   // the spec's fluxConfigurations for it
+	StepCompliant        LifecycleStepName = "configurations Compliant" // every one on the cluster (AddClusterFile)
 	StepAgentStopped     LifecycleStepName = "reconciler and agent stopped"
 	StepDisconnected     LifecycleStepName = "Arc connectedCluster deleted"
 	StepControlPlaneDown LifecycleStepName = "control plane down"
@@ -158,10 +163,17 @@ type ClusterReport struct {
 	Configurations []string `json:"configurations,omitempty"`
 	// Capacity is the hardware model's verdict on the estate after the operation.
 	Capacity string `json:"capacity,omitempty"`
+
+	// onStep, when set, hears each stage as it is done (the control socket streams them).
+	onStep func(LifecycleStep)
 }
 
 func (r *ClusterReport) step(name LifecycleStepName, at time.Time, detail string) {
-	r.Steps = append(r.Steps, LifecycleStep{Step: name, At: at, After: at.Sub(r.Started), Detail: detail})
+	s := LifecycleStep{Step: name, At: at, After: at.Sub(r.Started), Detail: detail}
+	r.Steps = append(r.Steps, s)
+	if r.onStep != nil {
+		r.onStep(s)
+	}
 }
 
 // StepAt returns when a stage was done, and whether it was.
@@ -298,7 +310,7 @@ func (t *Twin) RemoveCluster(ctx context.Context, name string) (*ClusterReport, 
 // after the assignment -- and its GitOps engine and Arc agent start; the spec's fluxConfigurations that
 // target it (by name, or "*") are created through ARM. A failure part-way stops what was started again.
 func (t *Twin) AddCluster(ctx context.Context, wc hardware.WorkloadCluster) (*ClusterReport, error) {
-	return t.addCluster(ctx, OpAddCluster, wc)
+	return t.addCluster(ctx, OpAddCluster, wc, addOptions{})
 }
 
 // RecreateCluster brings back a workload cluster of the spec's plan (after RemoveCluster), as the spec
@@ -307,22 +319,32 @@ func (t *Twin) RecreateCluster(ctx context.Context, name string) (*ClusterReport
 	for _, wc := range t.spec.Plan.Spec.WorkloadClusters {
 		if wc.Name == name {
 			wc.NodePools = append([]hardware.NodePool(nil), wc.NodePools...)
-			return t.addCluster(ctx, OpRecreateCluster, wc)
+			return t.addCluster(ctx, OpRecreateCluster, wc, addOptions{})
 		}
 	}
 	return nil, fmt.Errorf("%s: %w: %q is not a workload cluster of the spec's plan (have: %s); AddCluster onboards a new one",
 		describe(OpRecreateCluster, name, "", 0), ErrRefused, name, strings.Join(t.spec.ClusterNames(), ", "))
 }
 
-func (t *Twin) addCluster(ctx context.Context, op LifecycleOp, wc hardware.WorkloadCluster) (*ClusterReport, error) {
+// addOptions are what AddClusterFile adds to an add: a check of the fragment against the running twin
+// (under the operation lock, before anything starts), its own configurations, waiting for them to be
+// Compliant, and a listener for the stages.
+type addOptions struct {
+	check         func(next *hardware.Plan, at int) error
+	gitops        []GitOpsConfig
+	waitCompliant bool
+	onStep        func(LifecycleStep)
+}
+
+func (t *Twin) addCluster(ctx context.Context, op LifecycleOp, wc hardware.WorkloadCluster, opts addOptions) (*ClusterReport, error) {
 	name := wc.Name
-	rep := &ClusterReport{Op: op, Cluster: name, Started: time.Now()}
+	rep := &ClusterReport{Op: op, Cluster: name, Started: time.Now(), onStep: opts.onStep}
 	ctx, done, err := t.beginOp(ctx, op, name)
 	if err != nil {
 		return nil, err
 	}
 	defer done()
-	if _, running := t.cluster(name); running {
+	if _, running := t.cluster(name); running && opts.check == nil {
 		return nil, fmt.Errorf("%s: %w: cluster %q already runs; remove it first", describe(op, name, "", 0), ErrRefused, name)
 	}
 	before := t.Plan()
@@ -331,6 +353,11 @@ func (t *Twin) addCluster(ctx context.Context, op LifecycleOp, wc hardware.Workl
 	wcs := append([]hardware.WorkloadCluster(nil), next.Spec.WorkloadClusters[:at]...)
 	wcs = append(wcs, wc)
 	next.Spec.WorkloadClusters = append(wcs, next.Spec.WorkloadClusters[at:]...)
+	if opts.check != nil {
+		if err := opts.check(next, at); err != nil {
+			return nil, err
+		}
+	}
 	ch, err := t.place(ctx, op, name, "", 0, next)
 	if err != nil {
 		return nil, err
@@ -386,10 +413,24 @@ func (t *Twin) addCluster(ctx context.Context, op LifecycleOp, wc hardware.Workl
 	if err != nil {
 		return fail(StepConfigured, err)
 	}
+	own, err := t.createConfigurations(ctx, name, opts.gitops)
+	if err != nil {
+		return fail(StepConfigured, err)
+	}
 	for _, fc := range t.arcSrv.FluxConfigurations(rc.arcID) {
 		rep.Configurations = append(rep.Configurations, fc.Name)
 	}
-	rep.step(StepConfigured, time.Now(), fmt.Sprintf("%d from the spec; on the cluster: %s", n, strings.Join(rep.Configurations, ", ")))
+	detail := fmt.Sprintf("%d from the spec", n)
+	if len(opts.gitops) > 0 {
+		detail += fmt.Sprintf(", %d from the cluster file", own)
+	}
+	rep.step(StepConfigured, time.Now(), fmt.Sprintf("%s; on the cluster: %s", detail, strings.Join(rep.Configurations, ", ")))
+	if opts.waitCompliant && len(rep.Configurations) > 0 {
+		if err := t.waitCompliant(ctx, rc.arcID); err != nil {
+			return fail(StepCompliant, err)
+		}
+		rep.step(StepCompliant, time.Now(), strings.Join(rep.Configurations, ", "))
+	}
 	// The merged kubeconfig with the new context, written before the commit (the last step that can fail).
 	names := planClusterNames(next)
 	if err := t.writeKubeconfigFor(names, map[string]*runningCluster{name: rc}); err != nil {
@@ -781,3 +822,263 @@ func vmList(ps []VMPlacement) string {
 
 // String makes ReconcilerName print as its value.
 func (r ReconcilerName) String() string { return string(r) }
+
+// ClusterFragment is a workload cluster to add to a running twin, read from its own file in the twin
+// spec's cluster shape: the fields of a ClusterPlan's workloadClusters entry, the Kubernetes version it
+// runs, and optionally GitOps configurations for it in spec.gitops's shape (clusters defaults to the
+// fragment's cluster; they may name only it).
+type ClusterFragment struct {
+	Name string `yaml:"name" json:"name"`
+	// KubernetesVersion is checked, not chosen: every cluster of the twin runs the one pinned release
+	// (tools/toolcache/pins.go); a cluster file may name it, or leave it out.
+	KubernetesVersion    string                    `yaml:"kubernetesVersion" json:"kubernetesVersion,omitempty"`
+	ControlPlane         hardware.ControlPlaneSpec `yaml:"controlPlane" json:"controlPlane"`
+	LoadBalancer         hardware.LoadBalancerSpec `yaml:"loadBalancer" json:"loadBalancer"`
+	LoadBalancerServices int                       `yaml:"loadBalancerServices" json:"loadBalancerServices,omitempty"`
+	StorageGB            int                       `yaml:"storageGB" json:"storageGB,omitempty"`
+	NodePools            []hardware.NodePool       `yaml:"nodePools" json:"nodePools"`
+	GitOps               []GitOpsConfig            `yaml:"gitops" json:"gitops,omitempty"`
+
+	// File is where the fragment was read from; errors name it.
+	File string             `yaml:"-" json:"-"`
+	pos  specyaml.Positions // field -> line
+}
+
+// WorkloadCluster is the fragment as the hardware model plans it.
+func (f *ClusterFragment) WorkloadCluster() hardware.WorkloadCluster {
+	return hardware.WorkloadCluster{Name: f.Name, ControlPlane: f.ControlPlane, LoadBalancer: f.LoadBalancer,
+		LoadBalancerServices: f.LoadBalancerServices, StorageGB: f.StorageGB,
+		NodePools: append([]hardware.NodePool(nil), f.NodePools...)}
+}
+
+// ClusterFileError is every problem of a cluster file, each naming its line and field. Nothing was
+// started. errors.Is(err, ErrInvalidSpec) and errors.Is(err, ErrRefused) hold.
+type ClusterFileError struct {
+	File     string    `json:"file"`
+	Problems []Problem `json:"problems"`
+}
+
+func (e *ClusterFileError) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = "  " + p.String()
+	}
+	return fmt.Sprintf("%d problem(s) in the cluster file %s; nothing was started:\n%s", len(e.Problems), e.File, strings.Join(lines, "\n"))
+}
+
+// Unwrap returns ErrInvalidSpec and ErrRefused.
+func (e *ClusterFileError) Unwrap() []error { return []error{ErrInvalidSpec, ErrRefused} }
+
+// Line is the line of a field of the cluster file (nodePools[0].count), 0 when it is not in the file.
+func (f *ClusterFragment) Line(field string) int { return f.pos[field] }
+
+// problem is a Problem at field of the cluster file, on the line of the field or its closest parent.
+func (f *ClusterFragment) problem(field, format string, args ...any) Problem {
+	v := &validator{file: f.File, pos: f.pos}
+	v.addAt(field, format, args...)
+	return v.problems[0]
+}
+
+// fileErr is the problems of a cluster file in line order (those without a line last), or nil.
+func fileErr(file string, ps []Problem) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	sort.SliceStable(ps, func(i, j int) bool {
+		a, b := ps[i].Line, ps[j].Line
+		if a == 0 || b == 0 {
+			return a != 0 && b == 0
+		}
+		return a < b
+	})
+	return &ClusterFileError{File: file, Problems: ps}
+}
+
+// ParseClusterFragment reads a cluster file strictly (an unknown or misspelt field, a duplicate key or a
+// wrong type is a problem naming its line) and checks what needs no running twin: the name, the
+// presence of at least one node pool, the hardware model's shape rules (names, counts), and that
+// its configurations target only this cluster. Problems are a *ClusterFileError.
+func ParseClusterFragment(file string, data []byte) (*ClusterFragment, error) {
+	f := &ClusterFragment{File: file}
+	docs, p := specyaml.Split(data)
+	switch {
+	case p != nil:
+		return nil, fileErr(file, []Problem{{File: file, Line: p.Line, Field: p.Field, Msg: p.Msg}})
+	case len(docs) != 1:
+		return nil, fileErr(file, []Problem{{File: file, Line: 1, Msg: fmt.Sprintf("holds %d YAML documents; a cluster file is one mapping: name, kubernetesVersion, controlPlane, nodePools, gitops", len(docs))}})
+	}
+	pos, problems := specyaml.Decode(docs[0].Node, f)
+	f.pos = pos
+	var ps []Problem
+	for _, p := range problems {
+		ps = append(ps, Problem{File: file, Line: p.Line, Field: p.Field, Msg: p.Msg})
+	}
+	if f.Name == "" {
+		ps = append(ps, f.problem("name", "is required: the workload cluster's name (a DNS label)"))
+	}
+	if len(f.NodePools) == 0 && !slices.ContainsFunc(problems, func(p specyaml.Problem) bool { return strings.HasPrefix(p.Field, "nodePools") }) {
+		ps = append(ps, f.problem("nodePools", "list at least one node pool: {name: linux, vmSize: Standard_K8S3_v1, count: 2}"))
+	}
+	for i := range f.GitOps {
+		g := &f.GitOps[i]
+		if len(g.Clusters) == 0 && f.Name != "" {
+			g.Clusters = []string{f.Name}
+		}
+		for j, c := range g.Clusters {
+			if c != f.Name && f.Name != "" {
+				ps = append(ps, f.problem(fmt.Sprintf("gitops[%d].clusters[%d]", i, j), "%q: a cluster file's configurations target only its own cluster %q; leave clusters out", c, f.Name))
+			}
+		}
+	}
+	if len(ps) == 0 {
+		// The hardware model's shape rules, on a plan of this one cluster.
+		one := &hardware.Plan{APIVersion: hardware.APIVersion, Kind: hardware.KindClusterPlan}
+		one.Metadata.Name = "cluster-file"
+		one.Spec.WorkloadClusters = []hardware.WorkloadCluster{f.WorkloadCluster()}
+		if err := one.Validate(); err != nil {
+			ps = append(ps, f.fromHardware(err, "spec.workloadClusters[0]"))
+		}
+	}
+	if len(ps) > 0 {
+		return nil, fileErr(file, ps)
+	}
+	return f, nil
+}
+
+// fromHardware names a hardware model spec error about the fragment's cluster (at prefix in a plan) by
+// the cluster file's own field and line.
+func (f *ClusterFragment) fromHardware(err error, prefix string) Problem {
+	var se *hardware.SpecError
+	if errors.As(err, &se) {
+		if rest, ok := strings.CutPrefix(se.Field, prefix); ok {
+			return f.problem(strings.TrimPrefix(rest, "."), "%s", se.Msg)
+		}
+		return f.problem("", "with the twin's plan: %s", se.Error())
+	}
+	return f.problem("", "%v", err)
+}
+
+// checkFragment checks the fragment against the running twin, under the operation lock: its name is not
+// taken, it names the Kubernetes release the twin runs (or none), the hardware model accepts its VM
+// sizes and counts in the profile, and its configurations are
+// valid against the twin's repositories (the spec's own validator) and do not reuse the name of a
+// configuration the spec already creates on it.
+func (t *Twin) checkFragment(f *ClusterFragment, next *hardware.Plan, at int) error {
+	var ps []Problem
+	if _, running := t.cluster(f.Name); running {
+		ps = append(ps, f.problem("name", "cluster %q already runs in twin %s (have: %s); pick another name, or `hybridtwin cluster delete %s` first",
+			f.Name, t.spec.Metadata.Name, strings.Join(t.clusterNames(), ", "), f.Name))
+	} else if contains(t.spec.ClusterNames(), f.Name) {
+		ps = append(ps, f.problem("name", "%q is a workload cluster of the twin's spec (%s); bring it back as planned with `hybridtwin cluster recreate %s`, or pick another name",
+			f.Name, t.spec.File, f.Name))
+	}
+	// The release the twin's clusters run (the pinned one, tools/toolcache/pins.go, for the embedded
+	// provider): a cluster file may name it, not another.
+	if v := f.KubernetesVersion; v != "" {
+		for _, n := range t.clusterNames() {
+			rc, ok := t.cluster(n)
+			if !ok || rc.info.KubernetesVersion == "" {
+				continue
+			}
+			if have := rc.info.KubernetesVersion; strings.TrimPrefix(v, "v") != strings.TrimPrefix(have, "v") {
+				ps = append(ps, f.problem("kubernetesVersion", "%q: the twin's clusters run Kubernetes %s, the one release it has; write %s or leave it out", v, have, have))
+			}
+			break
+		}
+	}
+	if len(ps) == 0 {
+		// The profile's catalog and allowed values: the static planner on the plan with the new cluster
+		// (the verdict on the running estate comes from PlaceVMs).
+		if _, err := hardware.Evaluate(t.spec.Inventory, next); err != nil {
+			ps = append(ps, f.fromHardware(err, fmt.Sprintf("spec.workloadClusters[%d]", at)))
+		}
+	}
+	if len(f.GitOps) > 0 {
+		s := *t.spec
+		s.Plan = next
+		s.Spec.GitOps = f.GitOps
+		s.applyDefaults() // scope and namespace, in f.GitOps
+		v := &validator{file: f.File, pos: specyaml.Positions{}}
+		for k, l := range f.pos {
+			v.pos["spec."+k] = l
+		}
+		s.validate(v)
+		for _, p := range v.problems {
+			if rest, ok := strings.CutPrefix(p.Field, "spec.gitops"); ok {
+				p.Field = "gitops" + rest
+				ps = append(ps, p)
+			}
+		}
+		for i, g := range f.GitOps {
+			for j, sg := range t.spec.Spec.GitOps {
+				if sg.Name == g.Name && targets(sg, f.Name) {
+					ps = append(ps, f.problem(fmt.Sprintf("gitops[%d].name", i), "%q is also spec.gitops[%d] of the twin's spec, which targets this cluster too; rename it", g.Name, j))
+				}
+			}
+		}
+	}
+	return fileErr(f.File, ps)
+}
+
+// AddClusterFile onboards the cluster a cluster file describes (ParseClusterFragment), as AddCluster
+// does, after checking it against the running twin (a *ClusterFileError naming the file's fields, and
+// nothing started); its own configurations are created with the spec's, and it waits until every
+// configuration on the cluster is Compliant. onStep, if set, hears each stage when it is done. A refusal
+// by the hardware model is a *CapacityError; a failure part-way, ctx ending included, undoes everything
+// (an *OpError).
+func (t *Twin) AddClusterFile(ctx context.Context, f *ClusterFragment, onStep func(LifecycleStep)) (*ClusterReport, error) {
+	if f == nil || f.Name == "" {
+		return nil, fmt.Errorf("add cluster: %w: no cluster file; use ParseClusterFragment", ErrRefused)
+	}
+	return t.addCluster(ctx, OpAddCluster, f.WorkloadCluster(), addOptions{
+		check:         func(next *hardware.Plan, at int) error { return t.checkFragment(f, next, at) },
+		gitops:        f.GitOps,
+		waitCompliant: true,
+		onStep:        onStep,
+	})
+}
+
+// createConfigurations creates a cluster file's own fluxConfigurations on the cluster through ARM.
+func (t *Twin) createConfigurations(ctx context.Context, clusterName string, gs []GitOpsConfig) (int, error) {
+	az := t.spec.Spec.Azure
+	n := 0
+	for _, g := range gs {
+		p, err := t.flux.BeginCreateOrUpdate(ctx, az.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", clusterName, g.Name, t.fluxConfiguration(g), nil)
+		if err != nil {
+			return n, fmt.Errorf("create fluxConfiguration %s on %s: %w", g.Name, clusterName, err)
+		}
+		if _, err := arcsdk.Poll(ctx, p, t.prof.ARMPoll); err != nil {
+			return n, fmt.Errorf("wait for fluxConfiguration %s on %s: %w", g.Name, clusterName, err)
+		}
+		n++
+	}
+	return n, nil
+}
+
+// waitCompliant waits until every fluxConfiguration on the cluster reports Compliant (the Arc agent
+// reports its reconciler's state), polling as ARM clients poll; ctx bounds it. The error names each
+// configuration's last state.
+func (t *Twin) waitCompliant(ctx context.Context, arcID string) error {
+	tick := time.NewTicker(t.prof.ARMPoll)
+	defer tick.Stop()
+	for {
+		var waiting []string
+		for _, fc := range t.arcSrv.FluxConfigurations(arcID) {
+			if st := fc.Properties.ComplianceState; st != arc.Compliant {
+				w := fmt.Sprintf("%s is %q", fc.Name, st)
+				if fc.Properties.ErrorMessage != "" {
+					w += " (" + fc.Properties.ErrorMessage + ")"
+				}
+				waiting = append(waiting, w)
+			}
+		}
+		if len(waiting) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("configurations not Compliant: %s: %w", strings.Join(waiting, "; "), ctx.Err())
+		case <-tick.C:
+		}
+	}
+}

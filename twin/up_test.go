@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hybridtwin/hybridtwin/hardware"
+	"github.com/hybridtwin/hybridtwin/internal/proctest"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
 )
@@ -318,29 +319,8 @@ func ctrlCChild(stateDir string) int {
 	return 1
 }
 
-// processesUnder lists the processes whose command line names dir (the twin's children all do: data
-// directories, configs and certificates live there).
-func processesUnder(dir string) []string {
-	entries, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(stat), ") Z ") {
-			continue // a zombie holds no port or file
-		}
-		if strings.Contains(string(cmdline), dir) {
-			out = append(out, fmt.Sprintf("%d %s", pid, strings.ReplaceAll(string(cmdline), "\x00", " ")))
-		}
-	}
-	return out
-}
+// processesUnder lists the processes whose command line names dir (the twin's children all do).
+func processesUnder(dir string) []string { return proctest.Under(dir) }
 
 func portFree(p int) error {
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))

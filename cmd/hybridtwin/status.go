@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -60,6 +61,42 @@ func (t *twinTarget) dir() (string, error) {
 	return "", &exitError{2, fmt.Errorf("%d twins run (%s); pick one with --name", len(found), strings.Join(found, ", "))}
 }
 
+// dial connects to the twin the flags select; the context is the command's.
+func (t *twinTarget) dial(cmd *cobra.Command) (*twin.Remote, context.Context, error) {
+	dir, err := t.dir()
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := twin.Dial(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx := cmd.Context()
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return r, ctx, nil
+}
+
+// checkOutput refuses an -o other than text or json (exit 2).
+func checkOutput(output string) error {
+	if output != "text" && output != "json" {
+		return &exitError{2, fmt.Errorf("-o %q: use text or json", output)}
+	}
+	return nil
+}
+
+// printResult prints v as indented JSON, or as text does.
+func printResult[T any](w io.Writer, output string, v T, text func(io.Writer, T)) error {
+	if output == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(w, v)
+	return nil
+}
+
 func newStatusCommand() *cobra.Command {
 	var target twinTarget
 	var output string
@@ -68,29 +105,19 @@ func newStatusCommand() *cobra.Command {
 		Short: "Show a running twin: components, hosts, VMs, nodes and GitOps compliance",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return &exitError{2, fmt.Errorf("-o %q: use text or json", output)}
-			}
-			dir, err := target.dir()
-			if err != nil {
+			if err := checkOutput(output); err != nil {
 				return err
 			}
-			r, err := twin.Dial(dir)
+			r, ctx, err := target.dial(cmd)
 			if err != nil {
 				return err
 			}
 			defer r.Close()
-			st, err := r.Status(cmd.Context())
+			st, err := r.Status(ctx)
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			}
-			printStatus(cmd.OutOrStdout(), st)
-			return nil
+			return printResult(cmd.OutOrStdout(), output, st, printStatus)
 		},
 	}
 	target.flags(cmd)

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,8 +18,8 @@ import (
 
 	. "github.com/onsi/gomega"
 
+	"github.com/hybridtwin/hybridtwin/internal/proctest"
 	"github.com/hybridtwin/hybridtwin/reconciler/layout"
-	"github.com/hybridtwin/hybridtwin/twin"
 )
 
 // convergeData holds the converge tests' twin spec and layouts (good, bad: refused by the API server,
@@ -64,26 +63,8 @@ func exitCodeOf(err error) int {
 	return 0
 }
 
-// processesUnder lists the processes whose command line names dir: the twin's children all do (data
-// directories, configurations and certificates live in its state directory).
-func processesUnder(dir string) []string {
-	entries, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if s := strings.ReplaceAll(string(cmdline), "\x00", " "); strings.Contains(s, dir) {
-			out = append(out, e.Name()+": "+s)
-		}
-	}
-	return out
-}
+// processesUnder lists the processes whose command line names dir (the twin's children all do).
+func processesUnder(dir string) []string { return proctest.Under(dir) }
 
 // TestValidateConvergeNewTwin runs `validate --converge -f twin.yaml` as a process: the good layout
 // converges (exit 0, a time to Ready per Kustomization); the bad one builds and passes the static rules
@@ -243,15 +224,7 @@ func TestConvergeAndDiffOnRunningTwin(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	specFile := filepath.Join(convergeData, "twin.yaml")
-	spec, err := twin.LoadSpec(specFile)
-	g.Expect(err).NotTo(HaveOccurred())
-	stateDir := filepath.Join(t.TempDir(), "state")
-	tw, err := twin.Up(ctx, spec, twin.Options{StateDir: stateDir})
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = tw.Down(context.Background(), false) })
-	srv, err := twin.ServeControl(tw)
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = srv.Close(context.Background()) })
+	tw, stateDir := runningTwin(t, g, specFile)
 	g.Eventually(func() string {
 		st, err := tw.Status(ctx)
 		if err != nil || len(st.GitOps) != 1 {
