@@ -55,6 +55,9 @@ type TwinSpec struct {
 	Git GitSpec `yaml:"git" json:"git"`
 	// Images are published to the twin's registry.
 	Images []ImageSpec `yaml:"images" json:"images,omitempty"`
+	// Artifacts are folders pushed to the twin's registry as Flux OCI artifacts, the sources of GitOps
+	// configurations whose oci block names their repository.
+	Artifacts []ArtifactSpec `yaml:"artifacts" json:"artifacts,omitempty"`
 	// GitOps are the fluxConfigurations created through the Arc fake, in its REST shape.
 	GitOps []GitOpsConfig `yaml:"gitops" json:"gitops,omitempty"`
 }
@@ -124,8 +127,18 @@ type ImageSpec struct {
 	Tags       []string `yaml:"tags" json:"tags"`
 }
 
+// ArtifactSpec is a folder pushed to the twin's registry as one tag of a Flux OCI artifact, in the shape
+// `flux push artifact oci://<registry>/<repository>:<tag> --path=<path>` makes (one gzipped tarball layer).
+type ArtifactSpec struct {
+	Repository string `yaml:"repository" json:"repository"`
+	Tag        string `yaml:"tag" json:"tag"`
+	// Path is the folder (relative to the spec) packed into the artifact.
+	Path string `yaml:"path" json:"path"`
+}
+
 // GitOpsConfig is a fluxConfiguration to create on clusters, in the Arc REST shape (field names as
-// Microsoft.KubernetesConfiguration/fluxConfigurations), with the repository named from spec.git.
+// Microsoft.KubernetesConfiguration/fluxConfigurations), with the repository named from spec.git, or, with
+// an oci block, an OCI artifact as its source (sourceKind OCIRepository).
 type GitOpsConfig struct {
 	Name string `yaml:"name" json:"name"`
 	// Clusters are the workload clusters to configure; ["*"] is all of them.
@@ -134,8 +147,10 @@ type GitOpsConfig struct {
 	Namespace string   `yaml:"namespace" json:"namespace,omitempty"`
 	Suspend   bool     `yaml:"suspend" json:"suspend,omitempty"`
 	// Repo names a repository of spec.git.repos; the twin fills in its Gitea URL and credentials.
-	Repo                  string                   `yaml:"repo" json:"repo"`
-	Ref                   RepositoryRef            `yaml:"ref" json:"ref"`
+	Repo string        `yaml:"repo" json:"repo,omitempty"`
+	Ref  RepositoryRef `yaml:"ref" json:"ref"`
+	// OCI makes the source an OCI artifact instead of a Git repository (give repo or oci, not both).
+	OCI                   *OCISource               `yaml:"oci" json:"oci,omitempty"`
 	SyncIntervalInSeconds int64                    `yaml:"syncIntervalInSeconds" json:"syncIntervalInSeconds,omitempty"`
 	TimeoutInSeconds      int64                    `yaml:"timeoutInSeconds" json:"timeoutInSeconds,omitempty"`
 	Kustomizations        map[string]Kustomization `yaml:"kustomizations" json:"kustomizations"`
@@ -148,6 +163,27 @@ type RepositoryRef struct {
 	Semver string `yaml:"semver" json:"semver,omitempty"`
 	Commit string `yaml:"commit" json:"commit,omitempty"`
 }
+
+// OCISource is the OCI artifact a GitOps configuration syncs, the fluxConfiguration's ociRepository
+// (api-version 2025-04-01): a repository of spec.artifacts in the twin's registry, or the oci:// URL of any
+// registry the clusters reach; and at most one of tag, semver or digest (none: the tag "latest", the REST
+// reference's default).
+type OCISource struct {
+	// Repository names a repository of spec.artifacts; the twin fills in its registry URL and insecure
+	// (the twin's registry speaks plain HTTP).
+	Repository string `yaml:"repository" json:"repository,omitempty"`
+	// URL is oci://<host>/<repository> of another registry, instead of Repository.
+	URL string `yaml:"url" json:"url,omitempty"`
+	// Insecure lets Flux pull URL over plain HTTP; always on for Repository.
+	Insecure bool   `yaml:"insecure" json:"insecure,omitempty"`
+	Tag      string `yaml:"tag" json:"tag,omitempty"`
+	Semver   string `yaml:"semver" json:"semver,omitempty"`
+	Digest   string `yaml:"digest" json:"digest,omitempty"`
+}
+
+// DefaultOCITag is the tag an oci source without tag, semver or digest syncs: "latest" (REST reference,
+// OCIRepositoryRefDefinition.tag: "defaults to 'latest'"; Flux OCIRepository spec.ref likewise).
+const DefaultOCITag = "latest"
 
 // Kustomization is one kustomization of a GitOps configuration.
 type Kustomization struct {
@@ -323,6 +359,40 @@ func (s *Spec) TargetsOf(g GitOpsConfig) []string {
 		}
 	}
 	return g.Clusters
+}
+
+// SourceDir is the local folder a GitOps configuration's source is made from, which its kustomization
+// paths are relative to: the repository's folder (the ref's branch folder for a branch-per-environment
+// repository) for a Git source, the artifact's folder for an oci source naming a tag of spec.artifacts;
+// "" when the source has no local folder (an oci url, semver or digest, or an unknown name).
+func (s *Spec) SourceDir(g GitOpsConfig) string {
+	if o := g.OCI; o != nil {
+		if o.Repository == "" || o.Semver != "" || o.Digest != "" {
+			return ""
+		}
+		tag := o.Tag
+		if tag == "" {
+			tag = DefaultOCITag
+		}
+		for _, a := range s.Spec.Artifacts {
+			if a.Repository == o.Repository && a.Tag == tag {
+				return s.Path(a.Path)
+			}
+		}
+		return ""
+	}
+	for _, r := range s.Spec.Git.Repos {
+		if r.Name != g.Repo {
+			continue
+		}
+		if r.Path != "" {
+			return s.Path(r.Path)
+		}
+		if dir, ok := r.Branches[g.Ref.Branch]; ok {
+			return s.Path(dir)
+		}
+	}
+	return ""
 }
 
 // Path resolves a path of the spec relative to the spec's folder.
@@ -505,6 +575,28 @@ func (s *Spec) validate(v *validator) {
 			}
 		}
 	}
+	artifacts := map[string]map[string]string{} // repository -> tag -> folder
+	for i, a := range t.Artifacts {
+		at := fmt.Sprintf("spec.artifacts[%d]", i)
+		if !imageRepo.MatchString(a.Repository) {
+			v.addAt(at+".repository", "%q is not a repository name (lower case path, e.g. manifests/platform)", a.Repository)
+		}
+		if !imageTag.MatchString(a.Tag) {
+			v.addAt(at+".tag", "%q is not a tag (letters, digits, '_', '.', '-'; at most 128), e.g. 1.0.0", a.Tag)
+		}
+		if _, dup := artifacts[a.Repository][a.Tag]; dup {
+			v.addAt(at+".tag", "%s:%s is given twice", a.Repository, a.Tag)
+		}
+		if a.Path == "" {
+			v.addAt(at+".path", "is required: the folder (relative to the spec) to pack into the artifact")
+		} else {
+			v.checkDir(at+".path", s.Path(a.Path))
+		}
+		if artifacts[a.Repository] == nil {
+			artifacts[a.Repository] = map[string]string{}
+		}
+		artifacts[a.Repository][a.Tag] = s.Path(a.Path)
+	}
 	names := map[string]bool{}
 	for i, g := range t.GitOps {
 		at := fmt.Sprintf("spec.gitops[%d]", i)
@@ -529,38 +621,15 @@ func (s *Spec) validate(v *validator) {
 		if !namespaceRE.MatchString(g.Namespace) {
 			v.addAt(at+".namespace", "%q is not a namespace name (a DNS label)", g.Namespace)
 		}
-		repo, ok := repos[g.Repo]
-		if !ok {
-			v.addAt(at+".repo", "%q is not a repository of spec.git.repos (have: %s); fix the name or add the repository", g.Repo, strings.Join(sortedKeys(repos), ", "))
-		}
-		refs := 0
-		for _, r := range []string{g.Ref.Branch, g.Ref.Tag, g.Ref.Semver, g.Ref.Commit} {
-			if r != "" {
-				refs++
+		// Where the kustomization paths must exist, and what to call the source in messages.
+		root, source := "", fmt.Sprintf("repository %q", g.Repo)
+		if g.OCI != nil {
+			if g.Repo != "" {
+				v.addAt(at+".oci", "the configuration names both a Git repository (repo: %s) and an OCI artifact; keep one", g.Repo)
 			}
-		}
-		if refs == 0 {
-			v.addAt(at+".ref", "set one of branch, tag, semver or commit")
-		}
-		if g.Ref.Commit != "" && !commitSHA.MatchString(g.Ref.Commit) {
-			v.addAt(at+".ref.commit", "%q is not a full 40-character commit SHA", g.Ref.Commit)
-		}
-		// Where the kustomization paths must exist: the branch's folder for a branch-per-env repo.
-		root := ""
-		if ok {
-			switch {
-			case repo.Path != "":
-				if g.Ref.Branch != "" && g.Ref.Branch != "main" {
-					v.addAt(at+".ref.branch", "repository %q has only a main branch (spec.git.repos gives a path, not branches)", g.Repo)
-				}
-				root = s.Path(repo.Path)
-			case g.Ref.Branch != "":
-				if dir, has := repo.Branches[g.Ref.Branch]; has {
-					root = s.Path(dir)
-				} else {
-					v.addAt(at+".ref.branch", "repository %q has no branch %q (have: %s)", g.Repo, g.Ref.Branch, strings.Join(sortedKeys(repo.Branches), ", "))
-				}
-			}
+			root, source = v.checkOCI(at, g, artifacts)
+		} else {
+			root = s.checkGitSource(v, at, g, repos)
 		}
 		positiveSeconds(v, at+".syncIntervalInSeconds", g.SyncIntervalInSeconds)
 		positiveSeconds(v, at+".timeoutInSeconds", g.TimeoutInSeconds)
@@ -574,12 +643,12 @@ func (s *Spec) validate(v *validator) {
 				v.addAt(kat, "the name %q must be at most 30 lower case letters, digits or '-'", kn)
 			}
 			if k.Path == "" {
-				v.addAt(kat+".path", "is required: the folder of the repository to apply, e.g. ./apps/dev")
+				v.addAt(kat+".path", "is required: the folder of the source to apply, e.g. ./apps/dev")
 			} else if filepath.IsAbs(k.Path) || strings.Contains(filepath.ToSlash(filepath.Clean(k.Path)), "..") {
-				v.addAt(kat+".path", "%q must be a path inside the repository", k.Path)
+				v.addAt(kat+".path", "%q must be a path inside the source", k.Path)
 			} else if root != "" {
 				if st, err := os.Stat(filepath.Join(root, k.Path)); err != nil || !st.IsDir() {
-					v.addAt(kat+".path", "%q is not a folder of repository %q (looked in %s)", k.Path, g.Repo, root)
+					v.addAt(kat+".path", "%q is not a folder of %s (looked in %s)", k.Path, source, root)
 				}
 			}
 			for _, d := range k.DependsOn {
@@ -595,6 +664,45 @@ func (s *Spec) validate(v *validator) {
 			v.addAt(at+".kustomizations", "dependsOn has a cycle: %s; break it", strings.Join(cycle, " -> "))
 		}
 	}
+}
+
+// checkGitSource validates a configuration's Git source (repo and ref) and returns the folder its
+// kustomization paths must exist in ("" when unknown).
+func (s *Spec) checkGitSource(v *validator, at string, g GitOpsConfig, repos map[string]RepoSpec) string {
+	repo, ok := repos[g.Repo]
+	if !ok {
+		v.addAt(at+".repo", "%q is not a repository of spec.git.repos (have: %s); fix the name or add the repository, or give an oci source instead", g.Repo, strings.Join(sortedKeys(repos), ", "))
+	}
+	refs := 0
+	for _, r := range []string{g.Ref.Branch, g.Ref.Tag, g.Ref.Semver, g.Ref.Commit} {
+		if r != "" {
+			refs++
+		}
+	}
+	if refs == 0 {
+		v.addAt(at+".ref", "set one of branch, tag, semver or commit")
+	}
+	if g.Ref.Commit != "" && !commitSHA.MatchString(g.Ref.Commit) {
+		v.addAt(at+".ref.commit", "%q is not a full 40-character commit SHA", g.Ref.Commit)
+	}
+	// Where the kustomization paths must exist: the branch's folder for a branch-per-env repo.
+	root := ""
+	if ok {
+		switch {
+		case repo.Path != "":
+			if g.Ref.Branch != "" && g.Ref.Branch != "main" {
+				v.addAt(at+".ref.branch", "repository %q has only a main branch (spec.git.repos gives a path, not branches)", g.Repo)
+			}
+			root = s.Path(repo.Path)
+		case g.Ref.Branch != "":
+			if dir, has := repo.Branches[g.Ref.Branch]; has {
+				root = s.Path(dir)
+			} else {
+				v.addAt(at+".ref.branch", "repository %q has no branch %q (have: %s)", g.Repo, g.Ref.Branch, strings.Join(sortedKeys(repo.Branches), ", "))
+			}
+		}
+	}
+	return root
 }
 
 func positiveSeconds(v *validator, at string, n int64) {
@@ -728,4 +836,77 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+var ociDigest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`) // Flux OCIRepository spec.ref.digest; fakes/arc checks the same
+
+// checkOCI validates a configuration's oci block and returns the folder its kustomization paths must exist
+// in (the artifact's folder when the source is a tag of spec.artifacts, else "") and the source's name for
+// messages.
+func (v *validator) checkOCI(at string, g GitOpsConfig, artifacts map[string]map[string]string) (root, source string) {
+	o := g.OCI
+	oat := at + ".oci"
+	if g.Ref != (RepositoryRef{}) {
+		v.addAt(at+".ref", "is for Git sources; for an oci source set oci.tag, oci.semver or oci.digest")
+	}
+	var set []string
+	for _, f := range []struct{ name, v string }{{"tag", o.Tag}, {"semver", o.Semver}, {"digest", o.Digest}} {
+		if f.v != "" {
+			set = append(set, f.name)
+		}
+	}
+	if len(set) > 1 {
+		// Azure gives digest precedence over semver over tag and drops the rest silently; the Arc fake
+		// refuses the combination, and so does the spec, before anything starts.
+		v.addAt(oat, "sets %s: set only one of tag, semver or digest", strings.Join(set, " and "))
+	}
+	if o.Tag != "" && !imageTag.MatchString(o.Tag) {
+		v.addAt(oat+".tag", "%q is not a tag (letters, digits, '_', '.', '-'; at most 128)", o.Tag)
+	}
+	if o.Digest != "" && !ociDigest.MatchString(o.Digest) {
+		v.addAt(oat+".digest", "%q must be sha256: followed by 64 lower-case hex digits", o.Digest)
+	}
+	switch {
+	case o.Repository == "" && o.URL == "":
+		v.addAt(oat, "name the artifact: repository (one of spec.artifacts, in the twin's registry) or url (oci://host/repository)")
+		return "", "the OCI artifact"
+	case o.Repository != "" && o.URL != "":
+		v.addAt(oat, "gives both repository and url; keep one (repository for the twin's registry)")
+		return "", "the OCI artifact"
+	case o.URL != "":
+		rest, ok := strings.CutPrefix(o.URL, "oci://")
+		host, repo, _ := strings.Cut(rest, "/")
+		switch {
+		case !ok:
+			v.addAt(oat+".url", "%q must start with oci://, e.g. oci://registry.example/manifests/platform", o.URL)
+		case host == "" || repo == "" || !imageRepo.MatchString(repo):
+			v.addAt(oat+".url", "%q must name a registry host and a lower-case repository path without tag or digest, e.g. oci://registry.example/manifests/platform; put the tag in oci.tag", o.URL)
+		}
+		return "", fmt.Sprintf("artifact %s", o.URL)
+	}
+	if o.Insecure {
+		v.addAt(oat+".insecure", "is for url; a repository of spec.artifacts is always pulled over the twin registry's plain HTTP")
+	}
+	tags, ok := artifacts[o.Repository]
+	if !ok {
+		v.addAt(oat+".repository", "%q is not a repository of spec.artifacts (have: %s); add an artifact (repository, tag, path) or fix the name", o.Repository, strings.Join(sortedKeys(artifacts), ", "))
+		return "", fmt.Sprintf("artifact %q", o.Repository)
+	}
+	if len(set) != 0 && o.Tag == "" {
+		return "", fmt.Sprintf("artifact %q", o.Repository) // semver or digest: resolved by Flux at run time
+	}
+	tag := o.Tag
+	if tag == "" {
+		tag = DefaultOCITag
+	}
+	dir, has := tags[tag]
+	if !has {
+		field := oat + ".tag"
+		if o.Tag == "" {
+			field = oat
+		}
+		v.addAt(field, "tag %q of %q is not in spec.artifacts (have: %s); the registry would not have it", tag, o.Repository, strings.Join(sortedKeys(tags), ", "))
+		return "", fmt.Sprintf("artifact %q", o.Repository)
+	}
+	return dir, fmt.Sprintf("artifact %s:%s", o.Repository, tag)
 }

@@ -1,21 +1,32 @@
 package twin
 
 import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
+	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/static"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -47,6 +58,7 @@ const (
 	StepArc        Step = "arc"
 	StepCluster    Step = "cluster"
 	StepImages     Step = "images"
+	StepArtifacts  Step = "artifacts"
 	StepSeed       Step = "seed"
 	StepKubeconfig Step = "kubeconfig"
 	StepConnect    Step = "connect"
@@ -289,6 +301,9 @@ func (t *Twin) up(ctx context.Context) error {
 	if err := t.publishImages(ctx); err != nil {
 		return err
 	}
+	if err := t.pushArtifacts(ctx); err != nil {
+		return err
+	}
 	if err := t.seed(ctx); err != nil {
 		return err
 	}
@@ -468,6 +483,98 @@ func (t *Twin) publishImages(ctx context.Context) error {
 	}
 	t.progress("images: %d published to %s", n, t.reg.Host())
 	return nil
+}
+
+// Media types of an artifact made by `flux push artifact`, the ones source-controller's OCIRepository
+// selects by default (Flux docs, OCIRepository spec.layerSelector and "flux push artifact": config
+// application/vnd.cncf.flux.config.v1+json, one layer application/vnd.cncf.flux.content.v1.tar+gzip).
+const (
+	fluxArtifactConfigType  = "application/vnd.cncf.flux.config.v1+json"
+	fluxArtifactContentType = "application/vnd.cncf.flux.content.v1.tar+gzip"
+)
+
+// pushArtifacts pushes every folder of spec.artifacts to the registry as a Flux OCI artifact, the
+// registry placeholder in its files rewritten to the registry's address as in the seeded repositories.
+func (t *Twin) pushArtifacts(ctx context.Context) error {
+	if len(t.spec.Spec.Artifacts) == 0 {
+		return nil
+	}
+	from, to := []byte(gitserver.PlaceholderRegistry), []byte(t.reg.Host())
+	for _, a := range t.spec.Spec.Artifacts {
+		ref := a.Repository + ":" + a.Tag
+		img, err := fluxArtifact(t.spec.Path(a.Path), "file://"+t.spec.File, func(data []byte) []byte { return bytesReplace(data, from, to) })
+		if err != nil {
+			return stepErr(StepArtifacts, ref, err)
+		}
+		pushed, err := t.reg.Client().Push(ctx, img, a.Repository, a.Tag)
+		if err != nil {
+			return stepErr(StepArtifacts, ref, err)
+		}
+		t.progress("artifacts: %s/%s <- %s (%.19s)", t.reg.Host(), ref, a.Path, pushed.Digest)
+	}
+	return nil
+}
+
+// fluxArtifact packs the files under dir into an OCI artifact of the shape `flux push artifact --path=dir`
+// makes: a gzipped tarball of the folder's files (paths relative to dir, no timestamps, so the same folder
+// gives the same digest) as the one layer. Hidden files and folders (.git) are left out.
+func fluxArtifact(dir, source string, rewrite func([]byte) []byte) (gcrv1.Image, error) {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		if strings.HasPrefix(d.Name(), ".") {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		name := filepath.ToSlash(rel)
+		switch {
+		case d.IsDir():
+			return tw.WriteHeader(&tar.Header{Name: name + "/", Mode: 0o755, Typeflag: tar.TypeDir})
+		case !d.Type().IsRegular():
+			return fmt.Errorf("%s is not a regular file; an artifact holds files and folders only", p)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		data = rewrite(data)
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+			return err
+		}
+		_, err = tw.Write(data)
+		return err
+	})
+	if err == nil {
+		err = tw.Close()
+	}
+	if err == nil {
+		err = gz.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pack %s as a Flux artifact: %w", dir, err)
+	}
+	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
+	img = mutate.ConfigMediaType(img, fluxArtifactConfigType)
+	// The annotations `flux push artifact --source --revision` sets (OCI image-spec annotation keys).
+	img = mutate.Annotations(img, map[string]string{
+		"org.opencontainers.image.source":   source,
+		"org.opencontainers.image.revision": "sha256:" + fmt.Sprintf("%x", sha256.Sum256(buf.Bytes())),
+	}).(gcrv1.Image)
+	img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(buf.Bytes(), fluxArtifactContentType)})
+	if err != nil {
+		return nil, fmt.Errorf("pack %s as a Flux artifact: %w", dir, err)
+	}
+	return img, nil
 }
 
 // readerUser is the Gitea user whose token the GitOps configurations read the repositories with.
@@ -679,22 +786,87 @@ func (t *Twin) createGitOps(ctx context.Context) error {
 
 // createGitOpsFor creates, through ARM, every fluxConfiguration of the spec that targets the cluster.
 func (t *Twin) createGitOpsFor(ctx context.Context, clusterName string) (int, error) {
-	az := t.spec.Spec.Azure
 	n := 0
 	for _, g := range t.spec.Spec.GitOps {
 		if !targets(g, clusterName) {
 			continue
 		}
-		p, err := t.flux.BeginCreateOrUpdate(ctx, az.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", clusterName, g.Name, t.fluxConfiguration(g), nil)
-		if err != nil {
-			return n, stepErr(StepGitOps, g.Name+" on "+clusterName, err)
-		}
-		if _, err := arcsdk.Poll(ctx, p, t.prof.ARMPoll); err != nil {
+		if err := t.putConfiguration(ctx, clusterName, g); err != nil {
 			return n, stepErr(StepGitOps, g.Name+" on "+clusterName, err)
 		}
 		n++
 	}
 	return n, nil
+}
+
+// putConfiguration creates or updates one fluxConfiguration of the spec on a cluster through ARM and
+// waits for its provisioning. A Git source goes through the generated SDK client (api-version 2023-05-01);
+// an OCI source through arcsdk.PutFluxConfiguration (2025-04-01, the first GA api-version with
+// ociRepository; the generated client has no OCI models).
+func (t *Twin) putConfiguration(ctx context.Context, clusterName string, g GitOpsConfig) error {
+	az := t.spec.Spec.Azure
+	if g.OCI != nil {
+		// The connected cluster's ARM resource ID, as ConnectCluster made it (fakes/arc: the ID of
+		// Microsoft.Kubernetes/connectedClusters/<name> in the spec's subscription and resource group). Built
+		// here rather than read from the running cluster: a cluster being added is not yet in t.clusters.
+		clusterID := "/subscriptions/" + az.SubscriptionID + "/resourceGroups/" + az.ResourceGroup + "/providers/Microsoft.Kubernetes/connectedClusters/" + clusterName
+		_, err := arcsdk.PutFluxConfiguration(ctx, t.arcEP, arcsdk.FluxConfigurationID(clusterID, g.Name), t.ociConfiguration(g), t.prof.ARMPoll)
+		return err
+	}
+	p, err := t.flux.BeginCreateOrUpdate(ctx, az.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", clusterName, g.Name, t.fluxConfiguration(g), nil)
+	if err != nil {
+		return err
+	}
+	_, err = arcsdk.Poll(ctx, p, t.prof.ARMPoll)
+	return err
+}
+
+// ociConfiguration is a spec's OCI-sourced configuration in the REST shape of api-version 2025-04-01.
+func (t *Twin) ociConfiguration(g GitOpsConfig) arc.FluxConfiguration {
+	o := g.OCI
+	def := &arc.OCIRepositoryDefinition{URL: o.URL}
+	if o.Insecure {
+		def.Insecure = to.Ptr(true)
+	}
+	if o.Repository != "" {
+		// The twin's registry speaks plain HTTP: Flux refuses it unless the source is insecure.
+		def.URL = "oci://" + t.reg.Host() + "/" + o.Repository
+		def.Insecure = to.Ptr(true)
+	}
+	if o.Tag != "" || o.Semver != "" || o.Digest != "" {
+		def.RepositoryRef = &arc.OCIRepositoryRefDefinition{Tag: o.Tag, Semver: o.Semver, Digest: o.Digest}
+	}
+	if g.SyncIntervalInSeconds > 0 {
+		def.SyncIntervalInSeconds = to.Ptr(g.SyncIntervalInSeconds)
+	}
+	if g.TimeoutInSeconds > 0 {
+		def.TimeoutInSeconds = to.Ptr(g.TimeoutInSeconds)
+	}
+	ks := map[string]*arc.KustomizationDefinition{}
+	for name, k := range g.Kustomizations {
+		kd := &arc.KustomizationDefinition{Path: k.Path, DependsOn: k.DependsOn, Prune: to.Ptr(k.Prune), Force: to.Ptr(k.Force), Wait: k.Wait}
+		if k.SyncIntervalInSeconds > 0 {
+			kd.SyncIntervalInSeconds = to.Ptr(k.SyncIntervalInSeconds)
+		}
+		if k.TimeoutInSeconds > 0 {
+			kd.TimeoutInSeconds = to.Ptr(k.TimeoutInSeconds)
+		}
+		if k.RetryIntervalInSeconds > 0 {
+			kd.RetryIntervalInSeconds = to.Ptr(k.RetryIntervalInSeconds)
+		}
+		if len(k.Substitute) > 0 {
+			kd.PostBuild = &arc.PostBuildDefinition{Substitute: k.Substitute}
+		}
+		ks[name] = kd
+	}
+	return arc.FluxConfiguration{Properties: arc.FluxConfigurationProperties{
+		Scope:          g.Scope,
+		Namespace:      g.Namespace,
+		Suspend:        to.Ptr(g.Suspend),
+		SourceKind:     arc.SourceKindOCIRepository,
+		OCIRepository:  def,
+		Kustomizations: ks,
+	}}
 }
 
 // targets reports whether a GitOps configuration of the spec applies to a cluster: named in its list, or

@@ -1,8 +1,9 @@
 // Package flux runs real Flux in the twin, for workload clusters whose spec says `reconciler: flux`: it
 // installs Flux's CRDs into a cluster, runs Flux's source-controller and kustomize-controller as local
 // processes against that cluster, and offers a Target through which the Arc agent (twin/arcagent) writes
-// Flux's own GitRepository and Kustomization objects and reads their status back, so compliance comes
-// from real Flux's Ready conditions.
+// Flux's own GitRepository, OCIRepository and Kustomization objects and reads their status back, so
+// compliance comes from real Flux's Ready conditions. The Target is an arcagent.OCITarget: fluxConfigurations
+// with sourceKind OCIRepository run on real Flux too (spec.insecure for the twin's plain-HTTP registry).
 //
 // The binaries and their CRDs come from the tool cache (tools/toolcache: toolcache.SourceController and
 // toolcache.KustomizeController with their config/crd/bases assets), so the CRDs always match the

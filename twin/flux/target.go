@@ -22,17 +22,24 @@ import (
 
 var (
 	gitRepositoryGVR = sourcev1.GroupVersion.WithResource("gitrepositories")
+	// ociRepositoryGVR is served as source.toolkit.fluxcd.io/v1 by source-controller v1.9.6 (its
+	// config/crd/bases/source.toolkit.fluxcd.io_ocirepositories.yaml: v1 served and stored), the CRD Start
+	// installs from the tool cache.
+	ociRepositoryGVR = sourcev1.GroupVersion.WithResource("ocirepositories")
 	kustomizationGVR = kustomizev1.GroupVersion.WithResource("kustomizations")
 )
 
 // Target is the Arc agent's view of real Flux on one cluster: it server-side applies Flux's own
-// GitRepository and Kustomization objects (field manager hybridtwin) and reads them back from the API
+// GitRepository, OCIRepository and Kustomization objects (field manager hybridtwin) and reads them back from the API
 // server, status written by the controllers. Flux must be running (Start) for the status to move.
 type Target struct {
 	dyn dynamic.Interface
 }
 
-var _ arcagent.Target = (*Target)(nil)
+var (
+	_ arcagent.Target    = (*Target)(nil)
+	_ arcagent.OCITarget = (*Target)(nil)
+)
 
 // NewTarget returns a Target for the cluster cfg points at.
 func NewTarget(cfg *rest.Config) (*Target, error) {
@@ -49,6 +56,12 @@ func NewTarget(cfg *rest.Config) (*Target, error) {
 // ApplyGitRepository server-side applies the GitRepository.
 func (t *Target) ApplyGitRepository(obj *sourcev1.GitRepository) error {
 	return t.apply(gitRepositoryGVR, sourcev1.GitRepositoryKind, obj)
+}
+
+// ApplyOCIRepository server-side applies the OCIRepository; source-controller pulls the artifact (for the
+// twin's plain-HTTP registry the object needs spec.insecure, as with real Flux).
+func (t *Target) ApplyOCIRepository(obj *sourcev1.OCIRepository) error {
+	return t.apply(ociRepositoryGVR, sourcev1.OCIRepositoryKind, obj)
 }
 
 // ApplyKustomization server-side applies the Kustomization.
@@ -96,11 +109,21 @@ func (t *Target) DeleteKustomization(ctx context.Context, namespace, name string
 
 // DeleteGitRepository deletes the GitRepository. A missing object is not an error.
 func (t *Target) DeleteGitRepository(namespace, name string) error {
+	return t.deleteSource(gitRepositoryGVR, sourcev1.GitRepositoryKind, namespace, name)
+}
+
+// DeleteOCIRepository deletes the OCIRepository; source-controller's finalizer removes its stored
+// artifact. A missing object is not an error.
+func (t *Target) DeleteOCIRepository(namespace, name string) error {
+	return t.deleteSource(ociRepositoryGVR, sourcev1.OCIRepositoryKind, namespace, name)
+}
+
+func (t *Target) deleteSource(gvr schema.GroupVersionResource, kind, namespace, name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
-	err := t.dyn.Resource(gitRepositoryGVR).Namespace(namespace).Delete(ctx, name, metav1.DeleteOptions{})
+	err := t.dyn.Resource(gvr).Namespace(namespace).Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete GitRepository %s/%s: %w", namespace, name, err)
+		return fmt.Errorf("delete %s %s/%s: %w", kind, namespace, name, err)
 	}
 	return nil
 }
@@ -109,6 +132,18 @@ func (t *Target) DeleteGitRepository(namespace, name string) error {
 func (t *Target) GitRepository(namespace, name string) (*sourcev1.GitRepository, bool) {
 	var obj sourcev1.GitRepository
 	u, ok := t.get(gitRepositoryGVR, namespace, name, &obj)
+	if !ok {
+		return nil, false
+	}
+	obj.Status.Conditions = currentConditions(u.GetGeneration(), obj.Spec.Suspend, obj.Status.Conditions)
+	return &obj, true
+}
+
+// OCIRepository reads the OCIRepository from the cluster, its Ready condition current for its generation
+// as for GitRepository; false if it does not exist or cannot be read.
+func (t *Target) OCIRepository(namespace, name string) (*sourcev1.OCIRepository, bool) {
+	var obj sourcev1.OCIRepository
+	u, ok := t.get(ociRepositoryGVR, namespace, name, &obj)
 	if !ok {
 		return nil, false
 	}

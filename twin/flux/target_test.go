@@ -103,6 +103,25 @@ func TestTargetAppliesAndReadsFluxObjects(t *testing.T) {
 	g.Expect(ready.Status).To(Equal(metav1.ConditionUnknown))
 	g.Expect(ready.Reason).To(Equal(meta.ProgressingReason))
 
+	// An OCIRepository: applied as declared (the v1 CRD source-controller v1.9.6 serves), read back, and
+	// deleted like the GitRepository.
+	oci := &sourcev1.OCIRepository{
+		ObjectMeta: metav1.ObjectMeta{Name: "platform", Namespace: ns},
+		Spec: sourcev1.OCIRepositorySpec{URL: "oci://127.0.0.1:1/manifests/platform", Insecure: true,
+			Reference: &sourcev1.OCIRepositoryRef{Tag: "1.0.0"}, Interval: metav1.Duration{Duration: time.Minute}},
+	}
+	g.Expect(target.ApplyOCIRepository(oci)).To(Succeed())
+	gotOCI, ok := target.OCIRepository(ns, "platform")
+	g.Expect(ok).To(BeTrue())
+	g.Expect(gotOCI.Spec.URL).To(Equal(oci.Spec.URL))
+	g.Expect(gotOCI.Spec.Insecure).To(BeTrue())
+	g.Expect(gotOCI.Spec.Reference).To(Equal(&sourcev1.OCIRepositoryRef{Tag: "1.0.0"}))
+	g.Expect(gotOCI.ManagedFields).To(ContainElement(HaveField("Manager", FieldManager)))
+	g.Expect(target.DeleteOCIRepository(ns, "platform")).To(Succeed())
+	g.Expect(target.DeleteOCIRepository(ns, "platform")).To(Succeed())
+	_, ok = target.OCIRepository(ns, "platform")
+	g.Expect(ok).To(BeFalse())
+
 	// Deletes, and deleting what is gone is no error.
 	g.Expect(target.DeleteKustomization(ctx, ns, "fleet-main")).To(Succeed())
 	g.Expect(target.DeleteKustomization(ctx, ns, "fleet-main")).To(Succeed())
