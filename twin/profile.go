@@ -10,7 +10,7 @@ import (
 
 // RunProfileVersion names the set of timings below; change it whenever a value changes, so reports can
 // say which values a run used.
-const RunProfileVersion = "twinrun/v2"
+const RunProfileVersion = "twinrun/v3"
 
 // RunProfile holds every timing the composition of a twin uses (the components' own timings live in
 // their packages' profiles: cluster.TimeProfile, gitserver.Profile, registry.Profile, reconciler.Profile).
@@ -53,6 +53,13 @@ type RunProfile struct {
 	// DrainPoll is how often a drain retries evictions and checks that the node is empty: the Arc agent's
 	// status cadence (arcagent.DefaultPollInterval, 250 ms).
 	DrainPoll time.Duration `json:"drainPoll"`
+	// UndoWait bounds how long `hybridtwin cluster add` waits, after Ctrl-C, for the twin to confirm it
+	// undid the add: the twin's own undo is bounded by StopTimeout; a minute more lets the twin's answer,
+	// not the client's patience, decide.
+	UndoWait time.Duration `json:"undoWait"`
+	// UndoPoll is how often it asks the twin's status meanwhile (answered from memory and one list per
+	// cluster): the Arc agent's status cadence (arcagent.DefaultPollInterval, 250 ms).
+	UndoPoll time.Duration `json:"undoPoll"`
 }
 
 // RunProfileFor returns the composition timings for a twin's time profile.
@@ -76,6 +83,8 @@ func RunProfileFor(name cluster.TimeProfileName) (RunProfile, error) {
 		ReadyPoll:            200 * time.Millisecond,
 		LifecycleTimeout:     cluster.DefaultStartTimeout + 2*time.Minute,
 		DrainPoll:            arcagent.DefaultPollInterval,
+		UndoWait:             2*time.Minute + time.Minute, // StopTimeout + 1 min
+		UndoPoll:             arcagent.DefaultPollInterval,
 	}
 	switch tp.Name {
 	case cluster.ProfileFast:

@@ -89,15 +89,6 @@ func newClusterCommand() *cobra.Command {
 	return cmd
 }
 
-// undoWait bounds how long `cluster add` waits, after Ctrl-C, for the twin to undo the add: the twin's
-// own undo is bounded by its RunProfile.StopTimeout (twin/profile.go); this is a little more, so the
-// twin's answer, not the client's patience, decides.
-const undoWait = 3 * time.Minute
-
-// undoPoll is how often `cluster add` asks the twin's status whether the undo is done (a status request
-// is cheap: the twin answers from memory and one list per cluster).
-const undoPoll = 250 * time.Millisecond
-
 func newClusterAddCommand() *cobra.Command {
 	var target twinTarget
 	var file, output string
@@ -189,9 +180,10 @@ func shrinkHint(f *twin.ClusterFragment) string {
 // left in the hardware model and the cluster does not run -- and says so.
 func undone(r *twin.Remote, w io.Writer, name string, cause error) error {
 	fmt.Fprintf(w, "interrupted: the twin undoes what the add of %s started; waiting for it\n", name)
-	ctx, cancel := context.WithTimeout(context.Background(), undoWait)
+	prof, _ := twin.RunProfileFor("") // UndoWait and UndoPoll are the same in every time profile
+	ctx, cancel := context.WithTimeout(context.Background(), prof.UndoWait)
 	defer cancel()
-	tick := time.NewTicker(undoPoll)
+	tick := time.NewTicker(prof.UndoPoll)
 	defer tick.Stop()
 	for {
 		st, err := r.Status(ctx)
@@ -200,7 +192,7 @@ func undone(r *twin.Remote, w io.Writer, name string, cause error) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("add cluster %s interrupted, and the twin did not confirm the undo within %s: check `hybridtwin status` (%v)", name, undoWait, cause)
+			return fmt.Errorf("add cluster %s interrupted, and the twin did not confirm the undo within %s: check `hybridtwin status` (%v)", name, prof.UndoWait, cause)
 		case <-tick.C:
 		}
 	}
