@@ -3,7 +3,6 @@ package scenarios
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,10 +22,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/hybridtwin/hybridtwin/internal/proctest"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	"github.com/hybridtwin/hybridtwin/reports"
 	"github.com/hybridtwin/hybridtwin/twin"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/faults"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
 )
 
@@ -70,25 +70,14 @@ func NewEnv(ctx context.Context, tw *twin.Twin, w Waits) (*Env, error) {
 	return e, nil
 }
 
-// Compliance fails unless every GitOps configuration of the twin is Compliant, naming those that are not.
+// Compliance fails unless every GitOps configuration of the twin is Compliant, naming those that are not
+// (cluster/name, state and message): faults.Compliant, the check the failover phases wait on.
 func (e *Env) Compliance(ctx context.Context) error {
 	st, err := e.Twin.Status(ctx)
 	if err != nil {
 		return err
 	}
-	var bad []string
-	for _, g := range st.GitOps {
-		if g.ComplianceState != "Compliant" {
-			bad = append(bad, fmt.Sprintf("%s/%s is %s: %s", g.Cluster, g.Name, g.ComplianceState, g.Message))
-		}
-	}
-	if len(st.GitOps) == 0 {
-		return errors.New("no GitOps configuration reported yet")
-	}
-	if len(bad) > 0 {
-		return fmt.Errorf("not every configuration is Compliant: %s", strings.Join(bad, "; "))
-	}
-	return nil
+	return faults.Compliant(st)
 }
 
 // GitOps returns one configuration's state on one cluster.
@@ -252,27 +241,7 @@ func profileValues(s *twin.Spec, w Waits) []reports.ProfileValue {
 }
 
 // processesUnder lists the processes whose command line names dir (the twin's children all do).
-func processesUnder(dir string) []string {
-	entries, _ := os.ReadDir("/proc")
-	var out []string
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && strings.Contains(string(stat), ") Z ") {
-			continue
-		}
-		if strings.Contains(string(cmdline), dir) {
-			out = append(out, fmt.Sprintf("%d %s", pid, strings.ReplaceAll(string(cmdline), "\x00", " ")))
-		}
-	}
-	return out
-}
+func processesUnder(dir string) []string { return proctest.Under(dir) }
 
 func sortStrings(s []string) { sort.Strings(s) }
 

@@ -5,14 +5,13 @@ import (
 	"time"
 
 	"github.com/hybridtwin/hybridtwin/reconciler"
-	"github.com/hybridtwin/hybridtwin/twin"
-	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/faults"
 )
 
 // WaitsVersion names the derivation below; change it whenever a factor or a source changes, so reports
-// say which bounds a run used.
-const WaitsVersion = "scenario-waits/v1"
+// say which bounds a run used. The failover bounds are faults.BoundsFor's (faults.BoundsVersion).
+const WaitsVersion = "scenario-waits/v2+" + faults.BoundsVersion
 
 // SourceIntervalSeconds is the GitRepository interval (fluxConfiguration syncIntervalInSeconds) the suite
 // gives every configuration of the twin that sets none. Azure's default is 600 s (fakes/arc
@@ -31,8 +30,9 @@ const Slack = 4
 // Waits are the Eventually/Consistently bounds of the suite, each derived from the twin's profiles.
 type Waits struct {
 	Version string
-	// Poll is the polling interval: the Arc agent's status cadence (arcagent.DefaultPollInterval, 250 ms),
-	// so a compliance change is seen within one poll of being reported.
+	// Poll is the polling interval, faults.BoundsFor's: the Arc agent's status cadence
+	// (arcagent.DefaultPollInterval, 250 ms), so a compliance change is seen within one poll of being
+	// reported.
 	Poll time.Duration
 	// Converge bounds every configuration reaching Compliant after a change in Git: two source intervals
 	// (the change may land just after a fetch), plus the reconciler's stage wait for namespaces
@@ -45,47 +45,38 @@ type Waits struct {
 	// Hold is how long a field the reconciler must leave alone is watched to stay as it was: three drift
 	// retries, well past the sub-second watch-driven correction it would otherwise get.
 	Hold time.Duration
-	// NodeNotReady bounds a cut-off node turning Unknown: --node-monitor-grace-period plus two
-	// --node-monitor-period ticks (cluster.TimeProfile), times Slack.
+	// NodeNotReady bounds a cut-off node turning Unknown: faults.BoundsFor's NotReady with Slack
+	// (--node-monitor-grace-period plus two --node-monitor-period ticks, cluster.TimeProfile).
 	NodeNotReady time.Duration
-	// NodeBack bounds a crashed host's VMs restarting elsewhere and their nodes reporting Ready: the
-	// failover delay (twin.RunProfile.FailoverDelay; the fast profile's 15 s) plus the kubelet's status
-	// update frequency, times Slack.
+	// NodeBack bounds a crashed host's VMs restarting elsewhere and their nodes reporting Ready:
+	// faults.BoundsFor's NodesBack with Slack (the failover delay plus the kubelet's status update
+	// frequency).
 	NodeBack time.Duration
-	// Healthy bounds the applications being available again after their nodes return: the unreachable
-	// toleration (pods are evicted after it, cluster.TimeProfile) plus the node grace and a health-check
-	// interval, times Slack, plus Converge for compliance.
+	// Healthy bounds the applications being available: faults.BoundsFor's Healthy with Slack (the
+	// unreachable toleration plus the node grace and a health-check interval, from the nodes' return),
+	// plus Converge, because the suite also waits with it for apps that GitOps has yet to apply (the
+	// apps of a twin a spec has just brought up of its own).
 	Healthy time.Duration
-	// Migration bounds a drained host reaching Maintenance: live migrations run one after the other
-	// (hardware model), each a few seconds on the fast profile; NodeBack per VM is a generous bound.
+	// Migration bounds a drained host reaching Maintenance: faults.BoundsFor's Drain with Slack
+	// (NodeBack for each of faults.DrainVMs VMs on the host; live migrations run two at a time).
 	Migration time.Duration
 }
 
 // WaitsFor derives the suite's bounds from a twin's time profile.
 func WaitsFor(profile cluster.TimeProfileName) (Waits, error) {
-	tp, err := cluster.Profile(profile)
-	if err != nil {
-		return Waits{}, fmt.Errorf("scenario waits: %w", err)
-	}
-	rp, err := twin.RunProfileFor(profile)
+	fb, err := faults.BoundsFor(profile, Slack)
 	if err != nil {
 		return Waits{}, fmt.Errorf("scenario waits: %w", err)
 	}
 	rec := reconciler.DefaultProfile()
-	failover := rp.FailoverDelay
-	if failover == 0 {
-		// The real profile keeps the hardware model's figure: Failover Clustering's SameSubnetDelay 1 s x
-		// SameSubnetThreshold 10 (hardware/profiles.go).
-		failover = 10 * time.Second
-	}
 	source := time.Duration(SourceIntervalSeconds) * time.Second
-	w := Waits{Version: WaitsVersion, Poll: arcagent.DefaultPollInterval}
+	w := Waits{Version: WaitsVersion, Poll: fb.Poll}
 	w.Converge = Slack * (2*source + rec.StageWaitTimeout + rec.HealthCheckInterval)
 	w.Drift = Slack * (10 * rec.DriftRetry)
 	w.Hold = 3 * rec.DriftRetry
-	w.NodeNotReady = Slack * (tp.NodeMonitorGracePeriod + 2*tp.NodeMonitorPeriod)
-	w.NodeBack = Slack * (failover + tp.NodeStatusUpdateFrequency)
-	w.Healthy = Slack*(time.Duration(tp.DefaultUnreachableTolerationSeconds)*time.Second+tp.NodeMonitorGracePeriod+rec.HealthCheckInterval) + w.Converge
-	w.Migration = w.NodeBack * 3
+	w.NodeNotReady = fb.NotReady
+	w.NodeBack = fb.NodesBack
+	w.Healthy = fb.Healthy + w.Converge
+	w.Migration = fb.Drain
 	return w, nil
 }

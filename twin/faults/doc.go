@@ -12,8 +12,12 @@
 // this package's. It is a normal (non-test) package so that bench/ can use it: bench/ must not import
 // test code, and ARCHITECTURE.md lets both scenarios/ and bench/ import twin/ and its subpackages.
 //
-// It imports twin/ (the running twin's status and fault calls), twin/cluster (the node labels), the
-// hardware model's event and state names and client-go. It must not import scenarios/, bench/, Ginkgo or
+// BoundsFor derives how long each phase may take from the twin's time profile, with the caller's slack,
+// for both callers.
+//
+// It imports twin/ (the running twin's status, fault calls and run profile), twin/cluster (the node
+// labels and time profiles), twin/arcagent (its poll interval), reconciler (its profile's intervals),
+// the hardware model's event and state names and failover figure, and client-go. It must not import scenarios/, bench/, Ginkgo or
 // Gomega (a program may measure with it), and nothing under twin/ imports it: twin.Up never depends on how
 // its faults are measured.
 package faults

@@ -17,6 +17,7 @@
 // Subpackage testcontainers builds the request to run the same Gitea as a container, for machines with a
 // Docker engine.
 //
-// The package owns the Git server only. It imports tools/toolcache and no other package of the project; it
-// must not import reconciler/, scenarios/, cmd/ or other twin packages (the twin composes it).
+// The package owns the Git server only. It imports tools/toolcache and twin/internal/procgroup (which runs
+// `gitea web` in its own process group, as the twin's other child processes run) and no other package of
+// the project; it must not import reconciler/, scenarios/, cmd/ or other twin packages (the twin composes it).
 package gitserver

@@ -280,6 +280,9 @@ func TestStartStopRestart(t *testing.T) {
 	g.Expect(processGroupAlive(pid)).To(BeFalse(), "gitea's process group is gone")
 	g.Expect(dialable(url)).To(BeFalse(), "the port is closed")
 	g.Expect(childProcesses()).To(BeEmpty())
+	// Each start writes its own output to LogFile (procgroup truncates it), so the first run's is read here.
+	g.Expect(readFile(t, srv.LogFile())).To(ContainSubstring(fmt.Sprintf("Starting Gitea on PID: %d", pid)), "this run's output is in LogFile")
+	g.Expect(readFile(t, srv.LogFile())).NotTo(ContainSubstring(firstToken))
 
 	srv2, err := gitserver.Start(ctx, gitserver.Options{Dir: dir})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -290,7 +293,8 @@ func TestStartStopRestart(t *testing.T) {
 
 	g.Expect(logs.String()).To(ContainSubstring("gitea started"))
 	g.Expect(logs.String()).NotTo(ContainSubstring(firstToken))
-	g.Expect(readFile(t, srv.LogFile())).NotTo(ContainSubstring(firstToken))
+	g.Expect(readFile(t, srv2.LogFile())).NotTo(ContainSubstring(firstToken))
+	g.Expect(readFile(t, srv2.LogFile())).NotTo(ContainSubstring(srv2.AdminToken()))
 }
 
 // TestBadConfiguration: each bad configuration gets a clear error and leaves no process behind.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
+	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 )
 
 // ErrInvalidOptions is wrapped by every error about bad Options, a bad Profile or a bad argument.
@@ -60,10 +61,7 @@ type Server struct {
 	http    *http.Client
 	token   string
 
-	cmd     *exec.Cmd
-	out     *os.File
-	exited  chan struct{} // closed when the web process has exited
-	waitErr error
+	web *procgroup.Process // `gitea web`, in its own process group
 
 	stopOnce sync.Once
 	stopErr  error
@@ -153,7 +151,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		}
 		log.Debug("the chosen port was taken before gitea bound it; choosing another", "port", s.cfg.Port, "attempt", attempt)
 	}
-	log.Info("gitea started", "url", s.URL(), "pid", s.cmd.Process.Pid, "dir", dir, "profile", p.Version,
+	log.Info("gitea started", "url", s.URL(), "pid", s.PID(), "dir", dir, "profile", p.Version,
 		"elapsed", time.Since(began).Round(time.Millisecond))
 	return s, nil
 }
@@ -250,15 +248,21 @@ func (s *Server) environ() []string {
 	return env
 }
 
-// command prepares one Gitea command. With a context, ending it kills the command's process group.
+// args are the arguments of one Gitea command: its configuration and work path, then args.
+func (s *Server) args(args ...string) []string {
+	return append([]string{"--config", s.cfg.path(confFile), "--work-path", s.cfg.Dir}, args...)
+}
+
+// command prepares one bootstrap command (its output, which may hold a token or a password, stays in
+// memory, so it does not run through procgroup, which writes a log file). Ending ctx kills the command's
+// process group.
 func (s *Server) command(ctx context.Context, args ...string) *exec.Cmd {
-	full := append([]string{"--config", s.cfg.path(confFile), "--work-path", s.cfg.Dir}, args...)
-	cmd := exec.CommandContext(ctx, s.bin, full...)
-	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid) }
+	cmd := exec.CommandContext(ctx, s.bin, s.args(args...)...)
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = time.Second
 	cmd.Dir = s.cfg.Dir
 	cmd.Env = s.env
-	// Own process group, so Stop can end Gitea and the git processes it runs; killed if we die.
+	// Own process group, so the git processes it runs end with it; killed if we die.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
@@ -273,7 +277,7 @@ func (s *Server) run(ctx context.Context, args ...string) (string, error) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	if cmd.Process != nil {
-		_ = killGroup(cmd.Process.Pid) // anything it left in its group
+		killStragglers(cmd.Process.Pid) // anything it left in its group
 	}
 	if err != nil {
 		return "", fmt.Errorf("gitserver: gitea %s in %s: %w: %v; its output:\n%s", args[0], s.cfg.Dir, ErrStart, err, indent(tail(redactPasswordLine(s.red.string(out.String())), 20)))
@@ -372,25 +376,17 @@ func (s *Server) writeConfig() error {
 	return nil
 }
 
-// startWeb starts `gitea web`.
+// startWeb starts `gitea web` in its own process group (procgroup: Setpgid, Pdeathsig), its output in
+// LogFile. The web process outlives Start's context: only Stop, a failed Start or our death ends it.
 func (s *Server) startWeb() error {
-	out, err := os.OpenFile(s.cfg.path(gitOutFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	web, err := procgroup.Start(procgroup.Spec{
+		Name: "gitea web", Path: s.bin, Args: s.args("web"), Env: s.env, Dir: s.cfg.Dir,
+		LogPath: s.cfg.path(gitOutFile),
+	})
 	if err != nil {
-		return fmt.Errorf("gitserver: open %s: %w: %w", s.cfg.path(gitOutFile), ErrStart, err)
+		return fmt.Errorf("gitserver: %w: %w", ErrStart, err)
 	}
-	// The web process outlives Start's context: only Stop (or our death) ends it.
-	cmd := s.command(context.Background(), "web")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		out.Close()
-		return fmt.Errorf("gitserver: start %s web: %w: %w", s.bin, ErrStart, err)
-	}
-	exited := make(chan struct{})
-	s.cmd, s.out, s.exited = cmd, out, exited
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(exited)
-	}()
+	s.web = web
 	return nil
 }
 
@@ -413,14 +409,15 @@ func (s *Server) waitReady(ctx context.Context) error {
 		}
 		last = err
 		select {
-		case <-s.exited:
+		case <-s.web.Done():
 			tail := s.outputTail()
 			if strings.Contains(tail, "address already in use") {
 				return fmt.Errorf("gitserver: gitea web could not bind port %d: %w: %w", s.cfg.Port, ErrStart, errPortTaken)
 			}
-			return fmt.Errorf("gitserver: gitea web exited before it was ready (%v): %w; the end of %s:\n%s", s.waitErr, ErrStart, s.cfg.path(gitOutFile), indent(tail))
+			_, exitErr := s.web.Exited()
+			return fmt.Errorf("gitserver: gitea web exited before it was ready (%v): %w; the end of %s:\n%s", exitErr, ErrStart, s.cfg.path(gitOutFile), tail)
 		case <-ctx.Done():
-			return fmt.Errorf("gitserver: gitea at %s not ready within %s (last probe: %v): %w; the end of %s:\n%s", s.URL(), s.profile.ReadyTimeout, last, ErrStart, s.cfg.path(gitOutFile), indent(s.outputTail()))
+			return fmt.Errorf("gitserver: gitea at %s not ready within %s (last probe: %v): %w; the end of %s:\n%s", s.URL(), s.profile.ReadyTimeout, last, ErrStart, s.cfg.path(gitOutFile), s.outputTail())
 		case <-tick.C:
 		}
 	}
@@ -483,7 +480,7 @@ func (s *Server) AdminToken() string { return s.token }
 func (s *Server) Dir() string { return s.cfg.Dir }
 
 // PID is the process id of `gitea web` (also its process group id).
-func (s *Server) PID() int { return s.cmd.Process.Pid }
+func (s *Server) PID() int { return s.web.PID() }
 
 // Profile is the profile the server runs with.
 func (s *Server) Profile() Profile { return s.profile }
@@ -495,61 +492,56 @@ func (s *Server) LogFile() string { return s.cfg.path(gitOutFile) }
 func (s *Server) Redact(text string) string { return s.red.string(text) }
 
 // Stop asks Gitea to shut down (SIGTERM to its process group), waits up to Profile.StopTimeout or until
-// ctx ends, then kills the group. The state directory stays. Stop is safe to call more than once.
+// ctx ends, then kills the group (procgroup's Stop and Kill), and kills whatever of the group outlived
+// the web process (a git process Gitea ran). The state directory stays. Stop is safe to call more than
+// once.
 func (s *Server) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
-		pid := s.cmd.Process.Pid
-		select {
-		case <-s.exited:
-			s.stopErr = fmt.Errorf("gitserver: gitea (pid %d) had already exited: %v; the end of %s:\n%s", pid, s.waitErr, s.LogFile(), indent(s.outputTail()))
-		default:
-			_ = syscall.Kill(-pid, syscall.SIGTERM)
-			timer := time.NewTimer(s.profile.StopTimeout)
-			defer timer.Stop()
-			select {
-			case <-s.exited:
-			case <-timer.C:
-				s.log.Warn("gitea did not stop in time; killing it", "pid", pid, "timeout", s.profile.StopTimeout)
-			case <-ctx.Done():
-			}
+		pid := s.PID()
+		if exited, exitErr := s.web.Exited(); exited {
+			s.stopErr = fmt.Errorf("gitserver: gitea (pid %d) had already exited: %v; the end of %s:\n%s", pid, exitErr, s.LogFile(), s.outputTail())
+			killStragglers(pid)
+			return
 		}
-		s.kill()
+		began := time.Now()
+		stopped := make(chan struct{})
+		go func() {
+			s.web.Stop(s.profile.StopTimeout)
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			s.web.Kill()
+			<-stopped
+		}
+		if waited := time.Since(began); waited >= s.profile.StopTimeout {
+			s.log.Warn("gitea did not stop in time; killed it", "pid", pid, "timeout", s.profile.StopTimeout)
+		}
+		killStragglers(pid)
 		s.log.Info("gitea stopped", "url", s.URL(), "pid", pid)
 	})
 	return s.stopErr
 }
 
-// kill ends the whole process group and waits for the web process.
+// kill ends the web process's group at once, stragglers included, and waits for the web process.
 func (s *Server) kill() {
-	_ = killGroup(s.cmd.Process.Pid)
-	<-s.exited
-	_ = s.out.Close()
+	s.web.Kill()
+	killStragglers(s.PID())
 }
 
-func killGroup(pid int) error {
-	if pid <= 0 {
-		return nil
+// killStragglers SIGKILLs process group pgid if a live member remains after its leader was reaped. While
+// a member lives, the kernel does not hand the group's id to a new process, so the signal cannot reach
+// a stranger.
+func killStragglers(pgid int) {
+	if pgid > 0 && len(procgroup.GroupMembers(pgid)) > 0 {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	}
-	err := syscall.Kill(-pid, syscall.SIGKILL)
-	if errors.Is(err, syscall.ESRCH) {
-		return nil
-	}
-	return err
 }
 
-// outputTail is the end of Gitea's output, redacted.
+// outputTail is the end of Gitea's output (procgroup.Tail: indented, valid UTF-8), redacted.
 func (s *Server) outputTail() string {
-	f, err := os.Open(s.cfg.path(gitOutFile))
-	if err != nil {
-		return "(no output: " + err.Error() + ")"
-	}
-	defer f.Close()
-	const max = 8 << 10
-	if fi, err := f.Stat(); err == nil && fi.Size() > max {
-		_, _ = f.Seek(fi.Size()-max, io.SeekStart)
-	}
-	b, _ := io.ReadAll(f)
-	return tail(s.red.string(string(b)), 25)
+	return s.red.string(procgroup.Tail(s.cfg.path(gitOutFile), 25))
 }
 
 func tail(s string, n int) string {

@@ -21,7 +21,7 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/embedded"
-	"github.com/hybridtwin/hybridtwin/twin/cluster/internal/proc"
+	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 )
 
 // Polling settings for Eventually. The bounds are generous (a loaded 2-core CI runner) and say nothing
@@ -126,9 +126,9 @@ func expectNothingLeft(t *testing.T, procs []cluster.Process, ports []int) {
 		t.Fatal("no processes to check: the test would prove nothing")
 	}
 	for _, p := range procs {
-		g.Eventually(func() bool { return proc.Alive(p.PID) }).WithTimeout(settle).WithPolling(poll).
+		g.Eventually(func() bool { return procgroup.Alive(p.PID) }).WithTimeout(settle).WithPolling(poll).
 			Should(gomega.BeFalse(), "%s (pid %d) is still running", p.Component, p.PID)
-		g.Eventually(func() []int { return proc.GroupMembers(p.PID) }).WithTimeout(settle).WithPolling(poll).
+		g.Eventually(func() []int { return procgroup.GroupMembers(p.PID) }).WithTimeout(settle).WithPolling(poll).
 			Should(gomega.BeEmpty(), "process group of %s (pid %d) still has members", p.Component, p.PID)
 	}
 	for _, port := range ports {
@@ -164,7 +164,7 @@ func processesMentioning(s string) []int {
 			continue
 		}
 		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && strings.Contains(string(b), s) && proc.Alive(pid) {
+		if err == nil && strings.Contains(string(b), s) && procgroup.Alive(pid) {
 			out = append(out, pid)
 		}
 	}
