@@ -1,69 +1,30 @@
 package reconciler_test
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"sort"
 	"testing"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
-	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	"github.com/hybridtwin/hybridtwin/twin/registry"
 	. "github.com/onsi/gomega"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 )
 
-// The media types of an artifact made by `flux push artifact` (Flux docs, "OCI artifacts": config
-// application/vnd.cncf.flux.config.v1+json, one layer application/vnd.cncf.flux.content.v1.tar+gzip
-// holding a gzipped tarball of the pushed directory) and the annotations it sets.
-const (
-	fluxConfigMediaType  = "application/vnd.cncf.flux.config.v1+json"
-	fluxContentMediaType = "application/vnd.cncf.flux.content.v1.tar+gzip"
-)
+// fluxContentMediaType is the layer media type `flux push artifact` sets; sources_test.go selects the
+// layer by it.
+const fluxContentMediaType = fluxartifact.ContentMediaType
 
 // pushArtifact pushes files as `flux push artifact oci://<registry>/<repo>:<tag> --path=. --source=...
-// --revision=...` does and returns the manifest digest.
+// --revision=...` does (internal/fluxartifact) and returns the manifest digest.
 func pushArtifact(t *testing.T, reg *registry.Registry, repo, tag string, files map[string]string) string {
 	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(files[n])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, fluxConfigMediaType)
-	img = mutate.Annotations(img, map[string]string{
-		"org.opencontainers.image.source":   "https://example.com/apps.git",
-		"org.opencontainers.image.revision": "main@sha1:" + tag,
-		"org.opencontainers.image.created":  "2026-11-21T00:00:00Z",
-	}).(gcrv1.Image)
-	img, err := mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(buf.Bytes(), fluxContentMediaType)})
+	img, err := fluxartifact.Build(files, fluxartifact.Meta{
+		Source: "https://example.com/apps.git", Revision: "main@sha1:" + tag, Created: "2026-11-21T00:00:00Z",
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

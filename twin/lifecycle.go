@@ -1038,17 +1038,14 @@ func (t *Twin) AddClusterFile(ctx context.Context, f *ClusterFragment, onStep fu
 	})
 }
 
-// createConfigurations creates a cluster file's own fluxConfigurations on the cluster through ARM.
+// createConfigurations creates a cluster file's own fluxConfigurations on the cluster through ARM, each
+// as Up creates the spec's (putConfiguration): a Git source through the generated client, an OCI source at
+// api-version 2025-04-01.
 func (t *Twin) createConfigurations(ctx context.Context, clusterName string, gs []GitOpsConfig) (int, error) {
-	az := t.spec.Spec.Azure
 	n := 0
 	for _, g := range gs {
-		p, err := t.flux.BeginCreateOrUpdate(ctx, az.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", clusterName, g.Name, t.fluxConfiguration(g), nil)
-		if err != nil {
+		if err := t.putConfiguration(ctx, clusterName, g); err != nil {
 			return n, fmt.Errorf("create fluxConfiguration %s on %s: %w", g.Name, clusterName, err)
-		}
-		if _, err := arcsdk.Poll(ctx, p, t.prof.ARMPoll); err != nil {
-			return n, fmt.Errorf("wait for fluxConfiguration %s on %s: %w", g.Name, clusterName, err)
 		}
 		n++
 	}

@@ -1,32 +1,21 @@
 package twin
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
-	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -36,6 +25,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
 	"github.com/hybridtwin/hybridtwin/hardware"
+	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
@@ -485,14 +475,6 @@ func (t *Twin) publishImages(ctx context.Context) error {
 	return nil
 }
 
-// Media types of an artifact made by `flux push artifact`, the ones source-controller's OCIRepository
-// selects by default (Flux docs, OCIRepository spec.layerSelector and "flux push artifact": config
-// application/vnd.cncf.flux.config.v1+json, one layer application/vnd.cncf.flux.content.v1.tar+gzip).
-const (
-	fluxArtifactConfigType  = "application/vnd.cncf.flux.config.v1+json"
-	fluxArtifactContentType = "application/vnd.cncf.flux.content.v1.tar+gzip"
-)
-
 // pushArtifacts pushes every folder of spec.artifacts to the registry as a Flux OCI artifact, the
 // registry placeholder in its files rewritten to the registry's address as in the seeded repositories.
 func (t *Twin) pushArtifacts(ctx context.Context) error {
@@ -502,7 +484,11 @@ func (t *Twin) pushArtifacts(ctx context.Context) error {
 	from, to := []byte(gitserver.PlaceholderRegistry), []byte(t.reg.Host())
 	for _, a := range t.spec.Spec.Artifacts {
 		ref := a.Repository + ":" + a.Tag
-		img, err := fluxArtifact(t.spec.Path(a.Path), "file://"+t.spec.File, func(data []byte) []byte { return bytesReplace(data, from, to) })
+		files, err := fluxartifact.ReadDir(t.spec.Path(a.Path), func(data []byte) []byte { return bytesReplace(data, from, to) })
+		if err != nil {
+			return stepErr(StepArtifacts, ref, err)
+		}
+		img, err := fluxartifact.Build(files, fluxartifact.Meta{Source: "file://" + t.spec.File})
 		if err != nil {
 			return stepErr(StepArtifacts, ref, err)
 		}
@@ -513,68 +499,6 @@ func (t *Twin) pushArtifacts(ctx context.Context) error {
 		t.progress("artifacts: %s/%s <- %s (%.19s)", t.reg.Host(), ref, a.Path, pushed.Digest)
 	}
 	return nil
-}
-
-// fluxArtifact packs the files under dir into an OCI artifact of the shape `flux push artifact --path=dir`
-// makes: a gzipped tarball of the folder's files (paths relative to dir, no timestamps, so the same folder
-// gives the same digest) as the one layer. Hidden files and folders (.git) are left out.
-func fluxArtifact(dir, source string, rewrite func([]byte) []byte) (gcrv1.Image, error) {
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil || rel == "." {
-			return err
-		}
-		if strings.HasPrefix(d.Name(), ".") {
-			if d.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		name := filepath.ToSlash(rel)
-		switch {
-		case d.IsDir():
-			return tw.WriteHeader(&tar.Header{Name: name + "/", Mode: 0o755, Typeflag: tar.TypeDir})
-		case !d.Type().IsRegular():
-			return fmt.Errorf("%s is not a regular file; an artifact holds files and folders only", p)
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		data = rewrite(data)
-		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
-			return err
-		}
-		_, err = tw.Write(data)
-		return err
-	})
-	if err == nil {
-		err = tw.Close()
-	}
-	if err == nil {
-		err = gz.Close()
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pack %s as a Flux artifact: %w", dir, err)
-	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, fluxArtifactConfigType)
-	// The annotations `flux push artifact --source --revision` sets (OCI image-spec annotation keys).
-	img = mutate.Annotations(img, map[string]string{
-		"org.opencontainers.image.source":   source,
-		"org.opencontainers.image.revision": "sha256:" + fmt.Sprintf("%x", sha256.Sum256(buf.Bytes())),
-	}).(gcrv1.Image)
-	img, err = mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(buf.Bytes(), fluxArtifactContentType)})
-	if err != nil {
-		return nil, fmt.Errorf("pack %s as a Flux artifact: %w", dir, err)
-	}
-	return img, nil
 }
 
 // readerUser is the Gitea user whose token the GitOps configurations read the repositories with.

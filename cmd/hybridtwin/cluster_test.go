@@ -13,7 +13,9 @@ import (
 
 	. "github.com/onsi/gomega"
 
+	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
 	"github.com/hybridtwin/hybridtwin/twin"
+	"github.com/hybridtwin/hybridtwin/twin/registry"
 )
 
 // Bad input is refused before any twin is dialled (exit 2); a state directory with no twin says so.
@@ -122,7 +124,7 @@ func TestClusterAddOnRunningTwin(t *testing.T) {
 	}
 	g := NewWithT(t)
 	ctx := context.Background()
-	_, stateDir := runningTwin(t, g, filepath.Join(convergeData, "twin.yaml"))
+	tw, stateDir := runningTwin(t, g, filepath.Join(convergeData, "twin.yaml"))
 
 	dir := t.TempDir()
 	write := func(name, body string) string {
@@ -172,6 +174,16 @@ func TestClusterAddOnRunningTwin(t *testing.T) {
 	t.Logf("oversize pool: %s", stderr)
 	nothingStarted()
 
+	// The cluster file's second configuration syncs an OCI artifact (sourceKind OCIRepository, ARM
+	// api-version 2025-04-01), pushed to the twin's registry as `flux push artifact` does.
+	img, err := fluxartifact.Build(map[string]string{
+		"apps/ns.yaml":       "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: edge-oci\n",
+		"apps/settings.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: edge-oci-settings\n  namespace: edge-oci\ndata:\n  mode: oci\n",
+	}, fluxartifact.Meta{Source: "https://example.com/edge.git", Revision: "main@sha1:" + strings.Repeat("e", 40)})
+	g.Expect(err).NotTo(HaveOccurred())
+	pushed, err := registry.NewClient(tw.RegistryHost()).Push(ctx, img, "manifests/edge-oci", "1.0.0")
+	g.Expect(err).NotTo(HaveOccurred())
+
 	good := write("edge.yaml", `name: edge
 kubernetesVersion: v1.33.13
 controlPlane: {count: 1, vmSize: Standard_A4_v2}
@@ -185,6 +197,10 @@ gitops:
   kustomizations:
     infra: {path: ./infrastructure, prune: true}
     apps: {path: ./apps, prune: true, dependsOn: [infra]}
+- name: edge-oci
+  oci: {url: "oci://`+tw.RegistryHost()+`/manifests/edge-oci", insecure: true, tag: "1.0.0"}
+  kustomizations:
+    apps: {path: ./apps, prune: true}
 `)
 
 	// Ctrl-C once the nodes are Ready: the add is undone, and the command says so once it is.
@@ -195,7 +211,7 @@ gitops:
 	root.SetOut(io.Discard)
 	root.SetErr(progress)
 	root.SetArgs([]string{"cluster", "add", "-f", good, "--state-dir", stateDir})
-	err := root.ExecuteContext(cctx)
+	err = root.ExecuteContext(cctx)
 	g.Expect(err).To(HaveOccurred(), progress.buf.String())
 	g.Expect(exitCode(err)).To(Equal(130), err.Error())
 	g.Expect(err.Error()).To(ContainSubstring("undone: nothing of it runs"))
@@ -228,6 +244,9 @@ gitops:
 	g.Expect(edge.Nodes).To(HaveLen(1))
 	g.Expect(edge.Nodes[0].Ready).To(Equal("True"))
 	g.Expect(st.GitOps).To(ContainElement(And(HaveField("Cluster", "edge"), HaveField("Name", "edge-apps"), HaveField("ComplianceState", "Compliant"))))
+	g.Expect(st.GitOps).To(ContainElement(And(HaveField("Cluster", "edge"), HaveField("Name", "edge-oci"), HaveField("ComplianceState", "Compliant"),
+		HaveField("SyncedCommit", "1.0.0@"+pushed.Digest))),
+		"the cluster file's OCI configuration")
 	text, _, code := runCapacityCLI(t, "status", "--state-dir", stateDir)
 	g.Expect(code).To(Equal(0))
 	g.Expect(text).To(MatchRegexp(`edge\s+edge-linux-0\s+True`))

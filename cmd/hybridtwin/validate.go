@@ -2,13 +2,15 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,10 +20,12 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
+	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
 	"github.com/hybridtwin/hybridtwin/reconciler/layout"
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
+	"github.com/hybridtwin/hybridtwin/twin/registry"
 )
 
 // schemaStartTimeout bounds the schema API server's start: envtest's default is 20 s (controller-runtime
@@ -62,7 +66,8 @@ Kustomizations of one cluster (HT010). HelmReleases are rendered with the Helm S
 by the same rules: a chart that does not render (or a version its source does not hold) is HT011, a chart
 source that cannot be reached from here (or needs credentials) is a HT012 warning; --offline fetches none.
 
-The configurations come from -f: a Twin spec (spec.gitops; repositories from spec.git.repos, or PATH), or
+The configurations come from -f: a Twin spec (spec.gitops; each configuration's folder from spec.git.repos,
+or spec.artifacts for an oci source, or PATH), or
 Azure Arc fluxConfiguration resources in their ARM REST shape (see go doc reconciler/layout.FluxConfigFile;
 PATH is the repository). Without -f, the Flux Kustomizations declared in PATH are validated, grouped by
 cluster (clusters/<name>/).
@@ -74,14 +79,17 @@ touched).
 
 --converge (with -f twin.yaml) then runs the layout on the twin: it starts the twin the spec describes
 (progress on standard error) with the layout under validation in place of the repository each GitOps
-configuration syncs (same repository name and branch, so the spec's configurations are used as they are),
+configuration syncs (same repository name and branch, so the spec's configurations are used as they are;
+for an oci source, packed as the spec.artifacts tag it syncs),
 waits until every Kustomization is Ready on the twin's reconcilers, reports the time to Ready (measured
 from the end of the twin's start-up, whose last step creates the configurations, to the first status poll
 that shows the Kustomization Ready at the pushed revision) and every failure as
 HT013, and takes the twin down -- also on Ctrl-C. It runs only when the static stage found no error. With --twin NAME (or --state-dir) it uses a
 twin started with 'hybridtwin up' instead: the layout is pushed as a new commit to each branch the twin's
-configurations sync (the twin keeps it afterwards), and the wait includes the configurations' Git sync
-interval. --converge-timeout overrides the bound derived from the reconciler profile (fetch, plus one apply
+configurations sync, and packed and pushed as a Flux artifact under each spec.artifacts tag they sync (the
+twin keeps it afterwards), and the wait includes the configurations' sync interval. A configuration that
+syncs a Git tag, semver or commit, or an oci url, semver or digest, is refused by name: there is no branch
+or tag of the twin's to put the layout under. --converge-timeout overrides the bound derived from the reconciler profile (fetch, plus one apply
 stage and a dependency re-check per level of the dependsOn graph).
 
 Exit codes, as flux diff: 0 clean, 1 findings at or above --fail-on, 2 the validation could not run.`,
@@ -312,8 +320,9 @@ func validateInputs(path string, files []string) ([]layout.Config, error) {
 }
 
 // twinConfigs converts a Twin spec's GitOps entries (Arc shape) into layout configurations, one per
-// target cluster. Repositories are the spec's spec.git.repos folders (the ref's branch folder for a
-// branch-per-environment repo), or override when PATH is given.
+// target cluster. A configuration's folder is its source's (Spec.SourceDir: the spec.git.repos folder, the
+// ref's branch folder for a branch-per-environment repo, or the spec.artifacts folder of an oci source),
+// or override when PATH is given.
 func twinConfigs(file, override string) ([]layout.Config, error) {
 	s, err := twin.LoadSpec(file)
 	if err != nil {
@@ -323,20 +332,14 @@ func twinConfigs(file, override string) ([]layout.Config, error) {
 	for i, g := range s.Spec.GitOps {
 		root := override
 		if root == "" {
-			for _, r := range s.Spec.Git.Repos {
-				if r.Name != g.Repo {
-					continue
-				}
-				root = r.Path
-				if b, ok := r.Branches[g.Ref.Branch]; ok {
-					root = b
-				}
-				if root != "" {
-					root = s.Path(root)
-				}
-			}
+			root = s.SourceDir(g)
 		}
-		if root == "" {
+		switch {
+		case root != "":
+		case g.OCI != nil:
+			return nil, fmt.Errorf("%s: spec.gitops[%d] (%s): the OCI artifact %s has no local folder (only a tag of spec.artifacts has one, not a url, semver or digest); pass the artifact's folder as PATH",
+				file, i, g.Name, ociName(g.OCI))
+		default:
 			return nil, fmt.Errorf("%s: spec.gitops[%d] (%s): repository %q has no local folder for ref %+v; pass the repository directory as PATH", file, i, g.Name, g.Repo, g.Ref)
 		}
 		var ks []layout.ArcKustomization
@@ -368,34 +371,69 @@ type converger struct {
 // branchRef is a repository branch the layout goes to.
 type branchRef struct{ repo, branch string }
 
-// targets are the (repository, branch) pairs the spec's GitOps configurations sync, and which
-// configurations ("cluster/name") sync each.
-func targets(s *twin.Spec) (map[branchRef][]string, error) {
-	out := map[branchRef][]string{}
+// artifactRef is a tag of spec.artifacts (in the twin's registry) the layout goes to, for the
+// configurations with an oci source.
+type artifactRef struct{ repo, tag string }
+
+// ociName names an oci source for a message: its repository or URL, and its tag, semver or digest.
+func ociName(o *twin.OCISource) string {
+	n := o.Repository
+	if n == "" {
+		n = o.URL
+	}
+	switch {
+	case o.Digest != "":
+		return n + "@" + o.Digest
+	case o.Semver != "":
+		return n + " (semver " + o.Semver + ")"
+	case o.Tag != "":
+		return n + ":" + o.Tag
+	}
+	return n + ":" + twin.DefaultOCITag
+}
+
+// targets are the (repository, branch) pairs and the artifact tags the spec's GitOps configurations
+// sync, and which configurations ("cluster/name") sync each. --converge puts the layout where each
+// configuration reads it: a new commit on a branch, a new artifact under a tag of spec.artifacts. A
+// configuration it cannot follow (a Git tag, semver or commit; an oci url, semver or digest) is refused
+// by name.
+func targets(s *twin.Spec) (map[branchRef][]string, map[artifactRef][]string, error) {
+	branches, artifacts := map[branchRef][]string{}, map[artifactRef][]string{}
 	for i, g := range s.Spec.GitOps {
-		if g.Ref.Branch == "" {
-			return nil, fmt.Errorf("%s: spec.gitops[%d] (%s) syncs %+v, not a branch: --converge pushes the layout to a branch; point the configuration at one", s.File, i, g.Name, g.Ref)
+		var add func(c string)
+		switch o := g.OCI; {
+		case o != nil && (o.Repository == "" || o.Semver != "" || o.Digest != "" || s.SourceDir(g) == ""):
+			return nil, nil, fmt.Errorf("%s: spec.gitops[%d] (%s) syncs the OCI artifact %s: --converge packs the layout as a tag of spec.artifacts in the twin's registry; point the configuration at one (oci: {repository: <a spec.artifacts repository>, tag: <its tag>}) or validate without --converge",
+				s.File, i, g.Name, ociName(o))
+		case o != nil:
+			k := artifactRef{o.Repository, o.Tag}
+			if k.tag == "" {
+				k.tag = twin.DefaultOCITag
+			}
+			add = func(c string) { artifacts[k] = append(artifacts[k], c+"/"+g.Name) }
+		case g.Ref.Branch == "":
+			return nil, nil, fmt.Errorf("%s: spec.gitops[%d] (%s) syncs %+v, not a branch: --converge pushes the layout to a branch; point the configuration at one", s.File, i, g.Name, g.Ref)
+		default:
+			k := branchRef{g.Repo, g.Ref.Branch}
+			add = func(c string) { branches[k] = append(branches[k], c+"/"+g.Name) }
 		}
-		k := branchRef{g.Repo, g.Ref.Branch}
 		for _, c := range s.TargetsOf(g) {
-			out[k] = append(out[k], c+"/"+g.Name)
+			add(c)
 		}
 	}
-	return out, nil
+	return branches, artifacts, nil
+}
+
+func sortedArtifacts(m map[artifactRef][]string) []artifactRef {
+	return slices.SortedFunc(maps.Keys(m), func(a, b artifactRef) int {
+		return cmp.Or(strings.Compare(a.repo, b.repo), strings.Compare(a.tag, b.tag))
+	})
 }
 
 func sortedRefs(m map[branchRef][]string) []branchRef {
-	out := make([]branchRef, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].repo != out[j].repo {
-			return out[i].repo < out[j].repo
-		}
-		return out[i].branch < out[j].branch
+	return slices.SortedFunc(maps.Keys(m), func(a, b branchRef) int {
+		return cmp.Or(strings.Compare(a.repo, b.repo), strings.Compare(a.branch, b.branch))
 	})
-	return out
 }
 
 // onNewTwin starts the twin of specFile with the layout in place of the repositories its GitOps
@@ -405,7 +443,7 @@ func (c *converger) onNewTwin(ctx context.Context, rep *layout.Report, specFile 
 	if err != nil {
 		return &exitError{2, err}
 	}
-	refs, err := targets(spec)
+	refs, arts, err := targets(spec)
 	if err != nil {
 		return &exitError{2, err}
 	}
@@ -430,6 +468,13 @@ func (c *converger) onNewTwin(ctx context.Context, rep *layout.Report, specFile 
 			r.Path, r.Branches = "", map[string]string{}
 			for _, b := range branches {
 				r.Branches[b] = abs
+			}
+		}
+		// Each artifact tag the configurations sync is packed from the layout instead.
+		for i := range spec.Spec.Artifacts {
+			a := &spec.Spec.Artifacts[i]
+			if _, ok := arts[artifactRef{a.Repository, a.Tag}]; ok {
+				a.Path = abs
 			}
 		}
 	}
@@ -475,6 +520,18 @@ func (c *converger) onNewTwin(ctx context.Context, rep *layout.Report, specFile 
 			commits[cfg] = commit
 		}
 	}
+	// An OCI source reports tag@digest (Flux's OCIRepository revision): the digest Up pushed.
+	reg := registry.NewClient(t.RegistryHost())
+	for _, a := range sortedArtifacts(arts) {
+		m, err := reg.Manifest(ctx, a.repo, a.tag)
+		if err != nil {
+			return fmt.Errorf("converge: the pushed artifact %s:%s: %w", a.repo, a.tag, err)
+		}
+		res.Pushed = append(res.Pushed, layout.PushedRevision{Repo: "oci://" + t.RegistryHost() + "/" + a.repo, Branch: a.tag, Commit: m.Digest})
+		for _, cfg := range arts[a] {
+			commits[cfg] = m.Digest
+		}
+	}
 	return c.wait(ctx, rep, res, localStatus{t}, commits, start, 0)
 }
 
@@ -494,7 +551,7 @@ func (c *converger) onRunning(ctx context.Context, rep *layout.Report, stateDir,
 	if err != nil {
 		return &exitError{2, err}
 	}
-	refs, err := targets(spec)
+	refs, arts, err := targets(spec)
 	if err != nil {
 		return &exitError{2, err}
 	}
@@ -532,6 +589,30 @@ func (c *converger) onRunning(ctx context.Context, rep *layout.Report, stateDir,
 		res.Pushed = append(res.Pushed, layout.PushedRevision{Repo: repo.String(), Branch: ref.branch, Commit: pr.Commit})
 		for _, cfg := range refs[ref] {
 			commits[cfg] = pr.Commit
+		}
+	}
+	// An OCI source: the layout packed as `flux push artifact` does and pushed under the tag it syncs; it
+	// reports tag@digest.
+	if len(arts) > 0 {
+		files, err := fluxartifact.ReadDir(c.root, func(data []byte) []byte { return bytes.ReplaceAll(data, from, to) })
+		if err != nil {
+			return &exitError{2, fmt.Errorf("converge: %w", err)}
+		}
+		img, err := fluxartifact.Build(files, fluxartifact.Meta{Source: "file://" + c.root})
+		if err != nil {
+			return &exitError{2, fmt.Errorf("converge: %w", err)}
+		}
+		reg := registry.NewClient(info.Registry)
+		for _, a := range sortedArtifacts(arts) {
+			pushed, err := reg.Push(ctx, img, a.repo, a.tag)
+			if err != nil {
+				return fmt.Errorf("converge: push the layout to %s/%s:%s: %w", info.Registry, a.repo, a.tag, err)
+			}
+			fmt.Fprintf(c.stderr, "converge: pushed the layout to %s/%s:%s (%.19s)\n", info.Registry, a.repo, a.tag, pushed.Digest)
+			res.Pushed = append(res.Pushed, layout.PushedRevision{Repo: "oci://" + info.Registry + "/" + a.repo, Branch: a.tag, Commit: pushed.Digest})
+			for _, cfg := range arts[a] {
+				commits[cfg] = pushed.Digest
+			}
 		}
 	}
 	return c.wait(ctx, rep, res, remoteStatus{remote}, commits, start, wait)

@@ -1,24 +1,16 @@
 package arcagent_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"net/http"
-	"sort"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
-	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -26,52 +18,19 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
+	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
 	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/registry"
 )
 
-// Media types of an artifact made by `flux push artifact` (Flux docs, "OCI artifacts": config
-// application/vnd.cncf.flux.config.v1+json, one layer application/vnd.cncf.flux.content.v1.tar+gzip holding
-// a gzipped tarball of the pushed directory).
-const (
-	fluxConfigMediaType  = "application/vnd.cncf.flux.config.v1+json"
-	fluxContentMediaType = "application/vnd.cncf.flux.content.v1.tar+gzip"
-)
-
 // pushArtifact pushes files into the twin's registry as `flux push artifact oci://<host>/<repo>:<tag>
-// --path=. --source=... --revision=...` does, and returns the manifest digest.
+// --path=. --source=... --revision=...` does (internal/fluxartifact), and returns the manifest digest.
 func pushArtifact(t *testing.T, reg *registry.Registry, repo, tag string, files map[string]string) string {
 	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(files[n])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, fluxConfigMediaType)
-	img = mutate.Annotations(img, map[string]string{
-		"org.opencontainers.image.source":   "https://example.com/platform.git",
-		"org.opencontainers.image.revision": "main@sha1:" + tag,
-	}).(gcrv1.Image)
-	img, err := mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(buf.Bytes(), fluxContentMediaType)})
+	img, err := fluxartifact.Build(files, fluxartifact.Meta{
+		Source: "https://example.com/platform.git", Revision: "main@sha1:" + tag,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

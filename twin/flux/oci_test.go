@@ -1,23 +1,13 @@
 package flux_test
 
 import (
-	"archive/tar"
-	"bytes"
-	"compress/gzip"
 	"context"
-	"path"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
 	"github.com/fluxcd/pkg/apis/meta"
-	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/static"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -27,6 +17,7 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
+	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/embedded"
@@ -34,54 +25,13 @@ import (
 	"github.com/hybridtwin/hybridtwin/twin/registry"
 )
 
-// Media types of an artifact made by `flux push artifact` (Flux docs, "OCI artifacts" / source-controller
-// OCIRepository spec.layerSelector: config application/vnd.cncf.flux.config.v1+json, one layer
-// application/vnd.cncf.flux.content.v1.tar+gzip holding a gzipped tarball of the pushed directory).
-const (
-	fluxConfigMediaType  = "application/vnd.cncf.flux.config.v1+json"
-	fluxContentMediaType = "application/vnd.cncf.flux.content.v1.tar+gzip"
-)
-
 // pushFluxArtifact pushes files into the registry as `flux push artifact oci://<host>/<repo>:<tag>
-// --path=. --source=... --revision=...` does, and returns the manifest digest.
+// --path=. --source=... --revision=...` does (internal/fluxartifact), and returns the manifest digest.
 func pushFluxArtifact(t *testing.T, reg *registry.Registry, repo, tag string, files map[string]string) string {
 	t.Helper()
-	var buf bytes.Buffer
-	gz := gzip.NewWriter(&buf)
-	tw := tar.NewWriter(gz)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	dirs := map[string]bool{}
-	for _, n := range names {
-		if d := path.Dir(n); d != "." && !dirs[d] {
-			dirs[d] = true
-			if err := tw.WriteHeader(&tar.Header{Name: d + "/", Mode: 0o755, Typeflag: tar.TypeDir}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write([]byte(files[n])); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gz.Close(); err != nil {
-		t.Fatal(err)
-	}
-	img := mutate.MediaType(empty.Image, types.OCIManifestSchema1)
-	img = mutate.ConfigMediaType(img, fluxConfigMediaType)
-	img = mutate.Annotations(img, map[string]string{
-		"org.opencontainers.image.source":   "https://example.com/platform.git",
-		"org.opencontainers.image.revision": "main@sha1:" + strings.Repeat("0", 40),
-	}).(gcrv1.Image)
-	img, err := mutate.Append(img, mutate.Addendum{Layer: static.NewLayer(buf.Bytes(), fluxContentMediaType)})
+	img, err := fluxartifact.Build(files, fluxartifact.Meta{
+		Source: "https://example.com/platform.git", Revision: "main@sha1:" + strings.Repeat("0", 40),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
