@@ -109,6 +109,14 @@ func commonSettings(p Profile, sec secrets) []Setting {
 		{"webhook", "ALLOWED_HOST_LIST", "loopback,private"},
 		// Gitea reads DELIVER_TIMEOUT in whole seconds.
 		{"webhook", "DELIVER_TIMEOUT", strconv.Itoa(int(p.WebhookDeliverTimeout / time.Second))},
+		// In-memory queues. Gitea's default queue type is "level" (on-disk LevelDB, modules/setting/queue.go
+		// in Gitea v1.26.4), whose workers poll an empty queue with a backoff from 50 ms up to 2 s
+		// (modules/queue/backoff.go backoffBegin/backoffUpper): after a quiet spell a push's webhook
+		// waited up to 2 s per queue hop, so push-to-applied came out at 1.5 s or 3 s depending on how
+		// long the queue had been idle. A "channel" queue hands items over at once. Items queued at a
+		// stop are lost, which the twin's throwaway Gitea does not mind (Gitea config cheat sheet, [queue]
+		// TYPE: level, channel, redis, dummy).
+		{"queue", "TYPE", "channel"},
 		{"session", "PROVIDER", "memory"},
 		{"cache", "ADAPTER", "memory"},
 		{"mailer", "ENABLED", "false"},
