@@ -18,6 +18,7 @@ import (
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
@@ -68,24 +69,7 @@ func TestFluxConvergesAnArcConfiguration(t *testing.T) {
 
 	// The cluster.
 	name := "flux-" + suffix()
-	prov := embedded.New(embedded.Options{Dir: t.TempDir()})
-	defer func() {
-		if err := prov.Close(context.Background()); err != nil {
-			t.Errorf("stop the cluster: %v", err)
-		}
-	}()
-	info, err := prov.Create(ctx, cluster.Spec{
-		Name: name, TimeProfile: cluster.ProfileFast,
-		Nodes: []cluster.NodeSpec{{Name: "moc-" + name, Pool: "np1", Host: "hci-1", Size: "Standard_A2_v2", CPU: 2, MemoryMiB: 4096}},
-	})
-	if err != nil {
-		t.Fatalf("create cluster: %v", err)
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube := kubernetes.NewForConfigOrDie(cfg)
+	info, cfg, kube := testCluster(ctx, t, name)
 
 	// Real Flux.
 	ctl, err := flux.Start(ctx, flux.Options{Kubeconfig: info.Kubeconfig, StateDir: t.TempDir()})
@@ -236,4 +220,27 @@ func logsHint(procs []flux.Process) string {
 		out = append(out, p.Log)
 	}
 	return strings.Join(out, ", ")
+}
+
+// testCluster starts one embedded twin cluster with one node for a test, stopped when the test ends.
+func testCluster(ctx context.Context, t *testing.T, name string) (cluster.Info, *rest.Config, kubernetes.Interface) {
+	t.Helper()
+	prov := embedded.New(embedded.Options{Dir: t.TempDir()})
+	t.Cleanup(func() {
+		if err := prov.Close(context.Background()); err != nil {
+			t.Errorf("stop the cluster: %v", err)
+		}
+	})
+	info, err := prov.Create(ctx, cluster.Spec{
+		Name: name, TimeProfile: cluster.ProfileFast,
+		Nodes: []cluster.NodeSpec{{Name: "moc-" + name, Pool: "np1", Host: "hci-1", Size: "Standard_A2_v2", CPU: 2, MemoryMiB: 4096}},
+	})
+	if err != nil {
+		t.Fatalf("create cluster: %v", err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info, cfg, kubernetes.NewForConfigOrDie(cfg)
 }

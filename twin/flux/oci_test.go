@@ -12,15 +12,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
 	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
-	"github.com/hybridtwin/hybridtwin/twin/cluster"
-	"github.com/hybridtwin/hybridtwin/twin/cluster/embedded"
 	"github.com/hybridtwin/hybridtwin/twin/flux"
 	"github.com/hybridtwin/hybridtwin/twin/registry"
 )
@@ -61,24 +57,7 @@ func TestFluxConvergesAnOCIConfiguration(t *testing.T) {
 	defer cancel()
 
 	name := "flux-oci-" + suffix()
-	prov := embedded.New(embedded.Options{Dir: t.TempDir()})
-	defer func() {
-		if err := prov.Close(context.Background()); err != nil {
-			t.Errorf("stop the cluster: %v", err)
-		}
-	}()
-	info, err := prov.Create(ctx, cluster.Spec{
-		Name: name, TimeProfile: cluster.ProfileFast,
-		Nodes: []cluster.NodeSpec{{Name: "moc-" + name, Pool: "np1", Host: "hci-1", Size: "Standard_A2_v2", CPU: 2, MemoryMiB: 4096}},
-	})
-	if err != nil {
-		t.Fatalf("create cluster: %v", err)
-	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kube := kubernetes.NewForConfigOrDie(cfg)
+	info, cfg, kube := testCluster(ctx, t, name)
 
 	ctl, err := flux.Start(ctx, flux.Options{Kubeconfig: info.Kubeconfig, StateDir: t.TempDir()})
 	if err != nil {
