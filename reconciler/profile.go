@@ -87,10 +87,11 @@ type Profile struct {
 	// GCPercent is the Go GC target (GOGC) that SetProcessGC gives a process hosting reconcilers. No
 	// Flux counterpart (its controllers run at Go's default, 100). A build allocates ~540 KB for a
 	// one-ConfigMap Kustomization (reconciler/internal/build BenchmarkBuildOneFile), so at 100 the
-	// collector took 26% of the reconciler's CPU: 1000 Kustomizations measured 0.98 ms of GC in 3.7 ms
-	// of reconciler CPU per object at 100 and 0.2-0.3 ms in 2.0-2.6 ms at 400, the time to all Ready
-	// dropping by about a quarter (bench/reconciler Scale, 2026-11-21). The price is heap headroom:
-	// the heap may grow to five times the live data before a collection, bounded by the limit below.
+	// collector took a quarter of the reconciler's CPU: 1000 Kustomizations measured 0.96 ms of GC per
+	// object at 100 and 0.31 ms at 400 (bench/results/baseline, before and after, 2026-11-21); the ratio
+	// to the parallel raw loop rose from 0.38 to 0.42 on a machine that ran the loop 29% slower. The
+	// price is heap headroom: the heap may grow to five times the live data before a collection,
+	// bounded by the limit below (the bench process peaked at 241 MiB at 1000, 142 MiB before).
 	GCPercent int
 	// GCMemoryFraction of the machine's memory (at least GCMemoryFloor bytes) is the soft memory limit
 	// (GOMEMLIMIT) that SetProcessGC sets alongside: near it the collector runs as often as needed,
