@@ -74,6 +74,31 @@ func driverResult(t *testing.T, dir, name string, env result.Environment, metric
 	return p
 }
 
+// gobenchOnThisMachine copies recorded go test -bench output with its "cpu:" line replaced by cpu (this
+// machine's model), into a temporary file whose path it returns.
+func gobenchOnThisMachine(t *testing.T, fixture, cpu string) string {
+	t.Helper()
+	data, err := os.ReadFile(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(data), "\n")
+	replaced := false
+	for i, l := range lines {
+		if strings.HasPrefix(l, "cpu:") {
+			lines[i], replaced = "cpu: "+cpu, true
+		}
+	}
+	if !replaced {
+		t.Fatalf("%s has no cpu: line", fixture)
+	}
+	p := filepath.Join(t.TempDir(), filepath.Base(fixture))
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
 // TestBenchRunChain is the chain `go tool task bench` runs after the drivers: go test -bench output to a
 // result file, the drivers' files merged into bench.json, the machine kind that names the baseline, and
 // the comparison: the run against itself passes, against a doctored slower copy fails naming the metric.
@@ -97,9 +122,11 @@ func TestBenchRunChain(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// go test -bench output (real output of the planner benchmarks) becomes a result file.
+	// go test -bench output (real output of the planner benchmarks) becomes a result file. The fixture was
+	// recorded on another machine: its "cpu:" line is set to this machine's CPU model, as go test would
+	// print it here, so the merge below sees one machine whatever CPU runs the test.
 	out, code := runCLI(t, "report", "gobench", "-o", filepath.Join(run, "hardware-planner.json"), "--note", "go test ./hardware -bench .",
-		filepath.Join("..", "..", "bench", "result", "testdata", "gobench-hardware-registry.txt"))
+		gobenchOnThisMachine(t, filepath.Join("..", "..", "bench", "result", "testdata", "gobench-hardware-registry.txt"), env.CPUModel))
 	if code != 0 || !strings.Contains(out, "wrote 26 metrics") {
 		t.Fatalf("gobench: exit %d\n%s", code, out)
 	}
