@@ -85,6 +85,7 @@ func (r *Reconciler) reconcileKustomization(ctx context.Context, k core.Key) {
 		s := &st.obj.Status
 		r.setCondition(&s.Conditions, obj.Generation, meta.ReadyCondition, metav1.ConditionFalse, v.Reason, v.Message)
 		r.scheduleLocked(KindKustomization, k, v.RequeueAfter)
+		r.published(KindKustomization, k)
 		changed := st.lastMsg != v.Message
 		st.lastMsg = v.Message
 		r.mu.Unlock()
@@ -103,6 +104,7 @@ func (r *Reconciler) reconcileKustomization(ctx context.Context, k core.Key) {
 	s := &st.obj.Status
 	r.markProgressing(&s.Conditions, obj.Generation, fmt.Sprintf("Fetching manifests for revision %s with a timeout of %s", revision, obj.GetTimeout()))
 	s.LastAttemptedRevision = revision
+	r.published(KindKustomization, k)
 	r.mu.Unlock()
 
 	ctx, cancel := context.WithTimeout(ctx, obj.GetTimeout())
@@ -353,6 +355,7 @@ func (r *Reconciler) finish(k core.Key, st *ksState, obj *kustomizev1.Kustomizat
 		st.lastMsg = f.Error()
 	}
 	next := core.RequeueAfter(outcome, tm, nil)
+	r.published(KindKustomization, k)
 	r.mu.Unlock()
 	if outcome == core.Succeeded {
 		next = r.jitter(next)

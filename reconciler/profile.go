@@ -84,6 +84,18 @@ type Profile struct {
 	// CorrectionHistory is how many drift corrections Corrections() keeps (oldest dropped first).
 	CorrectionHistory int
 
+	// StatusWorkers is how many status writes run at once in ObjectsInCluster mode. Flux writes each
+	// object's status from the worker that reconciled it (controller-runtime, --concurrent); the twin
+	// writes from its own queue so a burst of changes to one object is one write: 4, as
+	// kustomize-controller's --concurrent default.
+	StatusWorkers int
+	// StatusTimeout bounds one status or finalizer patch, and StatusRetry is the delay before a failed
+	// one is retried. No Flux counterpart (its patches run under the reconcile's context and are
+	// retried with the reconcile, at controller-runtime's 5 ms backoff doubling); a second keeps a
+	// failing API server from being hammered, as DriftRetry.
+	StatusTimeout time.Duration
+	StatusRetry   time.Duration
+
 	// GCPercent is the Go GC target (GOGC) that SetProcessGC gives a process hosting reconcilers. No
 	// Flux counterpart (its controllers run at Go's default, 100). A build allocates ~540 KB for a
 	// one-ConfigMap Kustomization (reconciler/internal/build BenchmarkBuildOneFile), so at 100 the
@@ -106,7 +118,7 @@ type Profile struct {
 // event-driven dependencies, watch-driven drift correction, more workers.
 func DefaultProfile() Profile {
 	return Profile{
-		Name:                 "flux-v2.7-twin/v4",
+		Name:                 "flux-v2.7-twin/v5",
 		FieldManager:         "kustomize-controller",
 		OwnerGroup:           "kustomize.toolkit.fluxcd.io",
 		KustomizationWorkers: 16,
@@ -128,6 +140,9 @@ func DefaultProfile() Profile {
 		StrictSubstitutions:  false,
 		EventHistory:         10000,
 		CorrectionHistory:    100000,
+		StatusWorkers:        4,
+		StatusTimeout:        30 * time.Second,
+		StatusRetry:          time.Second,
 		GCPercent:            400,
 		GCMemoryFraction:     0.25,
 		GCMemoryFloor:        1 << 30,

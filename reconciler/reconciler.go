@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
@@ -64,6 +65,14 @@ type Options struct {
 	// back only at its Kustomization's next interval, as Flux does. It exists for the scenario suite's
 	// broken-change check (`go tool task scenario:broken`), which proves the drift scenarios can fail.
 	NoDriftWatch bool
+	// ObjectsInCluster makes the reconciler a controller on Flux's objects in its cluster, as Flux's
+	// controllers are: it watches every GitRepository, OCIRepository and Kustomization there (whoever
+	// created it, a Kustomization it applied included), takes their generations from the API server,
+	// writes their status to the status subresource, records Kubernetes Events from source-controller
+	// and kustomize-controller, and puts Flux's finalizer on them so a deleted Kustomization prunes
+	// first. Flux's CRDs must be installed (Start fails with ErrNoCRDs otherwise). Off, the objects
+	// live in memory only, fed through the Apply methods.
+	ObjectsInCluster bool
 }
 
 // Errors callers can test for.
@@ -109,6 +118,7 @@ type Reconciler struct {
 	rng    *rand.Rand
 
 	watcher *drift.Watcher
+	cluster *inCluster // ObjectsInCluster mode; nil in memory
 
 	mu      sync.Mutex
 	srcs    map[srcRef]*srcState
@@ -212,6 +222,13 @@ func New(cfg *rest.Config, opts Options) (*Reconciler, error) {
 		driftQueue: workq.New[core.ObjID](),
 		wake:       make(chan struct{}, 1),
 	}
+	if opts.ObjectsInCluster {
+		kube, err := kubernetes.NewForConfigAndClient(cfg, httpClient)
+		if err != nil {
+			return nil, fmt.Errorf("build clientset for cluster %q: %w", opts.Cluster, err)
+		}
+		r.cluster = newInCluster(r, kube)
+	}
 	r.graph, _ = core.NewGraph(nil)
 	if r.met, err = newMetrics(opts.Cluster, opts.Registerer, r); err != nil {
 		return nil, err
@@ -221,6 +238,11 @@ func New(cfg *rest.Config, opts Options) (*Reconciler, error) {
 
 // Start begins reconciling; it returns at once. Everything stops when ctx ends or Stop is called.
 func (r *Reconciler) Start(ctx context.Context) error {
+	if r.cluster != nil {
+		if err := r.cluster.checkCRDs(); err != nil {
+			return err
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.started {
@@ -255,6 +277,9 @@ func (r *Reconciler) Start(ctx context.Context) error {
 		r.srcQueue.ShutDown()
 		r.driftQueue.ShutDown()
 	})
+	if r.cluster != nil {
+		r.cluster.start(ctx)
+	}
 	// Everything applied before Start is queued now.
 	for ref := range r.srcs {
 		r.srcQueue.Add(ref)
@@ -405,13 +430,13 @@ func (r *Reconciler) ApplyKustomization(obj *kustomizev1.Kustomization) error {
 	in := obj.DeepCopy()
 	st := r.kss[k]
 	if st == nil {
-		in.Generation = 1
+		in.Generation = r.firstGeneration(in)
 		in.Status = kustomizev1.KustomizationStatus{}
 		r.kss[k] = &ksState{obj: in, ignore: rules, desired: map[core.ObjID]*unstructured.Unstructured{},
 			origins: map[core.ObjID]string{}}
 	} else {
 		var reconcile bool
-		in.Generation, reconcile = nextGeneration(st.obj.Generation, st.obj.Spec, in.Spec, st.obj.Annotations, in.Annotations)
+		in.Generation, reconcile = r.updatedGeneration(st.obj, in, st.obj.Spec, in.Spec)
 		in.Status = st.obj.Status
 		st.obj = in
 		st.ignore = rules
@@ -568,7 +593,7 @@ func (r *Reconciler) Idle() bool {
 	r.mu.Lock()
 	pending := len(r.pending)
 	r.mu.Unlock()
-	return pending == 0 && r.ksQueue.Idle() && r.srcQueue.Idle() && r.driftQueue.Idle()
+	return pending == 0 && r.ksQueue.Idle() && r.srcQueue.Idle() && r.driftQueue.Idle() && (r.cluster == nil || r.cluster.idle())
 }
 
 // Events returns the events emitted so far (oldest first, at most Profile.EventHistory).
@@ -605,6 +630,9 @@ func (r *Reconciler) emit(kind Kind, k core.Key, typ EventType, reason, msg, rev
 		r.log.Warn(msg, "cluster", r.opts.Cluster, "kind", kind, "object", k.String(), "reason", reason)
 	} else {
 		r.log.Debug(msg, "cluster", r.opts.Cluster, "kind", kind, "object", k.String(), "reason", reason)
+	}
+	if r.cluster != nil {
+		r.cluster.event(schedKey{kind, k}, typ, reason, msg, revision)
 	}
 	if r.opts.OnEvent != nil {
 		r.opts.OnEvent(ev)

@@ -93,12 +93,11 @@ func (r *Reconciler) applySource(kind Kind, in sourceObject) error {
 	}
 	st := r.srcs[ref]
 	if st == nil {
-		in.SetGeneration(1)
+		in.SetGeneration(r.firstGeneration(in))
 		carryStatus(in, nil)
 		r.srcs[ref] = &srcState{obj: in}
 	} else {
-		gen, reconcile := nextGeneration(st.obj.GetGeneration(), fieldsOf(st.obj).spec, fieldsOf(in).spec,
-			st.obj.GetAnnotations(), in.GetAnnotations())
+		gen, reconcile := r.updatedGeneration(st.obj, in, fieldsOf(st.obj).spec, fieldsOf(in).spec)
 		in.SetGeneration(gen)
 		carryStatus(in, st.obj)
 		st.obj = in
@@ -213,6 +212,7 @@ func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 		return
 	}
 	r.markProgressing(fieldsOf(st.obj).conditions, gen, "building artifact")
+	r.published(ref.kind, ref.key)
 	r.mu.Unlock()
 
 	// Both kinds' spec.timeout "defaults to 60s" (api/v1 GitRepositorySpec and OCIRepositorySpec.Timeout).
@@ -254,6 +254,7 @@ func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 		r.setCondition(s.conditions, gen, sourcev1.ArtifactInStorageCondition, metav1.ConditionTrue, meta.SucceededReason, f.stored)
 		next = spec.interval
 	}
+	r.published(ref.kind, ref.key)
 	var wake []core.Key
 	if f.changed {
 		wake = r.kustomizationsOfSourceLocked(ref)

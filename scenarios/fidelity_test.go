@@ -216,7 +216,7 @@ func newFidelity(ctx context.Context, e *Env) *fidelity {
 			DeferCleanup(func() { rec.Stop(); cancel() })
 			eng.target = rec
 		case engineFlux:
-			t, err := flux.NewTarget(cfg)
+			t, err := arcagent.NewClusterTarget(cfg)
 			Expect(err).NotTo(HaveOccurred())
 			eng.target = t
 		}

@@ -18,7 +18,6 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/twin"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
-	"github.com/hybridtwin/hybridtwin/twin/flux"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
 )
 
@@ -47,7 +46,7 @@ func fluxSpecs() {
 				Expect(s.ReconcilerFor(c)).To(Equal(twin.ReconcilerFlux), "cluster %s", c)
 				cfg, err := fe.Twin.RESTConfig(c)
 				Expect(err).NotTo(HaveOccurred())
-				t, err := flux.NewTarget(cfg)
+				t, err := arcagent.NewClusterTarget(cfg)
 				Expect(err).NotTo(HaveOccurred())
 				for _, g := range s.Spec.GitOps {
 					if !slices.Contains(s.TargetsOf(g), c) {

@@ -649,7 +649,7 @@ func (t *Twin) startEngine(ctx context.Context, name string, rc *runningCluster)
 		}
 		t.onStop("flux "+name, func(context.Context) error { return ctl.Stop() })
 		rc.flux = ctl
-		ft, err := flux.NewTarget(rc.config)
+		ft, err := arcagent.NewClusterTarget(rc.config)
 		if err != nil {
 			return err
 		}

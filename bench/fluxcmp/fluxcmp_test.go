@@ -87,7 +87,7 @@ type env struct {
 	api    *reconcilertest.APIServer
 	git    *reconcilertest.GitServer
 	ctl    *flux.Controllers
-	target *flux.Target
+	target *arcagent.ClusterTarget
 	kube   kubernetes.Interface
 }
 
@@ -109,7 +109,7 @@ func newEnv(b *testing.B) *env {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = ctl.Stop() })
-	fluxTarget, err := flux.NewTarget(api.Config)
+	fluxTarget, err := arcagent.NewClusterTarget(api.Config)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package flux
+package fluxcrd
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,15 +19,72 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 )
+
+// FieldManager is the field manager the CRDs are server-side applied with: the twin owns them.
+const FieldManager = "hybridtwin"
+
+// healthPoll is how often Install asks a CRD's Established condition; the API server establishes a CRD
+// within a second on these machines (RECIPES.md: Flux's CRDs applied and established at start-up).
+const healthPoll = 250 * time.Millisecond
+
+// Tools are the pinned Flux controllers whose CRDs every cluster gets (tools/toolcache/pins.go).
+var Tools = []toolcache.Tool{toolcache.SourceController, toolcache.KustomizeController}
+
+// Dirs returns the CRD folders of Tools in the cache, copying them from the pinned modules if needed
+// (no controller is built; a nil cache means toolcache.New()).
+func Dirs(ctx context.Context, cache *toolcache.Cache) ([]string, error) {
+	if cache == nil {
+		var err error
+		if cache, err = toolcache.New(); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrCRD, err)
+		}
+	}
+	var dirs []string
+	for _, t := range Tools {
+		dir, err := cache.EnsureAssets(ctx, t)
+		if err != nil {
+			return nil, fmt.Errorf("%w of %s: %v", ErrCRD, t, err)
+		}
+		dirs = append(dirs, filepath.Join(dir, "config", "crd", "bases"))
+	}
+	return dirs, nil
+}
+
+// Install reads the CRDs of dirs (Dirs when dirs is nil) and server-side applies them to the cluster
+// at cfg, waiting until each is Established; it returns how many it installed. Applying again is a
+// no-op, not a conflict.
+func Install(ctx context.Context, cfg *rest.Config, cache *toolcache.Cache, dirs []string) (int, error) {
+	if dirs == nil {
+		var err error
+		if dirs, err = Dirs(ctx, cache); err != nil {
+			return 0, err
+		}
+	}
+	crds, err := Read(dirs)
+	if err != nil {
+		return 0, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return 0, fmt.Errorf("%w: client for %s: %v", ErrCRD, cfg.Host, err)
+	}
+	if err := Apply(ctx, dyn, crds); err != nil {
+		return 0, err
+	}
+	return len(crds), nil
+}
 
 // ErrCRD is wrapped when Flux's CRDs cannot be read, applied or do not become Established.
 var ErrCRD = errors.New("flux CRDs")
 
 var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// readCRDs reads every CustomResourceDefinition in the *.yaml files of dirs, sorted by file name.
-func readCRDs(dirs []string) ([]*unstructured.Unstructured, error) {
+// Read reads every CustomResourceDefinition in the *.yaml files of dirs, sorted by file name.
+func Read(dirs []string) ([]*unstructured.Unstructured, error) {
 	var out []*unstructured.Unstructured
 	for _, dir := range dirs {
 		files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
@@ -76,9 +134,9 @@ func decodeFile(path string) ([]*unstructured.Unstructured, error) {
 	}
 }
 
-// applyCRDs server-side applies the CRDs (field manager hybridtwin, forced: the twin owns them) and
+// Apply server-side applies the CRDs (field manager hybridtwin, forced: the twin owns them) and
 // waits until every one is Established.
-func applyCRDs(ctx context.Context, dyn dynamic.Interface, crds []*unstructured.Unstructured) error {
+func Apply(ctx context.Context, dyn dynamic.Interface, crds []*unstructured.Unstructured) error {
 	for _, crd := range crds {
 		data, err := crd.MarshalJSON()
 		if err != nil {

@@ -40,6 +40,35 @@ func (c *Cache) Assets(ctx context.Context, t Tool) (string, error) {
 	return c.AssetsDir(t), nil
 }
 
+// EnsureAssets provides the tool's assets without building its binary: the asset module is downloaded
+// into the module cache (seconds, where a build takes minutes) and its Assets copied as Assets does. The
+// twin uses it for what every workload cluster needs whichever engine runs, such as Flux's CRDs, so a
+// twin that does not run the Flux controllers never builds them. Concurrent callers wait for one copy.
+func (c *Cache) EnsureAssets(ctx context.Context, t Tool) (string, error) {
+	if len(t.Assets) == 0 {
+		return "", fmt.Errorf("assets of %s: %w: the pin declares no Assets (tools/toolcache/pins.go)", t, ErrAssets)
+	}
+	if c.assetsReady(t) {
+		return c.AssetsDir(t), nil
+	}
+	for _, d := range []string{"locks", "tmp", "share"} {
+		if err := os.MkdirAll(filepath.Join(c.Dir, d), 0o755); err != nil {
+			return "", fmt.Errorf("prepare tool cache %s: %w; set %s to a writable folder", c.Dir, err, EnvCache)
+		}
+	}
+	unlock, err := c.lock(ctx, t)
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if !c.assetsReady(t) { // another process may have copied them while we waited
+		if err := c.copyAssets(ctx, t); err != nil {
+			return "", err
+		}
+	}
+	return c.AssetsDir(t), nil
+}
+
 func (t Tool) manifest() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "tool %s %s\nmodule %s\n", t.Name, t.Version, t.assetModule())

@@ -140,3 +140,35 @@ func TestAssetsFromTheWrapperModule(t *testing.T) {
 		t.Fatalf("main.go not copied: %v", err)
 	}
 }
+
+// EnsureAssets copies a tool's assets without building its binary, and a later Ensure then builds the
+// binary and keeps the copy.
+func TestEnsureAssetsDoesNotBuild(t *testing.T) {
+	c := testCache(t, t.TempDir())
+	ctx := context.Background()
+	tool := withdepAssets()
+
+	dir, err := c.EnsureAssets(ctx, tool)
+	if err != nil {
+		t.Fatalf("EnsureAssets: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "config", "crd", "bases", "example.com_things.yaml")); err != nil {
+		t.Fatalf("the CRD asset was not copied: %v", err)
+	}
+	if st := c.Stat(ctx, tool); st.Built {
+		t.Fatalf("EnsureAssets built the binary: %+v", st)
+	}
+	assertEmptyDir(t, filepath.Join(c.Dir, "tmp"))
+	if again, err := c.EnsureAssets(ctx, tool); err != nil || again != dir {
+		t.Fatalf("second EnsureAssets = %q, %v", again, err)
+	}
+	if r, err := c.Ensure(ctx, tool); err != nil || !r.Built {
+		t.Fatalf("Ensure after EnsureAssets = %+v, %v; want a build", r, err)
+	}
+
+	bare := withdepAssets()
+	bare.Assets = nil
+	if _, err := c.EnsureAssets(ctx, bare); !errors.Is(err, ErrAssets) {
+		t.Fatalf("EnsureAssets of a tool without assets: %v, want ErrAssets", err)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/hybridtwin/hybridtwin/internal/fluxcrd"
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 )
 
@@ -130,11 +131,10 @@ func resolveTools(ctx context.Context, cache *toolcache.Cache) (binaries, []stri
 			return binaries{}, nil, fmt.Errorf("flux binary %s: %w", x.tool, err)
 		}
 		*x.bin = r.Path
-		dir, err := cache.Assets(ctx, x.tool)
-		if err != nil {
-			return binaries{}, nil, fmt.Errorf("CRDs of %s: %w", x.tool, err)
-		}
-		dirs = append(dirs, filepath.Join(dir, "config", "crd", "bases"))
+	}
+	dirs, err := fluxcrd.Dirs(ctx, cache)
+	if err != nil {
+		return binaries{}, nil, err
 	}
 	return b, dirs, nil
 }
@@ -152,11 +152,11 @@ func (c *Controllers) start(ctx context.Context, bins binaries, crdDirs []string
 	if err != nil {
 		return err
 	}
-	crds, err := readCRDs(crdDirs)
+	crds, err := fluxcrd.Read(crdDirs)
 	if err != nil {
 		return err
 	}
-	if err := applyCRDs(ctx, dyn, crds); err != nil {
+	if err := fluxcrd.Apply(ctx, dyn, crds); err != nil {
 		return err
 	}
 	c.log.Info("flux CRDs established", "count", len(crds))

@@ -11,7 +11,7 @@
 //
 //	ctl, err := flux.Start(ctx, flux.Options{Kubeconfig: info.Kubeconfig, StateDir: dir})
 //	defer ctl.Stop()
-//	target, err := flux.NewTarget(restConfig) // an arcagent.Target
+//	target, err := arcagent.NewClusterTarget(restConfig) // the Arc agent's target for every engine
 //
 // Each controller runs in its own process group with a parent-death signal, on ports the operating
 // system picks on 127.0.0.1, with its log in StateDir/logs; Stop, a failed start and a cancelled start

@@ -57,7 +57,7 @@ func suffix() string {
 }
 
 // One embedded twin cluster, real Flux from the tool cache, a Git repository over smart HTTP, the Arc
-// fake driven through the Azure SDK and the Arc agent writing Flux's objects through flux.Target: a
+// fake driven through the Azure SDK and the Arc agent writing Flux's objects through arcagent.ClusterTarget: a
 // fluxConfiguration converges to Compliant with the ConfigMap applied by kustomize-controller, a
 // configuration with a missing path goes Non-Compliant with Flux's own message, and Stop leaves no
 // process or port behind.
@@ -154,7 +154,7 @@ func TestFluxConvergesAnArcConfiguration(t *testing.T) {
 	}
 
 	// The Arc agent with real Flux as its engine.
-	target, err := flux.NewTarget(cfg)
+	target, err := arcagent.NewClusterTarget(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

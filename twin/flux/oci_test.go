@@ -87,7 +87,7 @@ func TestFluxConvergesAnOCIConfiguration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	target, err := flux.NewTarget(cfg)
+	target, err := arcagent.NewClusterTarget(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,9 +10,6 @@ const ProfileVersion = "flux-profile/v1"
 // seeds/000 (the microsoft.flux extension installs into flux-system).
 const RuntimeNamespace = "flux-system"
 
-// FieldManager is the field manager the CRDs and the Target's objects are server-side applied with.
-const FieldManager = "hybridtwin"
-
 // KustomizeConcurrency is kustomize-controller's --concurrent. Source: RECIPES.md "Real Flux outside a
 // cluster" (the flags that worked: --concurrent=4; Flux's own default is 4 as well).
 const KustomizeConcurrency = 4
@@ -30,8 +27,4 @@ const (
 	// healthPoll is how often Start asks a controller's /readyz and a CRD's Established condition; the
 	// same quarter second the Arc agent polls status with (twin/arcagent DefaultPollInterval).
 	healthPoll = 250 * time.Millisecond
-	// apiTimeout bounds each API request the Target makes for the Arc agent (its interface carries no
-	// context). client-go's default for a single request is no timeout; 30 s is kubectl's
-	// --request-timeout guidance for a loaded API server and keeps a stuck server from hanging the agent.
-	apiTimeout = 30 * time.Second
 )

@@ -1,8 +1,7 @@
-package flux
+package arcagent_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -17,43 +16,43 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/dynamic"
 
+	"github.com/hybridtwin/hybridtwin/internal/fluxcrd"
 	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
-	"github.com/hybridtwin/hybridtwin/tools/toolcache"
+	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 )
 
-// The Target against a real API server holding Flux's CRDs from the tool cache, without the controllers:
+// The ClusterTarget against a real API server holding Flux's CRDs from the pinned modules, without an engine:
 // what it applies is what the API server stores (server-side apply, field manager hybridtwin), what it
 // reads back is the cluster's object, and a Ready condition written for an older generation reads as
 // Progressing. The controllers themselves run in TestFluxConvergesAnArcConfiguration.
-func TestTargetAppliesAndReadsFluxObjects(t *testing.T) {
+func TestClusterTargetAppliesAndReadsFluxObjects(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	requireFluxToolsOrOptIn(t)
 	api, err := reconcilertest.StartAPIServer(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer api.Stop()
-	_, dirs, err := resolveTools(ctx, nil)
+	dirs, err := fluxcrd.Dirs(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	crds, err := readCRDs(append(dirs, filepath.Join("testdata", "crds")))
+	crds, err := fluxcrd.Read(append(dirs, filepath.Join("..", "..", "internal", "fluxcrd", "testdata", "crds")))
 	if err != nil {
 		t.Fatal(err)
 	}
 	dyn := dynamic.NewForConfigOrDie(api.Config)
 	applyCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	if err := applyCRDs(applyCtx, dyn, crds); err != nil {
+	if err := fluxcrd.Apply(applyCtx, dyn, crds); err != nil {
 		t.Fatal(err)
 	}
 	// Applying again (a second twin start on the same cluster) is a no-op, not a conflict.
-	if err := applyCRDs(applyCtx, dyn, crds); err != nil {
+	if err := fluxcrd.Apply(applyCtx, dyn, crds); err != nil {
 		t.Fatalf("re-applying the CRDs: %v", err)
 	}
 
-	target, err := NewTarget(api.Config)
+	target, err := arcagent.NewClusterTarget(api.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +73,7 @@ func TestTargetAppliesAndReadsFluxObjects(t *testing.T) {
 	g.Expect(ok).To(BeTrue())
 	g.Expect(gotRepo.Spec.URL).To(Equal(repo.Spec.URL))
 	g.Expect(gotRepo.Labels).To(HaveKeyWithValue("clusterconfig.azure.com/name", "fleet"))
-	g.Expect(gotRepo.ManagedFields).To(ContainElement(HaveField("Manager", FieldManager)))
+	g.Expect(gotRepo.ManagedFields).To(ContainElement(HaveField("Manager", arcagent.FieldManager)))
 	gotK, ok := target.Kustomization(ns, "fleet-main")
 	g.Expect(ok).To(BeTrue())
 	g.Expect(gotK.Spec.Path).To(Equal("./apps"))
@@ -82,14 +81,14 @@ func TestTargetAppliesAndReadsFluxObjects(t *testing.T) {
 
 	// Flux reports Ready for generation 1 (written here through the status subresource, as the
 	// controller does).
-	u, err := dyn.Resource(kustomizationGVR).Namespace(ns).Get(ctx, "fleet-main", metav1.GetOptions{})
+	u, err := dyn.Resource(kustomizev1.GroupVersion.WithResource("kustomizations")).Namespace(ns).Get(ctx, "fleet-main", metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	cond := metav1.Condition{Type: meta.ReadyCondition, Status: metav1.ConditionTrue, Reason: meta.ReconciliationSucceededReason,
 		Message: "Applied revision: main@sha1:abc", ObservedGeneration: 1, LastTransitionTime: metav1.Now()}
 	cm, err := runtime.DefaultUnstructuredConverter.ToUnstructured(&cond)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(unstructured.SetNestedSlice(u.Object, []any{cm}, "status", "conditions")).To(Succeed())
-	_, err = dyn.Resource(kustomizationGVR).Namespace(ns).UpdateStatus(ctx, u, metav1.UpdateOptions{})
+	_, err = dyn.Resource(kustomizev1.GroupVersion.WithResource("kustomizations")).Namespace(ns).UpdateStatus(ctx, u, metav1.UpdateOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	gotK, _ = target.Kustomization(ns, "fleet-main")
 	g.Expect(apimeta.IsStatusConditionTrue(gotK.Status.Conditions, meta.ReadyCondition)).To(BeTrue())
@@ -116,7 +115,7 @@ func TestTargetAppliesAndReadsFluxObjects(t *testing.T) {
 	g.Expect(gotOCI.Spec.URL).To(Equal(oci.Spec.URL))
 	g.Expect(gotOCI.Spec.Insecure).To(BeTrue())
 	g.Expect(gotOCI.Spec.Reference).To(Equal(&sourcev1.OCIRepositoryRef{Tag: "1.0.0"}))
-	g.Expect(gotOCI.ManagedFields).To(ContainElement(HaveField("Manager", FieldManager)))
+	g.Expect(gotOCI.ManagedFields).To(ContainElement(HaveField("Manager", arcagent.FieldManager)))
 	g.Expect(target.DeleteOCIRepository(ns, "platform")).To(Succeed())
 	g.Expect(target.DeleteOCIRepository(ns, "platform")).To(Succeed())
 	_, ok = target.OCIRepository(ns, "platform")
@@ -131,23 +130,4 @@ func TestTargetAppliesAndReadsFluxObjects(t *testing.T) {
 	g.Expect(ok).To(BeFalse())
 	_, ok = target.GitRepository(ns, "fleet")
 	g.Expect(ok).To(BeFalse())
-}
-
-// requireFluxToolsOrOptIn skips when the Flux controllers are not in the tool cache yet and the real-Flux
-// tests were not asked for: the default test run does not start a ~7 min build of optional tools
-// (`go tool task tools` or HYBRIDTWIN_FLUX_TESTS=1 builds them).
-func requireFluxToolsOrOptIn(t *testing.T) {
-	t.Helper()
-	if os.Getenv("HYBRIDTWIN_FLUX_TESTS") == "1" {
-		return
-	}
-	c, err := toolcache.New()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tool := range []toolcache.Tool{toolcache.SourceController, toolcache.KustomizeController} {
-		if st := c.Stat(context.Background(), tool); !st.Built {
-			t.Skipf("%s is not in the tool cache; build it with `go run ./cmd/hybridtwin tools build %s` or set HYBRIDTWIN_FLUX_TESTS=1", tool, tool.Name)
-		}
-	}
 }

@@ -1,8 +1,10 @@
-package flux
+package arcagent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
@@ -16,8 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
-
-	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 )
 
 var (
@@ -29,47 +29,57 @@ var (
 	kustomizationGVR = kustomizev1.GroupVersion.WithResource("kustomizations")
 )
 
-// Target is the Arc agent's view of real Flux on one cluster: it server-side applies Flux's own
-// GitRepository, OCIRepository and Kustomization objects (field manager hybridtwin) and reads them back from the API
-// server, status written by the controllers. Flux must be running (Start) for the status to move.
-type Target struct {
+// FieldManager is the field manager the ClusterTarget server-side applies Flux's objects with.
+const FieldManager = "hybridtwin"
+
+// apiTimeout bounds each API request the ClusterTarget makes for the agent (its interface carries no
+// context). client-go's default for a single request is no timeout; 30 s is kubectl's --request-timeout
+// guidance for a loaded API server and keeps a stuck server from hanging the agent.
+const apiTimeout = 30 * time.Second
+
+// ClusterTarget is the agent's view of the cluster's GitOps engine, whichever engine runs, as the real
+// fluxconfig-agent's: it server-side applies Flux's own GitRepository, OCIRepository and Kustomization
+// objects (field manager hybridtwin) and reads them back from the API server with the status the engine
+// wrote (the twin's reconciler in ObjectsInCluster mode, or real Flux). The engine must run for the
+// status to move.
+type ClusterTarget struct {
 	dyn dynamic.Interface
 }
 
 var (
-	_ arcagent.Target    = (*Target)(nil)
-	_ arcagent.OCITarget = (*Target)(nil)
+	_ Target    = (*ClusterTarget)(nil)
+	_ OCITarget = (*ClusterTarget)(nil)
 )
 
-// NewTarget returns a Target for the cluster cfg points at.
-func NewTarget(cfg *rest.Config) (*Target, error) {
+// NewClusterTarget returns a ClusterTarget for the cluster cfg points at.
+func NewClusterTarget(cfg *rest.Config) (*ClusterTarget, error) {
 	if cfg == nil {
-		return nil, fmt.Errorf("%w: flux target: the rest config is nil", ErrInvalidOptions)
+		return nil, errors.New("arc agent cluster target: the rest config is nil")
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("flux target for %s: %w", cfg.Host, err)
+		return nil, fmt.Errorf("arc agent cluster target for %s: %w", cfg.Host, err)
 	}
-	return &Target{dyn: dyn}, nil
+	return &ClusterTarget{dyn: dyn}, nil
 }
 
 // ApplyGitRepository server-side applies the GitRepository.
-func (t *Target) ApplyGitRepository(obj *sourcev1.GitRepository) error {
+func (t *ClusterTarget) ApplyGitRepository(obj *sourcev1.GitRepository) error {
 	return t.apply(gitRepositoryGVR, sourcev1.GitRepositoryKind, obj)
 }
 
 // ApplyOCIRepository server-side applies the OCIRepository; source-controller pulls the artifact (for the
 // twin's plain-HTTP registry the object needs spec.insecure, as with real Flux).
-func (t *Target) ApplyOCIRepository(obj *sourcev1.OCIRepository) error {
+func (t *ClusterTarget) ApplyOCIRepository(obj *sourcev1.OCIRepository) error {
 	return t.apply(ociRepositoryGVR, sourcev1.OCIRepositoryKind, obj)
 }
 
 // ApplyKustomization server-side applies the Kustomization.
-func (t *Target) ApplyKustomization(obj *kustomizev1.Kustomization) error {
+func (t *ClusterTarget) ApplyKustomization(obj *kustomizev1.Kustomization) error {
 	return t.apply(kustomizationGVR, kustomizev1.KustomizationKind, obj)
 }
 
-func (t *Target) apply(gvr schema.GroupVersionResource, kind string, obj runtime.Object) error {
+func (t *ClusterTarget) apply(gvr schema.GroupVersionResource, kind string, obj runtime.Object) error {
 	m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", kind, err)
@@ -99,7 +109,7 @@ func (t *Target) apply(gvr schema.GroupVersionResource, kind string, obj runtime
 
 // DeleteKustomization deletes the Kustomization; kustomize-controller's finalizer then prunes what it
 // applied if spec.prune is set, as in a real cluster. A missing object is not an error.
-func (t *Target) DeleteKustomization(ctx context.Context, namespace, name string) error {
+func (t *ClusterTarget) DeleteKustomization(ctx context.Context, namespace, name string) error {
 	err := t.dyn.Resource(kustomizationGVR).Namespace(namespace).Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete Kustomization %s/%s: %w", namespace, name, err)
@@ -108,17 +118,17 @@ func (t *Target) DeleteKustomization(ctx context.Context, namespace, name string
 }
 
 // DeleteGitRepository deletes the GitRepository. A missing object is not an error.
-func (t *Target) DeleteGitRepository(namespace, name string) error {
+func (t *ClusterTarget) DeleteGitRepository(namespace, name string) error {
 	return t.deleteSource(gitRepositoryGVR, sourcev1.GitRepositoryKind, namespace, name)
 }
 
 // DeleteOCIRepository deletes the OCIRepository; source-controller's finalizer removes its stored
 // artifact. A missing object is not an error.
-func (t *Target) DeleteOCIRepository(namespace, name string) error {
+func (t *ClusterTarget) DeleteOCIRepository(namespace, name string) error {
 	return t.deleteSource(ociRepositoryGVR, sourcev1.OCIRepositoryKind, namespace, name)
 }
 
-func (t *Target) deleteSource(gvr schema.GroupVersionResource, kind, namespace, name string) error {
+func (t *ClusterTarget) deleteSource(gvr schema.GroupVersionResource, kind, namespace, name string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	err := t.dyn.Resource(gvr).Namespace(namespace).Delete(ctx, name, metav1.DeleteOptions{})
@@ -129,7 +139,7 @@ func (t *Target) deleteSource(gvr schema.GroupVersionResource, kind, namespace, 
 }
 
 // GitRepository reads the GitRepository from the cluster; false if it does not exist or cannot be read.
-func (t *Target) GitRepository(namespace, name string) (*sourcev1.GitRepository, bool) {
+func (t *ClusterTarget) GitRepository(namespace, name string) (*sourcev1.GitRepository, bool) {
 	var obj sourcev1.GitRepository
 	u, ok := t.get(gitRepositoryGVR, namespace, name, &obj)
 	if !ok {
@@ -141,7 +151,7 @@ func (t *Target) GitRepository(namespace, name string) (*sourcev1.GitRepository,
 
 // OCIRepository reads the OCIRepository from the cluster, its Ready condition current for its generation
 // as for GitRepository; false if it does not exist or cannot be read.
-func (t *Target) OCIRepository(namespace, name string) (*sourcev1.OCIRepository, bool) {
+func (t *ClusterTarget) OCIRepository(namespace, name string) (*sourcev1.OCIRepository, bool) {
 	var obj sourcev1.OCIRepository
 	u, ok := t.get(ociRepositoryGVR, namespace, name, &obj)
 	if !ok {
@@ -152,7 +162,7 @@ func (t *Target) OCIRepository(namespace, name string) (*sourcev1.OCIRepository,
 }
 
 // Kustomization reads the Kustomization from the cluster; false if it does not exist or cannot be read.
-func (t *Target) Kustomization(namespace, name string) (*kustomizev1.Kustomization, bool) {
+func (t *ClusterTarget) Kustomization(namespace, name string) (*kustomizev1.Kustomization, bool) {
 	var obj kustomizev1.Kustomization
 	u, ok := t.get(kustomizationGVR, namespace, name, &obj)
 	if !ok {
@@ -162,7 +172,7 @@ func (t *Target) Kustomization(namespace, name string) (*kustomizev1.Kustomizati
 	return &obj, true
 }
 
-func (t *Target) get(gvr schema.GroupVersionResource, namespace, name string, into any) (*unstructured.Unstructured, bool) {
+func (t *ClusterTarget) get(gvr schema.GroupVersionResource, namespace, name string, into any) (*unstructured.Unstructured, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()
 	u, err := t.dyn.Resource(gvr).Namespace(namespace).Get(ctx, name, metav1.GetOptions{})

@@ -1,0 +1,204 @@
+package reconciler_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/hybridtwin/hybridtwin/internal/fluxcrd"
+	"github.com/hybridtwin/hybridtwin/reconciler"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+var (
+	crdOnce sync.Once
+	crdErr  error
+)
+
+// inClusterEnv is a test world whose reconciler runs on Flux's objects in the API server (Flux's CRDs
+// from the pinned modules, installed once for the package), with a client that reads them.
+func inClusterEnv(t *testing.T) (*env, client.Client) {
+	t.Helper()
+	crdOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		_, crdErr = fluxcrd.Install(ctx, apiCfg, nil, nil)
+	})
+	if crdErr != nil {
+		t.Fatalf("install Flux's CRDs: %v", crdErr)
+	}
+	e := newEnv(t, func(o *reconciler.Options) { o.ObjectsInCluster = true })
+	s := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, sourcev1.AddToScheme, kustomizev1.AddToScheme} {
+		e.g.Expect(add(s)).To(Succeed())
+	}
+	c, err := client.New(apiCfg, client.Options{Scheme: s})
+	e.g.Expect(err).NotTo(HaveOccurred())
+	return e, c
+}
+
+// fluxKustomization is a Kustomization object as a repository holds it.
+func fluxKustomization(ns, name, path string, extra string) string {
+	return fmt.Sprintf(`apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: %s
+  namespace: %s
+spec:
+  interval: 10m
+  retryInterval: 1h
+  path: %s
+  prune: true
+  sourceRef:
+    kind: GitRepository
+    name: repo
+%s`, name, ns, path, extra)
+}
+
+// clusterReady reads a Kustomization from the API server: "Status/Reason" of its Ready condition once it
+// is for the object's generation, the revision it applied.
+func clusterReady(c client.Client, ns, name string) func() string {
+	return func() string {
+		var k kustomizev1.Kustomization
+		if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &k); err != nil {
+			return err.Error()
+		}
+		r := apimeta.FindStatusCondition(k.Status.Conditions, meta.ReadyCondition)
+		if r == nil || r.ObservedGeneration != k.Generation {
+			return "not observed"
+		}
+		return fmt.Sprintf("%s/%s %s", r.Status, r.Reason, k.Status.LastAppliedRevision)
+	}
+}
+
+// TestInClusterBootstrapLayout: the layout every `flux bootstrap` writes -- a cluster folder of
+// Kustomization objects (infrastructure, and apps depending on it) synced by one root Kustomization --
+// converges when the reconciler works on the objects in the cluster: the nested Kustomizations that
+// the root applies are reconciled too, each object's status is in Flux's shape on the API server,
+// events are Kubernetes Events from kustomize-controller, and deleting the root prunes everything
+// through Flux's finalizer.
+func TestInClusterBootstrapLayout(t *testing.T) {
+	e, c := inClusterEnv(t)
+	ctx := context.Background()
+	sha := e.commit(map[string]string{
+		"clusters/staging/infrastructure.yaml": fluxKustomization(e.ns, "infrastructure", "./infrastructure", "  wait: true\n"),
+		"clusters/staging/apps.yaml": fluxKustomization(e.ns, "apps", "./apps/staging",
+			"  dependsOn:\n    - name: infrastructure\n"),
+		"infrastructure/settings.yaml": configMap(e.ns, "infra-settings", map[string]string{"tier": "infra"}),
+		"apps/staging/app.yaml":        configMap(e.ns, "app", map[string]string{"env": "staging"}),
+	})
+	e.g.Expect(c.Create(ctx, e.gitRepository("repo"))).To(Succeed())
+	e.g.Expect(c.Create(ctx, e.kustomization("root", "./clusters/staging"))).To(Succeed())
+
+	want := "True/ReconciliationSucceeded main@sha1:" + sha
+	for _, name := range []string{"root", "infrastructure", "apps"} {
+		e.g.Eventually(clusterReady(c, e.ns, name)).WithTimeout(eventually).WithPolling(poll).Should(Equal(want), name)
+	}
+	e.g.Expect(e.configMapData(e.ns, "infra-settings")()).To(HaveKeyWithValue("tier", "infra"))
+	e.g.Expect(e.configMapData(e.ns, "app")()).To(HaveKeyWithValue("env", "staging"))
+
+	// Status in Flux's shape on the API server: the source's artifact, the root's inventory holding the
+	// nested Kustomizations, Flux's finalizer on every object.
+	var repo sourcev1.GitRepository
+	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "repo"}, &repo)).To(Succeed())
+	e.g.Expect(repo.Status.Artifact).NotTo(BeNil())
+	e.g.Expect(repo.Status.Artifact.Revision).To(Equal("main@sha1:" + sha))
+	e.g.Expect(repo.Status.ObservedGeneration).To(Equal(repo.Generation))
+	e.g.Expect(apimeta.IsStatusConditionTrue(repo.Status.Conditions, sourcev1.ArtifactInStorageCondition)).To(BeTrue())
+	e.g.Expect(repo.Finalizers).To(ContainElement("finalizers.fluxcd.io"))
+	var root kustomizev1.Kustomization
+	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "root"}, &root)).To(Succeed())
+	e.g.Expect(root.Finalizers).To(ContainElement("finalizers.fluxcd.io"))
+	e.g.Expect(root.Status.LastAttemptedRevision).To(Equal("main@sha1:" + sha))
+	e.g.Expect(root.Status.Inventory).NotTo(BeNil())
+	var ids []string
+	for _, en := range root.Status.Inventory.Entries {
+		ids = append(ids, en.ID)
+	}
+	e.g.Expect(ids).To(ConsistOf(
+		e.ns+"_apps_kustomize.toolkit.fluxcd.io_Kustomization",
+		e.ns+"_infrastructure_kustomize.toolkit.fluxcd.io_Kustomization"))
+
+	// Kubernetes Events from kustomize-controller with Flux's reasons and revision annotation.
+	e.g.Eventually(func() []string {
+		var evs corev1.EventList
+		e.g.Expect(c.List(ctx, &evs, client.InNamespace(e.ns))).To(Succeed())
+		var got []string
+		for _, ev := range evs.Items {
+			if ev.InvolvedObject.Kind == "Kustomization" && ev.Source.Component == "kustomize-controller" &&
+				ev.Annotations["kustomize.toolkit.fluxcd.io/revision"] == "main@sha1:"+sha {
+				got = append(got, ev.InvolvedObject.Name+"/"+ev.Reason)
+			}
+		}
+		return got
+	}).WithTimeout(eventually).WithPolling(poll).Should(ContainElements(
+		"root/ReconciliationSucceeded", "infrastructure/ReconciliationSucceeded", "apps/ReconciliationSucceeded"))
+
+	// `flux reconcile ks apps`: the requestedAt annotation is handled and recorded in status.
+	var apps kustomizev1.Kustomization
+	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "apps"}, &apps)).To(Succeed())
+	patch := client.MergeFrom(apps.DeepCopy())
+	apps.Annotations = map[string]string{meta.ReconcileRequestAnnotation: "2026-12-07T11:00:00Z"}
+	e.g.Expect(c.Patch(ctx, &apps, patch)).To(Succeed())
+	e.g.Eventually(func() string {
+		var k kustomizev1.Kustomization
+		e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "apps"}, &k)).To(Succeed())
+		return k.Status.LastHandledReconcileAt
+	}).WithTimeout(eventually).WithPolling(poll).Should(Equal("2026-12-07T11:00:00Z"))
+
+	// Deleting the root (prune: true) deletes the nested Kustomizations, which prune their objects; each
+	// object goes once Flux's finalizer is removed.
+	e.g.Expect(c.Delete(ctx, &root)).To(Succeed())
+	for _, name := range []string{"root", "infrastructure", "apps"} {
+		e.g.Eventually(func() bool {
+			err := c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: name}, &kustomizev1.Kustomization{})
+			return apierrors.IsNotFound(err)
+		}).WithTimeout(eventually).WithPolling(poll).Should(BeTrue(), "Kustomization %s still exists", name)
+	}
+	e.g.Eventually(e.configMapData(e.ns, "infra-settings")).WithTimeout(eventually).WithPolling(poll).Should(BeNil())
+	e.g.Eventually(e.configMapData(e.ns, "app")).WithTimeout(eventually).WithPolling(poll).Should(BeNil())
+}
+
+// TestInClusterRefusalIsStatus: an object the twin's reconciler does not implement is not dropped
+// silently: its status says Ready False, Stalled True with reason UnsupportedByTwin naming the field, and
+// a Warning event says the same.
+func TestInClusterRefusalIsStatus(t *testing.T) {
+	e, c := inClusterEnv(t)
+	ctx := context.Background()
+	k := e.kustomization("spoke", "./apps")
+	k.Spec.KubeConfig = &meta.KubeConfigReference{SecretRef: &meta.SecretKeyReference{Name: "spoke-kubeconfig"}}
+	e.g.Expect(c.Create(ctx, k)).To(Succeed())
+	e.g.Eventually(func() []string {
+		var got kustomizev1.Kustomization
+		e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "spoke"}, &got)).To(Succeed())
+		var out []string
+		for _, cond := range got.Status.Conditions {
+			if cond.ObservedGeneration == got.Generation && slices.Contains([]string{meta.ReadyCondition, meta.StalledCondition}, cond.Type) {
+				out = append(out, fmt.Sprintf("%s=%s/%s", cond.Type, cond.Status, cond.Reason))
+				e.g.Expect(cond.Message).To(ContainSubstring("spec.kubeConfig"))
+			}
+		}
+		return out
+	}).WithTimeout(eventually).WithPolling(poll).Should(ConsistOf("Ready=False/UnsupportedByTwin", "Stalled=True/UnsupportedByTwin"))
+	e.g.Eventually(func() []string {
+		var evs corev1.EventList
+		e.g.Expect(c.List(ctx, &evs, client.InNamespace(e.ns))).To(Succeed())
+		var got []string
+		for _, ev := range evs.Items {
+			got = append(got, ev.Type+"/"+ev.Reason)
+		}
+		return got
+	}).WithTimeout(eventually).WithPolling(poll).Should(ContainElement("Warning/UnsupportedByTwin"))
+}
