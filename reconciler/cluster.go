@@ -209,7 +209,7 @@ func (c *inCluster) forget(ck clusterKind, obj any) {
 	delete(c.seen, sk)
 	delete(c.written, sk)
 	c.mu.Unlock()
-	c.r.goRun(func() { _ = c.r.deleteKind(context.Background(), sk) })
+	c.finalQ.Add(sk) // finalize finds it gone and lets the reconciler delete it
 }
 
 // deleteKind lets go of an object: a Kustomization prunes per its deletion policy, a source drops its
@@ -318,12 +318,16 @@ func (c *inCluster) patchStatus(ctx context.Context, ck clusterKind, k core.Key,
 
 // finalize adds Flux's finalizer to an object that lacks it, or, for an object being deleted, lets the
 // reconciler delete it (a Kustomization prunes its inventory per its deletion policy) and then removes
-// the finalizer so the API server can let the object go.
+// the finalizer so the API server can let the object go. For an object already gone from the cluster it
+// lets the reconciler delete it (nothing to do after a finalizer ran).
 func (c *inCluster) finalize(ctx context.Context, sk schedKey) {
 	c.mu.Lock()
 	u := c.seen[sk]
 	c.mu.Unlock()
-	if u == nil {
+	if u == nil { // gone from the cluster (forget)
+		if err := c.r.deleteKind(ctx, sk); err != nil && ctx.Err() == nil {
+			c.r.log.Warn("delete", "cluster", c.r.opts.Cluster, "kind", sk.kind, "object", sk.key.String(), "error", err)
+		}
 		return
 	}
 	ck := clusterKindOf(sk.kind)

@@ -2,11 +2,16 @@
 // per workload cluster, as the Flux extension runs on each Arc-enabled AKS hybrid cluster.
 //
 // Its input is Flux's own API types -- source-controller's GitRepository and OCIRepository (v1) and
-// kustomize-controller's Kustomization (v1) -- held in memory and fed through ApplyGitRepository /
-// ApplyOCIRepository / ApplyKustomization (the Arc agent translates Azure fluxConfigurations into them). Status is reported on the same types with Flux's
-// condition types and reasons (Ready, Reconciling, Stalled, Healthy), so compliance reads the way the Arc
-// agent reads Flux. A later run of real Flux controllers against the same clusters can take the same
-// objects as CRs: field manager, owner labels and inventory IDs are Flux's.
+// kustomize-controller's Kustomization (v1). In the twin it runs with Options.ObjectsInCluster: a
+// controller on those objects in its cluster (cluster.go), as Flux's controllers are -- whoever created
+// them, the Arc agent, kubectl, the flux CLI or a Kustomization it applied (the recursion of every
+// `flux bootstrap` layout) -- writing their status to the status subresource in Flux's shape (conditions
+// Ready, Reconciling, Stalled, Healthy with Flux's reasons, observedGeneration, revisions, inventory,
+// the source's artifact), recording Kubernetes Events from source-controller and kustomize-controller,
+// and keeping Flux's finalizer on them so a deleted Kustomization prunes first. Without it the objects
+// live in memory only, fed through ApplyGitRepository / ApplyOCIRepository / ApplyKustomization (benches
+// and unit tests). Either way field manager, owner labels and inventory IDs are Flux's, so real Flux
+// can take the same objects over.
 //
 // Per Kustomization it fetches the source (go-git over HTTP(S); OCI artifacts as `flux push artifact`
 // makes them, with go-containerregistry; Git over SSH, Buckets and Helm are not supported and are

@@ -28,6 +28,12 @@ import (
 // with `go tool task scenario -- --label-filter=flux` (Ginkgo's last --label-filter wins over the task's
 // '!slow').
 func fluxSpecs() {
+	Describe("flux bootstrap layout", Label("flux", "slow", "layout"), func() {
+		It("converges the Flux bootstrap layout with real Flux in its own twin: the Kustomization objects in Git reconciled by kustomize-controller, each Ready at main's head with its inventory applied", func(ctx SpecContext) {
+			expectBootstrapConverges(ctx, "flux: flux-bootstrap", withFluxEverywhere)
+		}, NodeTimeout(ownTwinTimeout))
+	})
+
 	Describe("flux", Label("flux", "slow"), Ordered, func() {
 		var fe *Env
 		BeforeAll(func(ctx SpecContext) {

@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
@@ -59,6 +60,10 @@ func layoutSpecs() {
 			}
 			Note("dir-per-env: %s", sum)
 		})
+
+		It("converges the Flux bootstrap layout in its own twin (examples/twins/flux-bootstrap.yaml): the Kustomization objects in Git are reconciled from the cluster, each Ready at main's head with its inventory applied", func(ctx SpecContext) {
+			expectBootstrapConverges(ctx, "layout: flux-bootstrap", nil)
+		}, NodeTimeout(ownTwinTimeout))
 
 		for _, layout := range []string{"branch-per-env", "multi-repo"} {
 			It("converges the "+layout+" layout in its own twin (examples/twins/"+layout+".yaml): each configuration Compliant at its branch's head, its objects applied", func(ctx SpecContext) {
@@ -414,4 +419,101 @@ func compact(v any) string {
 		s = s[:200] + "..."
 	}
 	return s
+}
+
+// kustomizationGVR is Flux's Kustomization, as every engine of the twin finds it in the cluster.
+var kustomizationGVR = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
+
+// expectBootstrapConverges brings up the Flux bootstrap layout's twin (mutate may change its spec, e.g.
+// to real Flux), checks the root configuration as every layout is checked, then every Kustomization in
+// each cluster -- the root and the ones it applied from Git -- on the API server: Ready True for its
+// generation at the head of main, and every object of its inventory present on the cluster.
+func expectBootstrapConverges(ctx context.Context, name string, mutate func(*twin.Spec)) {
+	exp := Experiment(name)
+	e := upOwnTwin(ctx, filepath.Join("..", "examples", "twins", "flux-bootstrap.yaml"), mutate, true)
+	recordTiming(exp, "twin up and converged", e.Twin.ReadyAfter())
+	sum := expectLayoutConverged(ctx, e)
+	s := e.Twin.Spec()
+	head, err := e.Git.BranchCommit(ctx, gitserver.Repo{Owner: s.Spec.Git.Org, Name: s.Spec.GitOps[0].Repo}, "main")
+	Expect(err).NotTo(HaveOccurred())
+	start := time.Now()
+	for _, c := range s.ClusterNames() {
+		a := e.api(c)
+		var names []string
+		Eventually(func(ctx context.Context) error {
+			list, err := a.dyn.Resource(kustomizationGVR).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			names = names[:0]
+			var problems []string
+			for _, k := range list.Items {
+				names = append(names, objKey(&k))
+				if p := kustomizationNotApplied(ctx, a, &k, head); p != "" {
+					problems = append(problems, p)
+				}
+			}
+			// The root of the configuration plus infra-controllers, infra-configs and apps from Git.
+			if len(list.Items) < 4 {
+				problems = append(problems, fmt.Sprintf("only %d Kustomizations (%v): the nested ones from clusters/<env> are missing", len(list.Items), names))
+			}
+			if len(problems) > 0 {
+				return errors.New(strings.Join(problems, "; "))
+			}
+			return nil
+		}).WithContext(ctx).WithTimeout(e.Waits.Converge).WithPolling(e.Waits.Poll).Should(Succeed(), "cluster %s", c)
+		Note("%s on %s: %v Ready at main@%.12s with every inventory object on the cluster", name, c, names, head)
+	}
+	recordTiming(exp, "nested Kustomizations Ready after the configuration was Compliant", time.Since(start))
+	Note("%s: %s", name, sum)
+}
+
+// kustomizationNotApplied says what is missing for k to count as applied at commit: "" when its Ready
+// condition is True for its generation, its lastAppliedRevision is commit's, and every inventory entry
+// is on the cluster.
+func kustomizationNotApplied(ctx context.Context, a *clusterAPI, k *unstructured.Unstructured, commit string) string {
+	what := "Kustomization " + objKey(k)
+	conds, _, _ := unstructured.NestedSlice(k.Object, "status", "conditions")
+	ready := ""
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Ready" {
+			og, _ := m["observedGeneration"].(int64)
+			if og != k.GetGeneration() {
+				return fmt.Sprintf("%s: Ready is for generation %d, not %d", what, og, k.GetGeneration())
+			}
+			ready = fmt.Sprintf("%v/%v: %v", m["status"], m["reason"], m["message"])
+			if m["status"] != "True" {
+				return what + ": Ready " + ready
+			}
+		}
+	}
+	if ready == "" {
+		return what + ": no Ready condition"
+	}
+	if rev, _, _ := unstructured.NestedString(k.Object, "status", "lastAppliedRevision"); !strings.HasSuffix(rev, commit) {
+		return fmt.Sprintf("%s: applied %q, not main@sha1:%s", what, rev, commit)
+	}
+	entries, _, _ := unstructured.NestedSlice(k.Object, "status", "inventory", "entries")
+	if len(entries) == 0 {
+		return what + ": empty inventory"
+	}
+	for _, en := range entries {
+		m, _ := en.(map[string]any)
+		id, _ := m["id"].(string)
+		version, _ := m["v"].(string)
+		// Flux's inventory ID: <namespace>_<name>_<group>_<kind>.
+		parts := strings.Split(id, "_")
+		if len(parts) != 4 {
+			return fmt.Sprintf("%s: inventory entry %q is not namespace_name_group_kind", what, id)
+		}
+		want := &unstructured.Unstructured{}
+		want.SetGroupVersionKind(schema.GroupVersionKind{Group: parts[2], Version: version, Kind: parts[3]})
+		want.SetNamespace(parts[0])
+		want.SetName(parts[1])
+		if _, err := a.get(ctx, want); err != nil {
+			return fmt.Sprintf("%s: inventory entry %s: %v", what, id, err)
+		}
+	}
+	return ""
 }

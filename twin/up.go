@@ -26,6 +26,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
+	"github.com/hybridtwin/hybridtwin/internal/fluxcrd"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
@@ -639,7 +640,6 @@ func (t *Twin) startReconcilers(ctx context.Context) error {
 
 // startEngine starts one cluster's GitOps engine and Arc agent and registers their cleanups.
 func (t *Twin) startEngine(ctx context.Context, name string, rc *runningCluster) error {
-	var target arcagent.Target
 	switch t.spec.ReconcilerFor(name) {
 	case ReconcilerFlux:
 		ctl, err := flux.Start(ctx, flux.Options{Kubeconfig: rc.info.Kubeconfig, StateDir: filepath.Join(t.stateDir, stateDirFlux, name),
@@ -649,12 +649,12 @@ func (t *Twin) startEngine(ctx context.Context, name string, rc *runningCluster)
 		}
 		t.onStop("flux "+name, func(context.Context) error { return ctl.Stop() })
 		rc.flux = ctl
-		ft, err := arcagent.NewClusterTarget(rc.config)
-		if err != nil {
+	default:
+		// Flux's CRDs first, as the Arc Flux extension installs them: the reconciler works on Flux's
+		// objects in the cluster, where kubectl and the flux CLI see them.
+		if _, err := fluxcrd.Install(ctx, rc.config, nil, nil); err != nil {
 			return err
 		}
-		target = ft
-	default:
 		// One registry per cluster: a cluster's figures are never mixed with another's, and a cluster
 		// removed and recreated starts from zero.
 		reg := prometheus.NewRegistry()
@@ -664,7 +664,7 @@ func (t *Twin) startEngine(ctx context.Context, name string, rc *runningCluster)
 		}
 		rec, err := reconciler.New(rc.config, reconciler.Options{Cluster: name,
 			WorkDir: filepath.Join(t.stateDir, stateDirReconciler, name), Logger: t.log.With("component", "reconciler", "cluster", name),
-			NoDriftWatch: t.opts.NoDriftWatch, Registerer: reg, WebhookSecret: []byte(secret)})
+			NoDriftWatch: t.opts.NoDriftWatch, Registerer: reg, WebhookSecret: []byte(secret), ObjectsInCluster: true})
 		if err != nil {
 			return err
 		}
@@ -677,7 +677,12 @@ func (t *Twin) startEngine(ctx context.Context, name string, rc *runningCluster)
 		if err := t.serveWebhooks(ctx, name, rec, secret); err != nil {
 			return err
 		}
-		target = rec
+	}
+	// The agent writes Flux's objects into the cluster and reads their status back, whichever engine
+	// runs, as the real fluxconfig-agent does.
+	target, err := arcagent.NewClusterTarget(rc.config)
+	if err != nil {
+		return err
 	}
 	agent, err := arcagent.New(arcagent.Options{ClusterID: rc.arcID, Config: rc.config, Target: target, Azure: t.arcSrv,
 		Logger: t.log.With("component", "arc-agent", "cluster", name)})
