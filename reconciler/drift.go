@@ -15,7 +15,7 @@ import (
 // onWatchEvent queues a watched object for a drift check when it belongs to a Kustomization's
 // inventory. It runs on the informer's goroutine and must not block.
 func (r *Reconciler) onWatchEvent(ev drift.Event) {
-	if r.opts.NoDriftWatch {
+	if r.opts.NoDriftWatch || !r.prof.DriftWatch {
 		return
 	}
 	id := core.ObjID{Group: ev.GVK.Group, Kind: ev.GVK.Kind, Namespace: ev.Namespace, Name: ev.Name}

@@ -5,9 +5,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/hybridtwin/hybridtwin/reconciler"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -105,6 +107,41 @@ func TestDependsOnIsEventDriven(t *testing.T) {
 	iApps := slices.Index(order, "apps:Progressing")
 	e.g.Expect(iInfra).To(BeNumerically(">=", 0), "%v", order)
 	e.g.Expect(iApps).To(BeNumerically(">", iInfra), "%v", order)
+}
+
+// TestFluxExactProfileWaitsForTheRequeue: with FluxExactProfile a dependent is not woken when its
+// dependency becomes Ready; it is applied at the dependency requeue (30 s on the fake clock), as Flux does.
+// Drift is not corrected by a watch either, only at the next reconcile.
+func TestFluxExactProfileWaitsForTheRequeue(t *testing.T) {
+	e := newEnv(t, func(o *reconciler.Options) { o.Profile = reconciler.FluxExactProfile() })
+	sha := e.commit(map[string]string{
+		"infra/cm.yaml": configMap(e.ns, "infra", map[string]string{"tier": "infra"}),
+		"apps/cm.yaml":  configMap(e.ns, "app", map[string]string{"tier": "apps"}),
+	})
+	apps := e.kustomization("apps", "apps", func(k *kustomizev1.Kustomization) {
+		k.Spec.DependsOn = []meta.DependencyReference{{Name: "infra"}}
+	})
+	e.apply(apps, e.gitRepository("repo"))
+	e.g.Eventually(e.ready("apps")).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix("False/"))
+	e.apply(e.kustomization("infra", "infra"))
+	e.waitApplied("infra", sha)
+	e.waitIdle()
+	e.g.Expect(e.ready("apps")()).To(HavePrefix("False/DependencyNotReady"), "apps was woken by infra's readiness")
+	e.g.Expect(e.configMapData(e.ns, "app")()).To(BeNil())
+
+	e.clk.Step(reconciler.FluxExactProfile().DependencyRequeue + time.Second)
+	e.waitApplied("apps", sha)
+
+	// An edit stays until the next reconcile: no watch undoes it.
+	var cm corev1.ConfigMap
+	e.g.Expect(e.c.Get(context.Background(), client.ObjectKey{Namespace: e.ns, Name: "app"}, &cm)).To(Succeed())
+	cm.Data["tier"] = "edited"
+	e.g.Expect(e.c.Update(context.Background(), &cm)).To(Succeed())
+	e.waitIdle()
+	e.g.Consistently(e.configMapData(e.ns, "app")).WithTimeout(time.Second).WithPolling(100 * time.Millisecond).
+		Should(HaveKeyWithValue("tier", "edited"))
+	e.g.Expect(e.r.RequestReconcile("Kustomization", e.ns, "apps")).To(Succeed())
+	e.g.Eventually(e.configMapData(e.ns, "app")).WithTimeout(eventually).WithPolling(poll).Should(HaveKeyWithValue("tier", "apps"))
 }
 
 // TestDependencyCycleRejected: a dependsOn cycle is rejected with its path.

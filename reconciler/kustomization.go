@@ -373,7 +373,10 @@ func (r *Reconciler) finish(k core.Key, st *ksState, obj *kustomizev1.Kustomizat
 	}
 	r.emit(KindKustomization, k, EventNormal, meta.ReconciliationSucceededReason,
 		fmt.Sprintf("Reconciliation finished in %s, next run in %s", elapsed.Round(time.Millisecond), tm.Interval), revision)
-	// Event-driven dependsOn: a dependent waits for nothing but this.
+	// Event-driven dependsOn: a dependent waits for nothing but this (Flux: the dependency requeue).
+	if !r.prof.EventDrivenDependsOn {
+		return
+	}
 	for _, d := range dependents {
 		r.ksQueue.Add(d)
 	}

@@ -84,6 +84,15 @@ type Profile struct {
 	// CorrectionHistory is how many drift corrections Corrections() keeps (oldest dropped first).
 	CorrectionHistory int
 
+	// DriftWatch is the twin's watch-driven drift correction: every applied object is watched and a
+	// change or deletion is undone within a second. Flux has none (it corrects at the Kustomization's
+	// interval); FluxExactProfile turns it off.
+	DriftWatch bool
+	// EventDrivenDependsOn wakes a Kustomization the moment a dependency becomes Ready. Flux re-checks
+	// a waiting Kustomization only every DependencyRequeue (fluxcd/flux2#4808 asks for the event);
+	// FluxExactProfile turns it off, leaving the requeue alone.
+	EventDrivenDependsOn bool
+
 	// StatusWorkers is how many status writes run at once in ObjectsInCluster mode. Flux writes each
 	// object's status from the worker that reconciled it (controller-runtime, --concurrent); the twin
 	// writes from its own queue so a burst of changes to one object is one write: 4, as
@@ -118,7 +127,7 @@ type Profile struct {
 // event-driven dependencies, watch-driven drift correction, more workers.
 func DefaultProfile() Profile {
 	return Profile{
-		Name:                 "flux-v2.7-twin/v5",
+		Name:                 "flux-v2.7-twin/v6",
 		FieldManager:         "kustomize-controller",
 		OwnerGroup:           "kustomize.toolkit.fluxcd.io",
 		KustomizationWorkers: 16,
@@ -140,6 +149,8 @@ func DefaultProfile() Profile {
 		StrictSubstitutions:  false,
 		EventHistory:         10000,
 		CorrectionHistory:    100000,
+		DriftWatch:           true,
+		EventDrivenDependsOn: true,
 		StatusWorkers:        4,
 		StatusTimeout:        30 * time.Second,
 		StatusRetry:          time.Second,
@@ -147,4 +158,16 @@ func DefaultProfile() Profile {
 		GCMemoryFraction:     0.25,
 		GCMemoryFloor:        1 << 30,
 	}
+}
+
+// FluxExactProfile is DefaultProfile without the twin's two departures from Flux: no watch-driven drift
+// correction (drift is undone at the Kustomization's interval, or on a reconcile request) and no
+// event-driven dependsOn (a waiting Kustomization is re-checked every DependencyRequeue). A twin run
+// with it behaves as Flux does, intervals only, so the departures' effect can be measured.
+func FluxExactProfile() Profile {
+	p := DefaultProfile()
+	p.Name = "flux-v2.7-exact/v1"
+	p.DriftWatch = false
+	p.EventDrivenDependsOn = false
+	return p
 }
