@@ -109,7 +109,16 @@ func printReady(w io.Writer, i twin.Info) {
 	fmt.Fprintf(w, "  registry:    %s\n", i.Registry)
 	fmt.Fprintf(w, "  arc:         %s\n", i.ArcEndpoint)
 	fmt.Fprintf(w, "  control:     %s (pid %d)\n", i.Socket, i.PID)
+	if len(i.Contexts) > 0 {
+		// Flux's objects live in every workload cluster, whichever engine runs: the usual tools read them.
+		c := i.Contexts[0]
+		fmt.Fprintf(w, "  try:         kubectl --kubeconfig %s --context %s get gitrepositories,kustomizations -A\n", i.Kubeconfig, c)
+		fmt.Fprintf(w, "               flux --kubeconfig %s --context %s get all -A   (the flux CLI: %s)\n", i.Kubeconfig, c, fluxCLIHint)
+	}
 }
+
+// fluxCLIHint says where the flux CLI comes from.
+const fluxCLIHint = "go run ./cmd/hybridtwin tools build flux"
 
 // upDetached starts `hybridtwin up` again in its own session, logging to the state directory, and waits
 // until its control socket answers (ready), it exits (failed: its log is shown), or Ctrl-C (it is stopped).

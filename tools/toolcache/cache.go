@@ -52,6 +52,20 @@ type Tool struct {
 	// AssetModule is the Go module (a dependency of the wrapper module) holding Assets. Empty: the
 	// VersionModule, else the module of Package, else the wrapper module itself.
 	AssetModule string
+	// Patch, when set, builds the tool from a copy of one of the wrapper module's dependencies with files
+	// added: for a main package whose module zip lacks files that upstream's build generates (see
+	// ModulePatch).
+	Patch *ModulePatch
+}
+
+// ModulePatch names a dependency of a wrapper module and files to add to a copy of it before the build.
+// The build copies the module from the module cache into a temporary folder, writes Files there, and
+// builds with a temporary go.mod (`go build -modfile`) that replaces the module with the copy; the
+// wrapper module and the module cache are left as they are. Flux's CLI needs it: cmd/flux embeds
+// manifests/*.yaml, which `make build` generates and the module zip does not hold (fluxcd/flux2#1187).
+type ModulePatch struct {
+	Module string            // the dependency to copy, e.g. "github.com/fluxcd/flux2/v2"
+	Files  map[string]string // slash-separated path inside the module -> content
 }
 
 // String is "name version".
@@ -258,6 +272,13 @@ func (c *Cache) build(ctx context.Context, t Tool, dst string) error {
 	out := filepath.Join(tmp, t.Name)
 
 	args := []string{"build", "-trimpath", "-o", out}
+	if t.Patch != nil {
+		modfile, err := c.patchModule(ctx, t, modDir, tmp)
+		if err != nil {
+			return err
+		}
+		args = append(args, "-modfile", modfile)
+	}
 	if len(t.Tags) > 0 {
 		args = append(args, "-tags", strings.Join(t.Tags, ","))
 	}
@@ -413,4 +434,56 @@ func (t *tail) String() string {
 		lines = lines[len(lines)-25:]
 	}
 	return "    " + strings.Join(lines, "\n    ")
+}
+
+// patchModule copies t.Patch.Module (as the wrapper module in modDir resolves it) into tmp, adds
+// t.Patch.Files, and writes tmp/go.mod and tmp/go.sum: the wrapper's, with the module replaced by the copy.
+// It returns the go.mod for `go build -modfile`.
+func (c *Cache) patchModule(ctx context.Context, t Tool, modDir, tmp string) (string, error) {
+	p := t.Patch
+	var info struct{ Dir string }
+	if err := c.goJSON(ctx, modDir, &info, "mod", "download", "-json", p.Module); err != nil || info.Dir == "" {
+		// A module replaced by a local folder is not downloadable; list it instead.
+		if lerr := c.goJSON(ctx, modDir, &info, "list", "-m", "-json", p.Module); lerr != nil || info.Dir == "" {
+			return "", fmt.Errorf("build %s: %w: find module %s of tools/%s: %v; fix Patch in tools/toolcache/pins.go", t, ErrBuild, p.Module, t.Module, errors.Join(err, lerr))
+		}
+	}
+	src := filepath.Join(tmp, "patched")
+	if err := copyTree(info.Dir, src); err != nil {
+		return "", fmt.Errorf("build %s: copy %s: %w", t, info.Dir, err)
+	}
+	for name, content := range p.Files {
+		if !filepath.IsLocal(filepath.FromSlash(name)) {
+			return "", fmt.Errorf("build %s: %w: patch file %q must be a relative path inside %s; fix Patch in tools/toolcache/pins.go", t, ErrBuild, name, p.Module)
+		}
+		f := filepath.Join(src, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			return "", fmt.Errorf("build %s: %w", t, err)
+		}
+		if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+			return "", fmt.Errorf("build %s: %w", t, err)
+		}
+	}
+	modfile := filepath.Join(tmp, "go.mod")
+	for _, f := range []string{"go.mod", "go.sum"} {
+		data, err := os.ReadFile(filepath.Join(modDir, f))
+		if err != nil && !(f == "go.sum" && os.IsNotExist(err)) {
+			return "", fmt.Errorf("build %s: %w", t, err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, f), data, 0o644); err != nil {
+			return "", fmt.Errorf("build %s: %w", t, err)
+		}
+	}
+	goCmd := c.Go
+	if goCmd == "" {
+		goCmd = "go"
+	}
+	// `go mod edit -replace` replaces an existing replacement of the module instead of adding a second.
+	cmd := exec.CommandContext(ctx, goCmd, "mod", "edit", "-replace", p.Module+"="+src, modfile)
+	cmd.Dir = modDir
+	cmd.Env = append(os.Environ(), "GOWORK=off")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build %s: %w: replace %s in a copy of tools/%s/go.mod: %v: %s", t, ErrBuild, p.Module, t.Module, err, strings.TrimSpace(string(out)))
+	}
+	return modfile, nil
 }

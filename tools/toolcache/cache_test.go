@@ -339,3 +339,35 @@ func TestDefaultLeavesOutOptionalTools(t *testing.T) {
 		t.Errorf("Default() = %d tools, Pinned() = %d: the Flux controllers should be optional", len(Default()), len(Pinned()))
 	}
 }
+
+// A tool whose main package embeds files its module lacks fails to build as it is, and builds with a
+// ModulePatch that adds them; the dependency's own folder is left untouched.
+func TestModulePatchAddsMissingFiles(t *testing.T) {
+	c := testCache(t, t.TempDir())
+	ctx := context.Background()
+	tool := Tool{Name: "hello", Version: "v0.1.0", Module: "withembed", Package: "example.com/embedder/cmd/hello",
+		VersionArgs: []string{"--version"}, VersionRE: regexp.MustCompile(`hello (v\S+)`)}
+	if _, err := c.Ensure(ctx, tool); !errors.Is(err, ErrBuild) || !strings.Contains(err.Error(), "gen/*.txt") {
+		t.Fatalf("build without the patch: %v, want ErrBuild naming the embed pattern", err)
+	}
+	tool.Patch = &ModulePatch{Module: "example.com/embedder", Files: map[string]string{"cmd/hello/gen/greeting.txt": "hi from the patch\n"}}
+	r, err := c.Ensure(ctx, tool)
+	if err != nil || !r.Built {
+		t.Fatalf("build with the patch = %+v, %v", r, err)
+	}
+	out, err := exec.Command(r.Path).Output()
+	if err != nil || string(out) != "hi from the patch\n" {
+		t.Fatalf("the patched binary printed %q, %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Join("testdata", "withembed", "embedder", "cmd", "hello", "gen")); !os.IsNotExist(err) {
+		t.Fatalf("the patch wrote into the dependency's own folder (stat err %v)", err)
+	}
+	assertEmptyDir(t, filepath.Join(c.Dir, "tmp"))
+
+	bad := tool
+	bad.Name = "hello-bad"
+	bad.Patch = &ModulePatch{Module: "example.com/embedder", Files: map[string]string{"../escape.txt": "x"}}
+	if _, err := c.Ensure(ctx, bad); !errors.Is(err, ErrBuild) || !strings.Contains(err.Error(), "relative path") {
+		t.Fatalf("a patch file outside the module: %v", err)
+	}
+}

@@ -130,10 +130,35 @@ var (
 	}
 )
 
+// FluxCLI is the flux command line of the Flux release whose manifests pin the controllers above: flux2
+// v2.9.5 (its manifests/bases pin source-controller v1.9.5 -- the twin runs the v1.9.6 patch -- and
+// kustomize-controller v1.9.5; module github.com/fluxcd/flux2/v2, RECIPES.md "More of Flux"). Its
+// cmd/flux embeds manifests/*.yaml that upstream's `make build` generates and the module zip lacks
+// (fluxcd/flux2#1187), so the build adds one placeholder file (ModulePatch): every command that reads the
+// cluster works (get, reconcile, suspend, resume, events, tree, logs); `flux install` and `flux bootstrap`
+// have no manifests to install and fail, which a twin never needs (its clusters get Flux's CRDs from
+// internal/fluxcrd). main.VERSION holds the version without "v" (upstream's Makefile stamps it so).
+// Cold build ~9 min on 2 cores under load (measured 2026-12-07, 539 s with an empty build cache).
+var FluxCLI = Tool{
+	Name:        "flux",
+	Version:     "v2.9.5",
+	Module:      "flux-cli",
+	Package:     "github.com/fluxcd/flux2/v2/cmd/flux",
+	LDFlags:     []string{"-s", "-w", "-X", "main.VERSION=2.9.5"},
+	VersionArgs: []string{"version", "--client"},
+	// "flux: v2.9.5"
+	VersionRE: regexp.MustCompile(`flux: v?([0-9][^\s]*)`),
+	Patch: &ModulePatch{Module: "github.com/fluxcd/flux2/v2", Files: map[string]string{
+		"cmd/flux/manifests/hybridtwin-placeholder.yaml": "# hybridtwin: the flux CLI is built without the install manifests upstream's\n" +
+			"# `make build` generates (fluxcd/flux2#1187); flux install and flux bootstrap are not available.\n"}},
+	ColdBuild: "~9 min",
+	Optional:  true,
+}
+
 // Pinned lists every external tool the twin runs, in the order `hybridtwin tools build` builds them:
 // the Kubernetes binaries share one compile, so they go together and first.
 func Pinned() []Tool {
-	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea, SourceController, KustomizeController}
+	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea, SourceController, KustomizeController, FluxCLI}
 }
 
 // Default lists the tools built when none are named: every pinned tool that is not Optional.

@@ -1,0 +1,3 @@
+module example.com/embedder
+
+go 1.26
