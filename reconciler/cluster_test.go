@@ -202,3 +202,32 @@ func TestInClusterRefusalIsStatus(t *testing.T) {
 		return got
 	}).WithTimeout(eventually).WithPolling(poll).Should(ContainElement("Warning/UnsupportedByTwin"))
 }
+
+// TestInClusterRestartPrunesFromTheInventory: a reconciler that starts on a cluster where another one
+// (a twin before a restart, or real Flux) already applied a Kustomization takes over its status.inventory,
+// as Flux does: an object removed from Git while no reconciler ran is pruned at the next apply.
+func TestInClusterRestartPrunesFromTheInventory(t *testing.T) {
+	e, c := inClusterEnv(t)
+	ctx := context.Background()
+	sha := e.commit(map[string]string{
+		"apps/a.yaml": configMap(e.ns, "a", map[string]string{"k": "a"}),
+		"apps/b.yaml": configMap(e.ns, "b", map[string]string{"k": "b"}),
+	})
+	e.g.Expect(c.Create(ctx, e.gitRepository("repo"))).To(Succeed())
+	e.g.Expect(c.Create(ctx, e.kustomization("apps", "./apps"))).To(Succeed())
+	e.g.Eventually(clusterReady(c, e.ns, "apps")).WithTimeout(eventually).WithPolling(poll).
+		Should(Equal("True/ReconciliationSucceeded main@sha1:" + sha))
+	e.r.Stop()
+
+	sha2 := e.commit(nil, "apps/b.yaml")
+	next, err := reconciler.New(apiCfg, reconciler.Options{Cluster: e.ns, WorkDir: t.TempDir(), Clock: e.clk, ObjectsInCluster: true})
+	e.g.Expect(err).NotTo(HaveOccurred())
+	rctx, cancel := context.WithCancel(context.Background())
+	e.g.Expect(next.Start(rctx)).To(Succeed())
+	t.Cleanup(func() { cancel(); next.Stop() })
+
+	e.g.Eventually(clusterReady(c, e.ns, "apps")).WithTimeout(eventually).WithPolling(poll).
+		Should(Equal("True/ReconciliationSucceeded main@sha1:" + sha2))
+	e.g.Eventually(e.configMapData(e.ns, "b")).WithTimeout(eventually).WithPolling(poll).Should(BeNil(), "b, removed from Git while no reconciler ran, was not pruned")
+	e.g.Expect(e.configMapData(e.ns, "a")()).To(HaveKeyWithValue("k", "a"))
+}

@@ -431,9 +431,10 @@ func (r *Reconciler) ApplyKustomization(obj *kustomizev1.Kustomization) error {
 	st := r.kss[k]
 	if st == nil {
 		in.Generation = r.firstGeneration(in)
+		inv := r.inventoryOf(in)
 		in.Status = kustomizev1.KustomizationStatus{}
 		r.kss[k] = &ksState{obj: in, ignore: rules, desired: map[core.ObjID]*unstructured.Unstructured{},
-			origins: map[core.ObjID]string{}}
+			origins: map[core.ObjID]string{}, inventory: inv}
 	} else {
 		var reconcile bool
 		in.Generation, reconcile = r.updatedGeneration(st.obj, in, st.obj.Spec, in.Spec)
@@ -448,6 +449,26 @@ func (r *Reconciler) ApplyKustomization(obj *kustomizev1.Kustomization) error {
 		r.ksQueue.Add(k)
 	}
 	return nil
+}
+
+// inventoryOf is what a Kustomization first seen in the cluster already owns: its status.inventory, as
+// a reconciler before this one (a restarted twin, or real Flux) wrote it. Flux reads the same field, so
+// an object removed from Git while no reconciler ran is pruned at the next apply, and a deletion prunes
+// what the object owns. In memory, and for entries that do not parse, nothing.
+func (r *Reconciler) inventoryOf(obj *kustomizev1.Kustomization) []invEntry {
+	if !r.opts.ObjectsInCluster || obj.Status.Inventory == nil {
+		return nil
+	}
+	var out []invEntry
+	for _, e := range obj.Status.Inventory.Entries {
+		id, err := core.ParseObjID(e.ID)
+		if err != nil {
+			r.log.Warn("inventory entry skipped", "cluster", r.opts.Cluster, "object", obj.Namespace+"/"+obj.Name, "error", err)
+			continue
+		}
+		out = append(out, invEntry{id: id, version: e.Version})
+	}
+	return out
 }
 
 // DeleteGitRepository removes a GitRepository and its clone and artifact. Kustomizations that use it

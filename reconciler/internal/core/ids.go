@@ -59,3 +59,24 @@ func (o ObjID) Less(p ObjID) bool {
 	}
 	return o.Name < p.Name
 }
+
+// ParseObjID reads Flux's inventory entry ID, "<namespace>_<name>_<group>_<kind>" (the inverse of
+// String): namespaces, groups and kinds hold no "_", and a name's ":" is written "__", so the namespace
+// ends at the first "_" and the group and kind are the last two fields.
+func ParseObjID(s string) (ObjID, error) {
+	ns, rest, ok := strings.Cut(s, "_")
+	i := strings.LastIndex(rest, "_")
+	if !ok || i < 0 {
+		return ObjID{}, fmt.Errorf("inventory ID %q is not <namespace>_<name>_<group>_<kind>", s)
+	}
+	kind, rest := rest[i+1:], rest[:i]
+	j := strings.LastIndex(rest, "_")
+	if j < 0 || kind == "" {
+		return ObjID{}, fmt.Errorf("inventory ID %q is not <namespace>_<name>_<group>_<kind>", s)
+	}
+	group, name := rest[j+1:], rest[:j]
+	if name == "" {
+		return ObjID{}, fmt.Errorf("inventory ID %q has no name", s)
+	}
+	return ObjID{Group: group, Kind: kind, Namespace: ns, Name: strings.ReplaceAll(name, "__", ":")}, nil
+}
