@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
@@ -344,7 +343,8 @@ func (r *Reconciler) finish(k core.Key, st *ksState, obj *kustomizev1.Kustomizat
 	for _, e := range st.inventory {
 		inv.Entries = append(inv.Entries, kustomizev1.ResourceRef{ID: e.id.String(), Version: e.version})
 	}
-	slices.SortFunc(inv.Entries, func(a, b kustomizev1.ResourceRef) int { return strings.Compare(a.ID, b.ID) })
+	// In apply order, as kustomize-controller records its change set (ssa's kind order): `flux tree ks`
+	// prints the inventory as it stands.
 	s.Inventory = inv
 	if err == nil {
 		s.LastAppliedRevision = revision
