@@ -2,8 +2,11 @@ package scenarios
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -22,6 +25,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/reconciler"
@@ -34,7 +38,7 @@ import (
 
 // FidelityVersion names the fidelity method and settings below; change it whenever one changes, so
 // reports say which comparison produced a table.
-const FidelityVersion = "fidelity/v1"
+const FidelityVersion = "fidelity/v2"
 
 // The settings of the Flux objects both engines get, each from its source.
 var (
@@ -179,8 +183,8 @@ func recordFidelityRow(b fidelityBehaviour, r *behaviourResult, finished bool) {
 		Hybridtwin: "reconciler profile " + reconciler.DefaultProfile().Name,
 		Flux:       fmt.Sprintf("source-controller %s, kustomize-controller %s (%s)", toolcache.SourceController.Version, toolcache.KustomizeController.Version, flux.ProfileVersion),
 		Method: fmt.Sprintf("%s: one twin (%s) with two identical workload clusters, %q running the twin's reconciler and %q real Flux; "+
-			"both engines get the same GitRepository (interval %d s) and Kustomization objects (interval %s, Arc's default) through arcagent.Target, "+
-			"for the same commit of the same Gitea repository, and each fact is read from the engine's own cluster.",
+			"both engines get the same GitRepository (interval %d s) and Kustomization objects (interval %s, Arc's default) written into their clusters through arcagent.ClusterTarget, "+
+			"for the same commit of the same Gitea repository, and each fact -- objects, status conditions, inventory, finalizers, Kubernetes Events -- is read from the engine's own API server.",
 			FidelityVersion, "scenarios/testdata/fidelity/twin.yaml", engineOurs, engineFlux, SourceIntervalSeconds, fidKsInterval),
 		Rows: []reports.FidelityRow{row}}, ReportEntryVisibilityNever)
 }
@@ -197,30 +201,19 @@ func contains(xs []string, x string) bool {
 	return false
 }
 
-// newFidelity starts the twin's reconciler against the hybridtwin cluster (the twin's own instance there
-// is idle: the fidelity twin has no Arc configuration) and takes real Flux's Target on the flux cluster
-// (the twin runs its controllers).
-func newFidelity(ctx context.Context, e *Env) *fidelity {
+// newFidelity takes each cluster's objects through arcagent.ClusterTarget: the hybridtwin cluster runs the
+// twin's reconciler and the flux cluster real Flux (the twin starts both; the fidelity twin has no Arc
+// configuration, so the engines act only on what the behaviours create), each writing Flux's objects'
+// status and events to its own API server, where every fact is read.
+func newFidelity(_ context.Context, e *Env) *fidelity {
 	f := &fidelity{e: e}
 	for _, name := range []string{engineOurs, engineFlux} {
 		Expect(e.Kube).To(HaveKey(name), "the fidelity twin has no cluster %s", name)
 		cfg, err := e.Twin.RESTConfig(name)
 		Expect(err).NotTo(HaveOccurred())
-		eng := &fidEngine{name: name, kube: e.Kube[name], api: e.api(name)}
-		switch name {
-		case engineOurs:
-			rec, err := reconciler.New(cfg, reconciler.Options{Cluster: name, WorkDir: GinkgoT().TempDir()})
-			Expect(err).NotTo(HaveOccurred())
-			rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-			Expect(rec.Start(rctx)).To(Succeed())
-			DeferCleanup(func() { rec.Stop(); cancel() })
-			eng.target = rec
-		case engineFlux:
-			t, err := arcagent.NewClusterTarget(cfg)
-			Expect(err).NotTo(HaveOccurred())
-			eng.target = t
-		}
-		f.engines = append(f.engines, eng)
+		t, err := arcagent.NewClusterTarget(cfg)
+		Expect(err).NotTo(HaveOccurred())
+		f.engines = append(f.engines, &fidEngine{name: name, kube: e.Kube[name], api: e.api(name), target: t})
 	}
 	return f
 }
@@ -414,6 +407,175 @@ func (eng *fidEngine) inventoryFact(ns, name string) string {
 	return strings.Join(ids, ", ")
 }
 
+// conditionsFact lists the Kustomization's status conditions as Flux's tools read them: type=status (reason),
+// sorted by type (messages are worded by each engine and shown, not compared).
+func (eng *fidEngine) conditionsFact(ns, name string) string {
+	k, err := eng.kustomization(ns, name)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, c := range k.Status.Conditions {
+		stale := ""
+		if c.ObservedGeneration != k.Generation {
+			stale = fmt.Sprintf(" for generation %d of %d", c.ObservedGeneration, k.Generation)
+		}
+		out = append(out, fmt.Sprintf("%s=%s (%s)%s", c.Type, c.Status, c.Reason, stale))
+	}
+	sort.Strings(out)
+	return strings.Join(out, ", ")
+}
+
+// finalizersFact lists the Kustomization's finalizers.
+func (eng *fidEngine) finalizersFact(ns, name string) string {
+	k, err := eng.kustomization(ns, name)
+	if err != nil {
+		return err.Error()
+	}
+	if len(k.Finalizers) == 0 {
+		return "none"
+	}
+	return strings.Join(k.Finalizers, ", ")
+}
+
+// eventsFact lists the distinct Kubernetes Events on a Kustomization as type/reason from source component,
+// sorted; it waits (up to the poll bound) for want among them, since events are posted asynchronously.
+func (f *fidelity) eventsFact(ctx context.Context, eng *fidEngine, ns, name, want string) string {
+	var got []string
+	read := func(ctx context.Context) error {
+		evs, err := eng.kube.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		got = got[:0]
+		for _, ev := range evs.Items {
+			if ev.InvolvedObject.Kind != kustomizev1.KustomizationKind || ev.InvolvedObject.Name != name {
+				continue
+			}
+			fact := fmt.Sprintf("%s/%s from %s", ev.Type, ev.Reason, ev.Source.Component)
+			if !seen[fact] {
+				seen[fact] = true
+				got = append(got, fact)
+			}
+		}
+		sort.Strings(got)
+		for _, g := range got {
+			if strings.HasPrefix(g, want+" ") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event on Kustomization %s/%s yet: %v", want, ns, name, got)
+	}
+	InterceptGomegaFailures(func() {
+		Eventually(read).WithContext(ctx).WithTimeout(f.e.Waits.Converge).WithPolling(f.e.Waits.Poll).Should(Succeed())
+	})
+	if len(got) == 0 {
+		return "none"
+	}
+	return strings.Join(got, ", ")
+}
+
+// printedFact is the Kustomization's row as `kubectl get kustomization` prints it: the API server's table
+// (server-side printing of the CRD's printer columns, what kubectl asks for), its READY column.
+func (f *fidelity) printedFact(ctx context.Context, eng *fidEngine, ns, name string) string {
+	cfg, err := f.e.Twin.RESTConfig(eng.name)
+	Expect(err).NotTo(HaveOccurred())
+	hc, err := rest.HTTPClientFor(cfg)
+	Expect(err).NotTo(HaveOccurred())
+	url := fmt.Sprintf("%s/apis/%s/namespaces/%s/kustomizations/%s", strings.TrimSuffix(cfg.Host, "/"), kustomizev1.GroupVersion, ns, name)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "unreadable: " + err.Error()
+	}
+	defer resp.Body.Close()
+	var table metav1.Table
+	if err := json.NewDecoder(resp.Body).Decode(&table); err != nil || len(table.Rows) != 1 {
+		return fmt.Sprintf("no table (HTTP %d, %v)", resp.StatusCode, err)
+	}
+	for i, c := range table.ColumnDefinitions {
+		if strings.EqualFold(c.Name, "Ready") && i < len(table.Rows[0].Cells) {
+			return fmt.Sprintf("READY %v", table.Rows[0].Cells[i])
+		}
+	}
+	return "no READY column"
+}
+
+// fluxGetFact is the Kustomization's line of the flux CLI's `flux get kustomizations` against the engine's
+// cluster: its READY and SUSPENDED columns and the revision (the MESSAGE column is each engine's wording).
+func (f *fidelity) fluxGetFact(ctx context.Context, eng *fidEngine, ns, name string) string {
+	out, err := f.fluxCLI(ctx, eng, "get", "kustomizations", name, "-n", ns, "--no-header")
+	if err != nil {
+		return fmt.Sprintf("flux get failed: %v: %s", err, out)
+	}
+	// NAME REVISION SUSPENDED READY MESSAGE (fluxcd/flux2 cmd/flux get_kustomization.go); flux2's table
+	// printer (pkg/printers) pads cells and separates them with a tab, and a failed Kustomization's
+	// REVISION cell is empty.
+	fields := strings.Split(out, "\t")
+	for i := range fields {
+		fields[i] = strings.TrimSpace(fields[i])
+	}
+	if len(fields) < 4 || fields[0] != name {
+		return "unexpected output: " + out
+	}
+	return fmt.Sprintf("REVISION %s SUSPENDED %s READY %s", fields[1], fields[2], fields[3])
+}
+
+// fluxCLI runs the flux CLI (from the tool cache) against the engine's cluster and returns its trimmed
+// output; err is set when it exits non-zero.
+func (f *fidelity) fluxCLI(ctx context.Context, eng *fidEngine, args ...string) (string, error) {
+	cache, err := toolcache.New()
+	Expect(err).NotTo(HaveOccurred())
+	res, err := cache.Ensure(ctx, toolcache.FluxCLI)
+	Expect(err).NotTo(HaveOccurred(), "the flux CLI from the tool cache")
+	cmd := exec.CommandContext(ctx, res.Path, append(args, "--kubeconfig", f.e.Twin.Kubeconfig(), "--context", eng.name)...)
+	out, err := cmd.CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// fluxCLIFacts drives a Kustomization on both engines with the flux CLI as a platform engineer would --
+// `flux reconcile ks --with-source`, `flux suspend ks`, `flux resume ks` (each waits for the engine's
+// status to answer), `flux tree ks` -- and records whether each worked and what the tree shows.
+func (f *fidelity) fluxCLIFacts(ctx context.Context, r *behaviourResult, ns, name string) {
+	outcome := func(out string, err error) string {
+		if err != nil {
+			return fmt.Sprintf("failed (%v): %s", err, lastLine(out))
+		}
+		return "ok"
+	}
+	for _, eng := range f.engines {
+		r.set(eng, "flux reconcile ks --with-source", outcome(f.fluxCLI(ctx, eng, "reconcile", "kustomization", name, "-n", ns, "--with-source", "--timeout", "2m")))
+		r.set(eng, "flux suspend ks", outcome(f.fluxCLI(ctx, eng, "suspend", "kustomization", name, "-n", ns)))
+		r.set(eng, name+" flux get after suspend", f.fluxGetFact(ctx, eng, ns, name))
+		r.set(eng, "flux resume ks", outcome(f.fluxCLI(ctx, eng, "resume", "kustomization", name, "-n", ns, "--timeout", "2m")))
+		tree, err := f.fluxCLI(ctx, eng, "tree", "kustomization", name, "-n", ns)
+		if err != nil {
+			tree = outcome(tree, err)
+		}
+		r.set(eng, "flux tree ks", tree)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return lines[len(lines)-1]
+}
+
+// statusFacts records, for a Kustomization on both engines, what kubectl and the flux CLI show besides its
+// objects: every status condition, the finalizers, and the Events on it (waiting for wantEvent).
+func (f *fidelity) statusFacts(ctx context.Context, r *behaviourResult, ns, name, wantEvent string) {
+	for _, eng := range f.engines {
+		r.set(eng, name+" conditions", eng.conditionsFact(ns, name))
+		r.set(eng, name+" finalizers", eng.finalizersFact(ns, name))
+		r.set(eng, name+" events", f.eventsFact(ctx, eng, ns, name, wantEvent))
+		r.set(eng, name+" kubectl get", f.printedFact(ctx, eng, ns, name))
+		r.set(eng, name+" flux get", f.fluxGetFact(ctx, eng, ns, name))
+	}
+}
+
 // objectFact says how an object Git declares stands on the engine's cluster: absent, or as in Git (or how
 // it differs), with the Kustomization its owner labels name.
 func (eng *fidEngine) objectFact(ctx context.Context, want *unstructured.Unstructured) string {
@@ -495,7 +657,9 @@ func fidelityBehaviours() []fidelityBehaviour {
 					r.set(eng, "Ready", ready[eng.name])
 					r.set(eng, "inventory", eng.inventoryFact(ns, "apply"))
 				}
+				f.statusFacts(ctx, r, ns, "apply", "Normal/ReconciliationSucceeded")
 				f.objectFacts(ctx, r, head, "apply")
+				f.fluxCLIFacts(ctx, r, ns, "apply")
 			}},
 		{name: "dependsOn", check: "app depends on base (a Deployment that must roll out first), orphan on a Kustomization that does not exist; all three applied at once",
 			documented: nil,
@@ -557,6 +721,7 @@ func fidelityBehaviours() []fidelityBehaviour {
 					r.set(eng, "Ready's message names Deployment fid-health/stuck", yesNo(strings.Contains(msg, "stuck")))
 				}
 				f.objectFacts(ctx, r, head, "health")
+				f.statusFacts(ctx, r, ns, "health", "Warning/HealthCheckFailed")
 				f.noteMessages("health", ns, "health")
 			}},
 		{name: "namespace scope", check: "applied as service account flux-applier of fid-tenant (admin there only, as the Arc extension's multi-tenancy): one ConfigMap in fid-tenant, one in fid-other",
@@ -584,6 +749,7 @@ func fidelityBehaviours() []fidelityBehaviour {
 					r.set(eng, "ConfigMap "+ns+"/own", eng.presence(ctx, "v1", "ConfigMap", ns, "own"))
 					r.set(eng, "ConfigMap "+other+"/intruder", eng.presence(ctx, "v1", "ConfigMap", other, "intruder"))
 				}
+				f.statusFacts(ctx, r, ns, "tenant", "Warning/ReconciliationFailed")
 				f.noteMessages("namespace scope", ns, "tenant")
 			}},
 		{name: "drift", check: "after Ready, a hand edit of ConfigMap conf (kubectl edit) and a deleted Service svc, on both clusters at once; then a reconcile.fluxcd.io/requestedAt request where not corrected",
@@ -674,6 +840,7 @@ func fidelityBehaviours() []fidelityBehaviour {
 					}
 					r.set(eng, "inventory", eng.inventoryFact(ns, "prune"))
 				}
+				f.statusFacts(ctx, r, ns, "prune", "Normal/ReconciliationSucceeded")
 			}},
 		{name: "suspend", check: "after Ready, the Kustomization is suspended, ConfigMap conf is edited by hand and a commit changes it in Git; then resumed",
 			run: func(ctx context.Context, f *fidelity, r *behaviourResult) {

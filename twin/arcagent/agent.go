@@ -8,14 +8,15 @@
 //
 // ociRepository fields the twin cannot honour (verify, useWorkloadIdentity, serviceAccountName, tlsConfig)
 // make the configuration Non-Compliant with an errorMessage naming the field; they are never dropped
-// silently. OCI sources need a Target that is also an OCITarget (the twin's reconciler is).
+// silently. OCI sources need a Target that is also an OCITarget (ClusterTarget is).
 //
 // Namespace scope is enforced the way the Flux extension's multi-tenancy does it: the Kustomizations of a
 // namespace-scoped configuration apply as the service account flux-applier of that namespace, bound to the
 // admin role there only, so objects outside the namespace are refused by the API server's RBAC.
 //
-// It imports fakes/arc's types and the reconciler's Flux API types; the engine is any Target (the twin's
-// reconciler, or real Flux through its CRs).
+// In the twin the Target is ClusterTarget for every engine, as for the real agent: Flux's objects are
+// written into the cluster and their status read back from it, whichever engine (the twin's reconciler,
+// real Flux) reconciles them. It imports fakes/arc's types and Flux's API types.
 package arcagent
 
 import (
@@ -44,7 +45,8 @@ import (
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 )
 
-// Target is the GitOps engine of the cluster: the twin's reconciler satisfies it.
+// Target is where the agent puts Flux's objects and reads their status: ClusterTarget (the cluster's API
+// server, whichever engine runs); the twin's reconciler in memory satisfies it too (unit tests, benches).
 type Target interface {
 	ApplyGitRepository(obj *sourcev1.GitRepository) error
 	ApplyKustomization(obj *kustomizev1.Kustomization) error
@@ -54,7 +56,7 @@ type Target interface {
 	Kustomization(namespace, name string) (*kustomizev1.Kustomization, bool)
 }
 
-// OCITarget is a Target that also takes OCIRepository sources; the twin's reconciler is one. With a
+// OCITarget is a Target that also takes OCIRepository sources; ClusterTarget is one. With a
 // Target that is not, OCIRepository configurations are reported Non-Compliant, saying so.
 type OCITarget interface {
 	ApplyOCIRepository(obj *sourcev1.OCIRepository) error
