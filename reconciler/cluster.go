@@ -220,7 +220,7 @@ func (r *Reconciler) deleteKind(ctx context.Context, sk schedKey) error {
 	case KindKustomization:
 		err = r.DeleteKustomization(ctx, sk.key.Namespace, sk.key.Name)
 	default:
-		err = r.deleteSource(srcRef{sk.kind, sk.key})
+		err = r.deleteSource(srcRef(sk))
 	}
 	if errors.Is(err, ErrNotFound) {
 		return nil
@@ -392,7 +392,7 @@ func (r *Reconciler) statusOf(sk schedKey) (any, bool) {
 		}
 		return st.obj.Status.DeepCopy(), true
 	default:
-		st := r.srcs[srcRef{sk.kind, sk.key}]
+		st := r.srcs[srcRef(sk)]
 		if st == nil || st.deleted {
 			return nil, false
 		}
