@@ -697,6 +697,8 @@ func fidelityBehaviours() []fidelityBehaviour {
 				}
 				f.objectFacts(ctx, r, head, "depends/base")
 				f.objectFacts(ctx, r, head, "depends/app")
+				f.statusFacts(ctx, r, ns, "app", "Normal/ReconciliationSucceeded")
+				f.statusFacts(ctx, r, ns, "orphan", "Normal/DependencyNotReady")
 			}},
 		{name: "health", check: fmt.Sprintf("a Deployment whose pods cannot be scheduled, wait: true, timeout %s: the health check must fail", fidHealthTimeout),
 			run: func(ctx context.Context, f *fidelity, r *behaviourResult) {
@@ -889,6 +891,7 @@ func fidelityBehaviours() []fidelityBehaviour {
 					r.set(eng, "ConfigMap conf data.rev after resume", cm.Data["rev"])
 					r.set(eng, "Ready after resume", ready[eng.name])
 				}
+				f.statusFacts(ctx, r, ns, "suspend", "Normal/ReconciliationSucceeded")
 			}},
 	}
 }
