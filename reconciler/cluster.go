@@ -192,6 +192,10 @@ func (c *inCluster) observe(ck clusterKind, obj any) {
 		err = c.r.ApplyKustomization(o)
 	}
 	if err != nil && !errors.Is(err, ErrStopped) {
+		// A refused update must not leave the previous spec reconciling (and writing its status over the
+		// refusal): the reconciler lets go of the object without pruning, as a failing Flux reconcile
+		// leaves what was applied in place.
+		c.r.release(sk)
 		c.refuse(ck, u, err)
 	}
 }
@@ -210,6 +214,31 @@ func (c *inCluster) forget(ck clusterKind, obj any) {
 	delete(c.written, sk)
 	c.mu.Unlock()
 	c.finalQ.Add(sk) // finalize finds it gone and lets the reconciler delete it
+}
+
+// release stops reconciling an object and forgets its state without deleting or pruning anything: the
+// objects it applied stay on the cluster, no longer watched for drift. Nothing happens for an object the
+// reconciler does not hold.
+func (r *Reconciler) release(sk schedKey) {
+	if sk.kind != KindKustomization {
+		_ = r.deleteSource(srcRef(sk)) // a source applies nothing: forgetting its artifact is all
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.scheduleLocked(sk.kind, sk.key, 0)
+	st := r.kss[sk.key]
+	if st == nil {
+		return
+	}
+	st.deleted = true
+	for id, owner := range r.owners {
+		if owner == sk.key {
+			delete(r.owners, id)
+		}
+	}
+	delete(r.kss, sk.key)
+	r.graph.Remove(sk.key)
 }
 
 // deleteKind lets go of an object: a Kustomization prunes per its deletion policy, a source drops its

@@ -201,6 +201,24 @@ func TestInClusterRefusalIsStatus(t *testing.T) {
 		}
 		return got
 	}).WithTimeout(eventually).WithPolling(poll).Should(ContainElement("Warning/UnsupportedByTwin"))
+
+	// An accepted Kustomization updated to an unsupported spec: the refusal stands for the new generation
+	// (the previous spec is not reconciled on and does not overwrite it), and what was applied stays.
+	sha := e.commit(map[string]string{"apps/cm.yaml": configMap(e.ns, "kept", map[string]string{"k": "v"})})
+	e.g.Expect(c.Create(ctx, e.gitRepository("repo"))).To(Succeed())
+	e.g.Expect(c.Create(ctx, e.kustomization("hub", "./apps"))).To(Succeed())
+	e.g.Eventually(clusterReady(c, e.ns, "hub")).WithTimeout(eventually).WithPolling(poll).
+		Should(Equal("True/ReconciliationSucceeded main@sha1:" + sha))
+	var hub kustomizev1.Kustomization
+	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "hub"}, &hub)).To(Succeed())
+	patch := client.MergeFrom(hub.DeepCopy())
+	hub.Spec.KubeConfig = &meta.KubeConfigReference{SecretRef: &meta.SecretKeyReference{Name: "spoke-kubeconfig"}}
+	e.g.Expect(c.Patch(ctx, &hub, patch)).To(Succeed())
+	e.g.Eventually(clusterReady(c, e.ns, "hub")).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix("False/UnsupportedByTwin"))
+	e.g.Expect(e.r.RequestReconcile("Kustomization", e.ns, "hub")).To(MatchError(reconciler.ErrNotFound))
+	e.waitIdle()
+	e.g.Expect(clusterReady(c, e.ns, "hub")()).To(HavePrefix("False/UnsupportedByTwin"))
+	e.g.Expect(e.configMapData(e.ns, "kept")()).To(HaveKeyWithValue("k", "v"))
 }
 
 // TestInClusterRestartPrunesFromTheInventory: a reconciler that starts on a cluster where another one
