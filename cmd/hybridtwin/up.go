@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin"
 )
 
@@ -113,12 +114,22 @@ func printReady(w io.Writer, i twin.Info) {
 		// Flux's objects live in every workload cluster, whichever engine runs: the usual tools read them.
 		c := i.Contexts[0]
 		fmt.Fprintf(w, "  try:         kubectl --kubeconfig %s --context %s get gitrepositories,kustomizations -A\n", i.Kubeconfig, c)
-		fmt.Fprintf(w, "               flux --kubeconfig %s --context %s get all -A   (the flux CLI: %s)\n", i.Kubeconfig, c, fluxCLIHint)
+		fmt.Fprintf(w, "               %s --kubeconfig %s --context %s get all -A\n", fluxCLI(), i.Kubeconfig, c)
 	}
 }
 
-// fluxCLIHint says where the flux CLI comes from.
-const fluxCLIHint = "go run ./cmd/hybridtwin tools build flux"
+// fluxCLI is the flux CLI of the tool cache as a command to type: its path once built, else a note on
+// how to build it (the binary is not on PATH either way).
+func fluxCLI() string {
+	c, err := toolcache.New()
+	if err != nil {
+		return "flux"
+	}
+	if st := c.Stat(context.Background(), toolcache.FluxCLI); st.Built {
+		return c.Path(toolcache.FluxCLI)
+	}
+	return "flux (not built yet: go run ./cmd/hybridtwin tools build flux, then " + c.Path(toolcache.FluxCLI) + ")"
+}
 
 // upDetached starts `hybridtwin up` again in its own session, logging to the state directory, and waits
 // until its control socket answers (ready), it exits (failed: its log is shown), or Ctrl-C (it is stopped).
