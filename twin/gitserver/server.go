@@ -408,12 +408,15 @@ func (s *Server) waitReady(ctx context.Context) error {
 			return s.checkToken(ctx)
 		}
 		last = err
+		// Gitea v1.26.4 logs a failed bind ("Failed to start server: ... address already in use") and may
+		// keep running without serving, while whatever took the port answers the probes (404): read the
+		// log on every failed probe, not only once the process has exited.
+		if strings.Contains(s.outputTail(), "address already in use") {
+			return fmt.Errorf("gitserver: gitea web could not bind port %d: %w: %w", s.cfg.Port, ErrStart, errPortTaken)
+		}
 		select {
 		case <-s.web.Done():
 			tail := s.outputTail()
-			if strings.Contains(tail, "address already in use") {
-				return fmt.Errorf("gitserver: gitea web could not bind port %d: %w: %w", s.cfg.Port, ErrStart, errPortTaken)
-			}
 			_, exitErr := s.web.Exited()
 			return fmt.Errorf("gitserver: gitea web exited before it was ready (%v): %w; the end of %s:\n%s", exitErr, ErrStart, s.cfg.path(gitOutFile), tail)
 		case <-ctx.Done():
