@@ -13,7 +13,7 @@ import (
 // The bridge's decisions, fed with the real hardware simulation's events for a host crash, a failover
 // restart, a stranded VM and a live migration.
 func TestStepsForRealSimulationEvents(t *testing.T) {
-	s, err := LoadSpec("testdata/specs/valid.yaml")
+	s, err := LoadSpec("spec/testdata/specs/valid.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
 	"github.com/hybridtwin/hybridtwin/hardware"
-	"github.com/hybridtwin/hybridtwin/internal/specyaml"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 )
 
@@ -65,11 +63,6 @@ const (
 	StepNodesDrained     LifecycleStepName = "nodes drained" // cordoned, pods evicted
 	StepNodesRemoved     LifecycleStepName = "nodes removed"
 )
-
-// ErrRefused is wrapped when a cluster operation is refused before anything changed: an unknown cluster
-// or pool, a name already running, an estate not at rest, or the hardware model saying no (then the
-// error is a *CapacityError).
-var ErrRefused = errors.New("cluster operation refused")
 
 // ErrLifecycle is wrapped by a cluster operation that failed part-way (an *OpError); what it had started
 // was stopped again.
@@ -720,7 +713,7 @@ func (t *Twin) runCleanups(ctx context.Context, names ...string) ([]string, erro
 	t.mu.Lock()
 	var take, keep []cleanup
 	for _, c := range t.cleanups {
-		if contains(names, c.name) {
+		if slices.Contains(names, c.name) {
 			take = append(take, c)
 		} else {
 			keep = append(keep, c)
@@ -820,206 +813,6 @@ func vmList(ps []VMPlacement) string {
 	return strings.Join(parts, ", ")
 }
 
-// String makes ReconcilerName print as its value.
-func (r ReconcilerName) String() string { return string(r) }
-
-// ClusterFragment is a workload cluster to add to a running twin, read from its own file in the twin
-// spec's cluster shape: the fields of a ClusterPlan's workloadClusters entry, the Kubernetes version it
-// runs, and optionally GitOps configurations for it in spec.gitops's shape (clusters defaults to the
-// fragment's cluster; they may name only it).
-type ClusterFragment struct {
-	Name string `yaml:"name" json:"name"`
-	// KubernetesVersion is checked, not chosen: every cluster of the twin runs the one pinned release
-	// (tools/toolcache/pins.go); a cluster file may name it, or leave it out.
-	KubernetesVersion    string                    `yaml:"kubernetesVersion" json:"kubernetesVersion,omitempty"`
-	ControlPlane         hardware.ControlPlaneSpec `yaml:"controlPlane" json:"controlPlane"`
-	LoadBalancer         hardware.LoadBalancerSpec `yaml:"loadBalancer" json:"loadBalancer"`
-	LoadBalancerServices int                       `yaml:"loadBalancerServices" json:"loadBalancerServices,omitempty"`
-	StorageGB            int                       `yaml:"storageGB" json:"storageGB,omitempty"`
-	NodePools            []hardware.NodePool       `yaml:"nodePools" json:"nodePools"`
-	GitOps               []GitOpsConfig            `yaml:"gitops" json:"gitops,omitempty"`
-
-	// File is where the fragment was read from; errors name it.
-	File string             `yaml:"-" json:"-"`
-	pos  specyaml.Positions // field -> line
-}
-
-// WorkloadCluster is the fragment as the hardware model plans it.
-func (f *ClusterFragment) WorkloadCluster() hardware.WorkloadCluster {
-	return hardware.WorkloadCluster{Name: f.Name, ControlPlane: f.ControlPlane, LoadBalancer: f.LoadBalancer,
-		LoadBalancerServices: f.LoadBalancerServices, StorageGB: f.StorageGB,
-		NodePools: append([]hardware.NodePool(nil), f.NodePools...)}
-}
-
-// ClusterFileError is every problem of a cluster file, each naming its line and field. Nothing was
-// started. errors.Is(err, ErrInvalidSpec) and errors.Is(err, ErrRefused) hold.
-type ClusterFileError struct {
-	File     string    `json:"file"`
-	Problems []Problem `json:"problems"`
-}
-
-func (e *ClusterFileError) Error() string {
-	lines := make([]string, len(e.Problems))
-	for i, p := range e.Problems {
-		lines[i] = "  " + p.String()
-	}
-	return fmt.Sprintf("%d problem(s) in the cluster file %s; nothing was started:\n%s", len(e.Problems), e.File, strings.Join(lines, "\n"))
-}
-
-// Unwrap returns ErrInvalidSpec and ErrRefused.
-func (e *ClusterFileError) Unwrap() []error { return []error{ErrInvalidSpec, ErrRefused} }
-
-// Line is the line of a field of the cluster file (nodePools[0].count), 0 when it is not in the file.
-func (f *ClusterFragment) Line(field string) int { return f.pos[field] }
-
-// problem is a Problem at field of the cluster file, on the line of the field or its closest parent.
-func (f *ClusterFragment) problem(field, format string, args ...any) Problem {
-	v := &validator{file: f.File, pos: f.pos}
-	v.addAt(field, format, args...)
-	return v.problems[0]
-}
-
-// fileErr is the problems of a cluster file in line order (those without a line last), or nil.
-func fileErr(file string, ps []Problem) error {
-	if len(ps) == 0 {
-		return nil
-	}
-	sort.SliceStable(ps, func(i, j int) bool {
-		a, b := ps[i].Line, ps[j].Line
-		if a == 0 || b == 0 {
-			return a != 0 && b == 0
-		}
-		return a < b
-	})
-	return &ClusterFileError{File: file, Problems: ps}
-}
-
-// ParseClusterFragment reads a cluster file strictly (an unknown or misspelt field, a duplicate key or a
-// wrong type is a problem naming its line) and checks what needs no running twin: the name, the
-// presence of at least one node pool, the hardware model's shape rules (names, counts), and that
-// its configurations target only this cluster. Problems are a *ClusterFileError.
-func ParseClusterFragment(file string, data []byte) (*ClusterFragment, error) {
-	f := &ClusterFragment{File: file}
-	docs, p := specyaml.Split(data)
-	switch {
-	case p != nil:
-		return nil, fileErr(file, []Problem{{File: file, Line: p.Line, Field: p.Field, Msg: p.Msg}})
-	case len(docs) != 1:
-		return nil, fileErr(file, []Problem{{File: file, Line: 1, Msg: fmt.Sprintf("holds %d YAML documents; a cluster file is one mapping: name, kubernetesVersion, controlPlane, nodePools, gitops", len(docs))}})
-	}
-	pos, problems := specyaml.Decode(docs[0].Node, f)
-	f.pos = pos
-	var ps []Problem
-	for _, p := range problems {
-		ps = append(ps, Problem{File: file, Line: p.Line, Field: p.Field, Msg: p.Msg})
-	}
-	if f.Name == "" {
-		ps = append(ps, f.problem("name", "is required: the workload cluster's name (a DNS label)"))
-	}
-	if len(f.NodePools) == 0 && !slices.ContainsFunc(problems, func(p specyaml.Problem) bool { return strings.HasPrefix(p.Field, "nodePools") }) {
-		ps = append(ps, f.problem("nodePools", "list at least one node pool: {name: linux, vmSize: Standard_K8S3_v1, count: 2}"))
-	}
-	for i := range f.GitOps {
-		g := &f.GitOps[i]
-		if len(g.Clusters) == 0 && f.Name != "" {
-			g.Clusters = []string{f.Name}
-		}
-		for j, c := range g.Clusters {
-			if c != f.Name && f.Name != "" {
-				ps = append(ps, f.problem(fmt.Sprintf("gitops[%d].clusters[%d]", i, j), "%q: a cluster file's configurations target only its own cluster %q; leave clusters out", c, f.Name))
-			}
-		}
-	}
-	if len(ps) == 0 {
-		// The hardware model's shape rules, on a plan of this one cluster.
-		one := &hardware.Plan{APIVersion: hardware.APIVersion, Kind: hardware.KindClusterPlan}
-		one.Metadata.Name = "cluster-file"
-		one.Spec.WorkloadClusters = []hardware.WorkloadCluster{f.WorkloadCluster()}
-		if err := one.Validate(); err != nil {
-			ps = append(ps, f.fromHardware(err, "spec.workloadClusters[0]"))
-		}
-	}
-	if len(ps) > 0 {
-		return nil, fileErr(file, ps)
-	}
-	return f, nil
-}
-
-// fromHardware names a hardware model spec error about the fragment's cluster (at prefix in a plan) by
-// the cluster file's own field and line.
-func (f *ClusterFragment) fromHardware(err error, prefix string) Problem {
-	var se *hardware.SpecError
-	if errors.As(err, &se) {
-		if rest, ok := strings.CutPrefix(se.Field, prefix); ok {
-			return f.problem(strings.TrimPrefix(rest, "."), "%s", se.Msg)
-		}
-		return f.problem("", "with the twin's plan: %s", se.Error())
-	}
-	return f.problem("", "%v", err)
-}
-
-// checkFragment checks the fragment against the running twin, under the operation lock: its name is not
-// taken, it names the Kubernetes release the twin runs (or none), the hardware model accepts its VM
-// sizes and counts in the profile, and its configurations are
-// valid against the twin's repositories (the spec's own validator) and do not reuse the name of a
-// configuration the spec already creates on it.
-func (t *Twin) checkFragment(f *ClusterFragment, next *hardware.Plan, at int) error {
-	var ps []Problem
-	if _, running := t.cluster(f.Name); running {
-		ps = append(ps, f.problem("name", "cluster %q already runs in twin %s (have: %s); pick another name, or `hybridtwin cluster delete %s` first",
-			f.Name, t.spec.Metadata.Name, strings.Join(t.clusterNames(), ", "), f.Name))
-	} else if contains(t.spec.ClusterNames(), f.Name) {
-		ps = append(ps, f.problem("name", "%q is a workload cluster of the twin's spec (%s); bring it back as planned with `hybridtwin cluster recreate %s`, or pick another name",
-			f.Name, t.spec.File, f.Name))
-	}
-	// The release the twin's clusters run (the pinned one, tools/toolcache/pins.go, for the embedded
-	// provider): a cluster file may name it, not another.
-	if v := f.KubernetesVersion; v != "" {
-		for _, n := range t.clusterNames() {
-			rc, ok := t.cluster(n)
-			if !ok || rc.info.KubernetesVersion == "" {
-				continue
-			}
-			if have := rc.info.KubernetesVersion; strings.TrimPrefix(v, "v") != strings.TrimPrefix(have, "v") {
-				ps = append(ps, f.problem("kubernetesVersion", "%q: the twin's clusters run Kubernetes %s, the one release it has; write %s or leave it out", v, have, have))
-			}
-			break
-		}
-	}
-	if len(ps) == 0 {
-		// The profile's catalog and allowed values: the static planner on the plan with the new cluster
-		// (the verdict on the running estate comes from PlaceVMs).
-		if _, err := hardware.Evaluate(t.spec.Inventory, next); err != nil {
-			ps = append(ps, f.fromHardware(err, fmt.Sprintf("spec.workloadClusters[%d]", at)))
-		}
-	}
-	if len(f.GitOps) > 0 {
-		s := *t.spec
-		s.Plan = next
-		s.Spec.GitOps = f.GitOps
-		s.applyDefaults() // scope and namespace, in f.GitOps
-		v := &validator{file: f.File, pos: specyaml.Positions{}}
-		for k, l := range f.pos {
-			v.pos["spec."+k] = l
-		}
-		s.validate(v)
-		for _, p := range v.problems {
-			if rest, ok := strings.CutPrefix(p.Field, "spec.gitops"); ok {
-				p.Field = "gitops" + rest
-				ps = append(ps, p)
-			}
-		}
-		for i, g := range f.GitOps {
-			for j, sg := range t.spec.Spec.GitOps {
-				if sg.Name == g.Name && targets(sg, f.Name) {
-					ps = append(ps, f.problem(fmt.Sprintf("gitops[%d].name", i), "%q is also spec.gitops[%d] of the twin's spec, which targets this cluster too; rename it", g.Name, j))
-				}
-			}
-		}
-	}
-	return fileErr(f.File, ps)
-}
-
 // AddClusterFile onboards the cluster a cluster file describes (ParseClusterFragment), as AddCluster
 // does, after checking it against the running twin (a *ClusterFileError naming the file's fields, and
 // nothing started); its own configurations are created with the spec's, and it waits until every
@@ -1078,4 +871,18 @@ func (t *Twin) waitCompliant(ctx context.Context, arcID string) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// checkFragment checks a cluster file against the running twin (spec.Spec.CheckFragment), under the
+// operation lock.
+func (t *Twin) checkFragment(f *ClusterFragment, next *hardware.Plan, at int) error {
+	running := t.clusterNames()
+	version := ""
+	for _, n := range running {
+		if rc, ok := t.cluster(n); ok && rc.info.KubernetesVersion != "" {
+			version = rc.info.KubernetesVersion
+			break
+		}
+	}
+	return t.spec.CheckFragment(f, running, version, next, at)
 }

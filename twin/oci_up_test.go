@@ -29,7 +29,7 @@ func TestOCIGitOpsThroughUp(t *testing.T) {
 	dir := t.TempDir()
 	inventory, err := filepath.Abs(filepath.Join("..", "examples", "hardware", "branch-4node.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
-	folder, err := filepath.Abs(filepath.Join("testdata", "specs", "oci-artifact"))
+	folder, err := filepath.Abs(filepath.Join("spec", "testdata", "specs", "oci-artifact"))
 	g.Expect(err).NotTo(HaveOccurred())
 	specFile := filepath.Join(dir, "twin.yaml")
 	g.Expect(os.WriteFile(specFile, []byte(fmt.Sprintf(`apiVersion: hybridtwin.io/v1alpha1

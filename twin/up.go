@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -537,7 +539,7 @@ func (t *Twin) seed(ctx context.Context) error {
 		}
 		def := "main"
 		if _, ok := branches[def]; !ok {
-			def = sortedKeys(branches)[0]
+			def = slices.Sorted(maps.Keys(branches))[0]
 		}
 		if err := admin.CreateRepo(ctx, repo, gitserver.RepoOptions{Description: "seeded by hybridtwin from " + t.spec.File, DefaultBranch: def}); err != nil && !errors.Is(err, gitserver.ErrExists) {
 			return stepErr(StepSeed, repo.String(), err)
@@ -546,7 +548,7 @@ func (t *Twin) seed(ctx context.Context) error {
 			return stepErr(StepSeed, repo.String(), err)
 		}
 		// The default branch first, so the others share its history.
-		order := append([]string{def}, without(sortedKeys(branches), def)...)
+		order := append([]string{def}, without(slices.Sorted(maps.Keys(branches)), def)...)
 		for _, b := range order {
 			res, err := admin.Push(ctx, gitserver.PushRequest{Repo: repo, Branch: b, From: def, Dir: t.spec.Path(branches[b]),
 				Message: fmt.Sprintf("Seed %s from %s", b, branches[b]), Rewrite: rewrite})

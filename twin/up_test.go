@@ -241,7 +241,7 @@ func TestTenErrorSpecStartsNothing(t *testing.T) {
 	g := NewWithT(t)
 	root := t.TempDir()
 	t.Setenv("XDG_STATE_HOME", root)
-	spec, err := LoadSpec("testdata/specs/ten-errors.yaml")
+	spec, err := LoadSpec("spec/testdata/specs/ten-errors.yaml")
 	var se *SpecErrors
 	g.Expect(errors.As(err, &se)).To(BeTrue())
 	g.Expect(se.Problems).To(HaveLen(10))

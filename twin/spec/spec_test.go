@@ -1,4 +1,4 @@
-package twin
+package spec
 
 import (
 	"bytes"
@@ -79,7 +79,7 @@ func TestSpecWithoutPlanOrWithOverfullPlan(t *testing.T) {
 kind: Twin
 metadata: {name: x}
 spec:
-  hardware: {inventory: testdata/specs/../../../examples/hardware/edge-2node.yaml}
+  hardware: {inventory: testdata/specs/../../../../examples/hardware/edge-2node.yaml}
 `))
 	if err == nil || !strings.Contains(err.Error(), "spec.hardware.plan: no ClusterPlan") {
 		t.Fatalf("missing plan: %v", err)
@@ -90,8 +90,8 @@ kind: Twin
 metadata: {name: x}
 spec:
   hardware:
-    inventory: ../examples/hardware/edge-2node.yaml
-    plan: ../examples/hardware/plan.yaml
+    inventory: ../../examples/hardware/edge-2node.yaml
+    plan: ../../examples/hardware/plan.yaml
 `))
 	if err == nil || !strings.Contains(err.Error(), "capacity planner says the plan does not fit") || !strings.Contains(err.Error(), "losing host") {
 		t.Fatalf("overfull plan: %v", err)
@@ -108,12 +108,12 @@ kind: Twin
 metadata: {name: x}
 spec:
   hardware:
-    inventory: ../examples/hardware/edge-2node.yaml
+    inventory: ../../examples/hardware/edge-2node.yaml
     plan: %s
     allowUnfit: %v
 `, plan, allow))
 	}
-	_, err := ParseSpec("twin.yaml", spec("../scenarios/testdata/edge-n1/plan-grown.yaml", false))
+	_, err := ParseSpec("twin.yaml", spec("../../scenarios/testdata/edge-n1/plan-grown.yaml", false))
 	var se *SpecErrors
 	if !errors.As(err, &se) || len(se.Problems) != 1 {
 		t.Fatalf("a plan that fails N-1 without allowUnfit: want one problem, got %v", err)
@@ -122,7 +122,7 @@ spec:
 		t.Fatalf("the refusal names the check and the field to set: %s", p)
 	}
 
-	s, err := ParseSpec("twin.yaml", spec("../scenarios/testdata/edge-n1/plan-grown.yaml", true))
+	s, err := ParseSpec("twin.yaml", spec("../../scenarios/testdata/edge-n1/plan-grown.yaml", true))
 	if err != nil {
 		t.Fatalf("allowUnfit: %v", err)
 	}
@@ -144,11 +144,11 @@ spec:
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	abs, err := filepath.Abs("../examples/hardware/edge-2node.yaml")
+	abs, err := filepath.Abs("../../examples/hardware/edge-2node.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	data := bytes.Replace(spec(big, true), []byte("../examples/hardware/edge-2node.yaml"), []byte(abs), 1)
+	data := bytes.Replace(spec(big, true), []byte("../../examples/hardware/edge-2node.yaml"), []byte(abs), 1)
 	_, err = ParseSpec(filepath.Join(dir, "twin.yaml"), data)
 	if !errors.As(err, &se) {
 		t.Fatalf("VMs that find no host with allowUnfit: want a spec problem, got %v", err)

@@ -1,4 +1,4 @@
-package twin
+package spec
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ metadata:
   name: oci-spec
 spec:
   hardware:
-    inventory: ../../../examples/hardware/branch-4node.yaml
+    inventory: ../../../../examples/hardware/branch-4node.yaml
   git:
     repos:
     - name: fleet
@@ -218,7 +218,7 @@ func TestSpecOCISourceErrors(t *testing.T) {
 
 // The example twin with OCI sources (examples/twins/oci-source.yaml) loads.
 func TestSpecOCIExampleLoads(t *testing.T) {
-	s, err := LoadSpec("../examples/twins/oci-source.yaml")
+	s, err := LoadSpec("../../examples/twins/oci-source.yaml")
 	if err != nil {
 		t.Fatalf("LoadSpec: %v", err)
 	}

@@ -1,0 +1,912 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/hybridtwin/hybridtwin/hardware"
+	"github.com/hybridtwin/hybridtwin/internal/specyaml"
+	"github.com/hybridtwin/hybridtwin/twin/cluster"
+)
+
+// KindTwin is the kind of a twin spec document.
+const KindTwin = "Twin"
+
+// Spec is a Twin document: everything one running twin is made of.
+type Spec struct {
+	APIVersion string              `yaml:"apiVersion" json:"apiVersion"`
+	Kind       string              `yaml:"kind" json:"kind"`
+	Metadata   hardware.ObjectMeta `yaml:"metadata" json:"metadata"`
+	Spec       TwinSpec            `yaml:"spec" json:"spec"`
+
+	// File is the spec's path; Dir the folder relative paths are resolved against.
+	File string `yaml:"-" json:"-"`
+	Dir  string `yaml:"-" json:"-"`
+	// Inventory and Plan are the hardware documents the spec references or inlines, parsed and validated.
+	Inventory *hardware.Inventory `yaml:"-" json:"-"`
+	Plan      *hardware.Plan      `yaml:"-" json:"-"`
+	// Capacity is the planner's verdict on Plan over Inventory.
+	Capacity *hardware.Result `yaml:"-" json:"-"`
+
+	pos specyaml.Positions
+}
+
+// TwinSpec is the body of a Twin.
+type TwinSpec struct {
+	// Hardware names the HCICluster inventory and the ClusterPlan: files relative to the spec, or empty
+	// when the documents are inlined in the spec's own file.
+	Hardware HardwareRef `yaml:"hardware" json:"hardware"`
+	// Provider runs the workload clusters: "embedded" (default) or "kind".
+	Provider cluster.ProviderName `yaml:"provider" json:"provider,omitempty"`
+	// TimeProfile is "real" (Kubernetes defaults) or "fast" (shortened node-failure timings).
+	TimeProfile cluster.TimeProfileName `yaml:"timeProfile" json:"timeProfile,omitempty"`
+	// Reconciler is the GitOps engine of every cluster unless overridden: "hybridtwin" (default) or "flux".
+	Reconciler ReconcilerName `yaml:"reconciler" json:"reconciler,omitempty"`
+	// Clusters holds per-cluster overrides, by workload cluster name.
+	Clusters map[string]ClusterOverride `yaml:"clusters" json:"clusters,omitempty"`
+	// Azure is where the clusters are connected to (the Arc fake).
+	Azure AzureSpec `yaml:"azure" json:"azure"`
+	// Git holds the repositories to seed into the twin's Gitea.
+	Git GitSpec `yaml:"git" json:"git"`
+	// Images are published to the twin's registry.
+	Images []ImageSpec `yaml:"images" json:"images,omitempty"`
+	// Artifacts are folders pushed to the twin's registry as Flux OCI artifacts, the sources of GitOps
+	// configurations whose oci block names their repository.
+	Artifacts []ArtifactSpec `yaml:"artifacts" json:"artifacts,omitempty"`
+	// GitOps are the fluxConfigurations created through the Arc fake, in its REST shape.
+	GitOps []GitOpsConfig `yaml:"gitops" json:"gitops,omitempty"`
+}
+
+// HardwareRef points at the hardware documents.
+type HardwareRef struct {
+	Inventory string `yaml:"inventory" json:"inventory,omitempty"`
+	Plan      string `yaml:"plan" json:"plan,omitempty"`
+	// AllowUnfit starts the twin on a plan the capacity planner says does not fit -- it fails N-1, the
+	// reserve, storage, a profile limit or an address pool -- to see what that estate does (a host crash
+	// strands VMs, pods stay Pending). The default refuses such a spec, naming the failing check. Every
+	// VM must still find a host: a VM that does not place has no node to run. Cluster operations on such
+	// a twin are likewise not refused for the verdict, only for VMs that find no host.
+	AllowUnfit bool `yaml:"allowUnfit" json:"allowUnfit,omitempty"`
+}
+
+// ReconcilerName selects a cluster's GitOps engine.
+type ReconcilerName string
+
+// Reconcilers.
+const (
+	ReconcilerHybridtwin ReconcilerName = "hybridtwin"
+	ReconcilerFlux       ReconcilerName = "flux"
+)
+
+// ClusterOverride changes settings of one workload cluster.
+type ClusterOverride struct {
+	Reconciler ReconcilerName `yaml:"reconciler" json:"reconciler,omitempty"`
+}
+
+// AzureSpec places the twin's ARM resources.
+type AzureSpec struct {
+	SubscriptionID string `yaml:"subscriptionID" json:"subscriptionID,omitempty"`
+	ResourceGroup  string `yaml:"resourceGroup" json:"resourceGroup,omitempty"`
+	Location       string `yaml:"location" json:"location,omitempty"`
+}
+
+// Defaults of AzureSpec: a fixed, obviously fake subscription, and names a platform team recognises.
+const (
+	DefaultSubscriptionID = "00000000-0000-4000-8000-000000000001"
+	DefaultResourceGroup  = "rg-hybridtwin"
+	DefaultLocation       = "westeurope"
+)
+
+// GitSpec is the twin's Git content.
+type GitSpec struct {
+	// Org is the Gitea organisation holding the repositories ("platform" by default).
+	Org   string     `yaml:"org" json:"org,omitempty"`
+	Repos []RepoSpec `yaml:"repos" json:"repos,omitempty"`
+}
+
+// DefaultGitOrg is GitSpec.Org's default.
+const DefaultGitOrg = "platform"
+
+// RepoSpec is one repository: a folder pushed to main, or a folder per branch.
+type RepoSpec struct {
+	Name string `yaml:"name" json:"name"`
+	// Path is a folder (relative to the spec) pushed as the main branch.
+	Path string `yaml:"path" json:"path,omitempty"`
+	// Branches maps a branch to the folder pushed as that branch (the branch-per-environment layout).
+	Branches map[string]string `yaml:"branches" json:"branches,omitempty"`
+}
+
+// ImageSpec is an image repository to publish in the registry, with its tags.
+type ImageSpec struct {
+	Repository string   `yaml:"repository" json:"repository"`
+	Tags       []string `yaml:"tags" json:"tags"`
+}
+
+// ArtifactSpec is a folder pushed to the twin's registry as one tag of a Flux OCI artifact, in the shape
+// `flux push artifact oci://<registry>/<repository>:<tag> --path=<path>` makes (one gzipped tarball layer).
+type ArtifactSpec struct {
+	Repository string `yaml:"repository" json:"repository"`
+	Tag        string `yaml:"tag" json:"tag"`
+	// Path is the folder (relative to the spec) packed into the artifact.
+	Path string `yaml:"path" json:"path"`
+}
+
+// GitOpsConfig is a fluxConfiguration to create on clusters, in the Arc REST shape (field names as
+// Microsoft.KubernetesConfiguration/fluxConfigurations), with the repository named from spec.git, or, with
+// an oci block, an OCI artifact as its source (sourceKind OCIRepository).
+type GitOpsConfig struct {
+	Name string `yaml:"name" json:"name"`
+	// Clusters are the workload clusters to configure; ["*"] is all of them.
+	Clusters  []string `yaml:"clusters" json:"clusters"`
+	Scope     string   `yaml:"scope" json:"scope,omitempty"`
+	Namespace string   `yaml:"namespace" json:"namespace,omitempty"`
+	Suspend   bool     `yaml:"suspend" json:"suspend,omitempty"`
+	// Repo names a repository of spec.git.repos; the twin fills in its Gitea URL and credentials.
+	Repo string        `yaml:"repo" json:"repo,omitempty"`
+	Ref  RepositoryRef `yaml:"ref" json:"ref"`
+	// OCI makes the source an OCI artifact instead of a Git repository (give repo or oci, not both).
+	OCI                   *OCISource               `yaml:"oci" json:"oci,omitempty"`
+	SyncIntervalInSeconds int64                    `yaml:"syncIntervalInSeconds" json:"syncIntervalInSeconds,omitempty"`
+	TimeoutInSeconds      int64                    `yaml:"timeoutInSeconds" json:"timeoutInSeconds,omitempty"`
+	Kustomizations        map[string]Kustomization `yaml:"kustomizations" json:"kustomizations"`
+}
+
+// RepositoryRef is what to sync: branch, tag, semver or commit.
+type RepositoryRef struct {
+	Branch string `yaml:"branch" json:"branch,omitempty"`
+	Tag    string `yaml:"tag" json:"tag,omitempty"`
+	Semver string `yaml:"semver" json:"semver,omitempty"`
+	Commit string `yaml:"commit" json:"commit,omitempty"`
+}
+
+// OCISource is the OCI artifact a GitOps configuration syncs, the fluxConfiguration's ociRepository
+// (api-version 2025-04-01): a repository of spec.artifacts in the twin's registry, or the oci:// URL of any
+// registry the clusters reach; and at most one of tag, semver or digest (none: the tag "latest", the REST
+// reference's default).
+type OCISource struct {
+	// Repository names a repository of spec.artifacts; the twin fills in its registry URL and insecure
+	// (the twin's registry speaks plain HTTP).
+	Repository string `yaml:"repository" json:"repository,omitempty"`
+	// URL is oci://<host>/<repository> of another registry, instead of Repository.
+	URL string `yaml:"url" json:"url,omitempty"`
+	// Insecure lets Flux pull URL over plain HTTP; always on for Repository.
+	Insecure bool   `yaml:"insecure" json:"insecure,omitempty"`
+	Tag      string `yaml:"tag" json:"tag,omitempty"`
+	Semver   string `yaml:"semver" json:"semver,omitempty"`
+	Digest   string `yaml:"digest" json:"digest,omitempty"`
+}
+
+// DefaultOCITag is the tag an oci source without tag, semver or digest syncs: "latest" (REST reference,
+// OCIRepositoryRefDefinition.tag: "defaults to 'latest'"; Flux OCIRepository spec.ref likewise).
+const DefaultOCITag = "latest"
+
+// Kustomization is one kustomization of a GitOps configuration.
+type Kustomization struct {
+	Path                   string            `yaml:"path" json:"path"`
+	DependsOn              []string          `yaml:"dependsOn" json:"dependsOn,omitempty"`
+	Prune                  bool              `yaml:"prune" json:"prune,omitempty"`
+	Force                  bool              `yaml:"force" json:"force,omitempty"`
+	Wait                   *bool             `yaml:"wait" json:"wait,omitempty"`
+	SyncIntervalInSeconds  int64             `yaml:"syncIntervalInSeconds" json:"syncIntervalInSeconds,omitempty"`
+	TimeoutInSeconds       int64             `yaml:"timeoutInSeconds" json:"timeoutInSeconds,omitempty"`
+	RetryIntervalInSeconds int64             `yaml:"retryIntervalInSeconds" json:"retryIntervalInSeconds,omitempty"`
+	Substitute             map[string]string `yaml:"substitute" json:"substitute,omitempty"`
+}
+
+// ParseScalar makes ReconcilerName an enum in specs.
+func (r *ReconcilerName) ParseScalar(s string) error {
+	switch ReconcilerName(s) {
+	case "", ReconcilerHybridtwin, ReconcilerFlux:
+		*r = ReconcilerName(s)
+		return nil
+	}
+	return fmt.Errorf("unknown reconciler %q; use %s or %s", s, ReconcilerHybridtwin, ReconcilerFlux)
+}
+
+// ErrInvalidSpec is wrapped by every spec problem.
+var ErrInvalidSpec = errors.New("invalid twin spec")
+
+// Problem is one thing wrong with a spec: where, and what to do.
+type Problem struct {
+	File  string
+	Line  int
+	Field string
+	Msg   string
+}
+
+func (p Problem) String() string {
+	loc := p.File
+	if p.Line > 0 {
+		loc += fmt.Sprintf(":%d", p.Line)
+	}
+	if p.Field != "" {
+		return fmt.Sprintf("%s: %s: %s", loc, p.Field, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", loc, p.Msg)
+}
+
+// SpecErrors is every problem of a spec, in file order.
+type SpecErrors struct{ Problems []Problem }
+
+func (e *SpecErrors) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = "  " + p.String()
+	}
+	return fmt.Sprintf("%d problem(s) in the twin spec; nothing was started:\n%s", len(e.Problems), strings.Join(lines, "\n"))
+}
+
+// Unwrap lets errors.Is(err, ErrInvalidSpec) work.
+func (e *SpecErrors) Unwrap() error { return ErrInvalidSpec }
+
+// LoadSpec reads, defaults and validates a twin spec. On any problem it returns *SpecErrors listing all of
+// them; a spec that loads is safe to start.
+func LoadSpec(path string) (*Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &SpecErrors{Problems: []Problem{{File: path, Msg: fmt.Sprintf("cannot read the twin spec: %v", errors.Unwrap(err))}}}
+	}
+	return ParseSpec(path, data)
+}
+
+// ParseSpec is LoadSpec for data already read from path.
+func ParseSpec(path string, data []byte) (*Spec, error) {
+	v := &validator{file: path}
+	docs, p := specyaml.Split(data)
+	if p != nil {
+		v.add(p.Line, p.Field, "%s", p.Msg)
+		return nil, v.result()
+	}
+	var twinDoc *specyaml.Document
+	for i := range docs {
+		d := docs[i]
+		switch d.Kind {
+		case KindTwin:
+			if twinDoc != nil {
+				v.add(d.Line, "kind", "a second Twin document (the first is at line %d); one file describes one twin", twinDoc.Line)
+				continue
+			}
+			twinDoc = &docs[i]
+		case hardware.KindHCICluster, hardware.KindClusterPlan:
+		default:
+			v.add(d.Line, "kind", "is %q; a twin file holds a Twin and optionally its %s and %s documents", d.Kind, hardware.KindHCICluster, hardware.KindClusterPlan)
+		}
+	}
+	if twinDoc == nil {
+		v.add(1, "kind", "no Twin document; a twin spec starts with apiVersion: %s and kind: %s", hardware.APIVersion, KindTwin)
+		return nil, v.result()
+	}
+	s := &Spec{File: path, Dir: filepath.Dir(path)}
+	pos, problems := specyaml.Decode(twinDoc.Node, s)
+	s.pos = pos
+	v.pos = pos
+	for _, p := range problems {
+		v.add(p.Line, p.Field, "%s", p.Msg)
+	}
+	s.applyDefaults()
+	s.loadHardware(v, docs)
+	s.validate(v)
+	if err := v.result(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Spec) applyDefaults() {
+	t := &s.Spec
+	if t.Provider == "" {
+		t.Provider = cluster.DefaultProvider
+	}
+	if t.TimeProfile == "" {
+		t.TimeProfile = cluster.DefaultTimeProfile
+	}
+	if t.Reconciler == "" {
+		t.Reconciler = ReconcilerHybridtwin
+	}
+	if t.Azure.SubscriptionID == "" {
+		t.Azure.SubscriptionID = DefaultSubscriptionID
+	}
+	if t.Azure.ResourceGroup == "" {
+		t.Azure.ResourceGroup = DefaultResourceGroup
+	}
+	if t.Azure.Location == "" {
+		t.Azure.Location = DefaultLocation
+	}
+	if t.Git.Org == "" {
+		t.Git.Org = DefaultGitOrg
+	}
+	for i := range t.GitOps {
+		g := &t.GitOps[i]
+		if g.Scope == "" {
+			g.Scope = "cluster" // Arc default (fakes/arc.DefaultScope)
+		}
+		if g.Namespace == "" {
+			g.Namespace = "flux-system"
+		}
+	}
+}
+
+// ReconcilerFor is the reconciler a workload cluster runs.
+func (s *Spec) ReconcilerFor(clusterName string) ReconcilerName {
+	if o, ok := s.Spec.Clusters[clusterName]; ok && o.Reconciler != "" {
+		return o.Reconciler
+	}
+	return s.Spec.Reconciler
+}
+
+// ClusterNames are the workload clusters of the plan, in plan order.
+func (s *Spec) ClusterNames() []string {
+	if s.Plan == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range s.Plan.Spec.WorkloadClusters {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+// TargetsOf resolves a GitOps configuration's cluster list ("*" is all).
+func (s *Spec) TargetsOf(g GitOpsConfig) []string {
+	for _, c := range g.Clusters {
+		if c == "*" {
+			return s.ClusterNames()
+		}
+	}
+	return g.Clusters
+}
+
+// SourceDir is the local folder a GitOps configuration's source is made from, which its kustomization
+// paths are relative to: the repository's folder (the ref's branch folder for a branch-per-environment
+// repository) for a Git source, the artifact's folder for an oci source naming a tag of spec.artifacts;
+// "" when the source has no local folder (an oci url, semver or digest, or an unknown name).
+func (s *Spec) SourceDir(g GitOpsConfig) string {
+	if o := g.OCI; o != nil {
+		if o.Repository == "" || o.Semver != "" || o.Digest != "" {
+			return ""
+		}
+		tag := o.Tag
+		if tag == "" {
+			tag = DefaultOCITag
+		}
+		for _, a := range s.Spec.Artifacts {
+			if a.Repository == o.Repository && a.Tag == tag {
+				return s.Path(a.Path)
+			}
+		}
+		return ""
+	}
+	for _, r := range s.Spec.Git.Repos {
+		if r.Name != g.Repo {
+			continue
+		}
+		if r.Path != "" {
+			return s.Path(r.Path)
+		}
+		if dir, ok := r.Branches[g.Ref.Branch]; ok {
+			return s.Path(dir)
+		}
+	}
+	return ""
+}
+
+// Path resolves a path of the spec relative to the spec's folder.
+func (s *Spec) Path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(s.Dir, p)
+}
+
+func (s *Spec) loadHardware(v *validator, docs []specyaml.Document) {
+	var invFiles, planFiles []string
+	hw := s.Spec.Hardware
+	inline := false
+	for _, d := range docs {
+		if d.Kind == hardware.KindHCICluster || d.Kind == hardware.KindClusterPlan {
+			inline = true
+		}
+	}
+	if hw.Inventory != "" {
+		invFiles = append(invFiles, s.Path(hw.Inventory))
+	}
+	if hw.Plan != "" && hw.Plan != hw.Inventory {
+		planFiles = append(planFiles, s.Path(hw.Plan))
+	}
+	var inv *hardware.Inventory
+	var plan *hardware.Plan
+	if inline {
+		i, p, err := hardware.FromDocuments(s.File, docs)
+		if err != nil {
+			v.hardwareErr(err)
+			return
+		}
+		inv, plan = i, p
+	}
+	if len(invFiles)+len(planFiles) > 0 {
+		for _, f := range append(invFiles, planFiles...) {
+			if _, err := os.Stat(f); err != nil {
+				field := "spec.hardware.inventory"
+				if contains(planFiles, f) {
+					field = "spec.hardware.plan"
+				}
+				v.addAt(field, "cannot read %s: %v; give a path relative to %s", f, errors.Unwrap(err), s.Dir)
+				return
+			}
+		}
+		i, p, err := hardware.LoadFiles(append(invFiles, planFiles...)...)
+		if err != nil {
+			v.hardwareErr(err)
+			return
+		}
+		if i != nil {
+			if inv != nil {
+				v.addAt("spec.hardware.inventory", "the spec both inlines an %s and names %s; keep one", hardware.KindHCICluster, hw.Inventory)
+			}
+			inv = i
+		}
+		if p != nil {
+			if plan != nil {
+				v.addAt("spec.hardware.plan", "the spec both inlines a %s and names %s; keep one", hardware.KindClusterPlan, hw.Plan)
+			}
+			plan = p
+		}
+	}
+	switch {
+	case inv == nil:
+		v.addAt("spec.hardware.inventory", "no %s: name its file here or add the document to this file", hardware.KindHCICluster)
+		return
+	case plan == nil:
+		v.addAt("spec.hardware.plan", "no %s: name its file here or add the document to this file; it lists the workload clusters", hardware.KindClusterPlan)
+		return
+	}
+	s.Inventory, s.Plan = inv, plan
+	res, err := hardware.Evaluate(inv, plan)
+	if err != nil {
+		v.hardwareErr(err)
+		return
+	}
+	s.Capacity = res
+	for _, f := range res.Findings {
+		switch {
+		case f.Severity != hardware.SeverityError:
+		case !hw.AllowUnfit:
+			v.addAt("spec.hardware", "the capacity planner says the plan does not fit (%s check): %s (see `hybridtwin capacity -f %s -f %s`); to run this estate anyway, set spec.hardware.allowUnfit: true",
+				f.Check, f.Message, inv.File, plan.File)
+		case f.Check == hardware.CheckPlacement:
+			v.addAt("spec.hardware.allowUnfit", "runs an estate that fails a capacity check, but not one whose VMs find no host: %s (see `hybridtwin capacity -f %s -f %s`); shrink the plan until every VM places",
+				f.Message, inv.File, plan.File)
+		}
+	}
+	if len(plan.Spec.WorkloadClusters) == 0 {
+		v.addAt("spec.hardware.plan", "the plan has no workload clusters; a twin needs at least one")
+	}
+}
+
+var (
+	dnsLabel    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	arcName     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$`) // fluxConfigurations: 30 chars (fakes/arc)
+	guid        = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	rgName      = regexp.MustCompile(`^[-\w._()]{1,90}$`) // ARM resource group naming rules
+	imageRepo   = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(/[a-z0-9]+([._-][a-z0-9]+)*)*$`)
+	imageTag    = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+	gitRefName  = regexp.MustCompile(`^[A-Za-z0-9._/-]+$`)
+	commitSHA   = regexp.MustCompile(`^[0-9a-f]{40}$`)
+	repoNameRE  = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
+	orgNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$`)
+	namespaceRE = dnsLabel
+)
+
+func (s *Spec) validate(v *validator) {
+	if s.APIVersion != hardware.APIVersion {
+		v.addAt("apiVersion", "is %q; write apiVersion: %s", s.APIVersion, hardware.APIVersion)
+	}
+	if !dnsLabel.MatchString(s.Metadata.Name) {
+		v.addAt("metadata.name", "%q must be a DNS label (lower case letters, digits, '-'): it names the twin's state folder", s.Metadata.Name)
+	}
+	t := s.Spec
+	if t.Provider != cluster.ProviderEmbedded && t.Provider != cluster.ProviderKind {
+		v.addAt("spec.provider", "%q is not a provider; use %s (processes, the default) or %s (needs Docker)", t.Provider, cluster.ProviderEmbedded, cluster.ProviderKind)
+	}
+	if _, err := cluster.Profile(t.TimeProfile); err != nil {
+		v.addAt("spec.timeProfile", "%v", err)
+	}
+	clusters := map[string]bool{}
+	for _, c := range s.ClusterNames() {
+		clusters[c] = true
+	}
+	have := strings.Join(s.ClusterNames(), ", ")
+	for _, name := range sortedKeys(t.Clusters) {
+		if s.Plan != nil && !clusters[name] {
+			v.addAt("spec.clusters."+name, "%q is not a workload cluster of the plan (have: %s)", name, have)
+		}
+	}
+	if !guid.MatchString(t.Azure.SubscriptionID) {
+		v.addAt("spec.azure.subscriptionID", "%q is not a subscription ID (a GUID like %s)", t.Azure.SubscriptionID, DefaultSubscriptionID)
+	}
+	if !rgName.MatchString(t.Azure.ResourceGroup) || strings.HasSuffix(t.Azure.ResourceGroup, ".") {
+		v.addAt("spec.azure.resourceGroup", "%q is not a resource group name (1-90 letters, digits, '-', '_', '.', '(', ')'; not ending in '.')", t.Azure.ResourceGroup)
+	}
+	if !orgNameRE.MatchString(t.Git.Org) {
+		v.addAt("spec.git.org", "%q is not a Gitea organisation name (letters, digits, '-', '_', '.'; at most 40)", t.Git.Org)
+	}
+	repos := map[string]RepoSpec{}
+	for i, r := range t.Git.Repos {
+		at := fmt.Sprintf("spec.git.repos[%d]", i)
+		if !repoNameRE.MatchString(r.Name) {
+			v.addAt(at+".name", "%q is not a repository name (letters, digits, '-', '_', '.')", r.Name)
+		}
+		if _, dup := repos[r.Name]; dup {
+			v.addAt(at+".name", "repository %q is given twice", r.Name)
+		}
+		repos[r.Name] = r
+		switch {
+		case r.Path == "" && len(r.Branches) == 0:
+			v.addAt(at, "give path (a folder pushed as main) or branches (a folder per branch)")
+		case r.Path != "" && len(r.Branches) > 0:
+			v.addAt(at, "give path or branches, not both")
+		}
+		if r.Path != "" {
+			v.checkDir(at+".path", s.Path(r.Path))
+		}
+		for _, b := range sortedKeys(r.Branches) {
+			if !gitRefName.MatchString(b) {
+				v.addAt(at+".branches."+b, "%q is not a branch name", b)
+			}
+			v.checkDir(at+".branches."+b, s.Path(r.Branches[b]))
+		}
+	}
+	for i, img := range t.Images {
+		at := fmt.Sprintf("spec.images[%d]", i)
+		if !imageRepo.MatchString(img.Repository) {
+			v.addAt(at+".repository", "%q is not an image repository name (lower case path, e.g. apps/podinfo)", img.Repository)
+		}
+		if len(img.Tags) == 0 {
+			v.addAt(at+".tags", "list at least one tag to publish")
+		}
+		for j, tag := range img.Tags {
+			if !imageTag.MatchString(tag) {
+				v.addAt(fmt.Sprintf("%s.tags[%d]", at, j), "%q is not an image tag (letters, digits, '_', '.', '-'; at most 128)", tag)
+			}
+		}
+	}
+	artifacts := map[string]map[string]string{} // repository -> tag -> folder
+	for i, a := range t.Artifacts {
+		at := fmt.Sprintf("spec.artifacts[%d]", i)
+		if !imageRepo.MatchString(a.Repository) {
+			v.addAt(at+".repository", "%q is not a repository name (lower case path, e.g. manifests/platform)", a.Repository)
+		}
+		if !imageTag.MatchString(a.Tag) {
+			v.addAt(at+".tag", "%q is not a tag (letters, digits, '_', '.', '-'; at most 128), e.g. 1.0.0", a.Tag)
+		}
+		if _, dup := artifacts[a.Repository][a.Tag]; dup {
+			v.addAt(at+".tag", "%s:%s is given twice", a.Repository, a.Tag)
+		}
+		if a.Path == "" {
+			v.addAt(at+".path", "is required: the folder (relative to the spec) to pack into the artifact")
+		} else {
+			v.checkDir(at+".path", s.Path(a.Path))
+		}
+		if artifacts[a.Repository] == nil {
+			artifacts[a.Repository] = map[string]string{}
+		}
+		artifacts[a.Repository][a.Tag] = s.Path(a.Path)
+	}
+	names := map[string]bool{}
+	for i, g := range t.GitOps {
+		at := fmt.Sprintf("spec.gitops[%d]", i)
+		if !arcName.MatchString(g.Name) {
+			v.addAt(at+".name", "%q must be at most 30 lower case letters, digits or '-', starting and ending with a letter or digit (Arc fluxConfiguration names)", g.Name)
+		}
+		if names[g.Name] {
+			v.addAt(at+".name", "configuration %q is given twice", g.Name)
+		}
+		names[g.Name] = true
+		if len(g.Clusters) == 0 {
+			v.addAt(at+".clusters", "list the workload clusters to configure, or [\"*\"] for all")
+		}
+		for j, c := range g.Clusters {
+			if c != "*" && s.Plan != nil && !clusters[c] {
+				v.addAt(fmt.Sprintf("%s.clusters[%d]", at, j), "%q is not a workload cluster of the plan (have: %s)", c, have)
+			}
+		}
+		if g.Scope != "cluster" && g.Scope != "namespace" {
+			v.addAt(at+".scope", "%q is not a scope; use cluster or namespace", g.Scope)
+		}
+		if !namespaceRE.MatchString(g.Namespace) {
+			v.addAt(at+".namespace", "%q is not a namespace name (a DNS label)", g.Namespace)
+		}
+		// Where the kustomization paths must exist, and what to call the source in messages.
+		root, source := "", fmt.Sprintf("repository %q", g.Repo)
+		if g.OCI != nil {
+			if g.Repo != "" {
+				v.addAt(at+".oci", "the configuration names both a Git repository (repo: %s) and an OCI artifact; keep one", g.Repo)
+			}
+			root, source = v.checkOCI(at, g, artifacts)
+		} else {
+			root = s.checkGitSource(v, at, g, repos)
+		}
+		positiveSeconds(v, at+".syncIntervalInSeconds", g.SyncIntervalInSeconds)
+		positiveSeconds(v, at+".timeoutInSeconds", g.TimeoutInSeconds)
+		if len(g.Kustomizations) == 0 {
+			v.addAt(at+".kustomizations", "list at least one kustomization (name: {path: ...})")
+		}
+		for _, kn := range sortedKeys(g.Kustomizations) {
+			k := g.Kustomizations[kn]
+			kat := at + ".kustomizations." + kn
+			if !arcName.MatchString(kn) {
+				v.addAt(kat, "the name %q must be at most 30 lower case letters, digits or '-'", kn)
+			}
+			if k.Path == "" {
+				v.addAt(kat+".path", "is required: the folder of the source to apply, e.g. ./apps/dev")
+			} else if filepath.IsAbs(k.Path) || strings.Contains(filepath.ToSlash(filepath.Clean(k.Path)), "..") {
+				v.addAt(kat+".path", "%q must be a path inside the source", k.Path)
+			} else if root != "" {
+				if st, err := os.Stat(filepath.Join(root, k.Path)); err != nil || !st.IsDir() {
+					v.addAt(kat+".path", "%q is not a folder of %s (looked in %s)", k.Path, source, root)
+				}
+			}
+			for _, d := range k.DependsOn {
+				if _, ok := g.Kustomizations[d]; !ok || d == kn {
+					v.addAt(kat+".dependsOn", "%q is not another kustomization of this configuration (have: %s)", d, strings.Join(sortedKeys(g.Kustomizations), ", "))
+				}
+			}
+			positiveSeconds(v, kat+".syncIntervalInSeconds", k.SyncIntervalInSeconds)
+			positiveSeconds(v, kat+".timeoutInSeconds", k.TimeoutInSeconds)
+			positiveSeconds(v, kat+".retryIntervalInSeconds", k.RetryIntervalInSeconds)
+		}
+		if cycle := dependsOnCycle(g.Kustomizations); cycle != nil {
+			v.addAt(at+".kustomizations", "dependsOn has a cycle: %s; break it", strings.Join(cycle, " -> "))
+		}
+	}
+}
+
+// checkGitSource validates a configuration's Git source (repo and ref) and returns the folder its
+// kustomization paths must exist in ("" when unknown).
+func (s *Spec) checkGitSource(v *validator, at string, g GitOpsConfig, repos map[string]RepoSpec) string {
+	repo, ok := repos[g.Repo]
+	if !ok {
+		v.addAt(at+".repo", "%q is not a repository of spec.git.repos (have: %s); fix the name or add the repository, or give an oci source instead", g.Repo, strings.Join(sortedKeys(repos), ", "))
+	}
+	refs := 0
+	for _, r := range []string{g.Ref.Branch, g.Ref.Tag, g.Ref.Semver, g.Ref.Commit} {
+		if r != "" {
+			refs++
+		}
+	}
+	if refs == 0 {
+		v.addAt(at+".ref", "set one of branch, tag, semver or commit")
+	}
+	if g.Ref.Commit != "" && !commitSHA.MatchString(g.Ref.Commit) {
+		v.addAt(at+".ref.commit", "%q is not a full 40-character commit SHA", g.Ref.Commit)
+	}
+	// Where the kustomization paths must exist: the branch's folder for a branch-per-env repo.
+	root := ""
+	if ok {
+		switch {
+		case repo.Path != "":
+			if g.Ref.Branch != "" && g.Ref.Branch != "main" {
+				v.addAt(at+".ref.branch", "repository %q has only a main branch (spec.git.repos gives a path, not branches)", g.Repo)
+			}
+			root = s.Path(repo.Path)
+		case g.Ref.Branch != "":
+			if dir, has := repo.Branches[g.Ref.Branch]; has {
+				root = s.Path(dir)
+			} else {
+				v.addAt(at+".ref.branch", "repository %q has no branch %q (have: %s)", g.Repo, g.Ref.Branch, strings.Join(sortedKeys(repo.Branches), ", "))
+			}
+		}
+	}
+	return root
+}
+
+func positiveSeconds(v *validator, at string, n int64) {
+	if n < 0 {
+		v.addAt(at, "must be a positive number of seconds, got %d", n)
+	}
+}
+
+// dependsOnCycle returns one cycle of the dependsOn graph (first node repeated at the end), or nil.
+func dependsOnCycle(ks map[string]Kustomization) []string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack, found []string
+	var visit func(n string) bool
+	visit = func(n string) bool {
+		color[n] = grey
+		stack = append(stack, n)
+		deps := append([]string(nil), ks[n].DependsOn...)
+		sort.Strings(deps)
+		for _, d := range deps {
+			if _, ok := ks[d]; !ok || d == n {
+				continue
+			}
+			switch color[d] {
+			case grey:
+				for i, x := range stack {
+					if x == d {
+						found = append(append([]string(nil), stack[i:]...), d)
+					}
+				}
+				return true
+			case white:
+				if visit(d) {
+					return true
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[n] = black
+		return false
+	}
+	for _, n := range sortedKeys(ks) {
+		if color[n] == white && visit(n) {
+			return found
+		}
+	}
+	return nil
+}
+
+type validator struct {
+	file     string
+	pos      specyaml.Positions
+	problems []Problem
+}
+
+func (v *validator) add(line int, field, format string, args ...any) {
+	v.problems = append(v.problems, Problem{File: v.file, Line: line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// addAt names the line of field, or of its closest decoded parent.
+func (v *validator) addAt(field, format string, args ...any) {
+	line := 0
+	for f := field; f != ""; {
+		if l, ok := v.pos[f]; ok {
+			line = l
+			break
+		}
+		i := strings.LastIndexAny(f, ".[")
+		if i < 0 {
+			break
+		}
+		f = f[:i]
+	}
+	v.add(line, field, format, args...)
+}
+
+func (v *validator) hardwareErr(err error) {
+	var se *hardware.SpecError
+	if errors.As(err, &se) {
+		v.problems = append(v.problems, Problem{File: se.File, Line: se.Line, Field: se.Field, Msg: se.Msg})
+		return
+	}
+	v.addAt("spec.hardware", "%v", err)
+}
+
+func (v *validator) checkDir(field, dir string) {
+	st, err := os.Stat(dir)
+	if err != nil {
+		v.addAt(field, "folder %s does not exist; give a path relative to the spec", dir)
+		return
+	}
+	if !st.IsDir() {
+		v.addAt(field, "%s is a file, not a folder", dir)
+	}
+}
+
+func (v *validator) result() error {
+	if len(v.problems) == 0 {
+		return nil
+	}
+	sort.SliceStable(v.problems, func(i, j int) bool {
+		a, b := v.problems[i], v.problems[j]
+		if a.File != b.File {
+			return a.File == v.file // this spec's problems first, then the hardware files'
+		}
+		if a.Line == 0 || b.Line == 0 {
+			return a.Line != 0 && b.Line == 0
+		}
+		return a.Line < b.Line
+	})
+	return &SpecErrors{Problems: v.problems}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+var ociDigest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`) // Flux OCIRepository spec.ref.digest; fakes/arc checks the same
+
+// checkOCI validates a configuration's oci block and returns the folder its kustomization paths must exist
+// in (the artifact's folder when the source is a tag of spec.artifacts, else "") and the source's name for
+// messages.
+func (v *validator) checkOCI(at string, g GitOpsConfig, artifacts map[string]map[string]string) (root, source string) {
+	o := g.OCI
+	oat := at + ".oci"
+	if g.Ref != (RepositoryRef{}) {
+		v.addAt(at+".ref", "is for Git sources; for an oci source set oci.tag, oci.semver or oci.digest")
+	}
+	var set []string
+	for _, f := range []struct{ name, v string }{{"tag", o.Tag}, {"semver", o.Semver}, {"digest", o.Digest}} {
+		if f.v != "" {
+			set = append(set, f.name)
+		}
+	}
+	if len(set) > 1 {
+		// Azure gives digest precedence over semver over tag and drops the rest silently; the Arc fake
+		// refuses the combination, and so does the spec, before anything starts.
+		v.addAt(oat, "sets %s: set only one of tag, semver or digest", strings.Join(set, " and "))
+	}
+	if o.Tag != "" && !imageTag.MatchString(o.Tag) {
+		v.addAt(oat+".tag", "%q is not a tag (letters, digits, '_', '.', '-'; at most 128)", o.Tag)
+	}
+	if o.Digest != "" && !ociDigest.MatchString(o.Digest) {
+		v.addAt(oat+".digest", "%q must be sha256: followed by 64 lower-case hex digits", o.Digest)
+	}
+	switch {
+	case o.Repository == "" && o.URL == "":
+		v.addAt(oat, "name the artifact: repository (one of spec.artifacts, in the twin's registry) or url (oci://host/repository)")
+		return "", "the OCI artifact"
+	case o.Repository != "" && o.URL != "":
+		v.addAt(oat, "gives both repository and url; keep one (repository for the twin's registry)")
+		return "", "the OCI artifact"
+	case o.URL != "":
+		rest, ok := strings.CutPrefix(o.URL, "oci://")
+		host, repo, _ := strings.Cut(rest, "/")
+		switch {
+		case !ok:
+			v.addAt(oat+".url", "%q must start with oci://, e.g. oci://registry.example/manifests/platform", o.URL)
+		case host == "" || repo == "" || !imageRepo.MatchString(repo):
+			v.addAt(oat+".url", "%q must name a registry host and a lower-case repository path without tag or digest, e.g. oci://registry.example/manifests/platform; put the tag in oci.tag", o.URL)
+		}
+		return "", fmt.Sprintf("artifact %s", o.URL)
+	}
+	if o.Insecure {
+		v.addAt(oat+".insecure", "is for url; a repository of spec.artifacts is always pulled over the twin registry's plain HTTP")
+	}
+	tags, ok := artifacts[o.Repository]
+	if !ok {
+		v.addAt(oat+".repository", "%q is not a repository of spec.artifacts (have: %s); add an artifact (repository, tag, path) or fix the name", o.Repository, strings.Join(sortedKeys(artifacts), ", "))
+		return "", fmt.Sprintf("artifact %q", o.Repository)
+	}
+	if len(set) != 0 && o.Tag == "" {
+		return "", fmt.Sprintf("artifact %q", o.Repository) // semver or digest: resolved by Flux at run time
+	}
+	tag := o.Tag
+	if tag == "" {
+		tag = DefaultOCITag
+	}
+	dir, has := tags[tag]
+	if !has {
+		field := oat + ".tag"
+		if o.Tag == "" {
+			field = oat
+		}
+		v.addAt(field, "tag %q of %q is not in spec.artifacts (have: %s); the registry would not have it", tag, o.Repository, strings.Join(sortedKeys(tags), ", "))
+		return "", fmt.Sprintf("artifact %q", o.Repository)
+	}
+	return dir, fmt.Sprintf("artifact %s:%s", o.Repository, tag)
+}
