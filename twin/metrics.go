@@ -22,9 +22,10 @@ func (t *Twin) ReconcilerMetrics(clusterName string) (prometheus.Gatherer, error
 	if !ok {
 		return nil, fmt.Errorf("reconciler metrics of cluster %q: %w (have: %v)", clusterName, cluster.ErrNotFound, t.clusterNames())
 	}
-	if rc.metrics == nil {
+	m := rc.engine.Metrics()
+	if m == nil {
 		return nil, fmt.Errorf("reconciler metrics of cluster %q: %w: it runs %s (spec.reconciler); read the controllers' /metrics endpoints",
 			clusterName, ErrNoReconcilerMetrics, t.spec.ReconcilerFor(clusterName))
 	}
-	return rc.metrics, nil
+	return m, nil
 }

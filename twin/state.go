@@ -117,7 +117,7 @@ func (t *Twin) prepareState() error {
 		return fmt.Errorf("%w in %s; stop it with `hybridtwin down --state-dir %s` or use another --state-dir", ErrRunning, abs, abs)
 	}
 	// Only the parts a twin writes are cleared, so a detached up's log (opened by the parent) stays.
-	for _, p := range []string{stateDirGitea, stateDirRegistry, stateDirClusters, stateDirReconciler, stateDirFlux, KubeconfigFile, GiteaTokenFile, InfoFile, ControlSocket} {
+	for _, p := range []string{stateDirGitea, stateDirRegistry, stateDirClusters, stateDirEngines, KubeconfigFile, GiteaTokenFile, InfoFile, ControlSocket} {
 		if err := os.RemoveAll(filepath.Join(abs, p)); err != nil {
 			return fmt.Errorf("clear %s: %w", filepath.Join(abs, p), err)
 		}

@@ -162,14 +162,14 @@ func (t *Twin) Status(ctx context.Context) (*Status, error) {
 	t.cmu.RUnlock()
 	for i, name := range names {
 		rc := running[i]
-		if rc.flux != nil {
-			for _, p := range rc.flux.Processes() {
-				st.Components = append(st.Components, probe(name+"/flux "+p.Name, p.PID, "", p.Ports...))
+		for _, c := range rc.engine.Components() {
+			if c.InProcess {
+				st.Components = append(st.Components, ComponentStatus{Name: name + "/" + c.Name + " (in-process)", PID: self, Up: t.runCtx.Err() == nil})
+				continue
 			}
-			st.Components = append(st.Components, ComponentStatus{Name: name + "/arc-agent (in-process)", PID: self, Up: t.runCtx.Err() == nil})
-			continue
+			st.Components = append(st.Components, probe(name+"/"+c.Name, c.PID, "", c.Ports...))
 		}
-		st.Components = append(st.Components, ComponentStatus{Name: name + "/reconciler+arc-agent (in-process)", PID: self, Up: t.runCtx.Err() == nil})
+		st.Components = append(st.Components, ComponentStatus{Name: name + "/arc-agent (in-process)", PID: self, Up: t.runCtx.Err() == nil})
 	}
 
 	for _, h := range t.bridge.Hosts() {

@@ -18,7 +18,6 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
-	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -29,13 +28,14 @@ import (
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
 	"github.com/hybridtwin/hybridtwin/internal/fluxcrd"
-	"github.com/hybridtwin/hybridtwin/reconciler"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/embedded"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/providers"
-	"github.com/hybridtwin/hybridtwin/twin/flux"
+	"github.com/hybridtwin/hybridtwin/twin/engine"
+	"github.com/hybridtwin/hybridtwin/twin/engine/engines"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
+	"github.com/hybridtwin/hybridtwin/twin/hostops"
 	"github.com/hybridtwin/hybridtwin/twin/registry"
 )
 
@@ -121,7 +121,7 @@ type Twin struct {
 
 	// sim is the hardware model of the running estate; once Up is done only through the bridge (its lock).
 	sim      *hardware.Sim
-	bridge   *Bridge
+	bridge   *hostops.Bridge
 	provider providers.Provider
 	git      *gitserver.Server
 	reader   *gitserver.User
@@ -162,10 +162,8 @@ type runningCluster struct {
 	config *rest.Config
 	client kubernetes.Interface
 	arcID  string
-	rec    *reconciler.Reconciler
-	// metrics is the cluster's own Prometheus registry, which its reconciler registers into.
-	metrics *prometheus.Registry
-	flux    *flux.Controllers
+	// engine is the cluster's GitOps engine (twin/engine).
+	engine engine.Running
 	// agentDone is closed when the cluster's Arc agent goroutine has returned.
 	agentDone chan struct{}
 }
@@ -177,16 +175,15 @@ type cleanup struct {
 
 // Files in the state directory.
 const (
-	KubeconfigFile     = "kubeconfig"
-	GiteaTokenFile     = "gitea-admin-token"
-	InfoFile           = "twin.json"
-	ControlSocket      = "control.sock"
-	DetachedLogFile    = "up.log"
-	stateDirGitea      = "gitea"
-	stateDirRegistry   = "registry"
-	stateDirClusters   = "clusters"
-	stateDirReconciler = "reconcilers"
-	stateDirFlux       = "flux"
+	KubeconfigFile   = "kubeconfig"
+	GiteaTokenFile   = "gitea-admin-token"
+	InfoFile         = "twin.json"
+	ControlSocket    = "control.sock"
+	DetachedLogFile  = "up.log"
+	stateDirGitea    = "gitea"
+	stateDirRegistry = "registry"
+	stateDirClusters = "clusters"
+	stateDirEngines  = "engines"
 )
 
 // Up starts the twin a loaded spec describes: it plans with the hardware model, starts Gitea, the
@@ -314,7 +311,7 @@ func (t *Twin) up(ctx context.Context) error {
 		return err
 	}
 	// The bridge: hardware events drive node state until Down.
-	t.bridge = NewBridge(t.sim, &nodeControl{faults: t.provider, client: t.clientOf}, clk)
+	t.bridge = hostops.NewBridge(t.sim, &hostops.Nodes{Faults: t.provider, Client: t.clientOf}, clk)
 	bctx, bcancel := context.WithCancel(t.runCtx)
 	t.wg.Add(1)
 	go func() { defer t.wg.Done(); t.bridge.Run(bctx) }()
@@ -640,46 +637,29 @@ func (t *Twin) startReconcilers(ctx context.Context) error {
 	return nil
 }
 
-// startEngine starts one cluster's GitOps engine and Arc agent and registers their cleanups.
+// startEngine installs Flux's CRDs into the cluster, as the Arc Flux extension does whichever engine
+// runs, starts the cluster's GitOps engine from the engine room (spec.reconciler) and its Arc agent, and
+// registers their cleanups.
 func (t *Twin) startEngine(ctx context.Context, name string, rc *runningCluster) error {
-	switch t.spec.ReconcilerFor(name) {
-	case ReconcilerFlux:
-		ctl, err := flux.Start(ctx, flux.Options{Kubeconfig: rc.info.Kubeconfig, StateDir: filepath.Join(t.stateDir, stateDirFlux, name),
-			Logger: t.log.With("component", "flux", "cluster", name)})
-		if err != nil {
-			return err
-		}
-		t.onStop("flux "+name, func(context.Context) error { return ctl.Stop() })
-		rc.flux = ctl
-	default:
-		// Flux's CRDs first, as the Arc Flux extension installs them: the reconciler works on Flux's
-		// objects in the cluster, where kubectl and the flux CLI see them.
-		if _, err := fluxcrd.Install(ctx, rc.config, nil, nil); err != nil {
-			return err
-		}
-		// One registry per cluster: a cluster's figures are never mixed with another's, and a cluster
-		// removed and recreated starts from zero.
-		reg := prometheus.NewRegistry()
-		secret, err := webhookSecret()
-		if err != nil {
-			return err
-		}
-		rec, err := reconciler.New(rc.config, reconciler.Options{Cluster: name,
-			WorkDir: filepath.Join(t.stateDir, stateDirReconciler, name), Logger: t.log.With("component", "reconciler", "cluster", name),
-			NoDriftWatch: t.opts.NoDriftWatch, Registerer: reg, WebhookSecret: []byte(secret), ObjectsInCluster: true})
-		if err != nil {
-			return err
-		}
-		rc.metrics = reg
-		if err := rec.Start(t.runCtx); err != nil {
-			return err
-		}
-		rc.rec = rec
-		t.onStop("reconciler "+name, func(context.Context) error { rec.Stop(); return nil })
-		if err := t.serveWebhooks(ctx, name, rec, secret); err != nil {
-			return err
-		}
+	if _, err := fluxcrd.Install(ctx, rc.config, nil, nil); err != nil {
+		return err
 	}
+	eng, ok := engines.Lookup(string(t.spec.ReconcilerFor(name)))
+	if !ok { // the spec's validation refuses unknown names
+		return fmt.Errorf("no engine %q (have: %v)", t.spec.ReconcilerFor(name), engines.Names())
+	}
+	var hooks engine.PushHooks
+	if len(t.gitRepos) > 0 {
+		hooks = &pushHooks{admin: t.git.Admin(), repos: t.gitRepos}
+	}
+	run, err := eng.Start(ctx, engine.Cluster{Name: name, Config: rc.config, Kubeconfig: rc.info.Kubeconfig,
+		Dir: t.engineDir(name), Logger: t.log.With("component", "engine", "engine", string(t.spec.ReconcilerFor(name)), "cluster", name),
+		Run: t.runCtx, Git: hooks, NoDriftWatch: t.opts.NoDriftWatch})
+	if err != nil {
+		return err
+	}
+	rc.engine = run
+	t.onStop("engine "+name, run.Stop)
 	// The agent writes Flux's objects into the cluster and reads their status back, whichever engine
 	// runs, as the real fluxconfig-agent does.
 	target, err := arcagent.NewClusterTarget(rc.config)
@@ -698,8 +678,40 @@ func (t *Twin) startEngine(ctx context.Context, name string, rc *runningCluster)
 	go func() { defer t.wg.Done(); defer close(done); _ = agent.Run(actx) }()
 	// Stopping the agent waits for it: a removed cluster's agent must not act on Azure afterwards.
 	t.onStop("arc agent "+name, func(context.Context) error { acancel(); <-done; return nil })
-	t.progress("reconciler %s: %s, with an Arc agent", name, t.spec.ReconcilerFor(name))
+	t.progress("engine %s: %s, with an Arc agent", name, t.spec.ReconcilerFor(name))
 	return nil
+}
+
+// engineDir is a cluster's engine directory, removed with the cluster.
+func (t *Twin) engineDir(name string) string { return filepath.Join(t.stateDir, stateDirEngines, name) }
+
+// pushHooks subscribes an engine's push receiver to every seeded repository (engine.PushHooks).
+type pushHooks struct {
+	admin *gitserver.Client
+	repos []gitserver.Repo
+}
+
+func (h *pushHooks) Subscribe(ctx context.Context, url, secret string) (func(context.Context) error, error) {
+	type hook struct {
+		repo gitserver.Repo
+		id   int64
+	}
+	var hooks []hook
+	unsubscribe := func(ctx context.Context) error {
+		var errs []error
+		for _, k := range hooks {
+			errs = append(errs, h.admin.DeleteWebhook(ctx, k.repo, k.id))
+		}
+		return errors.Join(errs...)
+	}
+	for _, repo := range h.repos {
+		id, err := h.admin.CreateWebhook(ctx, repo, gitserver.Webhook{URL: url, Secret: secret, Events: []string{"push"}})
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("on %s: %w", repo, err), unsubscribe(context.WithoutCancel(ctx)))
+		}
+		hooks = append(hooks, hook{repo, id})
+	}
+	return unsubscribe, nil
 }
 
 func (t *Twin) createGitOps(ctx context.Context) error {
@@ -965,27 +977,12 @@ func (t *Twin) RESTConfig(clusterName string) (*rest.Config, error) {
 	return rest.CopyConfig(rc.config), nil
 }
 
-// FailHost crashes an HCI host: its VMs' nodes are cut off, and after the failover delay the VMs restart
-// elsewhere (their nodes come back on the new host label) or stay stranded.
-func (t *Twin) FailHost(ctx context.Context, host string) ([]BridgeRecord, error) {
+// Host runs a host operation (hostops.Operations: fail, drain, repair) on an HCI host of the running
+// estate, serialised with the cluster operations.
+func (t *Twin) Host(ctx context.Context, op HostOp, host string) ([]BridgeRecord, error) {
 	t.opMu.Lock()
 	defer t.opMu.Unlock()
-	return t.bridge.FailHost(ctx, host)
-}
-
-// DrainHost starts planned maintenance: the host's VMs live-migrate away; their nodes stay Ready and are
-// relabelled once each move finishes.
-func (t *Twin) DrainHost(ctx context.Context, host string) ([]BridgeRecord, error) {
-	t.opMu.Lock()
-	defer t.opMu.Unlock()
-	return t.bridge.DrainHost(ctx, host)
-}
-
-// RepairHost brings a host back; stranded VMs restart.
-func (t *Twin) RepairHost(ctx context.Context, host string) ([]BridgeRecord, error) {
-	t.opMu.Lock()
-	defer t.opMu.Unlock()
-	return t.bridge.RepairHost(ctx, host)
+	return t.bridge.Do(ctx, op, host)
 }
 
 func without(xs []string, x string) []string {

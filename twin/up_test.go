@@ -22,6 +22,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -145,17 +148,22 @@ func TestExampleTwinLifecycle(t *testing.T) {
 		}})
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, name := range []string{"dev", "prod"} {
-		rec := tw.clusters[name].rec
+		dyn, err := dynamic.NewForConfig(tw.clusters[name].config)
+		g.Expect(err).NotTo(HaveOccurred())
 		g.Eventually(func() []string {
 			var revs []string
-			for _, gr := range rec.GitRepositories() {
-				if gr.Status.Artifact != nil {
-					revs = append(revs, gr.Status.Artifact.Revision)
+			list, err := dyn.Resource(gitRepositories).Namespace("").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return []string{err.Error()}
+			}
+			for _, gr := range list.Items {
+				if rev, ok, _ := unstructured.NestedString(gr.Object, "status", "artifact", "revision"); ok {
+					revs = append(revs, rev)
 				}
 			}
 			return revs
 		}).WithTimeout(time.Minute).WithPolling(poll).Should(HaveEach(HaveSuffix(pushed.Commit)),
-			"cluster %s: the push of %s was not fetched; is the Gitea push webhook to its reconciler wired (twin/webhooks.go)?", name, pushed.Commit)
+			"cluster %s: the push of %s was not fetched; is the Gitea push webhook to its reconciler wired (twin/engine/hybridtwin)?", name, pushed.Commit)
 	}
 
 	// Crash the host with the most worker VMs.
@@ -408,7 +416,7 @@ func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, d
 	// agent run, before its configurations are created.
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	progress.arm("reconciler branch-x:", cancel)
+	progress.arm("engine branch-x:", cancel)
 	_, err = tw.AddCluster(actx, hardware.WorkloadCluster{Name: "branch-x", ControlPlane: hardware.ControlPlaneSpec{Count: 1},
 		NodePools: []hardware.NodePool{{Name: "linux", OSType: hardware.Linux, VMSize: "Standard_K8S3_v1", Count: 1}}})
 	var oe *OpError
@@ -417,7 +425,7 @@ func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, d
 	g.Expect(errors.Is(err, context.Canceled)).To(BeTrue())
 	g.Expect(oe.Step).To(Equal(StepConfigured))
 	g.Expect(oe.UndoErr).NotTo(HaveOccurred())
-	g.Expect(oe.Undone).To(ContainElements("arc agent branch-x", "reconciler branch-x", "connectedCluster branch-x", "cluster branch-x",
+	g.Expect(oe.Undone).To(ContainElements("arc agent branch-x", "engine branch-x", "connectedCluster branch-x", "cluster branch-x",
 		HavePrefix("VMs released: branch-x-control-plane-0@")))
 	g.Expect(processesUnder(filepath.Join(stateDir, stateDirClusters, "branch-x"))).To(BeEmpty())
 	for _, cc := range tw.arcSrv.ConnectedClusters() {
@@ -520,3 +528,6 @@ func (w *hookWriter) arm(on string, fn func()) {
 	defer w.mu.Unlock()
 	w.on, w.fn = on, fn
 }
+
+// gitRepositories is Flux's GitRepository resource, which the engine's status is read from.
+var gitRepositories = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"}

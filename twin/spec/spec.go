@@ -12,6 +12,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/internal/specyaml"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/engine/engines"
 )
 
 // KindTwin is the kind of a twin spec document.
@@ -79,7 +80,7 @@ type ReconcilerName string
 
 // Reconcilers.
 const (
-	ReconcilerHybridtwin ReconcilerName = "hybridtwin"
+	ReconcilerHybridtwin ReconcilerName = engines.Default
 	ReconcilerFlux       ReconcilerName = "flux"
 )
 
@@ -198,14 +199,13 @@ type Kustomization struct {
 	Substitute             map[string]string `yaml:"substitute" json:"substitute,omitempty"`
 }
 
-// ParseScalar makes ReconcilerName an enum in specs.
+// ParseScalar makes ReconcilerName an enum in specs: the engines of the engine room (twin/engine/engines).
 func (r *ReconcilerName) ParseScalar(s string) error {
-	switch ReconcilerName(s) {
-	case "", ReconcilerHybridtwin, ReconcilerFlux:
+	if _, ok := engines.Lookup(s); ok || s == "" {
 		*r = ReconcilerName(s)
 		return nil
 	}
-	return fmt.Errorf("unknown reconciler %q; use %s or %s", s, ReconcilerHybridtwin, ReconcilerFlux)
+	return fmt.Errorf("unknown reconciler %q; use one of %s", s, strings.Join(engines.Names(), ", "))
 }
 
 // ErrInvalidSpec is wrapped by every spec problem.

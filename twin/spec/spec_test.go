@@ -163,3 +163,22 @@ spec:
 		t.Fatalf("no problem at spec.hardware.allowUnfit (line 8) about VMs that find no host:\n%v", err)
 	}
 }
+
+// spec.reconciler names an engine of the engine room (twin/engine/engines); an unknown one is refused
+// with its line and the engines there are.
+func TestUnknownReconcilerListsTheEngines(t *testing.T) {
+	data, err := os.ReadFile("testdata/specs/valid.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = bytes.Replace(data, []byte("dev: {reconciler: flux}"), []byte("dev: {reconciler: argo}"), 1)
+	_, err = ParseSpec("testdata/specs/valid.yaml", data)
+	var se *SpecErrors
+	if !errors.As(err, &se) || len(se.Problems) != 1 {
+		t.Fatalf("err = %v, want one problem", err)
+	}
+	p := se.Problems[0]
+	if p.Line != 11 || !strings.Contains(p.Msg, `unknown reconciler "argo"; use one of flux, hybridtwin`) {
+		t.Errorf("problem = %s", p)
+	}
+}

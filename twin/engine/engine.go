@@ -1,0 +1,69 @@
+// Package engine is the twin's engine room: what a GitOps engine is to the twin. An engine runs for one
+// workload cluster, reconciling Flux's objects in it (the Arc agent writes them, whichever engine runs,
+// as the real fluxconfig-agent does). Its members are listed in package twin/engine/engines, keyed by the
+// name a twin spec gives in spec.reconciler; adding an engine (Argo CD, say) is one package implementing
+// Engine and one line in that list.
+package engine
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/rest"
+)
+
+// Engine starts a GitOps engine for a workload cluster.
+type Engine interface {
+	// Start runs the engine for one cluster until Stop. Flux's CRDs are installed in the cluster
+	// already. ctx bounds the start only; c.Run bounds the engine's life. A failed start leaves
+	// nothing running.
+	Start(ctx context.Context, c Cluster) (Running, error)
+}
+
+// Cluster is what an engine is given for one workload cluster.
+type Cluster struct {
+	Name string
+	// Config and Kubeconfig are the cluster's admin credentials (in memory, and as a file for engines
+	// that run as processes).
+	Config     *rest.Config
+	Kubeconfig string
+	// Dir is the engine's own directory for this cluster (work trees, logs, storage); the twin removes
+	// it with the cluster, so a cluster of the same name later starts clean.
+	Dir    string
+	Logger *slog.Logger
+	// Run ends when the twin goes down; an engine's goroutines live under it.
+	Run context.Context
+	// Git subscribes push receivers to the twin's seeded repositories; nil when there are none.
+	Git PushHooks
+	// NoDriftWatch asks for an engine without watch-driven drift correction, where it has one (the
+	// scenario suite's deliberately broken change).
+	NoDriftWatch bool
+}
+
+// PushHooks registers Git push webhooks, as a platform team wires its Git server to a Flux Receiver.
+type PushHooks interface {
+	// Subscribe registers a push webhook to url, signed with secret (HMAC-SHA256), on every seeded
+	// repository; unsubscribe removes them again.
+	Subscribe(ctx context.Context, url, secret string) (unsubscribe func(context.Context) error, err error)
+}
+
+// Running is an engine running for one cluster.
+type Running interface {
+	// Stop stops it and waits until it has stopped; ctx bounds the wait.
+	Stop(ctx context.Context) error
+	// Components are what it runs, for `hybridtwin status`.
+	Components() []Component
+	// Metrics is its Prometheus registry for this cluster, nil when it serves its own metrics
+	// endpoints (listed in Components).
+	Metrics() prometheus.Gatherer
+}
+
+// Component is one part of a running engine: a process of its own (PID, the ports it listens on, all
+// on 127.0.0.1) or a part of the twin's own process (InProcess).
+type Component struct {
+	Name      string
+	PID       int
+	Ports     []int
+	InProcess bool
+}

@@ -1,0 +1,40 @@
+package flux
+
+import (
+	"context"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/hybridtwin/hybridtwin/twin/engine"
+)
+
+// Engine is real Flux (source-controller and kustomize-controller of the pinned release) as a member of
+// the twin's engine room (spec.reconciler: flux). The controllers poll: the twin does not run Flux's
+// notification-controller, so no push webhooks are subscribed.
+type Engine struct{}
+
+var _ engine.Engine = Engine{}
+
+// Start runs the controllers against the cluster (Start).
+func (Engine) Start(ctx context.Context, c engine.Cluster) (engine.Running, error) {
+	ctl, err := Start(ctx, Options{Kubeconfig: c.Kubeconfig, StateDir: c.Dir, Logger: c.Logger})
+	if err != nil {
+		return nil, err
+	}
+	return running{ctl}, nil
+}
+
+type running struct{ c *Controllers }
+
+func (r running) Stop(context.Context) error { return r.c.Stop() }
+
+func (r running) Components() []engine.Component {
+	var out []engine.Component
+	for _, p := range r.c.Processes() {
+		out = append(out, engine.Component{Name: "flux " + p.Name, PID: p.PID, Ports: p.Ports})
+	}
+	return out
+}
+
+// Metrics is nil: the controllers serve their own /metrics (their ports are in Components).
+func (r running) Metrics() prometheus.Gatherer { return nil }
