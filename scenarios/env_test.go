@@ -27,7 +27,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/reports"
 	"github.com/hybridtwin/hybridtwin/twin"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
-	"github.com/hybridtwin/hybridtwin/twin/faults"
+	"github.com/hybridtwin/hybridtwin/twin/faultphases"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
 )
 
@@ -71,13 +71,13 @@ func NewEnv(ctx context.Context, tw *twin.Twin, w Waits) (*Env, error) {
 }
 
 // Compliance fails unless every GitOps configuration of the twin is Compliant, naming those that are not
-// (cluster/name, state and message): faults.Compliant, the check the failover phases wait on.
+// (cluster/name, state and message): faultphases.Compliant, the check the failover phases wait on.
 func (e *Env) Compliance(ctx context.Context) error {
 	st, err := e.Twin.Status(ctx)
 	if err != nil {
 		return err
 	}
-	return faults.Compliant(st)
+	return faultphases.Compliant(st)
 }
 
 // GitOps returns one configuration's state on one cluster.

@@ -21,7 +21,7 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/twin"
-	"github.com/hybridtwin/hybridtwin/twin/faults"
+	"github.com/hybridtwin/hybridtwin/twin/faultphases"
 )
 
 // appNamespaces are the namespaces whose workloads "the apps" are: the cluster-wide layer's ingress
@@ -29,15 +29,15 @@ import (
 var appNamespaces = []string{"ingress-system", "apps"}
 
 // failoverSpecs: HCI host faults under the twin. The crash and the drain are measured by package
-// twin/faults, the same code the failover benchmark (bench/failover) runs; the specs add the timeline,
+// twin/faultphases, the same code the failover benchmark (bench/failover) runs; the specs add the timeline,
 // the report's figures and notes. The other two drive their faults themselves, with the same checks.
 func failoverSpecs() {
 	Describe("failover", Label("failover"), func() {
 		It("restarts a crashed host's VMs elsewhere with the reserve met: nodes return, pods run, apps healthy again", func(ctx SpecContext) {
 			f := newFaultSpec(ctx, Experiment("failover: host crash"), map[string]string{
-				faults.PhaseNodesNotReady: "host down to nodes NotReady",
-				faults.PhaseNodesReady:    "host down to nodes Ready elsewhere",
-				faults.PhaseHealthy:       "time to healthy",
+				faultphases.PhaseNodesNotReady: "host down to nodes NotReady",
+				faultphases.PhaseNodesReady:    "host down to nodes Ready elsewhere",
+				faultphases.PhaseHealthy:       "time to healthy",
 			})
 			s, err := f.runner.Crash(ctx, f.host, f.workers)
 			Expect(err).NotTo(HaveOccurred(), "crash of host %s", f.host)
@@ -52,7 +52,7 @@ func failoverSpecs() {
 
 		It("drains a host for planned maintenance by live migration without disrupting a pod", func(ctx SpecContext) {
 			f := newFaultSpec(ctx, Experiment("failover: planned drain"), map[string]string{
-				faults.PhaseDrainFinished: "drain to maintenance",
+				faultphases.PhaseDrainFinished: "drain to maintenance",
 			})
 			// Drain fails if a worker node leaves Ready on any poll or a pod of the apps is replaced.
 			s, err := f.runner.Drain(ctx, f.host, f.workers)
@@ -77,7 +77,7 @@ func failoverSpecs() {
 type faultSpec struct {
 	host    string
 	workers []twin.VMState
-	runner  *faults.Runner
+	runner  *faultphases.Runner
 	tl      *Timeline
 }
 
@@ -85,10 +85,10 @@ func newFaultSpec(ctx context.Context, exp *gmeasure.Experiment, timings map[str
 	st, err := env.Twin.Status(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	f := &faultSpec{runner: env.faultRunner(appNamespaces)}
-	f.host, f.workers = faults.BusiestHost(st)
+	f.host, f.workers = faultphases.BusiestHost(st)
 	Expect(f.workers).NotTo(BeEmpty(), "no Up host runs a worker VM; hosts: %v", hostStates(st))
-	f.runner.Observe = func(p faults.Phase) {
-		if p.Name == faults.PhaseHostDown || p.Name == faults.PhaseDrainStarted {
+	f.runner.Observe = func(p faultphases.Phase) {
+		if p.Name == faultphases.PhaseHostDown || p.Name == faultphases.PhaseDrainStarted {
 			f.tl = NewTimeline(p.At)
 			DeferCleanup(func(ctx context.Context) { env.repairAndWait(ctx, appNamespaces, f.host) })
 		}
@@ -105,7 +105,7 @@ func (f *faultSpec) recorded(ctx context.Context, start time.Time, t hardware.Ev
 	st, err := env.Twin.Status(ctx)
 	Expect(err).NotTo(HaveOccurred())
 	var out []twin.BridgeRecord
-	for _, r := range faults.RecordsSince(st, start) {
+	for _, r := range faultphases.RecordsSince(st, start) {
 		if r.Event.Type == t {
 			out = append(out, r)
 		}
@@ -113,36 +113,36 @@ func (f *faultSpec) recorded(ctx context.Context, start time.Time, t hardware.Ev
 	return out
 }
 
-// faultRunner measures host faults on e's twin with package twin/faults (as bench/failover does), the apps
+// faultRunner measures host faults on e's twin with package twin/faultphases (as bench/failover does), the apps
 // being the namespaces' workloads, within e's Waits; it waits with Gomega (eventually).
-func (e *Env) faultRunner(namespaces []string) *faults.Runner {
-	return &faults.Runner{
+func (e *Env) faultRunner(namespaces []string) *faultphases.Runner {
+	return &faultphases.Runner{
 		Twin:  e.Twin,
 		Probe: e.probe(namespaces),
-		Bounds: faults.Bounds{Poll: e.Waits.Poll, NotReady: e.Waits.NodeNotReady, NodesBack: e.Waits.NodeBack,
+		Bounds: faultphases.Bounds{Poll: e.Waits.Poll, NotReady: e.Waits.NodeNotReady, NodesBack: e.Waits.NodeBack,
 			Healthy: e.Waits.Healthy, Compliant: e.Waits.Converge, Drain: e.Waits.Migration},
 		Wait: e.eventually,
 	}
 }
 
 // probe reads e's clusters, the apps being the namespaces' workloads.
-func (e *Env) probe(namespaces []string) faults.Probe {
-	return faults.Probe{Kube: e.Kube, Namespaces: namespaces}
+func (e *Env) probe(namespaces []string) faultphases.Probe {
+	return faultphases.Probe{Kube: e.Kube, Namespaces: namespaces}
 }
 
-// eventually is a faults.Wait on Gomega: the spec fails naming what was awaited and the check's last
-// error; a check error that wraps faults.ErrPhase (a stranded VM, a worker node that left Ready during a
+// eventually is a faultphases.Wait on Gomega: the spec fails naming what was awaited and the check's last
+// error; a check error that wraps faultphases.ErrPhase (a stranded VM, a worker node that left Ready during a
 // live migration) fails it at once.
 func (e *Env) eventually(ctx context.Context, what string, bound time.Duration, check func(context.Context) error) error {
 	ok := Eventually(func(ctx context.Context) error {
 		err := check(ctx)
-		if errors.Is(err, faults.ErrPhase) {
+		if errors.Is(err, faultphases.ErrPhase) {
 			return StopTrying(what).Wrap(err)
 		}
 		return err
 	}).WithOffset(1).WithContext(ctx).WithTimeout(bound).WithPolling(e.Waits.Poll).Should(Succeed(), what)
 	if !ok {
-		return fmt.Errorf("%w: %s: not within %s (%s)", faults.ErrPhase, what, bound, e.Waits.Version)
+		return fmt.Errorf("%w: %s: not within %s (%s)", faultphases.ErrPhase, what, bound, e.Waits.Version)
 	}
 	return nil
 }
@@ -176,7 +176,7 @@ func twoHostsLost(ctx SpecContext) {
 	start := time.Now()
 	tl := NewTimeline(start)
 	for _, h := range victims {
-		_, err := env.Twin.FailHost(ctx, h)
+		_, err := env.Twin.Host(ctx, twin.HostFail, h)
 		Expect(err).NotTo(HaveOccurred(), "crash host %s", h)
 	}
 	DeferCleanup(func(ctx context.Context) { env.repairAndWait(ctx, appNamespaces, victims...) })
@@ -210,7 +210,7 @@ func twoHostsLost(ctx SpecContext) {
 	} else {
 		// Only reached when the survivors might lack room (room.sure is false): the estate has changed.
 		env.eventually(ctx, "stranded workers' nodes NotReady", env.Waits.NodeNotReady, func(ctx context.Context) error {
-			return probe.NodesAre(ctx, strandedWorkers, faults.IsNotReady, "NotReady (stranded)")
+			return probe.NodesAre(ctx, strandedWorkers, faultphases.IsNotReady, "NotReady (stranded)")
 		})
 		evicted := env.waitEvicted(ctx, strandedWorkers, before, seen, tl)
 		pending, err := env.pendingPods(ctx, appNamespaces)
@@ -220,7 +220,7 @@ func twoHostsLost(ctx SpecContext) {
 	}
 	Note("Hosts %s crashed together, taking %d VMs down (workers: %s). Failover clustering restarted %s; %s. Pods seen Pending at any poll during the outage: %s. Configurations seen during the outage: %s. "+
 		"The hardware model's failover places VMs by compute (vCPU, memory) only: whether the storage (volumes: %s) and the failover cluster's quorum survive two lost servers is not part of it.",
-		strings.Join(victims, " and "), len(down), strings.Join(faults.WorkerNames(workers), ", "), out.restartedText(), outcome, seen.pendingText(), seen.text(),
+		strings.Join(victims, " and "), len(down), strings.Join(faultphases.WorkerNames(workers), ", "), out.restartedText(), outcome, seen.pendingText(), seen.text(),
 		volumesText(env.Twin.Spec().Inventory))
 }
 
@@ -288,12 +288,12 @@ func failingEstate(ctx SpecContext) {
 
 	start := time.Now()
 	tl := NewTimeline(start)
-	_, err = e.Twin.FailHost(ctx, victim)
+	_, err = e.Twin.Host(ctx, twin.HostFail, victim)
 	Expect(err).NotTo(HaveOccurred())
 	repaired := false
 	DeferCleanup(func(ctx context.Context) {
 		if !repaired { // the spec failed before its own repair: leave nothing half-done for Down
-			_, _ = e.Twin.RepairHost(ctx, victim)
+			_, _ = e.Twin.Host(ctx, twin.HostRepair, victim)
 		}
 	})
 	tl.Add(start, "host down", fmt.Sprintf("%s (%d VMs, %d of them worker nodes)", victim, len(down), len(workers)))
@@ -306,7 +306,7 @@ func failingEstate(ctx SpecContext) {
 	restartedWorkers, strandedWorkers := out.split(workers)
 	Expect(strandedWorkers).NotTo(BeEmpty(), "the planner strands %v, none of them a worker: no node to watch", predicted)
 	e.waitRestartedReady(ctx, probe, []string{victim}, restartedWorkers, seen)
-	tl.Add(time.Now(), "nodes Ready", fmt.Sprintf("%d restarted worker(s): %s", len(restartedWorkers), strings.Join(faults.WorkerNames(restartedWorkers), ", ")))
+	tl.Add(time.Now(), "nodes Ready", fmt.Sprintf("%d restarted worker(s): %s", len(restartedWorkers), strings.Join(faultphases.WorkerNames(restartedWorkers), ", ")))
 
 	evicted := e.waitEvicted(ctx, strandedWorkers, before, seen, tl)
 	var pending []pendingPod
@@ -341,7 +341,7 @@ func failingEstate(ctx SpecContext) {
 			Expect(v.Reason).To(Equal(why), "status gives stranded VM %s another reason than the model's event", v.Name)
 		}
 	}
-	Expect(probe.NodesAre(ctx, strandedWorkers, faults.IsNotReady, "NotReady (stranded)")).To(Succeed())
+	Expect(probe.NodesAre(ctx, strandedWorkers, faultphases.IsNotReady, "NotReady (stranded)")).To(Succeed())
 	g, err := e.GitOps(ctx, "edge", "store")
 	Expect(err).NotTo(HaveOccurred())
 	seen.add(g)
@@ -349,11 +349,11 @@ func failingEstate(ctx SpecContext) {
 	Note("Estate %s with plan %s fails N-1 (capacity: %s). Host %s crashed (the planner's worst case): failover clustering restarted %s; it stranded %s -- as the planner predicted. "+
 		"Stranded worker nodes stayed NotReady: %s. Evicted from them (left Terminating, no kubelet confirms): %s. Pending, unschedulable: %s. Configuration store while stranded: %s (seen during the outage: %s).",
 		strings.TrimPrefix(spec.Inventory.File, "../"), filepath.Base(spec.Plan.File), capacityFinding(res, "n-1"), victim, out.restartedText(), out.strandedText(),
-		strings.Join(faults.WorkerNames(strandedWorkers), ", "), strings.Join(evicted, ", "), pendingText(pending), g.ComplianceState, seen.text())
+		strings.Join(faultphases.WorkerNames(strandedWorkers), ", "), strings.Join(evicted, ", "), pendingText(pending), g.ComplianceState, seen.text())
 
 	By("repairing " + victim)
 	repairAt := time.Now()
-	_, err = e.Twin.RepairHost(ctx, victim)
+	_, err = e.Twin.Host(ctx, twin.HostRepair, victim)
 	Expect(err).NotTo(HaveOccurred())
 	repaired = true
 	tl.Add(repairAt, "host repaired", victim)
@@ -363,7 +363,7 @@ func failingEstate(ctx SpecContext) {
 			return err
 		}
 		back := map[string]bool{}
-		for _, r := range faults.RecordsSince(st, repairAt) {
+		for _, r := range faultphases.RecordsSince(st, repairAt) {
 			if r.Event.Type == hardware.VMRestarted {
 				back[r.Event.VM] = true
 			}
@@ -381,9 +381,9 @@ func failingEstate(ctx SpecContext) {
 		return nil
 	}).WithContext(ctx).WithTimeout(e.Waits.NodeBack).WithPolling(e.Waits.Poll).Should(Succeed())
 	e.eventually(ctx, "stranded workers' nodes Ready after repairing "+victim, e.Waits.NodeBack, func(ctx context.Context) error {
-		return probe.NodesAre(ctx, strandedWorkers, faults.IsReady, "Ready after the repair")
+		return probe.NodesAre(ctx, strandedWorkers, faultphases.IsReady, "Ready after the repair")
 	})
-	tl.Add(time.Now(), "nodes Ready", "stranded workers back: "+strings.Join(faults.WorkerNames(strandedWorkers), ", "))
+	tl.Add(time.Now(), "nodes Ready", "stranded workers back: "+strings.Join(faultphases.WorkerNames(strandedWorkers), ", "))
 	Eventually(probe.AppsHealthy).WithContext(ctx).WithTimeout(e.Waits.Healthy).WithPolling(e.Waits.Poll).Should(Succeed(),
 		"host %s repaired, but the till replicas did not all run again", victim)
 	tl.Add(time.Now(), "pods running", "every till replica Ready")
@@ -546,7 +546,7 @@ func (e *Env) waitOutcome(ctx context.Context, start time.Time, down []twin.VMSt
 			return err
 		}
 		out = outcome{restarted: map[string]string{}, stranded: map[string]string{}}
-		for _, r := range faults.RecordsSince(st, start) {
+		for _, r := range faultphases.RecordsSince(st, start) {
 			switch r.Event.Type {
 			case hardware.VMRestarted:
 				out.restarted[r.Event.VM] = r.Event.Host
@@ -579,12 +579,14 @@ func (e *Env) waitOutcome(ctx context.Context, start time.Time, down []twin.VMSt
 // waitCrashSettled follows hosts that crashed at start taking the down VMs with them: their worker nodes
 // turn NotReady (on the timeline, recorded as timing), then every down VM is restarted or stranded (each
 // on the timeline). seen is sampled on every poll.
-func (e *Env) waitCrashSettled(ctx context.Context, probe faults.Probe, hosts []string, down []twin.VMState, start time.Time,
+func (e *Env) waitCrashSettled(ctx context.Context, probe faultphases.Probe, hosts []string, down []twin.VMState, start time.Time,
 	seen *complianceLog, tl *Timeline, exp *gmeasure.Experiment, timing string) outcome {
 	workers := workersOf(down)
 	e.eventually(ctx, fmt.Sprintf("the worker nodes of crashed host(s) %s NotReady", strings.Join(hosts, " and ")), e.Waits.NodeNotReady,
-		seen.and(func(ctx context.Context) error { return probe.NodesAre(ctx, workers, faults.IsNotReady, "NotReady") }))
-	tl.Add(time.Now(), "nodes NotReady", strings.Join(faults.WorkerNames(workers), ", "))
+		seen.and(func(ctx context.Context) error {
+			return probe.NodesAre(ctx, workers, faultphases.IsNotReady, "NotReady")
+		}))
+	tl.Add(time.Now(), "nodes NotReady", strings.Join(faultphases.WorkerNames(workers), ", "))
 	recordTiming(exp, timing, time.Since(start))
 	out := e.waitOutcome(ctx, start, down, seen)
 	out.addTo(tl)
@@ -593,10 +595,10 @@ func (e *Env) waitCrashSettled(ctx context.Context, probe faults.Probe, hosts []
 
 // waitRestartedReady waits until the nodes of the workers failover clustering restarted report Ready on a
 // host that is not lost. seen is sampled on every poll.
-func (e *Env) waitRestartedReady(ctx context.Context, probe faults.Probe, lost []string, restarted []twin.VMState, seen *complianceLog) {
+func (e *Env) waitRestartedReady(ctx context.Context, probe faultphases.Probe, lost []string, restarted []twin.VMState, seen *complianceLog) {
 	e.eventually(ctx, fmt.Sprintf("the restarted workers of %s Ready on a surviving host", strings.Join(lost, " and ")), e.Waits.NodeBack,
 		seen.and(func(ctx context.Context) error {
-			return probe.NodesAre(ctx, restarted, faults.ReadyOffHosts(lost...), "Ready on a surviving host")
+			return probe.NodesAre(ctx, restarted, faultphases.ReadyOffHosts(lost...), "Ready on a surviving host")
 		}))
 }
 

@@ -6,12 +6,12 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
-	"github.com/hybridtwin/hybridtwin/twin/faults"
+	"github.com/hybridtwin/hybridtwin/twin/faultphases"
 )
 
 // WaitsVersion names the derivation below; change it whenever a factor or a source changes, so reports
-// say which bounds a run used. The failover bounds are faults.BoundsFor's (faults.BoundsVersion).
-const WaitsVersion = "scenario-waits/v2+" + faults.BoundsVersion
+// say which bounds a run used. The failover bounds are faultphases.BoundsFor's (faultphases.BoundsVersion).
+const WaitsVersion = "scenario-waits/v2+" + faultphases.BoundsVersion
 
 // SourceIntervalSeconds is the GitRepository interval (fluxConfiguration syncIntervalInSeconds) the suite
 // gives every configuration of the twin that sets none. Azure's default is 600 s (fakes/arc
@@ -30,7 +30,7 @@ const Slack = 4
 // Waits are the Eventually/Consistently bounds of the suite, each derived from the twin's profiles.
 type Waits struct {
 	Version string
-	// Poll is the polling interval, faults.BoundsFor's: the Arc agent's status cadence
+	// Poll is the polling interval, faultphases.BoundsFor's: the Arc agent's status cadence
 	// (arcagent.DefaultPollInterval, 250 ms), so a compliance change is seen within one poll of being
 	// reported.
 	Poll time.Duration
@@ -45,26 +45,26 @@ type Waits struct {
 	// Hold is how long a field the reconciler must leave alone is watched to stay as it was: three drift
 	// retries, well past the sub-second watch-driven correction it would otherwise get.
 	Hold time.Duration
-	// NodeNotReady bounds a cut-off node turning Unknown: faults.BoundsFor's NotReady with Slack
+	// NodeNotReady bounds a cut-off node turning Unknown: faultphases.BoundsFor's NotReady with Slack
 	// (--node-monitor-grace-period plus two --node-monitor-period ticks, cluster.TimeProfile).
 	NodeNotReady time.Duration
 	// NodeBack bounds a crashed host's VMs restarting elsewhere and their nodes reporting Ready:
-	// faults.BoundsFor's NodesBack with Slack (the failover delay plus the kubelet's status update
+	// faultphases.BoundsFor's NodesBack with Slack (the failover delay plus the kubelet's status update
 	// frequency).
 	NodeBack time.Duration
-	// Healthy bounds the applications being available: faults.BoundsFor's Healthy with Slack (the
+	// Healthy bounds the applications being available: faultphases.BoundsFor's Healthy with Slack (the
 	// unreachable toleration plus the node grace and a health-check interval, from the nodes' return),
 	// plus Converge, because the suite also waits with it for apps that GitOps has yet to apply (the
 	// apps of a twin a spec has just brought up of its own).
 	Healthy time.Duration
-	// Migration bounds a drained host reaching Maintenance: faults.BoundsFor's Drain with Slack
-	// (NodeBack for each of faults.DrainVMs VMs on the host; live migrations run two at a time).
+	// Migration bounds a drained host reaching Maintenance: faultphases.BoundsFor's Drain with Slack
+	// (NodeBack for each of faultphases.DrainVMs VMs on the host; live migrations run two at a time).
 	Migration time.Duration
 }
 
 // WaitsFor derives the suite's bounds from a twin's time profile.
 func WaitsFor(profile cluster.TimeProfileName) (Waits, error) {
-	fb, err := faults.BoundsFor(profile, Slack)
+	fb, err := faultphases.BoundsFor(profile, Slack)
 	if err != nil {
 		return Waits{}, fmt.Errorf("scenario waits: %w", err)
 	}

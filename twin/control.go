@@ -26,29 +26,6 @@ import (
 //	POST /v1/down?keep=true|false       -> {} once everything is stopped
 const controlHost = "hybridtwin"
 
-// HostOp is an operation on an HCI host.
-type HostOp string
-
-// Host operations.
-const (
-	HostFail   HostOp = "fail"
-	HostDrain  HostOp = "drain"
-	HostRepair HostOp = "repair"
-)
-
-// Host runs op on host.
-func (t *Twin) Host(ctx context.Context, op HostOp, host string) ([]BridgeRecord, error) {
-	switch op {
-	case HostFail:
-		return t.FailHost(ctx, host)
-	case HostDrain:
-		return t.DrainHost(ctx, host)
-	case HostRepair:
-		return t.RepairHost(ctx, host)
-	}
-	return nil, fmt.Errorf("host operation %q: %w; use fail, drain or repair", op, ErrHost)
-}
-
 // ControlServer serves a twin's control API.
 type ControlServer struct {
 	ln  net.Listener

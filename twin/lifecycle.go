@@ -16,6 +16,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/hostops"
 )
 
 // Cluster lifecycle at runtime: a workload cluster removed (the disaster), recreated or newly onboarded,
@@ -243,7 +244,7 @@ func (t *Twin) RemoveCluster(ctx context.Context, name string) (*ClusterReport, 
 	next.Spec.WorkloadClusters = kept
 	// Releasing VMs never needs capacity: the change is not gated on the verdict, only on the estate at
 	// rest, checked here so the release at the end cannot be refused.
-	if err := t.bridge.settled(); err != nil {
+	if err := t.bridge.Settled(); err != nil {
 		return nil, fmt.Errorf("%s: %w: the estate is not at rest: %v", describe(OpRemoveCluster, name, "", 0), ErrRefused, err)
 	}
 	if _, err := t.bridge.Releasing(next); err != nil {
@@ -263,7 +264,7 @@ func (t *Twin) RemoveCluster(ctx context.Context, name string) (*ClusterReport, 
 	fail := func(step LifecycleStepName, err error) {
 		errs = append(errs, fmt.Errorf("%s: %w", step, err))
 	}
-	if _, err := t.runCleanups(tctx, "arc agent "+name, "flux "+name, "push webhooks "+name, "reconciler "+name); err != nil {
+	if _, err := t.runCleanups(tctx, "arc agent "+name, "engine "+name); err != nil {
 		fail(StepAgentStopped, err)
 	}
 	rep.step(StepAgentStopped, time.Now(), t.spec.ReconcilerFor(name).String()+" and Arc agent")
@@ -528,7 +529,7 @@ func (t *Twin) ScaleNodePool(ctx context.Context, clusterName, pool string, coun
 		}
 		rep.step(StepNodesAdded, time.Now(), strings.Join(added, ", "))
 	} else {
-		if err := t.bridge.settled(); err != nil {
+		if err := t.bridge.Settled(); err != nil {
 			return nil, fmt.Errorf("%s: %w: the estate is not at rest: %v", what, ErrRefused, err)
 		}
 		// The VMs go last, after their nodes: the model says which first, changing nothing.
@@ -543,7 +544,7 @@ func (t *Twin) ScaleNodePool(ctx context.Context, clusterName, pool string, coun
 			defer cancel()
 			oe := &OpError{Op: OpScalePool, Cluster: clusterName, Step: step, Err: cause}
 			for _, n := range drained {
-				if uerr := setUnschedulable(uctx, rc.client, n, false); uerr != nil {
+				if uerr := hostops.CordonNode(uctx, rc.client, n, false); uerr != nil {
 					oe.UndoErr = errors.Join(oe.UndoErr, uerr)
 				} else {
 					oe.Undone = append(oe.Undone, "uncordoned "+n)
@@ -554,7 +555,7 @@ func (t *Twin) ScaleNodePool(ctx context.Context, clusterName, pool string, coun
 		for _, vm := range released {
 			drained = append(drained, vm.Name)
 			dctx, cancel := context.WithTimeout(ctx, t.prof.DrainTimeout)
-			err := drainNode(dctx, rc.client, vm.Name, t.prof.DrainPoll)
+			err := hostops.DrainNode(dctx, rc.client, vm.Name, t.prof.DrainPoll)
 			cancel()
 			if err != nil {
 				return undrain(err, StepNodesDrained)
@@ -575,7 +576,7 @@ func (t *Twin) ScaleNodePool(ctx context.Context, clusterName, pool string, coun
 					}
 				}
 				for _, n := range drained[i:] {
-					if uerr := setUnschedulable(uctx, rc.client, n, false); uerr != nil {
+					if uerr := hostops.CordonNode(uctx, rc.client, n, false); uerr != nil {
 						oe.UndoErr = errors.Join(oe.UndoErr, uerr)
 					}
 				}
@@ -657,7 +658,7 @@ func (t *Twin) insertAt(cur []hardware.WorkloadCluster, name string) int {
 // ErrRefused; either way nothing changed.
 func (t *Twin) place(ctx context.Context, op LifecycleOp, clusterName, pool string, count int, next *hardware.Plan) (*hardware.Change, error) {
 	what := describe(op, clusterName, pool, count)
-	if err := t.bridge.settled(); err != nil {
+	if err := t.bridge.Settled(); err != nil {
 		return nil, fmt.Errorf("%s: %w: the estate is not at rest: %v", what, ErrRefused, err)
 	}
 	ch, err := t.bridge.PlaceVMs(ctx, next, hardware.PlaceOptions{AllowUnfit: t.spec.Spec.Hardware.AllowUnfit})
@@ -686,7 +687,7 @@ func (t *Twin) unplace(ctx context.Context, before *hardware.Plan, oe *OpError) 
 // control plane -- and removes its engine state. It undoes a failed add and does most of a removal.
 func (t *Twin) dismantle(ctx context.Context, name string, rc *runningCluster) ([]string, error) {
 	var errs []error
-	stopped, err := t.runCleanups(ctx, "arc agent "+name, "flux "+name, "push webhooks "+name, "reconciler "+name)
+	stopped, err := t.runCleanups(ctx, "arc agent "+name, "engine "+name)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -749,17 +750,8 @@ func (t *Twin) disconnect(ctx context.Context, name string) error {
 	return nil
 }
 
-// removeEngineState removes a cluster's reconciler work directory and Flux state, so a cluster of the
-// same name later starts clean.
-func (t *Twin) removeEngineState(name string) error {
-	var errs []error
-	for _, d := range []string{filepath.Join(t.stateDir, stateDirReconciler, name), filepath.Join(t.stateDir, stateDirFlux, name)} {
-		if err := os.RemoveAll(d); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
+// removeEngineState removes a cluster's engine directory, so a cluster of the same name later starts clean.
+func (t *Twin) removeEngineState(name string) error { return os.RemoveAll(t.engineDir(name)) }
 
 // afterChange rewrites the merged kubeconfig and twin.json for the clusters the twin runs now.
 func (t *Twin) afterChange() error {

@@ -15,6 +15,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/embedded"
+	"github.com/hybridtwin/hybridtwin/twin/hostops"
 )
 
 // offlineTwin is the example twin's planning half -- spec, hardware simulation, bridge, a real embedded
@@ -41,7 +42,7 @@ func offlineTwin(t *testing.T) (*Twin, *embedded.Provider) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw.bridge = NewBridge(tw.sim, &nodeControl{faults: prov, client: tw.clientOf}, clk)
+	tw.bridge = hostops.NewBridge(tw.sim, &hostops.Nodes{Faults: prov, Client: tw.clientOf}, clk)
 	for _, n := range spec.ClusterNames() {
 		tw.clusters[n] = &runningCluster{}
 	}
@@ -244,7 +245,7 @@ func TestRemoveTheLastClusterIsRefused(t *testing.T) {
 func TestOperationsWaitForAnEstateAtRest(t *testing.T) {
 	g := NewWithT(t)
 	tw, prov := offlineTwin(t)
-	_, err := tw.FailHost(context.Background(), "br-hci-02")
+	_, err := tw.Host(context.Background(), HostFail, "br-hci-02")
 	g.Expect(err).NotTo(HaveOccurred())
 	vms := tw.bridge.VMs()
 	records := len(tw.bridge.Records())

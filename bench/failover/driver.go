@@ -8,24 +8,24 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/hybridtwin/hybridtwin/twin"
-	"github.com/hybridtwin/hybridtwin/twin/faults"
+	"github.com/hybridtwin/hybridtwin/twin/faultphases"
 )
 
-// Driver measures host faults on a running twin with the phases of package twin/faults, the same code
+// Driver measures host faults on a running twin with the phases of package twin/faultphases, the same code
 // the scenario suite's failover specs run; it picks the host and puts the twin back after each sample.
 type Driver struct {
-	tw faults.Twin
-	r  *faults.Runner
+	tw faultphases.Twin
+	r  *faultphases.Runner
 }
 
 // New drives tw; kube holds a client per workload cluster (by name), bounds come from BoundsFor. The
 // apps are the Deployments and pods of every namespace.
-func New(tw faults.Twin, kube map[string]kubernetes.Interface, bounds Bounds) *Driver {
-	return &Driver{tw: tw, r: &faults.Runner{
+func New(tw faultphases.Twin, kube map[string]kubernetes.Interface, bounds Bounds) *Driver {
+	return &Driver{tw: tw, r: &faultphases.Runner{
 		Twin:   tw,
-		Probe:  faults.Probe{Kube: kube},
+		Probe:  faultphases.Probe{Kube: kube},
 		Bounds: bounds.Bounds,
-		Wait:   faults.Poll(bounds.Poll, bounds.Version),
+		Wait:   faultphases.Poll(bounds.Poll, bounds.Version),
 	}}
 }
 
@@ -36,17 +36,17 @@ func (d *Driver) WaitCompliant(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		return faults.Compliant(st)
+		return faultphases.Compliant(st)
 	})
 }
 
-// Crash crashes the Up host that runs the most worker VMs, measures each phase (faults.Runner.Crash),
+// Crash crashes the Up host that runs the most worker VMs, measures each phase (faultphases.Runner.Crash),
 // then repairs the host and waits until it is Up and the apps are healthy and Compliant again, so the
 // next sample starts from a healthy twin.
-func (d *Driver) Crash(ctx context.Context) (faults.CrashSample, error) {
+func (d *Driver) Crash(ctx context.Context) (faultphases.CrashSample, error) {
 	host, workers, err := d.busiest(ctx, "crash")
 	if err != nil {
-		return faults.CrashSample{}, err
+		return faultphases.CrashSample{}, err
 	}
 	r := d.runner()
 	s, err := r.Crash(ctx, host, workers)
@@ -55,11 +55,11 @@ func (d *Driver) Crash(ctx context.Context) (faults.CrashSample, error) {
 
 // Drain drains the Up host that runs the most worker VMs by live migration, measures until it is in
 // maintenance and empty, checks that no worker node left Ready and no pod was replaced
-// (faults.Runner.Drain), then repairs it.
-func (d *Driver) Drain(ctx context.Context) (faults.DrainSample, error) {
+// (faultphases.Runner.Drain), then repairs it.
+func (d *Driver) Drain(ctx context.Context) (faultphases.DrainSample, error) {
 	host, workers, err := d.busiest(ctx, "drain")
 	if err != nil {
-		return faults.DrainSample{}, err
+		return faultphases.DrainSample{}, err
 	}
 	r := d.runner()
 	s, err := r.Drain(ctx, host, workers)
@@ -71,24 +71,24 @@ func (d *Driver) busiest(ctx context.Context, what string) (string, []twin.VMSta
 	if err != nil {
 		return "", nil, err
 	}
-	host, workers := faults.BusiestHost(st)
+	host, workers := faultphases.BusiestHost(st)
 	if host == "" {
-		return "", nil, fmt.Errorf("%s: %w: no Up host runs a worker VM", what, faults.ErrPhase)
+		return "", nil, fmt.Errorf("%s: %w: no Up host runs a worker VM", what, faultphases.ErrPhase)
 	}
 	return host, workers, nil
 }
 
 // faultedRunner is the driver's runner for one sample, noting whether the fault took effect.
 type faultedRunner struct {
-	*faults.Runner
+	*faultphases.Runner
 	faulted bool
 }
 
 func (d *Driver) runner() *faultedRunner {
 	r := &faultedRunner{}
 	rr := *d.r
-	rr.Observe = func(p faults.Phase) {
-		if p.Name == faults.PhaseHostDown || p.Name == faults.PhaseDrainStarted {
+	rr.Observe = func(p faultphases.Phase) {
+		if p.Name == faultphases.PhaseHostDown || p.Name == faultphases.PhaseDrainStarted {
 			r.faulted = true
 		}
 	}

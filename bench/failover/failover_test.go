@@ -19,7 +19,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
-	"github.com/hybridtwin/hybridtwin/twin/faults"
+	"github.com/hybridtwin/hybridtwin/twin/faultphases"
 )
 
 // samples is how many crashes and drains one run measures (issue 11: 3 samples). Run the benchmark with
@@ -87,8 +87,8 @@ func BenchmarkFailover(b *testing.B) {
 	}
 
 	b.ResetTimer()
-	var crashes []faults.CrashSample
-	var drains []faults.DrainSample
+	var crashes []faultphases.CrashSample
+	var drains []faultphases.DrainSample
 	for i := range *samples {
 		c, err := d.Crash(ctx)
 		if err != nil {

@@ -6,7 +6,7 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/bench/result"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
-	"github.com/hybridtwin/hybridtwin/twin/faults"
+	"github.com/hybridtwin/hybridtwin/twin/faultphases"
 )
 
 // Metric names.
@@ -35,9 +35,9 @@ const (
 //     hardware/profiles.go), the median of the model's drain durations.
 //
 // No issue sets a goal for these figures, so none has a Goal. A phase without samples is left out.
-func Metrics(crashes []faults.CrashSample, drains []faults.DrainSample, tp cluster.TimeProfile) []result.Metric {
+func Metrics(crashes []faultphases.CrashSample, drains []faultphases.DrainSample, tp cluster.TimeProfile) []result.Metric {
 	var out []result.Metric
-	secs := func(get func(faults.CrashSample) time.Duration) []float64 {
+	secs := func(get func(faultphases.CrashSample) time.Duration) []float64 {
 		var s []float64
 		for _, c := range crashes {
 			s = append(s, get(c).Seconds())
@@ -46,25 +46,25 @@ func Metrics(crashes []faults.CrashSample, drains []faults.DrainSample, tp clust
 	}
 	if len(crashes) > 0 {
 		grace := tp.NodeMonitorGracePeriod.Seconds()
-		notReady := result.NewMetric(MetricNotReady, "s", result.Lower, secs(func(c faults.CrashSample) time.Duration { return c.NotReady }))
+		notReady := result.NewMetric(MetricNotReady, "s", result.Lower, secs(func(c faultphases.CrashSample) time.Duration { return c.NotReady }))
 		notReady.Anchor = &result.Anchor{Value: grace, Source: fmt.Sprintf(
 			"--node-monitor-grace-period of time profile %s (%s): a node whose lease stopped is Unknown after it (RECIPES.md 'Eviction timing')", tp.Name, cluster.ProfilesVersion)}
 		out = append(out, notReady)
 
-		nodes := result.NewMetric(MetricNodesReady, "s", result.Lower, secs(func(c faults.CrashSample) time.Duration { return c.NodesReady }))
-		model := result.NewMetric("model", "s", result.Lower, secs(func(c faults.CrashSample) time.Duration { return c.ModelRestart }))
+		nodes := result.NewMetric(MetricNodesReady, "s", result.Lower, secs(func(c faultphases.CrashSample) time.Duration { return c.NodesReady }))
+		model := result.NewMetric("model", "s", result.Lower, secs(func(c faultphases.CrashSample) time.Duration { return c.ModelRestart }))
 		nodes.Anchor = &result.Anchor{Value: model.Median, Source: "hardware model's failover delay, the time Failover Clustering restarts a crashed host's VMs elsewhere " +
 			"(SameSubnetDelay 1 s x SameSubnetThreshold 10 = 10 s, hardware/profiles.go; the fast run profile's 1.5 x node grace, twin.RunProfile)"}
 		out = append(out, nodes)
 
-		healthy := result.NewMetric(MetricHealthy, "s", result.Lower, secs(func(c faults.CrashSample) time.Duration { return c.AppsHealthy }))
+		healthy := result.NewMetric(MetricHealthy, "s", result.Lower, secs(func(c faultphases.CrashSample) time.Duration { return c.AppsHealthy }))
 		eviction := grace + float64(tp.DefaultUnreachableTolerationSeconds)
 		healthy.Anchor = &result.Anchor{Value: eviction, Source: fmt.Sprintf(
 			"eviction of a pod on a dead node: node grace %.0f s + --default-unreachable-toleration-seconds %d (time profile %s; RECIPES.md measured +20 s fast, +349 s real)",
 			grace, tp.DefaultUnreachableTolerationSeconds, tp.Name)}
 		out = append(out, healthy)
 
-		out = append(out, result.NewMetric(MetricCompliant, "s", result.Lower, secs(func(c faults.CrashSample) time.Duration { return c.Compliant })))
+		out = append(out, result.NewMetric(MetricCompliant, "s", result.Lower, secs(func(c faultphases.CrashSample) time.Duration { return c.Compliant })))
 	}
 	if len(drains) > 0 {
 		var measured, model []float64

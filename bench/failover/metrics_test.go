@@ -9,7 +9,7 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/bench/result"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
-	"github.com/hybridtwin/hybridtwin/twin/faults"
+	"github.com/hybridtwin/hybridtwin/twin/faultphases"
 )
 
 func TestMetricsCarryTheSamplesAndTheirAnchors(t *testing.T) {
@@ -18,12 +18,12 @@ func TestMetricsCarryTheSamplesAndTheirAnchors(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := time.Second
-	crashes := []faults.CrashSample{
+	crashes := []faultphases.CrashSample{
 		{NotReady: 11 * s, NodesReady: 16 * s, AppsHealthy: 17 * s, Compliant: 18 * s, ModelRestart: 15 * s},
 		{NotReady: 12 * s, NodesReady: 17 * s, AppsHealthy: 19 * s, Compliant: 20 * s, ModelRestart: 15 * s},
 		{NotReady: 10 * s, NodesReady: 15 * s, AppsHealthy: 16 * s, Compliant: 16 * s, ModelRestart: 15 * s},
 	}
-	drains := []faults.DrainSample{{Drained: 9 * s, ModelDrain: 8 * s}, {Drained: 10 * s, ModelDrain: 8 * s}}
+	drains := []faultphases.DrainSample{{Drained: 9 * s, ModelDrain: 8 * s}, {Drained: 10 * s, ModelDrain: 8 * s}}
 	ms := Metrics(crashes, drains, fast)
 	got := map[string]result.Metric{}
 	for _, m := range ms {

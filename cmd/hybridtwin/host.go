@@ -7,23 +7,20 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hybridtwin/hybridtwin/twin"
+	"github.com/hybridtwin/hybridtwin/twin/hostops"
 )
 
 func newHostCommand() *cobra.Command {
 	var target twinTarget
 	cmd := &cobra.Command{
-		Use:   "host fail|drain|repair NAME [--name TWIN | --state-dir DIR]",
+		Use:   "host " + strings.Join(hostops.Names(), "|") + " NAME [--name TWIN | --state-dir DIR]",
 		Short: "Crash, drain or repair an HCI host of a running twin; its VMs' nodes follow",
-		Long: `host drives the hardware model of a running twin:
-  fail    the host crashes: its VMs' nodes are cut off; after the failover delay the VMs restart on
-          surviving hosts (their nodes come back, relabelled) or stay stranded (their nodes stay down)
-  drain   planned maintenance: the VMs live-migrate away; their nodes stay Ready and are relabelled
-  repair  the host is back; stranded VMs restart`,
-		Args: cobra.ExactArgs(2),
+		Long:  "host drives the hardware model of a running twin:\n" + hostOpsHelp(),
+		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			op := twin.HostOp(args[0])
-			if op != twin.HostFail && op != twin.HostDrain && op != twin.HostRepair {
-				return &exitError{2, fmt.Errorf("%q is not a host operation; use fail, drain or repair", args[0])}
+			if _, ok := hostops.Lookup(op); !ok {
+				return &exitError{2, fmt.Errorf("%q is not a host operation; use %s", args[0], strings.Join(hostops.Names(), ", "))}
 			}
 			dir, err := target.dir()
 			if err != nil {
@@ -57,4 +54,13 @@ func newHostCommand() *cobra.Command {
 	}
 	target.flags(cmd)
 	return cmd
+}
+
+// hostOpsHelp lists the host operations of the table (hostops.Operations), one per line.
+func hostOpsHelp() string {
+	var b strings.Builder
+	for _, o := range hostops.Operations {
+		fmt.Fprintf(&b, "  %-7s %s\n", o.Op, o.Doc)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }

@@ -1,4 +1,4 @@
-// Package faults measures what an HCI host fault does to a running twin, in the phases a platform team
+// Package faultphases measures what an HCI host fault does to a running twin, in the phases a platform team
 // watches: a host crash (its worker nodes NotReady, the same nodes Ready again on surviving hosts once
 // failover clustering restarted their VMs, every Deployment available with each pod on a Ready node,
 // every GitOps configuration Compliant through ARM) and a planned drain by live migration (the host in
@@ -20,4 +20,4 @@
 // the hardware model's event and state names and failover figure, and client-go. It must not import scenarios/, bench/, Ginkgo or
 // Gomega (a program may measure with it), and nothing under twin/ imports it: twin.Up never depends on how
 // its faults are measured.
-package faults
+package faultphases

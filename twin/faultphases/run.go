@@ -1,4 +1,4 @@
-package faults
+package faultphases
 
 import (
 	"context"
@@ -14,9 +14,7 @@ import (
 // Twin is what a Runner needs of a running twin; *twin.Twin has it.
 type Twin interface {
 	Status(ctx context.Context) (*twin.Status, error)
-	FailHost(ctx context.Context, host string) ([]twin.BridgeRecord, error)
-	DrainHost(ctx context.Context, host string) ([]twin.BridgeRecord, error)
-	RepairHost(ctx context.Context, host string) ([]twin.BridgeRecord, error)
+	Host(ctx context.Context, op twin.HostOp, host string) ([]twin.BridgeRecord, error)
 }
 
 var _ Twin = (*twin.Twin)(nil)
@@ -106,11 +104,11 @@ type Runner struct {
 	Now func() time.Time
 }
 
-// CrashSample is one host crash, each phase measured from the FailHost call.
+// CrashSample is one host crash, each phase measured from the host operation fail.
 type CrashSample struct {
 	Host    string    `json:"host"`
 	Workers []string  `json:"workers"` // cluster/node of the worker VMs the host ran
-	Start   time.Time `json:"start"`   // when FailHost was called
+	Start   time.Time `json:"start"`   // when the host operation fail was called
 	// NotReady: every one of those nodes is NotReady (Ready is False or Unknown).
 	NotReady time.Duration `json:"notReady"`
 	// NodesReady: every one of them is Ready again, labelled with another host.
@@ -126,11 +124,11 @@ type CrashSample struct {
 	Restarts []string `json:"restarts"`
 }
 
-// DrainSample is one planned drain, measured from the DrainHost call.
+// DrainSample is one planned drain, measured from the host operation drain.
 type DrainSample struct {
 	Host  string    `json:"host"`
 	VMs   []string  `json:"vms"`   // the VMs the model live-migrated
-	Start time.Time `json:"start"` // when DrainHost was called
+	Start time.Time `json:"start"` // when the host operation drain was called
 	// Drained: the host is in maintenance with no VM left, as the twin's status reports it.
 	Drained time.Duration `json:"drained"`
 	// ModelDrain is the hardware model's drain: from HostDraining to HostDrained (its live-migration
@@ -165,7 +163,7 @@ func (r *Runner) Crash(ctx context.Context, host string, workers []twin.VMState)
 	}
 	start := r.now()
 	s.Start = start
-	if _, err := r.Twin.FailHost(ctx, host); err != nil {
+	if _, err := r.Twin.Host(ctx, twin.HostFail, host); err != nil {
 		return s, err
 	}
 	r.observe(Phase{Name: PhaseHostDown, Host: host, At: start, Detail: host}, start)
@@ -215,7 +213,7 @@ func (r *Runner) Drain(ctx context.Context, host string, workers []twin.VMState)
 	}
 	start := r.now()
 	s.Start = start
-	if _, err := r.Twin.DrainHost(ctx, host); err != nil {
+	if _, err := r.Twin.Host(ctx, twin.HostDrain, host); err != nil {
 		return s, err
 	}
 	r.observe(Phase{Name: PhaseDrainStarted, Host: host, At: start, Detail: host}, start)
@@ -261,7 +259,7 @@ func (r *Runner) Drain(ctx context.Context, host string, workers []twin.VMState)
 // Compliant again, so what runs next starts from a healthy twin.
 func (r *Runner) Repair(ctx context.Context, hosts ...string) error {
 	for _, host := range hosts {
-		if _, err := r.Twin.RepairHost(ctx, host); err != nil {
+		if _, err := r.Twin.Host(ctx, twin.HostRepair, host); err != nil {
 			return fmt.Errorf("repair host %s: %w", host, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package twin
+package hostops
 
 import (
 	"context"
@@ -8,8 +8,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hybridtwin/hybridtwin/hardware"
 	"k8s.io/utils/clock"
+
+	"github.com/hybridtwin/hybridtwin/hardware"
 )
 
 // NodeControl is what the bridge needs from the clusters: fail a VM-node the way its VM failing does,
@@ -62,8 +63,8 @@ func stepsFor(ev hardware.Event) []nodeStep {
 	return nil
 }
 
-// BridgeRecord is one hardware event and what it did to Kubernetes, for status and scenario timelines.
-type BridgeRecord struct {
+// Record is one hardware event and what it did to Kubernetes, for status and scenario timelines.
+type Record struct {
 	Event   hardware.Event `json:"event"`
 	Cluster string         `json:"cluster,omitempty"`
 	Node    string         `json:"node,omitempty"`
@@ -78,7 +79,7 @@ type Bridge struct {
 	sim     *hardware.Sim
 	nodes   NodeControl
 	clk     clock.Clock
-	records []BridgeRecord
+	records []Record
 	wake    chan struct{}
 }
 
@@ -87,30 +88,20 @@ func NewBridge(sim *hardware.Sim, nodes NodeControl, clk clock.Clock) *Bridge {
 	return &Bridge{sim: sim, nodes: nodes, clk: clk, wake: make(chan struct{}, 1)}
 }
 
-// ErrHost is wrapped when a host operation is refused (unknown host, host already down...).
+// ErrHost is wrapped when a host operation is refused (unknown operation or host, host already down...).
 var ErrHost = errors.New("host operation refused")
 
-// FailHost crashes a host: its VMs go down now; failover restarts follow after the failover delay.
-func (b *Bridge) FailHost(ctx context.Context, host string) ([]BridgeRecord, error) {
-	return b.do(ctx, "fail", host, b.sim.FailHost)
-}
-
-// DrainHost starts planned maintenance: the host's VMs live-migrate away.
-func (b *Bridge) DrainHost(ctx context.Context, host string) ([]BridgeRecord, error) {
-	return b.do(ctx, "drain", host, b.sim.DrainHost)
-}
-
-// RepairHost brings a host back; stranded VMs restart.
-func (b *Bridge) RepairHost(ctx context.Context, host string) ([]BridgeRecord, error) {
-	return b.do(ctx, "repair", host, b.sim.RepairHost)
-}
-
-func (b *Bridge) do(ctx context.Context, verb, host string, op func(string) ([]hardware.Event, error)) ([]BridgeRecord, error) {
+// Do runs a host operation (Operations) on the hardware model and applies its events to the nodes.
+func (b *Bridge) Do(ctx context.Context, op Op, host string) ([]Record, error) {
+	o, ok := Lookup(op)
+	if !ok {
+		return nil, fmt.Errorf("host operation %q: %w; use one of %s", op, ErrHost, strings.Join(Names(), ", "))
+	}
 	b.mu.Lock()
-	evs, err := op(host)
+	evs, err := o.Model(b.sim, host)
 	b.mu.Unlock()
 	if err != nil {
-		return nil, fmt.Errorf("%s host %q: %w: %v", verb, host, ErrHost, err)
+		return nil, fmt.Errorf("%s host %q: %w: %v", op, host, ErrHost, err)
 	}
 	recs := b.apply(ctx, evs)
 	select {
@@ -121,7 +112,7 @@ func (b *Bridge) do(ctx context.Context, verb, host string, op func(string) ([]h
 }
 
 // Advance processes the events that became due and applies them.
-func (b *Bridge) Advance(ctx context.Context) []BridgeRecord {
+func (b *Bridge) Advance(ctx context.Context) []Record {
 	b.mu.Lock()
 	evs := b.sim.Advance()
 	b.mu.Unlock()
@@ -155,10 +146,10 @@ func (b *Bridge) Run(ctx context.Context) {
 	}
 }
 
-func (b *Bridge) apply(ctx context.Context, evs []hardware.Event) []BridgeRecord {
-	var out []BridgeRecord
+func (b *Bridge) apply(ctx context.Context, evs []hardware.Event) []Record {
+	var out []Record
 	for _, ev := range evs {
-		rec := BridgeRecord{Event: ev, Cluster: ev.Cluster, Node: ev.VM, At: b.clk.Now()}
+		rec := Record{Event: ev, Cluster: ev.Cluster, Node: ev.VM, At: b.clk.Now()}
 		var errs []error
 		for _, st := range stepsFor(ev) {
 			var err error
@@ -187,10 +178,10 @@ func (b *Bridge) apply(ctx context.Context, evs []hardware.Event) []BridgeRecord
 }
 
 // Records returns every event applied so far, in order.
-func (b *Bridge) Records() []BridgeRecord {
+func (b *Bridge) Records() []Record {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return append([]BridgeRecord(nil), b.records...)
+	return append([]Record(nil), b.records...)
 }
 
 // Hosts and VMs are snapshots of the simulation, for status.
@@ -207,11 +198,11 @@ func (b *Bridge) VMs() []hardware.VMStatus {
 	return b.sim.VMs()
 }
 
-// settled returns nil when the estate is at rest: every host Up and no live migration or failover
+// Settled returns nil when the estate is at rest: every host Up and no live migration or failover
 // restart pending. A cluster operation changes the running estate in the hardware model, which places
 // new VMs on a whole estate; an estate mid-failover or in maintenance is refused until its hosts are
 // repaired.
-func (b *Bridge) settled() error {
+func (b *Bridge) Settled() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var notUp []string

@@ -1,4 +1,4 @@
-package twin
+package hostops
 
 import (
 	"fmt"
@@ -6,14 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hybridtwin/hybridtwin/hardware"
 	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/hybridtwin/hybridtwin/hardware"
+	"github.com/hybridtwin/hybridtwin/twin/spec"
 )
 
 // The bridge's decisions, fed with the real hardware simulation's events for a host crash, a failover
 // restart, a stranded VM and a live migration.
 func TestStepsForRealSimulationEvents(t *testing.T) {
-	s, err := LoadSpec("spec/testdata/specs/valid.yaml")
+	s, err := spec.LoadSpec("../spec/testdata/specs/valid.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
