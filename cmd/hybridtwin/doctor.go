@@ -88,7 +88,7 @@ func goToolchainVersion(ctx context.Context) string {
 }
 
 // dockerEngine pings the engine API on DOCKER_HOST (unix sockets only) or /var/run/docker.sock. The kind
-// cluster provider and the testcontainers Gitea backend need it; the embedded providers do not.
+// cluster provider needs it; the embedded provider and the Git server (a local Gitea process) do not.
 func dockerEngine(ctx context.Context) string {
 	sock := "/var/run/docker.sock"
 	if h := os.Getenv("DOCKER_HOST"); h != "" {

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -63,15 +65,41 @@ type Info struct {
 	Kubeconfig string `json:"kubeconfig"`
 	Context    string `json:"context"`
 	Server     string `json:"server"`
-	// Nodes are the VM-nodes' names, in spec order.
-	Nodes    []string `json:"nodes"`
-	Capacity Capacity `json:"capacity"`
+	// Nodes are the VM-nodes' VM names, in spec order. A VM's Kubernetes Node may be named otherwise:
+	// ask NodeName.
+	Nodes []string `json:"nodes"`
+	// NodeNames maps a VM's name to its Node's name, for the VMs whose Node the provider names otherwise
+	// (kind: <cluster>-control-plane, <cluster>-worker, <cluster>-worker2, ...). A VM missing here has a
+	// Node of its own name; the embedded provider leaves NodeNames empty, since it names every Node after
+	// its VM. Use NodeName and VMName rather than reading it.
+	NodeNames map[string]string `json:"nodeNames,omitempty"`
+	Capacity  Capacity          `json:"capacity"`
 	// Start says how long the start took, phase by phase.
 	Start StartReport `json:"start"`
 	// Processes are the processes the cluster runs (embedded provider), in start order.
 	Processes []Process `json:"processes,omitempty"`
 	// StateDir holds the cluster's certificates, data and logs (embedded provider).
 	StateDir string `json:"stateDir,omitempty"`
+}
+
+// NodeName returns the name of the Kubernetes Node that VM vm is in this cluster. Every call that acts on
+// a VM-node through the API server (label, cordon, drain, delete) must look the Node up by this name, not
+// by the VM's.
+func (i Info) NodeName(vm string) string {
+	if n, ok := i.NodeNames[vm]; ok {
+		return n
+	}
+	return vm
+}
+
+// VMName is NodeName's inverse: the VM whose Node is named node.
+func (i Info) VMName(node string) string {
+	for _, vm := range slices.Sorted(maps.Keys(i.NodeNames)) {
+		if i.NodeNames[vm] == node {
+			return vm
+		}
+	}
+	return node
 }
 
 // Process is one control-plane process of a cluster.

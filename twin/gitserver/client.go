@@ -56,7 +56,7 @@ func (s *Server) Admin() *Client {
 	return &Client{base: s.URL(), user: s.profile.AdminUser, token: s.token, profile: s.profile, red: s.red, http: s.http}
 }
 
-// NewClient is a client for any Gitea at baseURL (e.g. one run by the testcontainers backend), acting as
+// NewClient is a client for any Gitea at baseURL (e.g. a running twin's, from another process), acting as
 // user with token.
 func NewClient(baseURL, user, token string, p Profile) (*Client, error) {
 	if err := p.validate(); err != nil {

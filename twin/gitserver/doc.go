@@ -14,9 +14,6 @@
 // interval: a pushed branch visible through the API, a pull request's mergeability computed, a webhook
 // delivered (Receiver). The layouts of examples/repos/ are loaded with LoadLayout and pushed with Seed.
 //
-// Subpackage testcontainers builds the request to run the same Gitea as a container, for machines with a
-// Docker engine.
-//
 // The package owns the Git server only. It imports tools/toolcache and twin/internal/procgroup (which runs
 // `gitea web` in its own process group, as the twin's other child processes run) and no other package of
 // the project; it must not import reconciler/, scenarios/, cmd/ or other twin packages (the twin composes it).

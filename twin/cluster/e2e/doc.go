@@ -7,7 +7,8 @@
 //	testenv.Setup(envfuncs.CreateCluster(e2e.New(p, spec), "workload-1"))
 //	testenv.Finish(envfuncs.DestroyCluster("workload-1"))
 //
-// StopNode cuts a VM-node off (its kubelet falls silent) and StartNode restores it. AddNode and
+// StopNode cuts a VM-node off (its kubelet falls silent) and StartNode restores it; both take the Node's
+// name, as ListNode gives it, and ask the provider for its VM (cluster.Info.VMName). AddNode and
 // RemoveNode are not supported: a twin's nodes are its VMs, which come from the hardware model.
 //
 // It imports twin/cluster and e2e-framework; it must not import a provider implementation.

@@ -211,22 +211,23 @@ func (c *Cluster) WaitForControlPlane(ctx context.Context, client klient.Client)
 // KubernetesRestConfig is the admin REST config.
 func (c *Cluster) KubernetesRestConfig() *rest.Config { return c.rc }
 
-// StopNode cuts the node off: its kubelet falls silent, as when the VM's host dies.
+// StopNode cuts the node off: its kubelet falls silent, as when the VM's host dies. node.Name is the
+// Node's name, as ListNode gives it; the provider is asked for the VM of that Node (they differ on kind).
 func (c *Cluster) StopNode(ctx context.Context, node *support.Node, _ ...string) error {
 	f, err := c.faults()
 	if err != nil {
 		return err
 	}
-	return f.CutOff(ctx, c.name, node.Name)
+	return f.CutOff(ctx, c.name, c.info.VMName(node.Name))
 }
 
-// StartNode restores a cut-off node.
+// StartNode restores a cut-off node; node.Name as for StopNode.
 func (c *Cluster) StartNode(ctx context.Context, node *support.Node, _ ...string) error {
 	f, err := c.faults()
 	if err != nil {
 		return err
 	}
-	return f.Restore(ctx, c.name, node.Name)
+	return f.Restore(ctx, c.name, c.info.VMName(node.Name))
 }
 
 // AddNode is not supported: a twin's nodes are the hardware model's VMs.
@@ -254,7 +255,7 @@ func (c *Cluster) ListNode(ctx context.Context, _ ...string) ([]support.Node, er
 	}
 	out := make([]support.Node, 0, len(nodes.Items))
 	for _, n := range nodes.Items {
-		sn := support.Node{Name: n.Name, Role: "worker", Cluster: c.name, State: nodeState(&n)}
+		sn := support.Node{Name: n.Name, Role: nodeRole(&n), Cluster: c.name, State: nodeState(&n)}
 		for _, a := range n.Status.Addresses {
 			if a.Type == corev1.NodeInternalIP {
 				sn.IP = net.ParseIP(a.Address)
@@ -271,6 +272,15 @@ func (c *Cluster) faults() (cluster.NodeFaults, error) {
 		return nil, fmt.Errorf("twin cluster %q: %w: the %s provider cannot fail nodes", c.name, cluster.ErrUnsupported, c.provider.Name())
 	}
 	return f, nil
+}
+
+// nodeRole is "control-plane" for a node kubeadm labelled so (kind's control-plane node; the embedded
+// provider's control plane has no Node), else "worker".
+func nodeRole(n *corev1.Node) string {
+	if _, ok := n.Labels["node-role.kubernetes.io/control-plane"]; ok {
+		return "control-plane"
+	}
+	return "worker"
 }
 
 func nodeReady(n *corev1.Node) bool { return nodeState(n) == "Ready" }

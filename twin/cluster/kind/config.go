@@ -3,6 +3,7 @@ package kind
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -68,6 +69,30 @@ func Config(spec cluster.Spec, nodeImage string) (*v1alpha4.Cluster, error) {
 	}
 	cfg.KubeadmConfigPatches = []string{clusterPatch, kubeletPatch}
 	return cfg, nil
+}
+
+// NodeNames returns the name of the Kubernetes Node kind makes of each VM in a configuration from Config:
+// VM name (the kind node's LabelVM) -> Node name. kind names a node <cluster>-<role>, then
+// <cluster>-<role>2, <cluster>-<role>3, ..., counting each role apart in the configuration's node order
+// (sigs.k8s.io/kind v0.33.0 pkg/cluster/internal/providers/common/namer.go MakeNodeNamer, called over
+// cfg.Nodes in order by providers/docker/provision.go planCreation); the node's container and hostname
+// take that name, and kubeadm registers the Node under the hostname. So the control-plane VM becomes
+// <cluster>-control-plane and the worker VMs, in spec order, <cluster>-worker, <cluster>-worker2, ...
+// The external load balancer kind adds for several control-plane nodes is no Node; Config asks for one.
+func NodeNames(cfg *v1alpha4.Cluster) map[string]string {
+	seen := map[v1alpha4.NodeRole]int{}
+	out := map[string]string{}
+	for _, n := range cfg.Nodes {
+		seen[n.Role]++
+		name := cfg.Name + "-" + string(n.Role)
+		if seen[n.Role] > 1 {
+			name += strconv.Itoa(seen[n.Role])
+		}
+		if vm := n.Labels[LabelVM]; vm != "" {
+			out[vm] = name
+		}
+	}
+	return out
 }
 
 // ConfigYAML renders Config as the YAML `kind create cluster --config` reads.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -222,5 +223,128 @@ func TestWithOutOfService(t *testing.T) {
 	off, changed := withOutOfService(on, false)
 	if !changed || !cmp.Equal(off, base) {
 		t.Fatalf("remove: %v, %v", off, changed)
+	}
+}
+
+// TestNodeNamesFollowKindsNaming pins the names kind v0.33.0 gives the nodes of a Config (its
+// MakeNodeNamer: <cluster>-<role>, then a count from 2 per role, in the config's node order).
+func TestNodeNamesFollowKindsNaming(t *testing.T) {
+	east := exampleSpecs(t)[0]
+	one := east
+	one.Name = "solo"
+	one.Nodes = one.Nodes[:1]
+	tests := []struct {
+		name string
+		spec cluster.Spec
+		want map[string]string
+	}{
+		{"three workers", east, map[string]string{
+			east.ControlPlane[0].Name: "workload-east-control-plane",
+			east.Nodes[0].Name:        "workload-east-worker",
+			east.Nodes[1].Name:        "workload-east-worker2",
+			east.Nodes[2].Name:        "workload-east-worker3",
+		}},
+		{"one worker", one, map[string]string{
+			one.ControlPlane[0].Name: "solo-control-plane",
+			one.Nodes[0].Name:        "solo-worker",
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Config(tc.spec, "img")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := NodeNames(cfg)
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Fatalf("NodeNames (-want +got):\n%s", diff)
+			}
+			info := newInfo(tc.spec, cfg, "kubeconfig")
+			for _, n := range tc.spec.Nodes {
+				if node := info.NodeName(n.Name); node != tc.want[n.Name] {
+					t.Errorf("Info.NodeName(%q) = %q, want %q", n.Name, node, tc.want[n.Name])
+				}
+				if vm := info.VMName(tc.want[n.Name]); vm != n.Name {
+					t.Errorf("Info.VMName(%q) = %q, want %q", tc.want[n.Name], vm, n.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestCheckNodeNamesComparesWithTheNodesVMLabels(t *testing.T) {
+	want := map[string]string{"vm-cp": "c-control-plane", "vm-1": "c-worker", "vm-2": "c-worker2"}
+	node := func(name, vm string) corev1.Node {
+		n := corev1.Node{}
+		n.Name = name
+		if vm != "" {
+			n.Labels = map[string]string{LabelVM: vm}
+		}
+		return n
+	}
+	tests := []struct {
+		name    string
+		nodes   []corev1.Node
+		wantErr bool
+	}{
+		{"as predicted", []corev1.Node{node("c-control-plane", "vm-cp"), node("c-worker", "vm-1"), node("c-worker2", "vm-2")}, false},
+		{"workers swapped", []corev1.Node{node("c-control-plane", "vm-cp"), node("c-worker2", "vm-1"), node("c-worker", "vm-2")}, true},
+		{"a VM without a Node", []corev1.Node{node("c-control-plane", "vm-cp"), node("c-worker", "vm-1")}, true},
+		{"a Node without the VM label", []corev1.Node{node("c-control-plane", "vm-cp"), node("c-worker", "vm-1"), node("c-worker2", "")}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkNodeNames(want, tc.nodes)
+			if tc.wantErr != errors.Is(err, ErrNodeNames) {
+				t.Fatalf("err = %v, want an ErrNodeNames: %t", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// fakeDocker is a docker command that records its arguments, one call per line, and succeeds: the
+// commands the provider would run on a machine with Docker, checked where there is none.
+func fakeDocker(t *testing.T) (cmd string, calls func() []string) {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	cmd = filepath.Join(dir, "docker")
+	if err := os.WriteFile(cmd, []byte("#!/bin/sh\nprintf '%s\\n' \"$*\" >> '"+log+"'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, func() []string {
+		b, err := os.ReadFile(log)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		return strings.Fields(strings.ReplaceAll(string(b), " ", "_"))
+	}
+}
+
+// TestCutOffPausesTheVMsKindNode checks that a VM name given to CutOff reaches Docker as the name of the
+// VM's kind node container, which is what failover on a kind twin depends on.
+func TestCutOffPausesTheVMsKindNode(t *testing.T) {
+	ctx := context.Background()
+	s := exampleSpecs(t)[0]
+	s.Provider = cluster.ProviderKind
+	docker, calls := fakeDocker(t)
+	p := New(Options{Docker: docker, Dir: t.TempDir()})
+	cfg, err := Config(s, "img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.infos[s.Name] = newInfo(s, cfg, "kubeconfig") // what Create records once kind has made the cluster
+
+	if err := p.CutOff(ctx, s.Name, s.Nodes[1].Name); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"pause_workload-east-worker2"}, calls()); diff != "" {
+		t.Fatalf("docker calls (-want +got):\n%s", diff)
+	}
+	if err := p.CutOff(ctx, s.Name, "no-such-vm"); !errors.Is(err, cluster.ErrNotFound) {
+		t.Fatalf("CutOff of a VM the cluster lacks: err = %v, want ErrNotFound", err)
+	}
+	if n := len(calls()); n != 1 {
+		t.Fatalf("a refused CutOff still ran docker (%d calls)", n)
 	}
 }

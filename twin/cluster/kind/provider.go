@@ -3,10 +3,13 @@ package kind
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -17,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
@@ -107,6 +111,23 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Info,
 	); err != nil {
 		return cluster.Info{}, &cluster.StartError{Cluster: spec.Name, Logs: "kind export logs --name " + spec.Name, Err: err}
 	}
+	info := newInfo(spec, cfg, kubeconfig)
+	info.Start = cluster.StartReport{Total: time.Since(start)}
+	if err := p.observe(ctx, &info); err != nil {
+		if derr := p.kp.Delete(spec.Name, kubeconfig); derr != nil {
+			err = errors.Join(err, fmt.Errorf("delete kind cluster %q: %w", spec.Name, derr))
+		}
+		return cluster.Info{}, &cluster.StartError{Cluster: spec.Name, Logs: "deleted with the kind cluster", Err: err}
+	}
+	p.mu.Lock()
+	p.infos[spec.Name] = info
+	p.mu.Unlock()
+	return info, nil
+}
+
+// newInfo is the Info of a cluster created from cfg: the worker VMs in spec order, and the Node name
+// kind gives each VM (NodeNames).
+func newInfo(spec cluster.Spec, cfg *v1alpha4.Cluster, kubeconfig string) cluster.Info {
 	info := cluster.Info{
 		Name:            spec.Name,
 		Provider:        cluster.ProviderKind,
@@ -115,24 +136,59 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Info,
 		Kubeconfig:      kubeconfig,
 		Context:         "kind-" + spec.Name,
 		Capacity:        spec.Capacity(),
-		Start:           cluster.StartReport{Total: time.Since(start)},
-	}
-	if rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig); err == nil {
-		info.Server = rc.Host
-		if c, err := kubernetes.NewForConfig(rc); err == nil {
-			if v, err := c.Discovery().ServerVersion(); err == nil {
-				info.KubernetesVersion = v.GitVersion
-			}
-		}
+		NodeNames:       NodeNames(cfg),
 	}
 	for _, n := range spec.Nodes {
 		info.Nodes = append(info.Nodes, n.Name)
 	}
-	p.mu.Lock()
-	p.infos[spec.Name] = info
-	p.mu.Unlock()
-	return info, nil
+	return info
 }
+
+// observe reads the API server's URL and version into info, and checks that kind named the Nodes as
+// NodeNames predicts: every later call finds a VM's Node by that name.
+func (p *Provider) observe(ctx context.Context, info *cluster.Info) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("read the kubeconfig kind wrote: %w", err)
+	}
+	info.Server = rc.Host
+	c, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	if v, err := c.Discovery().ServerVersion(); err == nil {
+		info.KubernetesVersion = v.GitVersion
+	}
+	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("list the nodes kind made: %w", err)
+	}
+	return checkNodeNames(info.NodeNames, nodes.Items)
+}
+
+// checkNodeNames compares the predicted VM -> Node names with the Nodes' LabelVM labels.
+func checkNodeNames(want map[string]string, nodes []corev1.Node) error {
+	got := map[string]string{}
+	for _, n := range nodes {
+		if vm, ok := n.Labels[LabelVM]; ok {
+			got[vm] = n.Name
+		}
+	}
+	var problems []string
+	for _, vm := range slices.Sorted(maps.Keys(want)) {
+		if got[vm] != want[vm] {
+			problems = append(problems, fmt.Sprintf("VM %s: Node %q, expected %q", vm, got[vm], want[vm]))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("kind named the Nodes otherwise than kind.NodeNames expects (%s): %w; "+
+			"the kind release's node naming changed, so update NodeNames", strings.Join(problems, "; "), ErrNodeNames)
+	}
+	return nil
+}
+
+// ErrNodeNames is wrapped when kind names a VM's Node otherwise than NodeNames says.
+var ErrNodeNames = errors.New("unexpected kind node names")
 
 func (p *Provider) dir() (string, error) {
 	p.mu.Lock()
@@ -189,33 +245,33 @@ func (p *Provider) ExportLogs(_ context.Context, name, dest string) error {
 }
 
 // CutOff pauses the VM's kind node container: its kubelet stops, as when the VM's host dies.
-func (p *Provider) CutOff(ctx context.Context, clusterName, node string) error {
-	kn, _, err := p.kindNode(ctx, clusterName, node)
+func (p *Provider) CutOff(ctx context.Context, clusterName, vm string) error {
+	_, node, err := p.kindNode(clusterName, vm)
 	if err != nil {
 		return err
 	}
-	return p.docker(ctx, "pause", kn)
+	return p.docker(ctx, "pause", node)
 }
 
-// Restore removes the out-of-service taint, if set, and unpauses the node container.
-func (p *Provider) Restore(ctx context.Context, clusterName, node string) error {
-	kn, c, err := p.kindNode(ctx, clusterName, node)
+// Restore removes the out-of-service taint, if set, and unpauses the VM's kind node container.
+func (p *Provider) Restore(ctx context.Context, clusterName, vm string) error {
+	info, node, err := p.kindNode(clusterName, vm)
 	if err != nil {
 		return err
 	}
-	if err := setOutOfService(ctx, c, kn, false); err != nil {
+	if err := setOutOfService(ctx, info, node, false); err != nil {
 		return err
 	}
-	return p.docker(ctx, "unpause", kn)
+	return p.docker(ctx, "unpause", node)
 }
 
 // MarkOutOfService taints the VM's kind node node.kubernetes.io/out-of-service=nodeshutdown:NoExecute.
-func (p *Provider) MarkOutOfService(ctx context.Context, clusterName, node string) error {
-	kn, c, err := p.kindNode(ctx, clusterName, node)
+func (p *Provider) MarkOutOfService(ctx context.Context, clusterName, vm string) error {
+	info, node, err := p.kindNode(clusterName, vm)
 	if err != nil {
 		return err
 	}
-	return setOutOfService(ctx, c, kn, true)
+	return setOutOfService(ctx, info, node, true)
 }
 
 func (p *Provider) info(name string) (cluster.Info, error) {
@@ -228,28 +284,19 @@ func (p *Provider) info(name string) (cluster.Info, error) {
 	return in, nil
 }
 
-// kindNode finds the kind node (Node and container name) that carries a VM's name in LabelVM.
-func (p *Provider) kindNode(ctx context.Context, clusterName, vm string) (string, kubernetes.Interface, error) {
+// kindNode returns the cluster's Info and the name of a VM's kind node, which is both its Node's and its
+// container's name.
+func (p *Provider) kindNode(clusterName, vm string) (cluster.Info, string, error) {
 	info, err := p.info(clusterName)
 	if err != nil {
-		return "", nil, err
+		return cluster.Info{}, "", err
 	}
-	rc, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
-	if err != nil {
-		return "", nil, err
+	node, ok := info.NodeNames[vm]
+	if !ok {
+		return cluster.Info{}, "", fmt.Errorf("VM %q of kind cluster %q: %w; its VMs are %s", vm, clusterName, cluster.ErrNotFound,
+			strings.Join(slices.Sorted(maps.Keys(info.NodeNames)), ", "))
 	}
-	c, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return "", nil, err
-	}
-	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: LabelVM + "=" + vm})
-	if err != nil {
-		return "", nil, fmt.Errorf("find the kind node of VM %q: %w", vm, err)
-	}
-	if len(nodes.Items) != 1 {
-		return "", nil, fmt.Errorf("VM %q of cluster %q: %w (%d kind nodes carry %s=%s)", vm, clusterName, cluster.ErrNotFound, len(nodes.Items), LabelVM, vm)
-	}
-	return nodes.Items[0].Name, c, nil
+	return info, node, nil
 }
 
 func (p *Provider) docker(ctx context.Context, verb, container string) error {
@@ -260,7 +307,15 @@ func (p *Provider) docker(ctx context.Context, verb, container string) error {
 	return nil
 }
 
-func setOutOfService(ctx context.Context, c kubernetes.Interface, node string, on bool) error {
+func setOutOfService(ctx context.Context, info cluster.Info, node string, on bool) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", info.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	c, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
 	n, err := c.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 	if err != nil {
 		return err

@@ -31,18 +31,3 @@ func For(name cluster.ProviderName, o Options) (Provider, error) {
 	}
 	return nil, fmt.Errorf("provider %q: %w; use %q or %q", name, cluster.ErrInvalidSpec, cluster.ProviderEmbedded, cluster.ProviderKind)
 }
-
-// ForSpecs returns the one provider a set of specs (a twin's clusters) asks for. A twin runs all its
-// clusters on one provider; specs that ask for different ones are refused.
-func ForSpecs(specs []cluster.Spec, o Options) (Provider, error) {
-	var name cluster.ProviderName
-	for i, s := range specs {
-		p := s.WithDefaults().Provider
-		if i > 0 && p != name {
-			return nil, fmt.Errorf("cluster %q asks for provider %q but %q asks for %q: %w; a twin runs all its clusters on one provider",
-				s.Name, p, specs[0].Name, name, cluster.ErrInvalidSpec)
-		}
-		name = p
-	}
-	return For(name, o)
-}
