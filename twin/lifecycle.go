@@ -553,9 +553,9 @@ func (t *Twin) ScaleNodePool(ctx context.Context, clusterName, pool string, coun
 			return nil, oe
 		}
 		for _, vm := range released {
-			drained = append(drained, vm.Name)
+			drained = append(drained, rc.info.NodeName(vm.Name))
 			dctx, cancel := context.WithTimeout(ctx, t.prof.DrainTimeout)
-			err := hostops.DrainNode(dctx, rc.client, vm.Name, t.prof.DrainPoll)
+			err := hostops.DrainNode(dctx, rc.client, rc.info.NodeName(vm.Name), t.prof.DrainPoll)
 			cancel()
 			if err != nil {
 				return undrain(err, StepNodesDrained)

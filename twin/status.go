@@ -186,7 +186,7 @@ func (t *Twin) Status(ctx context.Context) (*Status, error) {
 		} else {
 			for _, n := range nodes.Items {
 				r := nodeReady(&n)
-				ready[name+"/"+n.Name] = r
+				ready[name+"/"+rc.info.VMName(n.Name)] = r // keyed by VM: a kind Node is named otherwise
 				cs.Nodes = append(cs.Nodes, NodeStatus{Name: n.Name, Ready: r, Host: n.Labels[cluster.LabelHCIHost]})
 			}
 		}

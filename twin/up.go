@@ -311,7 +311,7 @@ func (t *Twin) up(ctx context.Context) error {
 		return err
 	}
 	// The bridge: hardware events drive node state until Down.
-	t.bridge = hostops.NewBridge(t.sim, &hostops.Nodes{Faults: t.provider, Client: t.clientOf}, clk)
+	t.bridge = hostops.NewBridge(t.sim, &hostops.Nodes{Faults: t.provider, Client: t.clientOf, NodeName: t.nodeName}, clk)
 	bctx, bcancel := context.WithCancel(t.runCtx)
 	t.wg.Add(1)
 	go func() { defer t.wg.Done(); t.bridge.Run(bctx) }()
@@ -331,6 +331,14 @@ func (t *Twin) clientOf(name string) (kubernetes.Interface, bool) {
 		return nil, false
 	}
 	return rc.client, true
+}
+
+// nodeName is the name of a VM's Node in a running cluster (cluster.Info.NodeName).
+func (t *Twin) nodeName(clusterName, vm string) string {
+	if rc, ok := t.cluster(clusterName); ok {
+		return rc.info.NodeName(vm)
+	}
+	return vm
 }
 
 // clusterNames are the running workload clusters, in plan order.

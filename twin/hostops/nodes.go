@@ -23,6 +23,9 @@ import (
 type Nodes struct {
 	Faults cluster.NodeFaults
 	Client func(cluster string) (kubernetes.Interface, bool) // the running cluster's admin client
+	// NodeName is the name of a VM's Node in a cluster (cluster.Info.NodeName: the VM's own name on the
+	// embedded provider, kind's <cluster>-worker<N> on kind); nil means the VM's name.
+	NodeName func(cluster, vm string) string
 }
 
 var _ NodeControl = (*Nodes)(nil)
@@ -37,11 +40,16 @@ func (n *Nodes) Restore(ctx context.Context, c, node string) error {
 	return n.Faults.Restore(ctx, c, node)
 }
 
-// SetHost patches the node's cluster.LabelHCIHost label (a merge patch touches that label only).
-func (n *Nodes) SetHost(ctx context.Context, c, node, host string) error {
+// SetHost patches the cluster.LabelHCIHost label of the VM's node (a merge patch touches that label
+// only).
+func (n *Nodes) SetHost(ctx context.Context, c, vm, host string) error {
 	cl, ok := n.Client(c)
 	if !ok {
-		return fmt.Errorf("set host of node %s: cluster %q: %w", node, c, cluster.ErrNotFound)
+		return fmt.Errorf("set host of node %s: cluster %q: %w", vm, c, cluster.ErrNotFound)
+	}
+	node := vm
+	if n.NodeName != nil {
+		node = n.NodeName(c, vm)
 	}
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{cluster.LabelHCIHost: host}}})
 	if err != nil {
