@@ -34,7 +34,7 @@ type ControlServer struct {
 
 // ServeControl serves the control API of t on the socket in its state directory until Close.
 func ServeControl(t *Twin) (*ControlServer, error) {
-	path := SocketPath(t.stateDir)
+	path := SocketPath(t.StateDir())
 	_ = os.Remove(path) // prepareState made sure no twin answers there
 	ln, err := net.Listen("unix", path)
 	if err != nil {
@@ -42,13 +42,13 @@ func ServeControl(t *Twin) (*ControlServer, error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), t.prof.ControlTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), t.e.Profile().ControlTimeout)
 		defer cancel()
 		st, err := t.Status(ctx)
 		reply(w, st, err)
 	})
 	mux.HandleFunc("POST /v1/hosts/{name}/{op}", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), t.prof.ControlTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), t.e.Profile().ControlTimeout)
 		defer cancel()
 		recs, err := t.Host(ctx, HostOp(r.PathValue("op")), r.PathValue("name"))
 		reply(w, recs, err)
@@ -56,7 +56,7 @@ func ServeControl(t *Twin) (*ControlServer, error) {
 	// Cluster operations are bound to the request: a client that goes away (Ctrl-C) stops an add or a
 	// scale, which then undoes what it started; a removal, once begun, runs to the end.
 	mux.HandleFunc("POST /v1/clusters/{name}/{op}", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), t.prof.LifecycleTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), t.e.Profile().LifecycleTimeout)
 		defer cancel()
 		var rep *ClusterReport
 		var err error
@@ -83,7 +83,7 @@ func ServeControl(t *Twin) (*ControlServer, error) {
 			reply(w, nil, err)
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), t.prof.LifecycleTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), t.e.Profile().LifecycleTimeout)
 		defer cancel()
 		w.Header().Set("Content-Type", "application/x-ndjson")
 		w.WriteHeader(http.StatusOK)
@@ -104,7 +104,7 @@ func ServeControl(t *Twin) (*ControlServer, error) {
 		send(addMessage{Report: rep})
 	})
 	mux.HandleFunc("POST /v1/clusters/{name}/pools/{pool}/scale", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), t.prof.LifecycleTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), t.e.Profile().LifecycleTimeout)
 		defer cancel()
 		count, err := strconv.Atoi(r.URL.Query().Get("count"))
 		if err != nil {
@@ -119,7 +119,7 @@ func ServeControl(t *Twin) (*ControlServer, error) {
 		err := t.Down(context.WithoutCancel(r.Context()), r.URL.Query().Get("keep") == "true")
 		reply(w, struct{}{}, err)
 	})
-	cs := &ControlServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: t.prof.ControlTimeout}}
+	cs := &ControlServer{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: t.e.Profile().ControlTimeout}}
 	go func() { _ = cs.srv.Serve(ln) }()
 	return cs, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
@@ -84,22 +85,22 @@ spec:
 		}
 	}()
 	g.Expect(progress.String()).To(ContainSubstring("artifacts: " + tw.RegistryHost() + "/manifests/platform:1.0.0 <- "))
-	pushed, err := tw.reg.Client().Manifest(ctx, "manifests/platform", "1.0.0")
+	pushed, err := tw.e.Registry().Client().Manifest(ctx, "manifests/platform", "1.0.0")
 	g.Expect(err).NotTo(HaveOccurred())
 
 	for _, name := range []string{"oci-twin", "oci-flux"} {
-		rc, ok := tw.cluster(name)
-		g.Expect(ok).To(BeTrue())
-		id := arcsdk.FluxConfigurationID(rc.arcID, "platform")
+		kc, err := kubernetes.NewForConfig(mustConfig(t, tw, name))
+		g.Expect(err).NotTo(HaveOccurred())
+		id := arcsdk.FluxConfigurationID(arcID(t, tw, name), "platform")
 		state := func() string {
-			c, err := arcsdk.GetFluxConfiguration(ctx, tw.arcEP, id)
+			c, err := arcsdk.GetFluxConfiguration(ctx, tw.e.ArcEndpoint(), id)
 			if err != nil {
 				return "error: " + err.Error()
 			}
 			return c.Properties.ComplianceState + " " + c.Properties.ErrorMessage
 		}
 		g.Eventually(state).WithTimeout(converge).WithPolling(poll).Should(Equal(arc.Compliant+" "), "cluster %s", name)
-		c, err := arcsdk.GetFluxConfiguration(ctx, tw.arcEP, id)
+		c, err := arcsdk.GetFluxConfiguration(ctx, tw.e.ArcEndpoint(), id)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(c.Properties.SourceKind).To(Equal(arc.SourceKindOCIRepository))
 		g.Expect(c.Properties.OCIRepository).NotTo(BeNil())
@@ -107,7 +108,7 @@ spec:
 		g.Expect(c.Properties.OCIRepository.Insecure).To(HaveValue(BeTrue()))
 		g.Expect(c.Properties.SourceSyncedCommitID).To(Equal("1.0.0@"+pushed.Digest), "cluster %s", name)
 
-		cm, err := rc.client.CoreV1().ConfigMaps("oci-team").Get(ctx, "oci-settings", metav1.GetOptions{})
+		cm, err := kc.CoreV1().ConfigMaps("oci-team").Get(ctx, "oci-settings", metav1.GetOptions{})
 		g.Expect(err).NotTo(HaveOccurred(), "cluster %s", name)
 		g.Expect(cm.Data).To(HaveKeyWithValue("mode", "blue"))
 		// The placeholder was rewritten when the artifact was packed, as in a seeded repository.
@@ -144,4 +145,16 @@ func requireFluxTools(t *testing.T) {
 			t.Skipf("%s is not in the tool cache; build it with `go run ./cmd/hybridtwin tools build %s` or set HYBRIDTWIN_FLUX_TESTS=1", tool, tool.Name)
 		}
 	}
+}
+
+// arcID is a cluster's connectedCluster resource ID in the Arc fake.
+func arcID(t *testing.T, tw *Twin, name string) string {
+	t.Helper()
+	for _, cc := range tw.Arc().ConnectedClusters() {
+		if cc.Name == name {
+			return cc.ID
+		}
+	}
+	t.Fatalf("cluster %s is not connected to Arc", name)
+	return ""
 }

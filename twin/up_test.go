@@ -2,6 +2,7 @@ package twin
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/hybridtwin/hybridtwin/hardware"
@@ -83,7 +85,7 @@ func TestExampleTwinLifecycle(t *testing.T) {
 	// The merged kubeconfig has a context per cluster, and lists each cluster's worker VMs as Nodes on
 	// the model's hosts.
 	vms := map[string]hardware.VMStatus{}
-	for _, vm := range tw.bridge.VMs() {
+	for _, vm := range tw.e.VMs() {
 		vms[vm.Name] = vm
 	}
 	clients := map[string]kubernetes.Interface{}
@@ -135,12 +137,12 @@ func TestExampleTwinLifecycle(t *testing.T) {
 
 	// A push reaches every reconciler through its Gitea webhook: the example's configurations keep Azure's
 	// 600 s source interval, so only the webhook can make the new commit the artifact within the bound.
-	repo := tw.gitRepos[0]
-	from, to := []byte(gitserver.PlaceholderRegistry), []byte(tw.reg.Host())
-	pushed, err := tw.git.Admin().Push(ctx, gitserver.PushRequest{Repo: repo, Branch: "main",
-		Dir: tw.spec.Path(tw.spec.Spec.Git.Repos[0].Path), Message: "webhook check",
+	repo := tw.e.Repos()[0]
+	from, to := []byte(gitserver.PlaceholderRegistry), []byte(tw.RegistryHost())
+	pushed, err := tw.e.GitServer().Admin().Push(ctx, gitserver.PushRequest{Repo: repo, Branch: "main",
+		Dir: tw.Spec().Path(tw.Spec().Spec.Git.Repos[0].Path), Message: "webhook check",
 		Rewrite: func(p string, data []byte) []byte {
-			data = bytesReplace(data, from, to)
+			data = bytes.ReplaceAll(data, from, to)
 			if p == "apps/dev/kustomization.yaml" {
 				data = append(data, []byte("\n# webhook check\n")...)
 			}
@@ -148,7 +150,7 @@ func TestExampleTwinLifecycle(t *testing.T) {
 		}})
 	g.Expect(err).NotTo(HaveOccurred())
 	for _, name := range []string{"dev", "prod"} {
-		dyn, err := dynamic.NewForConfig(tw.clusters[name].config)
+		dyn, err := dynamic.NewForConfig(mustConfig(t, tw, name))
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Eventually(func() []string {
 			var revs []string
@@ -347,7 +349,7 @@ func portFree(p int) error {
 func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, dev kubernetes.Interface, stateDir string, progress *hookWriter) {
 	ctx := context.Background()
 	before := map[string]string{}
-	for _, vm := range tw.bridge.VMs() {
+	for _, vm := range tw.e.VMs() {
 		before[vm.Name] = vm.Host
 	}
 	rep, err := remote.ScaleNodePool(ctx, "dev", "linux", 4)
@@ -406,7 +408,7 @@ func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, d
 	g.Expect(rep.Released[0].VM).To(Equal("dev-linux-3"))
 	_, err = dev.CoreV1().Nodes().Get(ctx, "dev-linux-3", metav1.GetOptions{})
 	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "node dev-linux-3 still there: %v", err)
-	g.Expect(cmp.Diff(tw.spec.Plan.Spec, tw.Plan().Spec)).To(BeEmpty())
+	g.Expect(cmp.Diff(tw.Spec().Plan.Spec, tw.Plan().Spec)).To(BeEmpty())
 
 	_, err = remote.RemoveCluster(ctx, "staging")
 	g.Expect(errors.Is(err, ErrRefused)).To(BeTrue(), "%v", err)
@@ -427,13 +429,13 @@ func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, d
 	g.Expect(oe.UndoErr).NotTo(HaveOccurred())
 	g.Expect(oe.Undone).To(ContainElements("arc agent branch-x", "engine branch-x", "connectedCluster branch-x", "cluster branch-x",
 		HavePrefix("VMs released: branch-x-control-plane-0@")))
-	g.Expect(processesUnder(filepath.Join(stateDir, stateDirClusters, "branch-x"))).To(BeEmpty())
-	for _, cc := range tw.arcSrv.ConnectedClusters() {
+	g.Expect(processesUnder(filepath.Join(stateDir, ClustersDir, "branch-x"))).To(BeEmpty())
+	for _, cc := range tw.Arc().ConnectedClusters() {
 		g.Expect(cc.Name).NotTo(Equal("branch-x"), "the connectedCluster was left behind")
 	}
 	g.Expect(tw.Clusters()).To(Equal([]string{"dev", "prod"}))
-	g.Expect(cmp.Diff(tw.spec.Plan.Spec, tw.Plan().Spec)).To(BeEmpty())
-	for _, vm := range tw.bridge.VMs() {
+	g.Expect(cmp.Diff(tw.Spec().Plan.Spec, tw.Plan().Spec)).To(BeEmpty())
+	for _, vm := range tw.e.VMs() {
 		g.Expect(vm.Cluster).NotTo(Equal("branch-x"))
 	}
 	kc, err := clientcmd.LoadFromFile(tw.Kubeconfig())
@@ -446,15 +448,15 @@ func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, d
 // Arc agent reports them, twin.json's absolute spec path and a Prometheus registry per reconciler.
 func statusFigures(g *WithT, tw *Twin, st *Status, stateDir string) {
 	vcpu, mem := map[string]int{}, map[string]int{}
-	for _, v := range tw.bridge.VMs() {
+	for _, v := range tw.e.VMs() {
 		vcpu[v.Host] += v.VCPU
 		mem[v.Host] += v.MemoryGiB
 	}
 	for _, h := range st.Hosts {
 		g.Expect(h.VCPUUsed).To(Equal(vcpu[h.Name]), "host %s vCPU used", h.Name)
 		g.Expect(h.MemoryUsedGiB).To(Equal(mem[h.Name]), "host %s memory used", h.Name)
-		g.Expect(h.VCPUCapacity).To(Equal(tw.spec.Capacity.Hosts[0].VCPUCapacity), "host %s vCPU capacity is the planner's", h.Name)
-		g.Expect(h.MemoryCapacityGiB).To(Equal(tw.spec.Capacity.Hosts[0].MemoryCapacityGiB), "host %s memory capacity is the planner's", h.Name)
+		g.Expect(h.VCPUCapacity).To(Equal(tw.Spec().Capacity.Hosts[0].VCPUCapacity), "host %s vCPU capacity is the planner's", h.Name)
+		g.Expect(h.MemoryCapacityGiB).To(Equal(tw.Spec().Capacity.Hosts[0].MemoryCapacityGiB), "host %s memory capacity is the planner's", h.Name)
 	}
 	for _, c := range st.GitOps {
 		g.Expect(c.Kustomizations).NotTo(BeEmpty(), "configuration %s/%s reports no Kustomization", c.Cluster, c.Name)
@@ -531,3 +533,23 @@ func (w *hookWriter) arm(on string, fn func()) {
 
 // gitRepositories is Flux's GitRepository resource, which the engine's status is read from.
 var gitRepositories = schema.GroupVersionResource{Group: "source.toolkit.fluxcd.io", Version: "v1", Resource: "gitrepositories"}
+
+// mustConfig is a running cluster's admin REST config.
+func mustConfig(t *testing.T, tw *Twin, name string) *rest.Config {
+	t.Helper()
+	cfg, err := tw.RESTConfig(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// nodeReady is the node's Ready condition status, "Unknown" when it has none.
+func nodeReady(n *corev1.Node) string {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return string(c.Status)
+		}
+	}
+	return string(corev1.ConditionUnknown)
+}

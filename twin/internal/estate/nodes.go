@@ -1,4 +1,4 @@
-package twin
+package estate
 
 import (
 	"fmt"
@@ -6,12 +6,13 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
+	"github.com/hybridtwin/hybridtwin/twin/spec"
 )
 
 // clusterSpecs maps the simulation's VMs onto one cluster.Spec per workload cluster of the plan: worker
 // VMs become Nodes (CPU, memory, host, pool, size and address from the model), control-plane and
 // load-balancer VMs count in capacity only.
-func clusterSpecs(s *Spec, vms []hardware.VMStatus) ([]cluster.Spec, error) {
+func clusterSpecs(s *spec.Spec, vms []hardware.VMStatus) ([]cluster.Spec, error) {
 	var out []cluster.Spec
 	for _, name := range s.ClusterNames() {
 		cs, err := clusterSpec(s, name, vms)
@@ -24,7 +25,7 @@ func clusterSpecs(s *Spec, vms []hardware.VMStatus) ([]cluster.Spec, error) {
 }
 
 // clusterSpec is one workload cluster's cluster.Spec from the simulation's VMs.
-func clusterSpec(s *Spec, name string, vms []hardware.VMStatus) (cluster.Spec, error) {
+func clusterSpec(s *spec.Spec, name string, vms []hardware.VMStatus) (cluster.Spec, error) {
 	cs := cluster.Spec{Name: name, Provider: s.Spec.Provider, TimeProfile: s.Spec.TimeProfile}
 	for _, vm := range vms {
 		if vm.Cluster != name {

@@ -1,9 +1,10 @@
-package twin
+package estate
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,38 +14,43 @@ import (
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/hybridtwin/hybridtwin/hardware"
+	"github.com/hybridtwin/hybridtwin/twin/api"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/embedded"
 	"github.com/hybridtwin/hybridtwin/twin/hostops"
+	"github.com/hybridtwin/hybridtwin/twin/spec"
 )
+
+// examplePath is the embedded default twin spec.
+var examplePath = filepath.Join("..", "..", "..", "examples", "twin.yaml")
 
 // offlineTwin is the example twin's planning half -- spec, hardware simulation, bridge, a real embedded
 // provider with no cluster -- without starting any process: enough for every refusal, which must
 // happen before anything starts. The running half is proven by TestExampleTwinLifecycle and the
 // scenarios.
-func offlineTwin(t *testing.T) (*Twin, *embedded.Provider) {
+func offlineTwin(t *testing.T) (*Estate, *embedded.Provider) {
 	t.Helper()
-	spec, err := LoadSpec(examplePath)
+	s, err := spec.LoadSpec(examplePath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	prof, err := RunProfileFor(spec.Spec.TimeProfile)
+	prof, err := api.RunProfileFor(s.Spec.TimeProfile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	prov := embedded.New(embedded.Options{Dir: t.TempDir()})
-	tw := &Twin{spec: spec, prof: prof, log: slog.New(slog.DiscardHandler), clusters: map[string]*runningCluster{},
-		provider: prov, plan: spec.Plan.Clone(), done: make(chan struct{})}
+	tw := &Estate{spec: s, prof: prof, log: slog.New(slog.DiscardHandler), clusters: map[string]*Cluster{},
+		provider: prov, plan: s.Plan.Clone(), done: make(chan struct{})}
 	tw.opsCtx, tw.opsCancel = context.WithCancel(context.Background())
 	t.Cleanup(tw.opsCancel)
-	tw.sim, err = hardware.NewSim(spec.Inventory, tw.plan, hardware.WithClock(clk))
+	tw.sim, err = hardware.NewSim(s.Inventory, tw.plan, hardware.WithClock(clk))
 	if err != nil {
 		t.Fatal(err)
 	}
 	tw.bridge = hostops.NewBridge(tw.sim, &hostops.Nodes{Faults: prov, Client: tw.clientOf}, clk)
-	for _, n := range spec.ClusterNames() {
-		tw.clusters[n] = &runningCluster{}
+	for _, n := range s.ClusterNames() {
+		tw.clusters[n] = &Cluster{}
 	}
 	return tw, prov
 }
@@ -56,7 +62,7 @@ var vmPlace = cmp.Comparer(func(a, b hardware.VMStatus) bool {
 
 // unchanged asserts that a refused operation left the twin as it was: the plan, the hardware model's
 // VMs and hosts, no bridge record, no cluster started.
-func unchanged(t *testing.T, g Gomega, tw *Twin, prov *embedded.Provider, vms []hardware.VMStatus) {
+func unchanged(t *testing.T, g Gomega, tw *Estate, prov *embedded.Provider, vms []hardware.VMStatus) {
 	t.Helper()
 	g.Expect(cmp.Diff(tw.spec.Plan.Spec, tw.Plan().Spec)).To(BeEmpty(), "the plan changed")
 	g.Expect(cmp.Diff(vms, tw.bridge.VMs(), vmPlace)).To(BeEmpty(), "the hardware model changed")
@@ -80,9 +86,9 @@ func TestScaleBeyondTheHardwareIsRefusedWithItsReason(t *testing.T) {
 	limit := mw.Current + mw.More
 
 	_, err = tw.ScaleNodePool(context.Background(), "dev", "linux", limit+1)
-	var ce *CapacityError
-	g.Expect(errors.As(err, &ce)).To(BeTrue(), "want a *CapacityError, got %v", err)
-	g.Expect(errors.Is(err, ErrRefused)).To(BeTrue())
+	var ce *api.CapacityError
+	g.Expect(errors.As(err, &ce)).To(BeTrue(), "want a *api.CapacityError, got %v", err)
+	g.Expect(errors.Is(err, api.ErrRefused)).To(BeTrue())
 	g.Expect(errors.Is(err, hardware.ErrInsufficientCapacity)).To(BeTrue(), "the model's sentinel is kept: %v", err)
 	g.Expect(ce.Reasons).NotTo(BeEmpty())
 	g.Expect(ce.Reasons[0]).To(Equal(mw.LimitedBy), "the refusal gives the planner's reason")
@@ -91,9 +97,9 @@ func TestScaleBeyondTheHardwareIsRefusedWithItsReason(t *testing.T) {
 	unchanged(t, g, tw, prov, vms)
 
 	_, err = tw.ScaleNodePool(context.Background(), "dev", "linux", limit)
-	var oe *OpError
+	var oe *api.StepError
 	g.Expect(errors.As(err, &oe)).To(BeTrue(), "at the limit the model accepts and adding a node to a cluster that does not run fails: got %v", err)
-	g.Expect(oe.Step).To(Equal(StepNodesAdded))
+	g.Expect(oe.Step).To(Equal(api.StepNodesAdded))
 	g.Expect(oe.UndoErr).NotTo(HaveOccurred())
 	g.Expect(oe.Undone).To(ContainElement(HavePrefix("VMs released: dev-linux-3@")))
 	recs := tw.bridge.Records()
@@ -136,7 +142,7 @@ func TestAddClusterMovesNoRunningVM(t *testing.T) {
 	}
 	g.Expect(moved).To(BeNumerically(">", 0), "precondition: a fresh plan with the new cluster first moves running VMs")
 
-	ch, err := tw.place(context.Background(), OpAddCluster, wc.Name, "", 0, next)
+	ch, err := tw.place(context.Background(), api.OpAddCluster, wc.Name, "", 0, next)
 	g.Expect(err).NotTo(HaveOccurred())
 	after := map[string]hardware.VMStatus{}
 	for _, vm := range tw.bridge.VMs() {
@@ -166,48 +172,48 @@ func TestAddClusterMovesNoRunningVM(t *testing.T) {
 	g.Expect(infos).To(BeEmpty())
 }
 
-// Every refusal names what was wrong and what to do, wraps ErrRefused, and changes nothing.
+// Every refusal names what was wrong and what to do, wraps api.ErrRefused, and changes nothing.
 func TestClusterOperationRefusals(t *testing.T) {
 	big := hardware.WorkloadCluster{Name: "branch-big", ControlPlane: hardware.ControlPlaneSpec{Count: 1},
 		NodePools: []hardware.NodePool{{Name: "linux", OSType: hardware.Linux, VMSize: "Standard_K8S3_v1", Count: 90}}}
 	cases := []struct {
 		name string
-		op   func(ctx context.Context, tw *Twin) error
+		op   func(ctx context.Context, tw *Estate) error
 		want []string
 	}{
-		{"scale an unknown cluster", func(ctx context.Context, tw *Twin) error {
+		{"scale an unknown cluster", func(ctx context.Context, tw *Estate) error {
 			_, err := tw.ScaleNodePool(ctx, "staging", "linux", 4)
 			return err
 		}, []string{`cluster "staging" is not running`, "have: dev, prod"}},
-		{"scale an unknown pool", func(ctx context.Context, tw *Twin) error {
+		{"scale an unknown pool", func(ctx context.Context, tw *Estate) error {
 			_, err := tw.ScaleNodePool(ctx, "dev", "windows", 2)
 			return err
 		}, []string{`no node pool "windows"`, "have: linux"}},
-		{"scale to a negative count", func(ctx context.Context, tw *Twin) error {
+		{"scale to a negative count", func(ctx context.Context, tw *Estate) error {
 			_, err := tw.ScaleNodePool(ctx, "dev", "linux", -1)
 			return err
 		}, []string{"zero or more"}},
-		{"remove an unknown cluster", func(ctx context.Context, tw *Twin) error {
+		{"remove an unknown cluster", func(ctx context.Context, tw *Estate) error {
 			_, err := tw.RemoveCluster(ctx, "staging")
 			return err
 		}, []string{`cluster "staging" is not running`}},
-		{"recreate a cluster the spec does not have", func(ctx context.Context, tw *Twin) error {
+		{"recreate a cluster the spec does not have", func(ctx context.Context, tw *Estate) error {
 			_, err := tw.RecreateCluster(ctx, "branch-new")
 			return err
 		}, []string{`"branch-new" is not a workload cluster of the spec's plan`, "AddCluster"}},
-		{"recreate a cluster that runs", func(ctx context.Context, tw *Twin) error {
+		{"recreate a cluster that runs", func(ctx context.Context, tw *Estate) error {
 			_, err := tw.RecreateCluster(ctx, "dev")
 			return err
 		}, []string{`cluster "dev" already runs`, "remove it first"}},
-		{"add a cluster with a bad name", func(ctx context.Context, tw *Twin) error {
+		{"add a cluster with a bad name", func(ctx context.Context, tw *Estate) error {
 			_, err := tw.AddCluster(ctx, hardware.WorkloadCluster{Name: "Branch_01", NodePools: []hardware.NodePool{{Name: "linux", Count: 1}}})
 			return err
 		}, []string{"add cluster Branch_01", "spec.workloadClusters[2].name"}},
-		{"add a cluster the hardware cannot hold", func(ctx context.Context, tw *Twin) error {
+		{"add a cluster the hardware cannot hold", func(ctx context.Context, tw *Estate) error {
 			_, err := tw.AddCluster(ctx, big)
-			var ce *CapacityError
+			var ce *api.CapacityError
 			if !errors.As(err, &ce) {
-				return errors.New("not a *CapacityError: " + errString(err))
+				return errors.New("not a *api.CapacityError: " + errString(err))
 			}
 			return err
 		}, []string{"add cluster branch-big: the hardware model says it does not fit", "nothing was changed"}},
@@ -219,7 +225,7 @@ func TestClusterOperationRefusals(t *testing.T) {
 			vms := tw.bridge.VMs()
 			err := c.op(context.Background(), tw)
 			g.Expect(err).To(HaveOccurred())
-			g.Expect(errors.Is(err, ErrRefused)).To(BeTrue(), "not refused: %v", err)
+			g.Expect(errors.Is(err, api.ErrRefused)).To(BeTrue(), "not refused: %v", err)
 			for _, w := range c.want {
 				g.Expect(err.Error()).To(ContainSubstring(w))
 			}
@@ -235,7 +241,7 @@ func TestRemoveTheLastClusterIsRefused(t *testing.T) {
 	tw.plan.Spec.WorkloadClusters = tw.plan.Spec.WorkloadClusters[:1]
 	delete(tw.clusters, "prod")
 	_, err := tw.RemoveCluster(context.Background(), "dev")
-	g.Expect(errors.Is(err, ErrRefused)).To(BeTrue())
+	g.Expect(errors.Is(err, api.ErrRefused)).To(BeTrue())
 	g.Expect(err.Error()).To(ContainSubstring("last workload cluster"))
 	infos, _ := prov.List(context.Background())
 	g.Expect(infos).To(BeEmpty())
@@ -245,12 +251,12 @@ func TestRemoveTheLastClusterIsRefused(t *testing.T) {
 func TestOperationsWaitForAnEstateAtRest(t *testing.T) {
 	g := NewWithT(t)
 	tw, prov := offlineTwin(t)
-	_, err := tw.Host(context.Background(), HostFail, "br-hci-02")
+	_, err := tw.Host(context.Background(), hostops.Fail, "br-hci-02")
 	g.Expect(err).NotTo(HaveOccurred())
 	vms := tw.bridge.VMs()
 	records := len(tw.bridge.Records())
 	_, err = tw.ScaleNodePool(context.Background(), "dev", "linux", 4)
-	g.Expect(errors.Is(err, ErrRefused)).To(BeTrue(), "%v", err)
+	g.Expect(errors.Is(err, api.ErrRefused)).To(BeTrue(), "%v", err)
 	g.Expect(err.Error()).To(ContainSubstring("br-hci-02 is Down"))
 	g.Expect(err.Error()).To(ContainSubstring("hybridtwin host repair"))
 	g.Expect(tw.bridge.VMs()).To(Equal(vms))

@@ -1,0 +1,251 @@
+package estate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/hybridtwin/hybridtwin/fakes/arc"
+	"github.com/hybridtwin/hybridtwin/hardware"
+	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
+	"github.com/hybridtwin/hybridtwin/twin/api"
+	"github.com/hybridtwin/hybridtwin/twin/cluster/embedded"
+	"github.com/hybridtwin/hybridtwin/twin/cluster/providers"
+	"github.com/hybridtwin/hybridtwin/twin/gitserver"
+	"github.com/hybridtwin/hybridtwin/twin/hostops"
+	"github.com/hybridtwin/hybridtwin/twin/registry"
+)
+
+// The shared steps of the pipeline (pipeline.go): each starts one part every cluster uses and
+// registers how to stop it.
+
+// plan0 loads the run profile and starts the hardware model on the spec's plan.
+func (e *Estate) plan0() error {
+	s := e.spec
+	prof, err := api.RunProfileFor(s.Spec.TimeProfile)
+	if err != nil {
+		return err
+	}
+	e.prof = prof
+	simOpts := []hardware.SimOption{hardware.WithClock(e.clk)}
+	if prof.FailoverDelay > 0 {
+		simOpts = append(simOpts, hardware.WithFailoverDelay(prof.FailoverDelay))
+	}
+	e.plan = s.Plan.Clone()
+	e.sim, err = hardware.NewSim(s.Inventory, e.plan, simOpts...)
+	if err != nil {
+		return err
+	}
+	vms := e.sim.VMs()
+	nodes, clusters := 0, 0
+	for _, name := range s.ClusterNames() {
+		cs, err := clusterSpec(s, name, vms)
+		if err != nil {
+			return err
+		}
+		nodes += len(cs.Nodes)
+		clusters++
+	}
+	e.progress("plan: %d hosts, %d VMs, %d clusters with %d VM-nodes (%s)", len(e.sim.Hosts()), len(vms), clusters, nodes, s.Capacity.Summary())
+	if !s.Capacity.Fits {
+		e.progress("plan: started although it does not fit (spec.hardware.allowUnfit); a host failure may strand VMs")
+		e.log.Warn("the plan does not fit; starting it anyway (spec.hardware.allowUnfit)", "capacity", s.Capacity.Summary())
+	}
+	return nil
+}
+
+// initProvider picks the cluster provider the spec names.
+func (e *Estate) initProvider() error {
+	prov, err := providers.For(e.spec.Spec.Provider, providers.Options{Embedded: embedded.Options{
+		Dir: filepath.Join(e.stateDir, api.ClustersDir), Logger: e.log.With("component", "clusters")}})
+	if err != nil {
+		return err
+	}
+	e.provider = prov
+	return nil
+}
+
+func (e *Estate) startGitea(ctx context.Context) error {
+	srv, err := gitserver.Start(ctx, gitserver.Options{Dir: filepath.Join(e.stateDir, api.GiteaDir), Logger: e.log.With("component", "gitea")})
+	if err != nil {
+		return err
+	}
+	e.onStop("gitea", srv.Stop)
+	e.git = srv
+	if err := os.WriteFile(filepath.Join(e.stateDir, api.GiteaTokenFile), []byte(srv.AdminToken()+"\n"), 0o600); err != nil {
+		return fmt.Errorf("store the admin token: %w", err)
+	}
+	e.progress("gitea: %s (admin %s, token in %s)", srv.URL(), srv.AdminUser(), filepath.Join(e.stateDir, api.GiteaTokenFile))
+	return nil
+}
+
+func (e *Estate) startRegistry(ctx context.Context) error {
+	reg, err := registry.Start(ctx, registry.Options{Dir: filepath.Join(e.stateDir, api.RegistryDir), Logger: e.log.With("component", "registry")})
+	if err != nil {
+		return err
+	}
+	e.onStop("registry", reg.Stop)
+	e.reg = reg
+	e.progress("registry: %s", reg.Host())
+	return nil
+}
+
+func (e *Estate) startArc(context.Context) error {
+	o := arc.DefaultOptions()
+	o.ProvisioningDelay = e.prof.ArcProvisioningDelay
+	e.arcSrv = arc.NewServer(o)
+	ep, err := e.arcSrv.Listen("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	e.onStop("arc fake", ep.Close)
+	e.arcEP = ep
+	e.progress("arc: %s", ep.URL)
+	if e.flux, err = newFluxClient(e.spec.Spec.Azure.SubscriptionID, ep); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (e *Estate) publishImages(ctx context.Context) error {
+	c := e.reg.Client()
+	n := 0
+	for _, img := range e.spec.Spec.Images {
+		for _, tag := range img.Tags {
+			if _, err := c.Publish(ctx, img.Repository, tag); err != nil {
+				return stepErr(api.StepImages, img.Repository+":"+tag, err)
+			}
+			n++
+		}
+	}
+	e.progress("images: %d published to %s", n, e.reg.Host())
+	return nil
+}
+
+// pushArtifacts pushes every folder of spec.artifacts to the registry as a Flux OCI artifact, the
+// registry placeholder in its files rewritten to the registry's address as in the seeded repositories.
+func (e *Estate) pushArtifacts(ctx context.Context) error {
+	if len(e.spec.Spec.Artifacts) == 0 {
+		return nil
+	}
+	from, to := []byte(gitserver.PlaceholderRegistry), []byte(e.reg.Host())
+	for _, a := range e.spec.Spec.Artifacts {
+		ref := a.Repository + ":" + a.Tag
+		files, err := fluxartifact.ReadDir(e.spec.Path(a.Path), func(data []byte) []byte { return bytesReplace(data, from, to) })
+		if err != nil {
+			return stepErr(api.StepArtifacts, ref, err)
+		}
+		img, err := fluxartifact.Build(files, fluxartifact.Meta{Source: "file://" + e.spec.File})
+		if err != nil {
+			return stepErr(api.StepArtifacts, ref, err)
+		}
+		pushed, err := e.reg.Client().Push(ctx, img, a.Repository, a.Tag)
+		if err != nil {
+			return stepErr(api.StepArtifacts, ref, err)
+		}
+		e.progress("artifacts: %s/%s <- %s (%.19s)", e.reg.Host(), ref, a.Path, pushed.Digest)
+	}
+	return nil
+}
+
+// readerUser is the Gitea user whose token the GitOps configurations read the repositories with.
+const readerUser = "flux-reader"
+
+func (e *Estate) seed(ctx context.Context) error {
+	g := e.spec.Spec.Git
+	admin := e.git.Admin()
+	if err := admin.CreateOrg(ctx, g.Org); err != nil && !errors.Is(err, gitserver.ErrExists) {
+		return stepErr(api.StepSeed, g.Org, err)
+	}
+	if err := admin.EnsurePersonaTeams(ctx, g.Org); err != nil {
+		return stepErr(api.StepSeed, g.Org, err)
+	}
+	// A read-only user for the clusters: the application-developer persona reads configuration
+	// repositories and writes none (gitserver personas, after the Arc CI/CD guidance).
+	reader, err := admin.CreateUser(ctx, readerUser)
+	if err != nil {
+		return stepErr(api.StepSeed, readerUser, err)
+	}
+	if err := admin.AssignPersona(ctx, g.Org, reader, gitserver.ApplicationDeveloper); err != nil {
+		return stepErr(api.StepSeed, readerUser, err)
+	}
+	e.reader = reader
+	from, to := []byte(gitserver.PlaceholderRegistry), []byte(e.reg.Host())
+	rewrite := func(_ string, data []byte) []byte { return bytesReplace(data, from, to) }
+	for _, r := range g.Repos {
+		repo := gitserver.Repo{Owner: g.Org, Name: r.Name}
+		branches := map[string]string{}
+		if r.Path != "" {
+			branches["main"] = r.Path
+		}
+		for b, p := range r.Branches {
+			branches[b] = p
+		}
+		def := "main"
+		if _, ok := branches[def]; !ok {
+			def = slices.Sorted(maps.Keys(branches))[0]
+		}
+		if err := admin.CreateRepo(ctx, repo, gitserver.RepoOptions{Description: "seeded by hybridtwin from " + e.spec.File, DefaultBranch: def}); err != nil && !errors.Is(err, gitserver.ErrExists) {
+			return stepErr(api.StepSeed, repo.String(), err)
+		}
+		if err := admin.GrantLayers(ctx, repo, []gitserver.Layer{gitserver.ClusterLayer, gitserver.AppLayer}); err != nil {
+			return stepErr(api.StepSeed, repo.String(), err)
+		}
+		// The default branch first, so the others share its history.
+		order := append([]string{def}, without(slices.Sorted(maps.Keys(branches)), def)...)
+		for _, b := range order {
+			res, err := admin.Push(ctx, gitserver.PushRequest{Repo: repo, Branch: b, From: def, Dir: e.spec.Path(branches[b]),
+				Message: fmt.Sprintf("Seed %s from %s", b, branches[b]), Rewrite: rewrite})
+			if err != nil {
+				return stepErr(api.StepSeed, repo.String()+"@"+b, err)
+			}
+			e.progress("seed: %s %s <- %s (%.12s)", repo, b, branches[b], res.Commit)
+		}
+		if err := admin.SetDefaultBranch(ctx, repo, def); err != nil {
+			return stepErr(api.StepSeed, repo.String(), err)
+		}
+		e.repoURLs[r.Name] = admin.CloneURL(repo)
+		e.gitRepos = append(e.gitRepos, repo)
+	}
+	return nil
+}
+
+func (e *Estate) writeKubeconfig(context.Context) error {
+	if err := e.writeKubeconfigFor(e.clusterNames(), nil); err != nil {
+		return err
+	}
+	if e.kubeconfig == "" { // set once, in Up; cluster operations rewrite the same file
+		e.kubeconfig = filepath.Join(e.stateDir, api.KubeconfigFile)
+		e.progress("kubeconfig: %s (contexts: %v)", e.kubeconfig, e.clusterNames())
+	}
+	return nil
+}
+
+// startBridge ties the hardware model to the clusters: its events drive node state until Down.
+func (e *Estate) startBridge() {
+	e.bridge = hostops.NewBridge(e.sim, &hostops.Nodes{Faults: e.provider, Client: e.clientOf, NodeName: e.nodeName}, e.clk)
+	bctx, bcancel := context.WithCancel(e.runCtx)
+	e.wg.Add(1)
+	go func() { defer e.wg.Done(); e.bridge.Run(bctx) }()
+	e.onStop("hardware bridge", func(context.Context) error { bcancel(); return nil })
+}
+
+func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// without is xs without x, sorted.
+func without(xs []string, x string) []string {
+	var out []string
+	for _, v := range xs {
+		if v != x {
+			out = append(out, v)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
