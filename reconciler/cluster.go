@@ -10,7 +10,6 @@ import (
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
-	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/workq"
 	corev1 "k8s.io/api/core/v1"
@@ -39,23 +38,44 @@ var ErrNoCRDs = errors.New("flux CRDs not installed")
 const ReasonUnsupported = "UnsupportedByTwin"
 
 // clusterKind is one Flux kind the reconciler reconciles from the cluster: its resource, the Flux
-// controller whose name its events carry and whose field manager writes its status, and its Go type.
+// controller whose name its events carry and whose field manager writes its status, its Go type, and
+// how a decoded object is handed to the reconciler.
 type clusterKind struct {
 	kind      Kind
 	gvr       schema.GroupVersionResource
 	component string
 	newObj    func() client.Object
+	apply     func(r *Reconciler, obj client.Object) error
 }
 
-// clusterKinds is the table of kinds watched in ObjectsInCluster mode. A new source kind is one row
-// here (and its fetch in source.go).
-var clusterKinds = []clusterKind{
-	{KindGitRepository, sourcev1.GroupVersion.WithResource("gitrepositories"), "source-controller",
-		func() client.Object { return &sourcev1.GitRepository{} }},
-	{KindOCIRepository, sourcev1.GroupVersion.WithResource("ocirepositories"), "source-controller",
-		func() client.Object { return &sourcev1.OCIRepository{} }},
-	{KindKustomization, kustomizev1.GroupVersion.WithResource("kustomizations"), "kustomize-controller",
-		func() client.Object { return &kustomizev1.Kustomization{} }},
+// clusterKinds is the table of kinds watched in ObjectsInCluster mode: every source kind of sourceKinds,
+// then Kustomization.
+var clusterKinds = append(sourceClusterKinds(), clusterKind{
+	kind:      KindKustomization,
+	gvr:       kustomizev1.GroupVersion.WithResource("kustomizations"),
+	component: "kustomize-controller",
+	newObj:    func() client.Object { return &kustomizev1.Kustomization{} },
+	apply: func(r *Reconciler, obj client.Object) error {
+		return r.ApplyKustomization(obj.(*kustomizev1.Kustomization))
+	},
+})
+
+// sourceClusterKinds are the rows of clusterKinds made from sourceKinds.
+func sourceClusterKinds() []clusterKind {
+	out := make([]clusterKind, 0, len(sourceKinds)+1)
+	for i := range sourceKinds {
+		sk := &sourceKinds[i]
+		out = append(out, clusterKind{
+			kind:      sk.kind,
+			gvr:       sk.gvr,
+			component: "source-controller",
+			newObj:    func() client.Object { return sk.newObj() },
+			apply: func(r *Reconciler, obj client.Object) error {
+				return r.applySource(sk, obj.(sourceObject))
+			},
+		})
+	}
+	return out
 }
 
 func clusterKindOf(k Kind) clusterKind {
@@ -182,16 +202,7 @@ func (c *inCluster) observe(ck clusterKind, obj any) {
 		c.refuse(ck, u, fmt.Errorf("decode %s %s: %w", ck.kind, sk.key, err))
 		return
 	}
-	var err error
-	switch o := typed.(type) {
-	case *sourcev1.GitRepository:
-		err = c.r.ApplyGitRepository(o)
-	case *sourcev1.OCIRepository:
-		err = c.r.ApplyOCIRepository(o)
-	case *kustomizev1.Kustomization:
-		err = c.r.ApplyKustomization(o)
-	}
-	if err != nil && !errors.Is(err, ErrStopped) {
+	if err := ck.apply(c.r, typed); err != nil && !errors.Is(err, ErrStopped) {
 		// A refused update must not leave the previous spec reconciling (and writing its status over the
 		// refusal): the reconciler lets go of the object without pruning, as a failing Flux reconcile
 		// leaves what was applied in place.
@@ -425,14 +436,8 @@ func (r *Reconciler) statusOf(sk schedKey) (any, bool) {
 		if st == nil || st.deleted {
 			return nil, false
 		}
-		switch o := st.obj.(type) {
-		case *sourcev1.GitRepository:
-			return o.Status.DeepCopy(), true
-		case *sourcev1.OCIRepository:
-			return o.Status.DeepCopy(), true
-		}
+		return st.kind.status(st.obj), true
 	}
-	return nil, false
 }
 
 // published tells the cluster writer that an object's status changed; in memory it does nothing.

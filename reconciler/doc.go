@@ -22,6 +22,10 @@
 // their dependencies become Ready (no 30 s requeue, fluxcd/flux2#4808) and watches every applied object
 // so drift is corrected within a second instead of at the next interval; every correction is recorded.
 //
+// Source kinds are one table, sourceKinds (source.go): each kind's file (git.go, oci.go) states its row
+// -- resource, Go type, validation, common fields, status, fetch -- and the shared bookkeeping, the
+// cluster watch and the Kustomization's sourceRef check read the table.
+//
 // The decision logic is the pure package internal/core (fake-clock tested); Git, kustomize, apply and
 // watches are engines under internal/. reconcilertest starts the real API server and Git server tests
 // use. client-go's own logs (reflectors, API warnings) go to Options.Logger, never to klog's stderr.

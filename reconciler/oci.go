@@ -6,12 +6,118 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/google/go-containerregistry/pkg/name"
+	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/source"
 	corev1 "k8s.io/api/core/v1"
 )
+
+// ociRepositoryKind is OCIRepository's row of sourceKinds: source-controller's OCIRepository, for
+// artifacts as `flux push artifact` makes them, pulled with go-containerregistry.
+var ociRepositoryKind = sourceDef[sourcev1.OCIRepository, *sourcev1.OCIRepository, sourcev1.OCIRepositoryStatus]{
+	kind:     KindOCIRepository,
+	resource: "ocirepositories",
+	validate: validateOCIRepository,
+	fields: func(o *sourcev1.OCIRepository) sourceFields {
+		sp, st := &o.Spec, &o.Status
+		return sourceFields{spec: o.Spec, interval: sp.Interval.Duration, timeout: sp.Timeout, suspend: sp.Suspend, ignore: sp.Ignore,
+			conditions: &st.Conditions, artifact: &st.Artifact, observedGeneration: &st.ObservedGeneration,
+			observedIgnore: &st.ObservedIgnore, lastHandled: &st.LastHandledReconcileAt}
+	},
+	status: func(o *sourcev1.OCIRepository) *sourcev1.OCIRepositoryStatus { return &o.Status },
+	fetch:  (*Reconciler).pullOCI,
+	// OCIRepository also reports the artifact URL and the layer selection it was built with.
+	stored: func(cur, fetched *sourcev1.OCIRepository) {
+		cur.Status.URL = cur.Status.Artifact.URL
+		cur.Status.ObservedLayerSelector = fetched.Spec.LayerSelector
+	},
+}
+
+// ApplyOCIRepository adds or updates an OCIRepository. A spec change (or a new
+// reconcile.fluxcd.io/requestedAt annotation) reconciles it at once.
+func (r *Reconciler) ApplyOCIRepository(obj *sourcev1.OCIRepository) error {
+	return r.applySource(mustSourceKind(KindOCIRepository), obj)
+}
+
+// DeleteOCIRepository removes an OCIRepository and its artifact. Kustomizations that use it report
+// the source as not found.
+func (r *Reconciler) DeleteOCIRepository(namespace, name string) error {
+	return r.deleteSource(srcRef{KindOCIRepository, core.Key{Namespace: namespace, Name: name}})
+}
+
+// OCIRepository returns a copy of the OCIRepository with its current status.
+func (r *Reconciler) OCIRepository(namespace, name string) (*sourcev1.OCIRepository, bool) {
+	return getSource[*sourcev1.OCIRepository](r, KindOCIRepository, namespace, name)
+}
+
+// OCIRepositories returns copies of all OCIRepositories, sorted by namespace and name.
+func (r *Reconciler) OCIRepositories() []sourcev1.OCIRepository {
+	return listSources[sourcev1.OCIRepository](r, KindOCIRepository)
+}
+
+func validateOCIRepository(o *sourcev1.OCIRepository) error {
+	if o == nil {
+		return fmt.Errorf("%w: nil OCIRepository", ErrInvalid)
+	}
+	bad := func(field, format string, args ...any) error {
+		return invalid("OCIRepository", o.Namespace, o.Name, field, format, args...)
+	}
+	if o.Name == "" || o.Namespace == "" {
+		return bad("metadata", "name and namespace are required")
+	}
+	rest, ok := strings.CutPrefix(o.Spec.URL, sourcev1.OCIRepositoryPrefix)
+	if !ok || rest == "" {
+		return bad("spec.url", "%q must be an oci:// URL of a repository, e.g. oci://registry.example.com/manifests/app", o.Spec.URL)
+	}
+	if _, err := name.NewRepository(rest, name.StrictValidation); err != nil {
+		return bad("spec.url", "%q is not a repository reference (put a tag in spec.ref.tag, a digest in spec.ref.digest): %v", o.Spec.URL, err)
+	}
+	if o.Spec.Interval.Duration <= 0 {
+		return bad("spec.interval", "must be a positive duration, e.g. 1m")
+	}
+	if o.Spec.Timeout != nil && o.Spec.Timeout.Duration <= 0 {
+		return bad("spec.timeout", "must be a positive duration when set")
+	}
+	if ref := o.Spec.Reference; ref != nil {
+		if ref.Digest != "" {
+			if _, err := gcrv1.NewHash(ref.Digest); err != nil {
+				return bad("spec.ref.digest", "%q must be sha256:<64 hex digits>", ref.Digest)
+			}
+		}
+		if ref.SemVer != "" {
+			if _, err := semver.NewConstraint(ref.SemVer); err != nil {
+				return bad("spec.ref.semver", "%q is not a semver range: %v", ref.SemVer, err)
+			}
+		}
+		if ref.SemverFilter != "" {
+			if _, err := regexp.Compile(ref.SemverFilter); err != nil {
+				return bad("spec.ref.semverFilter", "%q is not a regular expression: %v", ref.SemverFilter, err)
+			}
+		}
+	}
+	if op := o.GetLayerOperation(); op != sourcev1.OCILayerExtract && op != sourcev1.OCILayerCopy {
+		return bad("spec.layerSelector.operation", "%q must be extract or copy", op)
+	}
+	unsupported := map[string]bool{
+		"spec.provider":           o.Spec.Provider != "" && o.Spec.Provider != sourcev1.GenericOCIProvider,
+		"spec.verify":             o.Spec.Verify != nil,
+		"spec.serviceAccountName": o.Spec.ServiceAccountName != "",
+		"spec.certSecretRef":      o.Spec.CertSecretRef != nil,
+		"spec.proxySecretRef":     o.Spec.ProxySecretRef != nil,
+	}
+	for _, f := range []string{"spec.provider", "spec.verify", "spec.serviceAccountName", "spec.certSecretRef", "spec.proxySecretRef"} {
+		if unsupported[f] {
+			return bad(f, "is not supported by the twin's reconciler; remove it")
+		}
+	}
+	return nil
+}
 
 // pullOCI pulls an OCIRepository's artifact (source-controller's OCIRepository reconciler, for
 // artifacts as `flux push artifact` makes them); reconcileSource records it.

@@ -16,7 +16,6 @@ import (
 
 	"github.com/fluxcd/cli-utils/pkg/flowcontrol"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
-	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/go-logr/logr"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/apply"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
@@ -77,7 +76,7 @@ type Options struct {
 
 // Errors callers can test for.
 var (
-	// ErrInvalid is wrapped by validation errors of ApplyGitRepository and ApplyKustomization.
+	// ErrInvalid is wrapped by validation errors of the Apply methods.
 	ErrInvalid = errors.New("invalid object")
 	// ErrNotFound is returned for an unknown object.
 	ErrNotFound = errors.New("not found")
@@ -93,7 +92,7 @@ type schedKey struct {
 	key  core.Key
 }
 
-// srcRef names a source: a GitRepository or an OCIRepository.
+// srcRef names a source: an object of one of the kinds of sourceKinds.
 type srcRef struct {
 	kind Kind
 	key  core.Key
@@ -101,7 +100,8 @@ type srcRef struct {
 
 func (s srcRef) String() string { return string(s.kind) + "/" + s.key.String() }
 
-// Reconciler reconciles GitRepositories and Kustomizations against one cluster.
+// Reconciler reconciles sources (GitRepositories, OCIRepositories) and Kustomizations against one
+// cluster.
 type Reconciler struct {
 	opts   Options
 	prof   Profile
@@ -375,11 +375,11 @@ func (r *Reconciler) scheduleLocked(kind Kind, k core.Key, d time.Duration) {
 }
 
 func (r *Reconciler) enqueue(kind Kind, k core.Key) {
-	switch kind {
-	case KindGitRepository, KindOCIRepository:
-		r.srcQueue.Add(srcRef{kind, k})
-	case KindKustomization:
+	switch {
+	case kind == KindKustomization:
 		r.ksQueue.Add(k)
+	case isSourceKind(kind):
+		r.srcQueue.Add(srcRef{kind, k})
 	}
 }
 
@@ -391,24 +391,6 @@ func (r *Reconciler) jitter(d time.Duration) time.Duration {
 	f := (r.rng.Float64()*2 - 1) * r.prof.IntervalJitter
 	r.mu.Unlock()
 	return d + time.Duration(float64(d)*f)
-}
-
-// ApplyGitRepository adds or updates a GitRepository. A spec change (or a new
-// reconcile.fluxcd.io/requestedAt annotation) reconciles it at once.
-func (r *Reconciler) ApplyGitRepository(obj *sourcev1.GitRepository) error {
-	if err := validateGitRepository(obj); err != nil {
-		return err
-	}
-	return r.applySource(KindGitRepository, obj.DeepCopy())
-}
-
-// ApplyOCIRepository adds or updates an OCIRepository. A spec change (or a new
-// reconcile.fluxcd.io/requestedAt annotation) reconciles it at once.
-func (r *Reconciler) ApplyOCIRepository(obj *sourcev1.OCIRepository) error {
-	if err := validateOCIRepository(obj); err != nil {
-		return err
-	}
-	return r.applySource(KindOCIRepository, obj.DeepCopy())
 }
 
 // ApplyKustomization adds or updates a Kustomization. It is rejected with a *core.CycleError-wrapping
@@ -471,18 +453,6 @@ func (r *Reconciler) inventoryOf(obj *kustomizev1.Kustomization) []invEntry {
 	return out
 }
 
-// DeleteGitRepository removes a GitRepository and its clone and artifact. Kustomizations that use it
-// report the source as not found.
-func (r *Reconciler) DeleteGitRepository(namespace, name string) error {
-	return r.deleteSource(srcRef{KindGitRepository, core.Key{Namespace: namespace, Name: name}})
-}
-
-// DeleteOCIRepository removes an OCIRepository and its artifact. Kustomizations that use it report
-// the source as not found.
-func (r *Reconciler) DeleteOCIRepository(namespace, name string) error {
-	return r.deleteSource(srcRef{KindOCIRepository, core.Key{Namespace: namespace, Name: name}})
-}
-
 // DeleteKustomization removes a Kustomization. As Flux's finalizer does, it first deletes the objects
 // of its inventory when spec.prune is true and it is not suspended (deletionPolicy MirrorPrune, Flux's
 // default; Delete and Orphan are honoured too, WaitForTermination deletes without waiting).
@@ -543,26 +513,6 @@ func (r *Reconciler) DeleteKustomization(ctx context.Context, namespace, name st
 	return nil
 }
 
-// GitRepository returns a copy of the GitRepository with its current status.
-func (r *Reconciler) GitRepository(namespace, name string) (*sourcev1.GitRepository, bool) {
-	return getSource[*sourcev1.GitRepository](r, KindGitRepository, namespace, name)
-}
-
-// GitRepositories returns copies of all GitRepositories, sorted by namespace and name.
-func (r *Reconciler) GitRepositories() []sourcev1.GitRepository {
-	return listSources[sourcev1.GitRepository](r, KindGitRepository)
-}
-
-// OCIRepository returns a copy of the OCIRepository with its current status.
-func (r *Reconciler) OCIRepository(namespace, name string) (*sourcev1.OCIRepository, bool) {
-	return getSource[*sourcev1.OCIRepository](r, KindOCIRepository, namespace, name)
-}
-
-// OCIRepositories returns copies of all OCIRepositories, sorted by namespace and name.
-func (r *Reconciler) OCIRepositories() []sourcev1.OCIRepository {
-	return listSources[sourcev1.OCIRepository](r, KindOCIRepository)
-}
-
 // Kustomization returns a copy of the Kustomization with its current status.
 func (r *Reconciler) Kustomization(namespace, name string) (*kustomizev1.Kustomization, bool) {
 	r.mu.Lock()
@@ -593,11 +543,11 @@ func (r *Reconciler) RequestReconcile(kind Kind, namespace, name string) error {
 	k := core.Key{Namespace: namespace, Name: name}
 	r.mu.Lock()
 	var ok bool
-	switch kind {
-	case KindGitRepository, KindOCIRepository:
-		_, ok = r.srcs[srcRef{kind, k}]
-	case KindKustomization:
+	switch {
+	case kind == KindKustomization:
 		_, ok = r.kss[k]
+	case isSourceKind(kind):
+		_, ok = r.srcs[srcRef{kind, k}]
 	}
 	r.mu.Unlock()
 	if !ok {

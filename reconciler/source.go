@@ -2,9 +2,9 @@ package reconciler
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fluxcd/pkg/apis/meta"
@@ -13,27 +13,151 @@ import (
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/source"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// sourceObject is a source the reconciler supports: a *sourcev1.GitRepository or a
-// *sourcev1.OCIRepository. The two kinds share their bookkeeping (apply, delete, status, requeue);
-// only the fetch and a few status fields differ.
+// sourceObject is a source the reconciler supports: an object of one of the kinds of sourceKinds.
+// The kinds share their bookkeeping (apply, delete, status, requeue); only what sourceKinds holds per
+// kind differs.
 type sourceObject interface {
 	client.Object
 	GetArtifact() *meta.Artifact
 }
 
+// sourceKinds is the table of the source kinds the reconciler reconciles, one row per kind. Everything
+// that differs between kinds is in its row, stated in the kind's own file; the bookkeeping here, the
+// cluster watch (clusterKinds) and the validation of a Kustomization's spec.sourceRef.kind read it. A
+// new source kind is a file with its sourceDef (and its Apply/Delete/get/list methods) and one line here.
+var sourceKinds = []sourceKind{
+	gitRepositoryKind.row(),
+	ociRepositoryKind.row(),
+}
+
+// sourceKind is one row of sourceKinds: a source kind with its Go type erased, so the bookkeeping can
+// handle every kind alike. Rows are made from a sourceDef with row().
+type sourceKind struct {
+	kind     Kind
+	gvr      schema.GroupVersionResource
+	newObj   func() sourceObject
+	validate func(sourceObject) error
+	fields   func(sourceObject) sourceFields
+	// carryStatus gives dst the status of prev, the object it replaces, or an empty status when prev is
+	// nil: the status of an applied object is the reconciler's, not the caller's.
+	carryStatus func(dst, prev sourceObject)
+	// status returns a copy of the object's status, as written to the status subresource.
+	status func(sourceObject) any
+	fetch  func(r *Reconciler, ctx context.Context, ref srcRef, obj sourceObject) fetched
+	// stored sets the kind's own status fields after a new artifact was stored in cur.
+	stored func(cur, fetched sourceObject)
+}
+
+// sourceDef is how a kind's file states its row, in the kind's own Go types: T is the object type (P
+// its pointer), S the type of its status.
+type sourceDef[T any, P interface {
+	*T
+	sourceObject
+}, S any] struct {
+	kind Kind
+	// resource is the kind's plural resource name in source.toolkit.fluxcd.io/v1.
+	resource string
+	// validate refuses, naming the field, what the twin's reconciler cannot do with the object (the
+	// error wraps ErrInvalid). It is called with nil for a nil object.
+	validate func(P) error
+	// fields gives the spec and status fields every source kind has.
+	fields func(P) sourceFields
+	// status points at the object's status.
+	status func(P) *S
+	// fetch produces the artifact of obj (a copy; r.mu is not held, ctx ends at spec.timeout). A
+	// failure is fetchFailed(reason, err) with the kind's Ready=False reason.
+	fetch func(r *Reconciler, ctx context.Context, ref srcRef, obj P) fetched
+	// stored, if set, sets status fields only this kind has once a new artifact is in cur's status
+	// (cur is the current object; fetched the copy whose spec was fetched).
+	stored func(cur, fetched P)
+}
+
+// row erases the Go types of d.
+func (d sourceDef[T, P, S]) row() sourceKind {
+	typed := func(o sourceObject) P { p, _ := o.(P); return p }
+	sk := sourceKind{
+		kind:     d.kind,
+		gvr:      sourcev1.GroupVersion.WithResource(d.resource),
+		newObj:   func() sourceObject { return P(new(T)) },
+		validate: func(o sourceObject) error { return d.validate(typed(o)) },
+		fields:   func(o sourceObject) sourceFields { return d.fields(typed(o)) },
+		carryStatus: func(dst, prev sourceObject) {
+			var empty S
+			st := d.status(typed(dst))
+			*st = empty
+			if p := typed(prev); p != nil {
+				*st = *d.status(p)
+			}
+		},
+		status: func(o sourceObject) any { return d.status(o.DeepCopyObject().(P)) },
+		fetch: func(r *Reconciler, ctx context.Context, ref srcRef, o sourceObject) fetched {
+			return d.fetch(r, ctx, ref, typed(o))
+		},
+		stored: func(sourceObject, sourceObject) {},
+	}
+	if d.stored != nil {
+		sk.stored = func(cur, fetched sourceObject) { d.stored(typed(cur), typed(fetched)) }
+	}
+	return sk
+}
+
+// sourceKindOf returns the row of a source kind, false if kind is not one.
+func sourceKindOf(kind Kind) (*sourceKind, bool) {
+	for i := range sourceKinds {
+		if sourceKinds[i].kind == kind {
+			return &sourceKinds[i], true
+		}
+	}
+	return nil, false
+}
+
+// isSourceKind says whether kind is a source kind of sourceKinds.
+func isSourceKind(kind Kind) bool {
+	_, ok := sourceKindOf(kind)
+	return ok
+}
+
+// mustSourceKind returns the row of a kind its own file defines (a kind missing from sourceKinds is a
+// programming error).
+func mustSourceKind(kind Kind) *sourceKind {
+	sk, ok := sourceKindOf(kind)
+	if !ok {
+		panic("reconciler: " + string(kind) + " is not in sourceKinds")
+	}
+	return sk
+}
+
+// sourceKindNames lists the source kinds for a message, e.g. "GitRepository or OCIRepository".
+func sourceKindNames() string {
+	names := make([]string, len(sourceKinds))
+	for i, sk := range sourceKinds {
+		names[i] = string(sk.kind)
+	}
+	return orList(names)
+}
+
+// orList joins names as a message lists alternatives: "A", "A or B", "A, B or C".
+func orList(names []string) string {
+	if len(names) < 2 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
 // srcState is the reconciler's record of one source.
 type srcState struct {
+	kind     *sourceKind
 	obj      sourceObject
 	failures int
 	deleted  bool
 }
 
-// sourceFields are the fields GitRepository and OCIRepository (source.toolkit.fluxcd.io/v1) both have,
-// with the same meaning: the spec's by value, the status's by pointer so the shared bookkeeping can set
-// them.
+// sourceFields are the fields every source kind (source.toolkit.fluxcd.io/v1) has, with the same
+// meaning: the spec's by value, the status's by pointer so the shared bookkeeping can set them.
 type sourceFields struct {
 	spec     any // the whole spec: a change is a new generation
 	interval time.Duration
@@ -48,44 +172,14 @@ type sourceFields struct {
 	lastHandled        *string // status.lastHandledReconcileAt
 }
 
-func fieldsOf(obj sourceObject) sourceFields {
-	switch o := obj.(type) {
-	case *sourcev1.GitRepository:
-		sp, st := &o.Spec, &o.Status
-		return sourceFields{spec: o.Spec, interval: sp.Interval.Duration, timeout: sp.Timeout, suspend: sp.Suspend, ignore: sp.Ignore,
-			conditions: &st.Conditions, artifact: &st.Artifact, observedGeneration: &st.ObservedGeneration,
-			observedIgnore: &st.ObservedIgnore, lastHandled: &st.LastHandledReconcileAt}
-	case *sourcev1.OCIRepository:
-		sp, st := &o.Spec, &o.Status
-		return sourceFields{spec: o.Spec, interval: sp.Interval.Duration, timeout: sp.Timeout, suspend: sp.Suspend, ignore: sp.Ignore,
-			conditions: &st.Conditions, artifact: &st.Artifact, observedGeneration: &st.ObservedGeneration,
-			observedIgnore: &st.ObservedIgnore, lastHandled: &st.LastHandledReconcileAt}
+// applySource validates a source of kind sk and adds or updates it (as a copy). A spec change (or a
+// new reconcile.fluxcd.io/requestedAt annotation) reconciles it at once.
+func (r *Reconciler) applySource(sk *sourceKind, obj sourceObject) error {
+	if err := sk.validate(obj); err != nil {
+		return err
 	}
-	// Unreachable: only ApplyGitRepository and ApplyOCIRepository store sources.
-	panic(fmt.Sprintf("reconciler: %T is not a source kind", obj))
-}
-
-// carryStatus gives dst the status of prev, the object it replaces (of the same kind), or an empty
-// status when there is none: the status of an applied object is the reconciler's, not the caller's.
-func carryStatus(dst, prev sourceObject) {
-	switch d := dst.(type) {
-	case *sourcev1.GitRepository:
-		d.Status = sourcev1.GitRepositoryStatus{}
-		if p, ok := prev.(*sourcev1.GitRepository); ok {
-			d.Status = p.Status
-		}
-	case *sourcev1.OCIRepository:
-		d.Status = sourcev1.OCIRepositoryStatus{}
-		if p, ok := prev.(*sourcev1.OCIRepository); ok {
-			d.Status = p.Status
-		}
-	}
-}
-
-// applySource adds or updates a source (in is the caller's validated object, copied). A spec change
-// (or a new reconcile.fluxcd.io/requestedAt annotation) reconciles it at once.
-func (r *Reconciler) applySource(kind Kind, in sourceObject) error {
-	ref := srcRef{kind, core.Key{Namespace: in.GetNamespace(), Name: in.GetName()}}
+	in := obj.DeepCopyObject().(sourceObject)
+	ref := srcRef{sk.kind, core.Key{Namespace: in.GetNamespace(), Name: in.GetName()}}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.stopped {
@@ -94,12 +188,12 @@ func (r *Reconciler) applySource(kind Kind, in sourceObject) error {
 	st := r.srcs[ref]
 	if st == nil {
 		in.SetGeneration(r.firstGeneration(in))
-		carryStatus(in, nil)
-		r.srcs[ref] = &srcState{obj: in}
+		sk.carryStatus(in, nil)
+		r.srcs[ref] = &srcState{kind: sk, obj: in}
 	} else {
-		gen, reconcile := r.updatedGeneration(st.obj, in, fieldsOf(st.obj).spec, fieldsOf(in).spec)
+		gen, reconcile := r.updatedGeneration(st.obj, in, sk.fields(st.obj).spec, sk.fields(in).spec)
 		in.SetGeneration(gen)
-		carryStatus(in, st.obj)
+		sk.carryStatus(in, st.obj)
 		st.obj = in
 		if !reconcile {
 			return nil
@@ -190,9 +284,9 @@ type fetched struct {
 
 func fetchFailed(reason string, err error) fetched { return fetched{reason: reason, err: err} }
 
-// reconcileSource fetches a GitRepository or an OCIRepository and, when the revision changed,
-// publishes the new artifact and wakes every Kustomization that reads it -- source-controller's
-// reconcilers, for the fields the reconciler supports.
+// reconcileSource fetches a source and, when the revision changed, publishes the new artifact and wakes
+// every Kustomization that reads it -- source-controller's reconcilers, for the fields the reconciler
+// supports.
 func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 	start := r.clk.Now()
 	r.mu.Lock()
@@ -201,28 +295,29 @@ func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 		r.mu.Unlock()
 		return
 	}
+	sk := st.kind
 	obj := st.obj.DeepCopyObject().(sourceObject)
-	spec, gen := fieldsOf(obj), obj.GetGeneration()
+	spec, gen := sk.fields(obj), obj.GetGeneration()
 	if rq := requestedAt(obj.GetAnnotations()); rq != "" {
-		*fieldsOf(st.obj).lastHandled = rq
+		*sk.fields(st.obj).lastHandled = rq
 	}
 	if spec.suspend {
 		r.scheduleLocked(ref.kind, ref.key, 0)
 		r.mu.Unlock()
 		return
 	}
-	r.markProgressing(fieldsOf(st.obj).conditions, gen, "building artifact")
+	r.markProgressing(sk.fields(st.obj).conditions, gen, "building artifact")
 	r.published(ref.kind, ref.key)
 	r.mu.Unlock()
 
-	// Both kinds' spec.timeout "defaults to 60s" (api/v1 GitRepositorySpec and OCIRepositorySpec.Timeout).
+	// A source's spec.timeout "defaults to 60s" (api/v1 GitRepositorySpec and OCIRepositorySpec.Timeout).
 	timeout := r.prof.GitTimeout
 	if spec.timeout != nil {
 		timeout = spec.timeout.Duration
 	}
 	fctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	f := r.fetchSource(fctx, ref, obj)
+	f := sk.fetch(r, fctx, ref, obj)
 
 	r.mu.Lock()
 	if st.deleted {
@@ -230,7 +325,7 @@ func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 		return
 	}
 	// An Apply during the fetch may have replaced st.obj: the status goes on the current object.
-	s := fieldsOf(st.obj)
+	s := sk.fields(st.obj)
 	*s.observedGeneration = gen
 	var next time.Duration
 	outcome := core.Succeeded
@@ -245,11 +340,7 @@ func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 		*s.artifact = &meta.Artifact{Path: art.Dir, URL: "file://" + art.Dir, Revision: art.Revision, Digest: art.Digest,
 			LastUpdateTime: metav1.NewTime(art.Created), Size: &art.Size, Metadata: art.Metadata}
 		*s.observedIgnore = spec.ignore
-		if o, ok := st.obj.(*sourcev1.OCIRepository); ok {
-			// OCIRepository also reports the artifact URL and the layer selection it was built with.
-			o.Status.URL = o.Status.Artifact.URL
-			o.Status.ObservedLayerSelector = obj.(*sourcev1.OCIRepository).Spec.LayerSelector
-		}
+		sk.stored(st.obj, obj)
 		r.markReady(s.conditions, gen, meta.SucceededReason, f.stored)
 		r.setCondition(s.conditions, gen, sourcev1.ArtifactInStorageCondition, metav1.ConditionTrue, meta.SucceededReason, f.stored)
 		next = spec.interval
@@ -278,43 +369,6 @@ func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 	for _, w := range wake {
 		r.ksQueue.Add(w)
 	}
-}
-
-func (r *Reconciler) fetchSource(ctx context.Context, ref srcRef, obj sourceObject) fetched {
-	switch o := obj.(type) {
-	case *sourcev1.GitRepository:
-		return r.fetchGit(ctx, ref, o)
-	case *sourcev1.OCIRepository:
-		return r.pullOCI(ctx, ref, o)
-	}
-	return fetchFailed(meta.FailedReason, fmt.Errorf("%s: %T is not a supported source kind", ref, obj))
-}
-
-// fetchGit clones or fetches a GitRepository and checks out its reference.
-func (r *Reconciler) fetchGit(ctx context.Context, ref srcRef, obj *sourcev1.GitRepository) fetched {
-	req := source.Request{URL: obj.Spec.URL, Ignore: obj.Spec.Ignore}
-	if ref := obj.Spec.Reference; ref != nil {
-		req.Ref = source.Ref{Branch: ref.Branch, Tag: ref.Tag, SemVer: ref.SemVer, Name: ref.Name, Commit: ref.Commit}
-	}
-	if sr := obj.Spec.SecretRef; sr != nil {
-		sec, err := r.secretRef(ctx, obj.Namespace, sr.Name)
-		if err != nil {
-			return fetchFailed(sourcev1.AuthenticationFailedReason, err)
-		}
-		req.Auth = &source.Auth{Username: string(sec.Data["username"]), Password: string(sec.Data["password"]),
-			BearerToken: string(sec.Data["bearerToken"]), CABundle: sec.Data["ca.crt"]}
-	}
-	art, changed, err := r.store.Fetch(ctx, ref.String(), req)
-	if err != nil {
-		reason := sourcev1.GitOperationFailedReason
-		if errors.Is(err, source.ErrAuth) {
-			reason = sourcev1.AuthenticationFailedReason
-		}
-		return fetchFailed(reason, fmt.Errorf("failed to checkout and determine revision: %w", err))
-	}
-	return fetched{art: art, changed: changed,
-		stored: fmt.Sprintf("stored artifact for revision '%s'", art.Revision),
-		event:  fmt.Sprintf("stored artifact for commit '%s'", art.Commit)}
 }
 
 // secretRef reads the Secret a source's spec.secretRef names.

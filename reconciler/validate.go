@@ -3,19 +3,12 @@ package reconciler
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"reflect"
-	"regexp"
 	"strings"
-
-	"github.com/Masterminds/semver/v3"
-	"github.com/google/go-containerregistry/pkg/name"
-	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/ssa/jsondiff"
-	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
@@ -40,102 +33,6 @@ func invalid(kind, ns, name, field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s %s/%s: %s: %s", ErrInvalid, kind, ns, name, field, fmt.Sprintf(format, args...))
 }
 
-func validateGitRepository(o *sourcev1.GitRepository) error {
-	if o == nil {
-		return fmt.Errorf("%w: nil GitRepository", ErrInvalid)
-	}
-	bad := func(field, format string, args ...any) error {
-		return invalid("GitRepository", o.Namespace, o.Name, field, format, args...)
-	}
-	if o.Name == "" || o.Namespace == "" {
-		return bad("metadata", "name and namespace are required")
-	}
-	u, err := url.Parse(o.Spec.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return bad("spec.url", "%q must be an http:// or https:// Git URL (ssh is not supported by the twin)", o.Spec.URL)
-	}
-	if o.Spec.Interval.Duration <= 0 {
-		return bad("spec.interval", "must be a positive duration, e.g. 1m")
-	}
-	if o.Spec.Timeout != nil && o.Spec.Timeout.Duration <= 0 {
-		return bad("spec.timeout", "must be a positive duration when set")
-	}
-	unsupported := map[string]bool{
-		"spec.provider":           o.Spec.Provider != "" && o.Spec.Provider != sourcev1.GitProviderGeneric,
-		"spec.verify":             o.Spec.Verification != nil,
-		"spec.include":            len(o.Spec.Include) > 0,
-		"spec.recurseSubmodules":  o.Spec.RecurseSubmodules,
-		"spec.sparseCheckout":     len(o.Spec.SparseCheckout) > 0,
-		"spec.proxySecretRef":     o.Spec.ProxySecretRef != nil,
-		"spec.serviceAccountName": o.Spec.ServiceAccountName != "",
-	}
-	for _, f := range []string{"spec.provider", "spec.verify", "spec.include", "spec.recurseSubmodules",
-		"spec.sparseCheckout", "spec.proxySecretRef", "spec.serviceAccountName"} {
-		if unsupported[f] {
-			return bad(f, "is not supported by the twin's reconciler; remove it")
-		}
-	}
-	return nil
-}
-
-func validateOCIRepository(o *sourcev1.OCIRepository) error {
-	if o == nil {
-		return fmt.Errorf("%w: nil OCIRepository", ErrInvalid)
-	}
-	bad := func(field, format string, args ...any) error {
-		return invalid("OCIRepository", o.Namespace, o.Name, field, format, args...)
-	}
-	if o.Name == "" || o.Namespace == "" {
-		return bad("metadata", "name and namespace are required")
-	}
-	rest, ok := strings.CutPrefix(o.Spec.URL, sourcev1.OCIRepositoryPrefix)
-	if !ok || rest == "" {
-		return bad("spec.url", "%q must be an oci:// URL of a repository, e.g. oci://registry.example.com/manifests/app", o.Spec.URL)
-	}
-	if _, err := name.NewRepository(rest, name.StrictValidation); err != nil {
-		return bad("spec.url", "%q is not a repository reference (put a tag in spec.ref.tag, a digest in spec.ref.digest): %v", o.Spec.URL, err)
-	}
-	if o.Spec.Interval.Duration <= 0 {
-		return bad("spec.interval", "must be a positive duration, e.g. 1m")
-	}
-	if o.Spec.Timeout != nil && o.Spec.Timeout.Duration <= 0 {
-		return bad("spec.timeout", "must be a positive duration when set")
-	}
-	if ref := o.Spec.Reference; ref != nil {
-		if ref.Digest != "" {
-			if _, err := gcrv1.NewHash(ref.Digest); err != nil {
-				return bad("spec.ref.digest", "%q must be sha256:<64 hex digits>", ref.Digest)
-			}
-		}
-		if ref.SemVer != "" {
-			if _, err := semver.NewConstraint(ref.SemVer); err != nil {
-				return bad("spec.ref.semver", "%q is not a semver range: %v", ref.SemVer, err)
-			}
-		}
-		if ref.SemverFilter != "" {
-			if _, err := regexp.Compile(ref.SemverFilter); err != nil {
-				return bad("spec.ref.semverFilter", "%q is not a regular expression: %v", ref.SemverFilter, err)
-			}
-		}
-	}
-	if op := o.GetLayerOperation(); op != sourcev1.OCILayerExtract && op != sourcev1.OCILayerCopy {
-		return bad("spec.layerSelector.operation", "%q must be extract or copy", op)
-	}
-	unsupported := map[string]bool{
-		"spec.provider":           o.Spec.Provider != "" && o.Spec.Provider != sourcev1.GenericOCIProvider,
-		"spec.verify":             o.Spec.Verify != nil,
-		"spec.serviceAccountName": o.Spec.ServiceAccountName != "",
-		"spec.certSecretRef":      o.Spec.CertSecretRef != nil,
-		"spec.proxySecretRef":     o.Spec.ProxySecretRef != nil,
-	}
-	for _, f := range []string{"spec.provider", "spec.verify", "spec.serviceAccountName", "spec.certSecretRef", "spec.proxySecretRef"} {
-		if unsupported[f] {
-			return bad(f, "is not supported by the twin's reconciler; remove it")
-		}
-	}
-	return nil
-}
-
 func validateKustomization(o *kustomizev1.Kustomization) ([]ignoreRule, error) {
 	if o == nil {
 		return nil, fmt.Errorf("%w: nil Kustomization", ErrInvalid)
@@ -155,8 +52,8 @@ func validateKustomization(o *kustomizev1.Kustomization) ([]ignoreRule, error) {
 	if o.Spec.Timeout != nil && o.Spec.Timeout.Duration <= 0 {
 		return nil, bad("spec.timeout", "must be a positive duration when set")
 	}
-	if k := o.Spec.SourceRef.Kind; k != sourcev1.GitRepositoryKind && k != sourcev1.OCIRepositoryKind {
-		return nil, bad("spec.sourceRef.kind", "%q is not supported by the twin's reconciler; use GitRepository or OCIRepository", k)
+	if k := o.Spec.SourceRef.Kind; !isSourceKind(Kind(k)) {
+		return nil, bad("spec.sourceRef.kind", "%q is not supported by the twin's reconciler; use %s", k, sourceKindNames())
 	}
 	if o.Spec.SourceRef.Name == "" {
 		return nil, bad("spec.sourceRef.name", "is required")

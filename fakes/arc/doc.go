@@ -17,5 +17,6 @@
 // ociRepository.repositoryRef a precedence (digest over semver over tag), the fake refuses two of them at
 // once rather than drop one silently: stricter than ARM. GET and list leave out the x-ms-secret fields
 // (configurationProtectedSettings, ociRepository.tlsConfig) as ARM does; the agents' Go API still sees
-// them. The package imports only the standard library.
+// them. The package imports only the standard library and internal/depgraph (itself standard library
+// only).
 package arc

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/hybridtwin/hybridtwin/internal/depgraph"
 )
 
 // Name rules from the built-in GitOps policy's parameter descriptions: "Maximum of 30 lowercase
@@ -229,64 +231,25 @@ func positive(bad *badRequest, at string, v *int64) {
 	}
 }
 
-// dependsOnCycle returns one dependency cycle (first node repeated at the end), or nil.
+// dependsOnCycle returns one dependency cycle (first node repeated at the end), or nil. A kustomization
+// depending on itself, or on one that is not defined, is reported on its own (validateFluxConfig), so
+// those edges are left out here.
 func dependsOnCycle(ks map[string]*KustomizationDefinition) []string {
 	names := make([]string, 0, len(ks))
 	for k := range ks {
 		names = append(names, k)
 	}
-	sort.Strings(names)
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := map[string]int{}
-	var stack []string
-	var found []string
-	var visit func(n string) bool
-	visit = func(n string) bool {
-		color[n] = grey
-		stack = append(stack, n)
-		kz := ks[n]
-		if kz != nil {
-			deps := append([]string(nil), kz.DependsOn...)
-			sort.Strings(deps)
-			for _, d := range deps {
-				if ks[d] == nil || d == n {
-					continue
-				}
-				switch color[d] {
-				case grey:
-					i := indexOf(stack, d)
-					found = append(append([]string(nil), stack[i:]...), d)
-					return true
-				case white:
-					if visit(d) {
-						return true
-					}
+	return depgraph.Cycle(names, func(n string) []string {
+		var deps []string
+		if kz := ks[n]; kz != nil {
+			for _, d := range kz.DependsOn {
+				if ks[d] != nil && d != n {
+					deps = append(deps, d)
 				}
 			}
 		}
-		stack = stack[:len(stack)-1]
-		color[n] = black
-		return false
-	}
-	for _, n := range names {
-		if color[n] == white && visit(n) {
-			return found
-		}
-	}
-	return nil
-}
-
-func indexOf(xs []string, x string) int {
-	for i, v := range xs {
-		if v == x {
-			return i
-		}
-	}
-	return -1
+		return deps
+	})
 }
 
 func applyFluxDefaults(p *FluxConfigurationProperties) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/hybridtwin/hybridtwin/hardware"
+	"github.com/hybridtwin/hybridtwin/internal/depgraph"
 	"github.com/hybridtwin/hybridtwin/internal/specyaml"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/engine/engines"
@@ -713,47 +714,15 @@ func positiveSeconds(v *validator, at string, n int64) {
 
 // dependsOnCycle returns one cycle of the dependsOn graph (first node repeated at the end), or nil.
 func dependsOnCycle(ks map[string]Kustomization) []string {
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := map[string]int{}
-	var stack, found []string
-	var visit func(n string) bool
-	visit = func(n string) bool {
-		color[n] = grey
-		stack = append(stack, n)
-		deps := append([]string(nil), ks[n].DependsOn...)
-		sort.Strings(deps)
-		for _, d := range deps {
-			if _, ok := ks[d]; !ok || d == n {
-				continue
-			}
-			switch color[d] {
-			case grey:
-				for i, x := range stack {
-					if x == d {
-						found = append(append([]string(nil), stack[i:]...), d)
-					}
-				}
-				return true
-			case white:
-				if visit(d) {
-					return true
-				}
+	return depgraph.Cycle(sortedKeys(ks), func(n string) []string {
+		var deps []string
+		for _, d := range ks[n].DependsOn {
+			if d != n { // a self-dependency is reported on its own, as "not another kustomization"
+				deps = append(deps, d)
 			}
 		}
-		stack = stack[:len(stack)-1]
-		color[n] = black
-		return false
-	}
-	for _, n := range sortedKeys(ks) {
-		if color[n] == white && visit(n) {
-			return found
-		}
-	}
-	return nil
+		return deps
+	})
 }
 
 type validator struct {

@@ -6,5 +6,6 @@
 //
 // Everything here is deterministic and free of I/O: no clients, no goroutines, no wall clock (times are
 // passed in). The engines around it (Git, kustomize, server-side apply, watches) live in sibling packages
-// and call into core; core imports none of them, nor anything of the project outside this package.
+// and call into core; core imports none of them, nor anything of the project outside this package but
+// internal/depgraph (the standard-library cycle search it shares with the spec validators).
 package core

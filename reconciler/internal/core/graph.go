@@ -4,6 +4,8 @@ import (
 	"errors"
 	"slices"
 	"strings"
+
+	"github.com/hybridtwin/hybridtwin/internal/depgraph"
 )
 
 // ErrDependencyCycle is wrapped by every CycleError.
@@ -186,39 +188,8 @@ func (g *Graph) Order() []Key {
 	return out
 }
 
+// findCycle returns the first cycle found visiting nodes and their dependencies in key order, or nil.
+// Dependencies on Kustomizations without a node cannot close a cycle, so the search ignores them.
 func (g *Graph) findCycle() []Key {
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := map[Key]int{}
-	var stack []Key
-	var found []Key
-	var visit func(k Key) bool
-	visit = func(k Key) bool {
-		color[k] = grey
-		stack = append(stack, k)
-		for _, d := range g.deps[k] {
-			switch color[d] {
-			case grey:
-				i := slices.Index(stack, d)
-				found = append(slices.Clone(stack[i:]), d)
-				return true
-			case white:
-				if visit(d) {
-					return true
-				}
-			}
-		}
-		stack = stack[:len(stack)-1]
-		color[k] = black
-		return false
-	}
-	for _, k := range g.Nodes() {
-		if color[k] == white && visit(k) {
-			return found
-		}
-	}
-	return nil
+	return depgraph.CycleFunc(g.Nodes(), func(k Key) []Key { return g.deps[k] }, cmpKey)
 }
