@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"k8s.io/utils/clock"
@@ -215,6 +216,22 @@ func NewSim(inv *Inventory, plan *Plan, opts ...SimOption) (*Sim, error) {
 	if err != nil {
 		return nil, err
 	}
+	return simOf(inv, plan, res, opts...)
+}
+
+// NewSimOf is NewSim for a plan the caller has evaluated already (res is Evaluate(inv, plan), as a twin
+// spec's capacity verdict is), so the plan is not placed a second time. res is not changed.
+func NewSimOf(inv *Inventory, plan *Plan, res *Result, opts ...SimOption) (*Sim, error) {
+	if res == nil {
+		return NewSim(inv, plan, opts...)
+	}
+	own := *res
+	own.VMs = slices.Clone(res.VMs)
+	own.Hosts = slices.Clone(res.Hosts)
+	return simOf(inv, plan, &own, opts...)
+}
+
+func simOf(inv *Inventory, plan *Plan, res *Result, opts ...SimOption) (*Sim, error) {
 	prof := profileOf(inv.Spec.Profile)
 	pl := inv.Spec.Planning
 	s := &Sim{

@@ -314,3 +314,28 @@ func TestSimErrors(t *testing.T) {
 		t.Fatalf("draining a Down host: %v", err)
 	}
 }
+
+// NewSimOf starts from a result evaluated already (a twin spec's verdict) exactly as NewSim does, and
+// leaves that result as it was when the simulation changes.
+func TestSimOfAnEvaluatedPlan(t *testing.T) {
+	i, p := simEstate()
+	res, err := Evaluate(i, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := append([]VM(nil), res.VMs...)
+	want, _ := newSim(t, i, p)
+	got, err := NewSimOf(i, p, res, WithClock(clocktesting.NewFakeClock(t0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.VMs(), want.VMs()) || !reflect.DeepEqual(got.Hosts(), want.Hosts()) {
+		t.Fatalf("NewSimOf placed\n%+v\nNewSim\n%+v", got.VMs(), want.VMs())
+	}
+	if _, err := got.FailHost("h2"); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(res.VMs, before) {
+		t.Errorf("the evaluated result changed with the simulation")
+	}
+}

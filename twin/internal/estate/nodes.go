@@ -9,22 +9,10 @@ import (
 	"github.com/hybridtwin/hybridtwin/twin/spec"
 )
 
-// clusterSpecs maps the simulation's VMs onto one cluster.Spec per workload cluster of the plan: worker
-// VMs become Nodes (CPU, memory, host, pool, size and address from the model), control-plane and
-// load-balancer VMs count in capacity only.
-func clusterSpecs(s *spec.Spec, vms []hardware.VMStatus) ([]cluster.Spec, error) {
-	var out []cluster.Spec
-	for _, name := range s.ClusterNames() {
-		cs, err := clusterSpec(s, name, vms)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, cs)
-	}
-	return out, nil
-}
-
-// clusterSpec is one workload cluster's cluster.Spec from the simulation's VMs.
+// clusterSpec is one workload cluster's cluster.Spec from the simulation's VMs: worker VMs become Nodes
+// (CPU, memory, host, pool, size and address from the model), control-plane and load-balancer VMs count
+// in capacity only. It is defaulted and validated here although the provider does it again: the plan
+// step reports a cluster the model cannot make before anything starts.
 func clusterSpec(s *spec.Spec, name string, vms []hardware.VMStatus) (cluster.Spec, error) {
 	cs := cluster.Spec{Name: name, Provider: s.Spec.Provider, TimeProfile: s.Spec.TimeProfile}
 	for _, vm := range vms {

@@ -38,7 +38,9 @@ func (e *Estate) plan0() error {
 		simOpts = append(simOpts, hardware.WithFailoverDelay(prof.FailoverDelay))
 	}
 	e.plan = s.Plan.Clone()
-	e.sim, err = hardware.NewSim(s.Inventory, e.plan, simOpts...)
+	// The spec's capacity verdict is the plan placed once already (spec.LoadSpec): the simulation starts
+	// from it rather than placing again.
+	e.sim, err = hardware.NewSimOf(s.Inventory, e.plan, s.Capacity, simOpts...)
 	if err != nil {
 		return err
 	}
