@@ -1,10 +1,13 @@
 // Package arcconfig is the one mapping from a twin spec's GitOps configuration to the fluxConfiguration
-// ARM takes: a Git source in the generated SDK's shape (what ` + "`az k8s-configuration flux create`" + ` sends),
-// an OCI source in the REST shape of api-version 2025-04-01 (the generated client has no OCI models).
+// ARM takes, in ARM's REST shape (fakes/arc's models of api-version 2025-04-01). A Git source is sent
+// through the generated SDK client, as `az k8s-configuration flux create` does; its model is the same
+// REST shape read back through the SDK's own JSON decoding, so both sources share one mapping.
 package arcconfig
 
 import (
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/kubernetesconfiguration/armkubernetesconfiguration/v2"
@@ -13,10 +16,11 @@ import (
 	"github.com/hybridtwin/hybridtwin/twin/spec"
 )
 
-// OCI is a spec's OCI-sourced configuration in the REST shape of api-version 2025-04-01.
+// OCI is a spec's OCI-sourced configuration. A source naming a repository of the twin's registry is read
+// from registryHost.
 func OCI(g spec.GitOpsConfig, registryHost string) arc.FluxConfiguration {
 	o := g.OCI
-	def := &arc.OCIRepositoryDefinition{URL: o.URL}
+	def := &arc.OCIRepositoryDefinition{URL: o.URL, SyncIntervalInSeconds: seconds(g.SyncIntervalInSeconds), TimeoutInSeconds: seconds(g.TimeoutInSeconds)}
 	if o.Insecure {
 		def.Insecure = to.Ptr(true)
 	}
@@ -28,24 +32,41 @@ func OCI(g spec.GitOpsConfig, registryHost string) arc.FluxConfiguration {
 	if o.Tag != "" || o.Semver != "" || o.Digest != "" {
 		def.RepositoryRef = &arc.OCIRepositoryRefDefinition{Tag: o.Tag, Semver: o.Semver, Digest: o.Digest}
 	}
-	if g.SyncIntervalInSeconds > 0 {
-		def.SyncIntervalInSeconds = to.Ptr(g.SyncIntervalInSeconds)
+	c := common(g)
+	c.Properties.SourceKind = arc.SourceKindOCIRepository
+	c.Properties.OCIRepository = def
+	return c
+}
+
+// Git is a spec's Git-sourced configuration in the generated SDK's model (api-version 2023-05-01), read
+// from repoURL over HTTPS as user with token (configurationProtectedSettings.httpsKey, base64, as ARM
+// takes it).
+func Git(g spec.GitOpsConfig, repoURL, user, token string) (armkubernetesconfiguration.FluxConfiguration, error) {
+	c := common(g)
+	c.Properties.SourceKind = string(armkubernetesconfiguration.SourceKindTypeGitRepository)
+	c.Properties.GitRepository = &arc.GitRepositoryDefinition{URL: repoURL, HTTPSUser: user,
+		RepositoryRef:         &arc.RepositoryRefDefinition{Branch: g.Ref.Branch, Tag: g.Ref.Tag, Semver: g.Ref.Semver, Commit: g.Ref.Commit},
+		SyncIntervalInSeconds: seconds(g.SyncIntervalInSeconds), TimeoutInSeconds: seconds(g.TimeoutInSeconds)}
+	c.Properties.ConfigurationProtectedSettings = map[string]string{"httpsKey": base64.StdEncoding.EncodeToString([]byte(token))}
+	var out armkubernetesconfiguration.FluxConfiguration
+	data, err := json.Marshal(c)
+	if err == nil {
+		err = json.Unmarshal(data, &out)
 	}
-	if g.TimeoutInSeconds > 0 {
-		def.TimeoutInSeconds = to.Ptr(g.TimeoutInSeconds)
+	if err != nil {
+		return out, fmt.Errorf("fluxConfiguration %s in the SDK's model: %w", g.Name, err)
 	}
+	return out, nil
+}
+
+// common is what every configuration carries whatever its source: scope, namespace, suspend and the
+// Kustomizations.
+func common(g spec.GitOpsConfig) arc.FluxConfiguration {
 	ks := map[string]*arc.KustomizationDefinition{}
 	for name, k := range g.Kustomizations {
-		kd := &arc.KustomizationDefinition{Path: k.Path, DependsOn: k.DependsOn, Prune: to.Ptr(k.Prune), Force: to.Ptr(k.Force), Wait: k.Wait}
-		if k.SyncIntervalInSeconds > 0 {
-			kd.SyncIntervalInSeconds = to.Ptr(k.SyncIntervalInSeconds)
-		}
-		if k.TimeoutInSeconds > 0 {
-			kd.TimeoutInSeconds = to.Ptr(k.TimeoutInSeconds)
-		}
-		if k.RetryIntervalInSeconds > 0 {
-			kd.RetryIntervalInSeconds = to.Ptr(k.RetryIntervalInSeconds)
-		}
+		kd := &arc.KustomizationDefinition{Path: k.Path, DependsOn: k.DependsOn, Prune: to.Ptr(k.Prune), Force: to.Ptr(k.Force), Wait: k.Wait,
+			SyncIntervalInSeconds: seconds(k.SyncIntervalInSeconds), TimeoutInSeconds: seconds(k.TimeoutInSeconds),
+			RetryIntervalInSeconds: seconds(k.RetryIntervalInSeconds)}
 		if len(k.Substitute) > 0 {
 			kd.PostBuild = &arc.PostBuildDefinition{Substitute: k.Substitute}
 		}
@@ -55,68 +76,14 @@ func OCI(g spec.GitOpsConfig, registryHost string) arc.FluxConfiguration {
 		Scope:          g.Scope,
 		Namespace:      g.Namespace,
 		Suspend:        to.Ptr(g.Suspend),
-		SourceKind:     arc.SourceKindOCIRepository,
-		OCIRepository:  def,
 		Kustomizations: ks,
 	}}
 }
 
-// Git is a spec's Git-sourced configuration in the generated SDK's shape (api-version 2023-05-01), read
-// over HTTPS with user and token (the token goes in configurationProtectedSettings.httpsKey, base64, as
-// ARM takes it).
-func Git(g spec.GitOpsConfig, repoURL, user, token string) armkubernetesconfiguration.FluxConfiguration {
-	ref := &armkubernetesconfiguration.RepositoryRefDefinition{}
-	if g.Ref.Branch != "" {
-		ref.Branch = to.Ptr(g.Ref.Branch)
+// seconds is an ARM integer that is left out (ARM's default) when the spec leaves it zero.
+func seconds(n int64) *int64 {
+	if n <= 0 {
+		return nil
 	}
-	if g.Ref.Tag != "" {
-		ref.Tag = to.Ptr(g.Ref.Tag)
-	}
-	if g.Ref.Semver != "" {
-		ref.Semver = to.Ptr(g.Ref.Semver)
-	}
-	if g.Ref.Commit != "" {
-		ref.Commit = to.Ptr(g.Ref.Commit)
-	}
-	repo := &armkubernetesconfiguration.GitRepositoryDefinition{URL: to.Ptr(repoURL), RepositoryRef: ref,
-		HTTPSUser: to.Ptr(user)}
-	if g.SyncIntervalInSeconds > 0 {
-		repo.SyncIntervalInSeconds = to.Ptr(g.SyncIntervalInSeconds)
-	}
-	if g.TimeoutInSeconds > 0 {
-		repo.TimeoutInSeconds = to.Ptr(g.TimeoutInSeconds)
-	}
-	ks := map[string]*armkubernetesconfiguration.KustomizationDefinition{}
-	for name, k := range g.Kustomizations {
-		kd := &armkubernetesconfiguration.KustomizationDefinition{Path: to.Ptr(k.Path), Prune: to.Ptr(k.Prune), Force: to.Ptr(k.Force), Wait: k.Wait}
-		for _, d := range k.DependsOn {
-			kd.DependsOn = append(kd.DependsOn, to.Ptr(d))
-		}
-		if k.SyncIntervalInSeconds > 0 {
-			kd.SyncIntervalInSeconds = to.Ptr(k.SyncIntervalInSeconds)
-		}
-		if k.TimeoutInSeconds > 0 {
-			kd.TimeoutInSeconds = to.Ptr(k.TimeoutInSeconds)
-		}
-		if k.RetryIntervalInSeconds > 0 {
-			kd.RetryIntervalInSeconds = to.Ptr(k.RetryIntervalInSeconds)
-		}
-		if len(k.Substitute) > 0 {
-			kd.PostBuild = &armkubernetesconfiguration.PostBuildDefinition{Substitute: map[string]*string{}}
-			for key, v := range k.Substitute {
-				kd.PostBuild.Substitute[key] = to.Ptr(v)
-			}
-		}
-		ks[name] = kd
-	}
-	return armkubernetesconfiguration.FluxConfiguration{Properties: &armkubernetesconfiguration.FluxConfigurationProperties{
-		Scope:         to.Ptr(armkubernetesconfiguration.ScopeType(g.Scope)),
-		Namespace:     to.Ptr(g.Namespace),
-		Suspend:       to.Ptr(g.Suspend),
-		SourceKind:    to.Ptr(armkubernetesconfiguration.SourceKindTypeGitRepository),
-		GitRepository: repo,
-		ConfigurationProtectedSettings: map[string]*string{
-			"httpsKey": to.Ptr(base64.StdEncoding.EncodeToString([]byte(token)))},
-		Kustomizations: ks,
-	}}
+	return to.Ptr(n)
 }

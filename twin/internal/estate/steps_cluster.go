@@ -250,8 +250,11 @@ func (e *Estate) putConfiguration(ctx context.Context, clusterName string, g spe
 		_, err := arcsdk.PutFluxConfiguration(ctx, e.arcEP, arcsdk.FluxConfigurationID(clusterID, g.Name), arcconfig.OCI(g, e.reg.Host()), e.prof.ARMPoll)
 		return err
 	}
-	p, err := e.flux.BeginCreateOrUpdate(ctx, az.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", clusterName, g.Name,
-		arcconfig.Git(g, e.repoURLs[g.Repo], e.reader.Name, e.reader.Token()), nil)
+	fc, err := arcconfig.Git(g, e.repoURLs[g.Repo], e.reader.Name, e.reader.Token())
+	if err != nil {
+		return err
+	}
+	p, err := e.flux.BeginCreateOrUpdate(ctx, az.ResourceGroup, "Microsoft.Kubernetes", "connectedClusters", clusterName, g.Name, fc, nil)
 	if err != nil {
 		return err
 	}
