@@ -12,6 +12,7 @@ import (
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/hybridtwin/hybridtwin/internal/fluxcrd"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -34,7 +35,7 @@ func inClusterEnv(t *testing.T) (*env, client.Client) {
 	crdOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		_, crdErr = fluxcrd.Install(ctx, apiCfg, nil, nil)
+		_, crdErr = fluxcrd.Install(ctx, testenv.SharedAPIServer(t), nil, nil)
 	})
 	if crdErr != nil {
 		t.Fatalf("install Flux's CRDs: %v", crdErr)
@@ -44,7 +45,7 @@ func inClusterEnv(t *testing.T) (*env, client.Client) {
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, sourcev1.AddToScheme, kustomizev1.AddToScheme} {
 		e.g.Expect(add(s)).To(Succeed())
 	}
-	c, err := client.New(apiCfg, client.Options{Scheme: s})
+	c, err := client.New(e.cfg, client.Options{Scheme: s})
 	e.g.Expect(err).NotTo(HaveOccurred())
 	return e, c
 }
@@ -238,7 +239,7 @@ func TestInClusterRestartPrunesFromTheInventory(t *testing.T) {
 	e.r.Stop()
 
 	sha2 := e.commit(nil, "apps/b.yaml")
-	next, err := reconciler.New(apiCfg, reconciler.Options{Cluster: e.ns, WorkDir: t.TempDir(), Clock: e.clk, ObjectsInCluster: true})
+	next, err := reconciler.New(e.cfg, reconciler.Options{Cluster: e.ns, WorkDir: t.TempDir(), Clock: e.clk, ObjectsInCluster: true})
 	e.g.Expect(err).NotTo(HaveOccurred())
 	rctx, cancel := context.WithCancel(context.Background())
 	e.g.Expect(next.Start(rctx)).To(Succeed())

@@ -27,9 +27,10 @@
 // cluster watch and the Kustomization's sourceRef check read the table.
 //
 // The decision logic is the pure package internal/core (fake-clock tested); Git, kustomize, apply and
-// watches are engines under internal/. reconcilertest starts the real API server and Git server tests
-// use. client-go's own logs (reflectors, API warnings) go to Options.Logger, never to klog's stderr.
-// This package imports client-go, controller-runtime, kustomize, fluxcd/pkg, go-git and
+// watches are engines under internal/. Its tests start the real API server and Git server they use
+// with internal/testenv. client-go's own logs (reflectors, API warnings) go to Options.Logger, never to
+// klog's stderr. This package imports client-go, controller-runtime, kustomize, fluxcd/pkg, go-git and
 // go-containerregistry, and must never import twin/, scenarios/ or hardware/ (its tests use the twin's
-// in-process registry, twin/registry, which imports nothing of the project).
+// in-process registry, twin/registry, which imports nothing of the project, and internal/testenv, which
+// imports twin/gitserver for Gitea).
 package reconciler

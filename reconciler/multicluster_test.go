@@ -4,8 +4,8 @@ import (
 	"context"
 	"testing"
 
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,16 +18,14 @@ import (
 // reconciler.
 func TestOneReconcilerPerCluster(t *testing.T) {
 	e := newEnv(t) // cluster A: the package's API server
-	second, err := reconcilertest.StartAPIServer(context.Background())
-	e.g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = second.Stop() })
-	cb, err := client.New(second.Config, client.Options{})
+	second := testenv.APIServer(t)
+	cb, err := client.New(second, client.Options{})
 	e.g.Expect(err).NotTo(HaveOccurred())
 	ctx := context.Background()
 	e.g.Expect(cb.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}})).To(Succeed())
 	e.g.Expect(cb.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-auth", Namespace: e.ns},
 		StringData: map[string]string{"username": gitSrv.Username, "password": gitSrv.Password}})).To(Succeed())
-	rb, err := reconciler.New(second.Config, reconciler.Options{Cluster: "cluster-b", WorkDir: t.TempDir(), Clock: e.clk})
+	rb, err := reconciler.New(second, reconciler.Options{Cluster: "cluster-b", WorkDir: t.TempDir(), Clock: e.clk})
 	e.g.Expect(err).NotTo(HaveOccurred())
 	bctx, cancel := context.WithCancel(ctx)
 	e.g.Expect(rb.Start(bctx)).To(Succeed())

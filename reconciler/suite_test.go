@@ -14,8 +14,8 @@ import (
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,12 +26,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// One API server and one Git server for the package (TestMain); every test has its own namespace,
-// repository, work directory and reconciler.
-var (
-	apiCfg *rest.Config
-	gitSrv *reconcilertest.GitServer
-)
+// One API server (testenv.SharedAPIServer) and one Git server for the package (TestMain); every test
+// has its own namespace, repository, work directory and reconciler.
+var gitSrv *testenv.GitServer
 
 // Polling bounds for Eventually. They are generous deadlines for a loaded 2-core machine, not speed
 // claims: speed is measured by bench/reconciler.
@@ -45,30 +42,19 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	api, err := reconcilertest.StartAPIServer(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start API server:", err)
-		return 1
-	}
-	defer api.Stop()
-	apiCfg = api.Config
-	defer reconcilertest.StopOnInterrupt(func() { _ = api.Stop() })()
-
 	gitRoot, err := os.MkdirTemp("", "reconciler-git-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(gitRoot)
-	gitSrv, err = reconcilertest.StartGitServer(gitRoot, "flux", "pw-"+randHex(8))
+	gitSrv, err = testenv.StartGitServer(gitRoot, "flux", "pw-"+randHex(8))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start Git server:", err)
 		return 1
 	}
 	defer gitSrv.Close()
-	return m.Run()
+	return testenv.Run(m)
 }
 
 func randHex(n int) string {
@@ -84,8 +70,9 @@ type env struct {
 	ns   string
 	r    *reconciler.Reconciler
 	clk  *clocktesting.FakeClock
-	repo *reconcilertest.Repo
+	repo *testenv.Repo
 	c    client.Client
+	cfg  *rest.Config // the package's API server (testenv.SharedAPIServer)
 }
 
 var nonDNS = regexp.MustCompile(`[^a-z0-9-]+`)
@@ -98,7 +85,8 @@ func newEnv(t *testing.T, mutate ...func(*reconciler.Options)) *env {
 		name = name[:40]
 	}
 	ns := strings.Trim(name, "-") + "-" + randHex(3)
-	c, err := client.New(apiCfg, client.Options{})
+	cfg := testenv.SharedAPIServer(t)
+	c, err := client.New(cfg, client.Options{})
 	g.Expect(err).NotTo(HaveOccurred())
 	ctx := context.Background()
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
@@ -113,12 +101,12 @@ func newEnv(t *testing.T, mutate ...func(*reconciler.Options)) *env {
 	for _, m := range mutate {
 		m(&opts)
 	}
-	r, err := reconciler.New(apiCfg, opts)
+	r, err := reconciler.New(cfg, opts)
 	g.Expect(err).NotTo(HaveOccurred())
 	rctx, cancel := context.WithCancel(context.Background())
 	g.Expect(r.Start(rctx)).To(Succeed())
 	t.Cleanup(func() { cancel(); r.Stop() })
-	return &env{t: t, g: g, ns: ns, r: r, clk: clk, repo: repo, c: c}
+	return &env{t: t, g: g, ns: ns, r: r, clk: clk, repo: repo, c: c, cfg: cfg}
 }
 
 func (e *env) commit(files map[string]string, remove ...string) string {

@@ -16,6 +16,6 @@
 //
 //	go test -run '^$' -bench . -benchtime 1x -timeout 30m ./bench/fluxcmp/
 //
-// It imports bench/result, reconciler, reconciler/reconcilertest, tools/toolcache, twin/flux and
-// twin/arcagent; nothing imports it.
+// It imports bench/result, reconciler, internal/testenv, tools/toolcache, twin/flux and twin/arcagent;
+// nothing imports it.
 package fluxcmp

@@ -13,8 +13,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/hybridtwin/hybridtwin/bench/result"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 )
 
 // driftApps is how many Kustomizations each drift and push namespace holds, and driftSamples and
@@ -200,7 +200,7 @@ func editAndWait(kube kubernetes.Interface, ns string, i int, value string, afte
 
 // pushAndWait commits and pushes a new value for app i, runs request, and returns the time from the
 // start of the push until a watch sees the value in the cluster.
-func pushAndWait(kube kubernetes.Interface, repo *reconcilertest.Repo, ns string, i int, value string, request func() error) (time.Duration, error) {
+func pushAndWait(kube kubernetes.Interface, repo *testenv.Repo, ns string, i int, value string, request func() error) (time.Duration, error) {
 	name := fmt.Sprintf("app-%04d", i)
 	cm, err := kube.CoreV1().ConfigMaps(ns).Get(context.Background(), name, metav1.GetOptions{})
 	if err != nil {

@@ -26,8 +26,8 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/hybridtwin/hybridtwin/bench/result"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/flux"
@@ -84,8 +84,8 @@ func parseSizes(s string) ([]int, error) {
 
 // env is one API server, one Git server and Flux's two controllers running against it.
 type env struct {
-	api    *reconcilertest.APIServer
-	git    *reconcilertest.GitServer
+	api    *rest.Config
+	git    *testenv.GitServer
 	ctl    *flux.Controllers
 	target *arcagent.ClusterTarget
 	kube   kubernetes.Interface
@@ -94,38 +94,24 @@ type env struct {
 func newEnv(b *testing.B) *env {
 	b.Helper()
 	ctx := context.Background()
-	api, err := reconcilertest.StartAPIServer(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = api.Stop() })
-	gitSrv, err := reconcilertest.StartGitServer(b.TempDir(), "flux", "pw-"+randHex(8))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = gitSrv.Close() })
-	ctl, err := flux.Start(ctx, flux.Options{Kubeconfig: writeKubeconfig(b, api.Config), StateDir: b.TempDir()})
+	api := testenv.APIServer(b)
+	gitSrv := testenv.Git(b, "flux", "pw-"+randHex(8))
+	ctl, err := flux.Start(ctx, flux.Options{Kubeconfig: writeKubeconfig(b, api), StateDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = ctl.Stop() })
-	fluxTarget, err := arcagent.NewClusterTarget(api.Config)
+	fluxTarget, err := arcagent.NewClusterTarget(api)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &env{api: api, git: gitSrv, ctl: ctl, target: fluxTarget, kube: kubernetes.NewForConfigOrDie(api.Config)}
+	return &env{api: api, git: gitSrv, ctl: ctl, target: fluxTarget, kube: kubernetes.NewForConfigOrDie(api)}
 }
 
 // newRepo creates a repository with n flux-benchmark apps (one ConfigMap each, data.value=value).
-func (e *env) newRepo(b *testing.B, prefix string, n int, value string) *reconcilertest.Repo {
+func (e *env) newRepo(b *testing.B, prefix string, n int, value string) *testenv.Repo {
 	b.Helper()
-	repo, err := e.git.CreateRepo(prefix+"-"+randHex(3), b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := repo.Commit("main", "apps", appFiles(n, value)); err != nil {
-		b.Fatal(err)
-	}
+	repo, _ := testenv.SeededRepo(b, e.git, prefix+"-"+randHex(3), appFiles(n, value))
 	return repo
 }
 
@@ -149,7 +135,7 @@ func (e *env) fluxPIDs() []int {
 // startOurs runs the twin's reconciler in-process for one namespace until the returned stop.
 func (e *env) startOurs(b *testing.B, ns string) (*reconciler.Reconciler, func()) {
 	b.Helper()
-	rec, err := reconciler.New(e.api.Config, reconciler.Options{Cluster: ns, WorkDir: b.TempDir()})
+	rec, err := reconciler.New(e.api, reconciler.Options{Cluster: ns, WorkDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -306,7 +292,7 @@ func kustomization(ns string, i int, interval time.Duration, annotations map[str
 	}
 }
 
-func newNamespace(b *testing.B, kube kubernetes.Interface, prefix string, g *reconcilertest.GitServer) string {
+func newNamespace(b *testing.B, kube kubernetes.Interface, prefix string, g *testenv.GitServer) string {
 	b.Helper()
 	ns := prefix + "-" + randHex(3)
 	ctx := context.Background()

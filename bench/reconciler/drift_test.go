@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hybridtwin/hybridtwin/bench/result"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -35,7 +36,7 @@ func BenchmarkDriftCorrection(b *testing.B) {
 		ns := newNamespace(b, c, "drift")
 		tr := newReadyTracker(driftApps)
 		tr.expect(rev, driftApps)
-		r, err := reconciler.New(apiCfg, reconciler.Options{Cluster: ns, WorkDir: b.TempDir(), OnEvent: tr.onEvent})
+		r, err := reconciler.New(testenv.SharedAPIServer(b), reconciler.Options{Cluster: ns, WorkDir: b.TempDir(), OnEvent: tr.onEvent})
 		if err != nil {
 			b.Fatal(err)
 		}

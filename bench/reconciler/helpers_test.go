@@ -13,6 +13,7 @@ import (
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -50,11 +51,12 @@ func layout(n int, value string) map[string]string {
 // clients returns a controller-runtime client and a clientset for the package's API server.
 func clients(tb testing.TB) (client.Client, kubernetes.Interface) {
 	tb.Helper()
-	c, err := client.New(apiCfg, client.Options{})
+	cfg := testenv.SharedAPIServer(tb)
+	c, err := client.New(cfg, client.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cs, err := kubernetes.NewForConfig(apiCfg)
+	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}

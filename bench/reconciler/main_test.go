@@ -1,7 +1,6 @@
 package reconciler
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"flag"
@@ -14,18 +13,18 @@ import (
 	"testing"
 
 	"github.com/hybridtwin/hybridtwin/bench/result"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
-	"k8s.io/client-go/rest"
 )
 
 var resultsPath = flag.String("results", result.OutPathFlag("reconciler.json"),
 	"where benchmark results are merged (bench/result schema); empty disables writing")
 
+// The package's API server is testenv.SharedAPIServer and its Gitea testenv.Gitea; gitSrv is its light
+// Git server (TestMain).
 var (
-	apiCfg *rest.Config
-	gitSrv *reconcilertest.GitServer
+	gitSrv *testenv.GitServer
 
 	resMu   sync.Mutex
 	results []result.Metric
@@ -59,15 +58,6 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	ctx := context.Background()
-	api, err := reconcilertest.StartAPIServer(ctx)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start API server:", err)
-		return 1
-	}
-	defer api.Stop()
-	apiCfg = api.Config
-	defer reconcilertest.StopOnInterrupt(func() { _ = api.Stop() }, stopGitea)()
 	gitRoot, err := os.MkdirTemp("", "bench-git-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -80,15 +70,14 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	gitSrv, err = reconcilertest.StartGitServer(filepath.Join(gitRoot, "repos"), "flux", "pw-"+randHex(8))
+	gitSrv, err = testenv.StartGitServer(filepath.Join(gitRoot, "repos"), "flux", "pw-"+randHex(8))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start Git server:", err)
 		return 1
 	}
 	defer gitSrv.Close()
-	defer stopGitea()
 
-	code := m.Run()
+	code := testenv.Run(m)
 	if err := writeResults(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -5,16 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hybridtwin/hybridtwin/bench/result"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -23,44 +21,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-var gitea struct {
-	once sync.Once
-	srv  *gitserver.Server
-	dir  string
-	err  error
-}
-
-// giteaServer starts one Gitea for the package on first use.
-func giteaServer(tb testing.TB) *gitserver.Server {
-	tb.Helper()
-	gitea.once.Do(func() {
-		gitea.dir, gitea.err = os.MkdirTemp("", "bench-gitea-")
-		if gitea.err == nil {
-			gitea.srv, gitea.err = gitserver.Start(context.Background(), gitserver.Options{Dir: gitea.dir})
-		}
-	})
-	if gitea.err != nil {
-		tb.Fatalf("start Gitea: %v", gitea.err)
-	}
-	return gitea.srv
-}
-
-func stopGitea() {
-	if gitea.srv != nil {
-		_ = gitea.srv.Stop(context.Background())
-	}
-	if gitea.dir != "" {
-		_ = os.RemoveAll(gitea.dir)
-	}
-}
-
 // giteaSetup is a Gitea repository with n apps, a reconciler for a fresh namespace whose GitRepository
 // reads it (interval 1 h: only the webhook can bring a change early), and Gitea's push webhook pointing
 // at the reconciler's webhook endpoint, signed with a secret.
 type giteaSetup struct {
 	ns    string
 	r     *reconciler.Reconciler
-	repo  *reconcilertest.Repo
+	repo  *testenv.Repo
 	rev   string
 	hooks *hookLog
 	stop  func()
@@ -96,27 +63,12 @@ func (l *hookLog) first(t time.Time) (time.Time, bool) {
 
 func newGiteaSetup(tb testing.TB, c client.Client, n int) *giteaSetup {
 	tb.Helper()
-	srv := giteaServer(tb)
+	srv := testenv.Gitea(tb)
 	admin := srv.Admin()
 	ctx := context.Background()
 	grepo := gitserver.Repo{Owner: admin.User(), Name: "push-" + randHex(4)}
-	if err := admin.CreateRepo(ctx, grepo, gitserver.RepoOptions{DefaultBranch: "main"}); err != nil {
-		tb.Fatal(err)
-	}
-	cloneURL := admin.CloneURL(grepo)
-	u, err := url.Parse(cloneURL)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	u.User = url.UserPassword(admin.User(), srv.AdminToken())
-	work, err := reconcilertest.NewWorkRepo(cloneURL, u.String(), tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sha, err := work.Commit("main", "apps", layout(n, "v1"))
-	if err != nil {
-		tb.Fatal(err)
-	}
+	work, sha := testenv.GiteaRepo(tb, srv, grepo.Name, layout(n, "v1"))
+	cloneURL := work.URL
 
 	ns := newNamespace(tb, c, "push")
 	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "gitea-auth", Namespace: ns},
@@ -126,7 +78,7 @@ func newGiteaSetup(tb testing.TB, c client.Client, n int) *giteaSetup {
 	secret := "hook-" + randHex(8)
 	tr := newReadyTracker(n)
 	tr.expect("main@sha1:"+sha, n)
-	r, err := reconciler.New(apiCfg, reconciler.Options{Cluster: ns, WorkDir: tb.TempDir(), WebhookSecret: []byte(secret), OnEvent: tr.onEvent})
+	r, err := reconciler.New(testenv.SharedAPIServer(tb), reconciler.Options{Cluster: ns, WorkDir: tb.TempDir(), WebhookSecret: []byte(secret), OnEvent: tr.onEvent})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hybridtwin/hybridtwin/bench/result"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	corev1 "k8s.io/api/core/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -81,7 +82,7 @@ func benchRepo(tb testing.TB, n int) (string, string) {
 // the raw loop's CPU per object over the reconciler run's (reconciler and API server together) -- the
 // ratio a CPU-bound reconciler can reach at best.
 func BenchmarkScale(b *testing.B) {
-	c, err := client.New(apiCfg, client.Options{})
+	c, err := client.New(testenv.SharedAPIServer(b), client.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -245,7 +246,7 @@ func scaleOnce(b *testing.B, c client.Client, url, rev string, n int) (float64, 
 	ns := newNamespace(b, c, fmt.Sprintf("scale-%d", n))
 	tr := newReadyTracker(n)
 	tr.expect(rev, n)
-	r, err := reconciler.New(apiCfg, reconciler.Options{Cluster: ns, WorkDir: b.TempDir(), OnEvent: tr.onEvent})
+	r, err := reconciler.New(testenv.SharedAPIServer(b), reconciler.Options{Cluster: ns, WorkDir: b.TempDir(), OnEvent: tr.onEvent})
 	if err != nil {
 		return 0, 0, cpuSample{}, err
 	}

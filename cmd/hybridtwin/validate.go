@@ -1,31 +1,23 @@
 package main
 
 import (
-	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
-	"github.com/hybridtwin/hybridtwin/fakes/arc"
-	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
 	"github.com/hybridtwin/hybridtwin/reconciler/layout"
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin"
-	"github.com/hybridtwin/hybridtwin/twin/gitserver"
-	"github.com/hybridtwin/hybridtwin/twin/registry"
+	"github.com/hybridtwin/hybridtwin/twin/converge"
 )
 
 // schemaStartTimeout bounds the schema API server's start: envtest's default is 20 s (controller-runtime
@@ -195,21 +187,26 @@ func runValidate(ctx context.Context, stdout, stderr io.Writer, path string, f v
 		rep.Source = &layout.SourceInfo{URL: src.URL, Revision: src.Revision}
 	}
 	if f.converge {
-		c := converger{stderr: stderr, root: root, configs: configs, timeout: f.convergeTimeout}
 		if rep.ExitCode(layout.Error) != layout.ExitClean {
 			rep.Add(layout.Finding{Rule: layout.RuleConverge, Severity: layout.Info,
 				Message: "converge skipped: the static stage found errors, so the layout would not converge",
 				Hint:    "fix the errors above, then run --converge again"})
 		} else {
+			o := converge.Options{Root: root, Configs: configs, Timeout: f.convergeTimeout, Progress: stderr}
+			var res *layout.ConvergeResult
+			var findings []layout.Finding
 			var err error
 			if running {
-				err = c.onRunning(ctx, rep, f.stateDir, firstNonEmpty(twinSpecFile(f.files), runningSpec))
+				res, findings, err = converge.Running(ctx, f.stateDir, firstNonEmpty(twinSpecFile(f.files), runningSpec), o)
 			} else {
-				err = c.onNewTwin(ctx, rep, twinSpecFile(f.files))
+				res, findings, err = converge.NewTwin(ctx, twinSpecFile(f.files), o)
 			}
 			if err != nil {
 				return withCode(err, 2)
 			}
+			rep.Converge = res
+			rep.Add(findings...)
+			rep.MarkStage(layout.StageConverge)
 		}
 	}
 	if err := rep.Write(stdout, format, sev); err != nil {
@@ -338,7 +335,7 @@ func twinConfigs(file, override string) ([]layout.Config, error) {
 		case root != "":
 		case g.OCI != nil:
 			return nil, fmt.Errorf("%s: spec.gitops[%d] (%s): the OCI artifact %s has no local folder (only a tag of spec.artifacts has one, not a url, semver or digest); pass the artifact's folder as PATH",
-				file, i, g.Name, ociName(g.OCI))
+				file, i, g.Name, converge.OCIName(g.OCI))
 		default:
 			return nil, fmt.Errorf("%s: spec.gitops[%d] (%s): repository %q has no local folder for ref %+v; pass the repository directory as PATH", file, i, g.Name, g.Repo, g.Ref)
 		}
@@ -358,331 +355,6 @@ func twinConfigs(file, override string) ([]layout.Config, error) {
 		return nil, fmt.Errorf("%s: spec.gitops is empty: nothing to validate", file)
 	}
 	return out, nil
-}
-
-// converger runs the converge stage.
-type converger struct {
-	stderr  io.Writer
-	root    string // the layout under validation ("" on a new twin: the spec's own repositories)
-	configs []layout.Config
-	timeout time.Duration
-}
-
-// branchRef is a repository branch the layout goes to.
-type branchRef struct{ repo, branch string }
-
-// artifactRef is a tag of spec.artifacts (in the twin's registry) the layout goes to, for the
-// configurations with an oci source.
-type artifactRef struct{ repo, tag string }
-
-// ociName names an oci source for a message: its repository or URL, and its tag, semver or digest.
-func ociName(o *twin.OCISource) string {
-	n := o.Repository
-	if n == "" {
-		n = o.URL
-	}
-	switch {
-	case o.Digest != "":
-		return n + "@" + o.Digest
-	case o.Semver != "":
-		return n + " (semver " + o.Semver + ")"
-	case o.Tag != "":
-		return n + ":" + o.Tag
-	}
-	return n + ":" + twin.DefaultOCITag
-}
-
-// targets are the (repository, branch) pairs and the artifact tags the spec's GitOps configurations
-// sync, and which configurations ("cluster/name") sync each. --converge puts the layout where each
-// configuration reads it: a new commit on a branch, a new artifact under a tag of spec.artifacts. A
-// configuration it cannot follow (a Git tag, semver or commit; an oci url, semver or digest) is refused
-// by name.
-func targets(s *twin.Spec) (map[branchRef][]string, map[artifactRef][]string, error) {
-	branches, artifacts := map[branchRef][]string{}, map[artifactRef][]string{}
-	for i, g := range s.Spec.GitOps {
-		var add func(c string)
-		switch o := g.OCI; {
-		case o != nil && (o.Repository == "" || o.Semver != "" || o.Digest != "" || s.SourceDir(g) == ""):
-			return nil, nil, fmt.Errorf("%s: spec.gitops[%d] (%s) syncs the OCI artifact %s: --converge packs the layout as a tag of spec.artifacts in the twin's registry; point the configuration at one (oci: {repository: <a spec.artifacts repository>, tag: <its tag>}) or validate without --converge",
-				s.File, i, g.Name, ociName(o))
-		case o != nil:
-			k := artifactRef{o.Repository, o.Tag}
-			if k.tag == "" {
-				k.tag = twin.DefaultOCITag
-			}
-			add = func(c string) { artifacts[k] = append(artifacts[k], c+"/"+g.Name) }
-		case g.Ref.Branch == "":
-			return nil, nil, fmt.Errorf("%s: spec.gitops[%d] (%s) syncs %+v, not a branch: --converge pushes the layout to a branch; point the configuration at one", s.File, i, g.Name, g.Ref)
-		default:
-			k := branchRef{g.Repo, g.Ref.Branch}
-			add = func(c string) { branches[k] = append(branches[k], c+"/"+g.Name) }
-		}
-		for _, c := range s.TargetsOf(g) {
-			add(c)
-		}
-	}
-	return branches, artifacts, nil
-}
-
-func sortedArtifacts(m map[artifactRef][]string) []artifactRef {
-	return slices.SortedFunc(maps.Keys(m), func(a, b artifactRef) int {
-		return cmp.Or(strings.Compare(a.repo, b.repo), strings.Compare(a.tag, b.tag))
-	})
-}
-
-func sortedRefs(m map[branchRef][]string) []branchRef {
-	return slices.SortedFunc(maps.Keys(m), func(a, b branchRef) int {
-		return cmp.Or(strings.Compare(a.repo, b.repo), strings.Compare(a.branch, b.branch))
-	})
-}
-
-// onNewTwin starts the twin of specFile with the layout in place of the repositories its GitOps
-// configurations sync, waits for convergence and takes the twin down (on every path, Ctrl-C included).
-func (c *converger) onNewTwin(ctx context.Context, rep *layout.Report, specFile string) (err error) {
-	spec, err := twin.LoadSpec(specFile)
-	if err != nil {
-		return &exitError{2, err}
-	}
-	refs, arts, err := targets(spec)
-	if err != nil {
-		return &exitError{2, err}
-	}
-	if c.root != "" {
-		abs, err := filepath.Abs(c.root)
-		if err != nil {
-			return err
-		}
-		// In place of each repository the configurations sync: the same name and branches, the layout
-		// under validation as every branch's content.
-		for i := range spec.Spec.Git.Repos {
-			r := &spec.Spec.Git.Repos[i]
-			var branches []string
-			for _, ref := range sortedRefs(refs) {
-				if ref.repo == r.Name {
-					branches = append(branches, ref.branch)
-				}
-			}
-			if len(branches) == 0 {
-				continue
-			}
-			r.Path, r.Branches = "", map[string]string{}
-			for _, b := range branches {
-				r.Branches[b] = abs
-			}
-		}
-		// Each artifact tag the configurations sync is packed from the layout instead.
-		for i := range spec.Spec.Artifacts {
-			a := &spec.Spec.Artifacts[i]
-			if _, ok := arts[artifactRef{a.Repository, a.Tag}]; ok {
-				a.Path = abs
-			}
-		}
-	}
-	stateDir, err := os.MkdirTemp("", "hybridtwin-converge-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(stateDir)
-	fmt.Fprintf(c.stderr, "converge: starting twin %s (state %s)\n", spec.Metadata.Name, stateDir)
-	t, err := twin.Up(ctx, spec, twin.Options{StateDir: stateDir, Progress: c.stderr})
-	if err != nil {
-		if ctx.Err() != nil {
-			return &exitError{2, fmt.Errorf("interrupted; nothing is left running: %w", err)}
-		}
-		return &exitError{2, fmt.Errorf("converge: %w", err)}
-	}
-	start := time.Now()
-	defer func() {
-		fmt.Fprintln(c.stderr, "converge: stopping the twin...")
-		if derr := t.Down(context.WithoutCancel(ctx), false); derr != nil {
-			err = errors.Join(err, fmt.Errorf("stop the twin: %w", derr))
-			return
-		}
-		fmt.Fprintln(c.stderr, "converge: twin stopped")
-	}()
-	token, err := os.ReadFile(t.Info().GiteaToken)
-	if err != nil {
-		return fmt.Errorf("read the twin's Gitea token: %w", err)
-	}
-	git, err := gitserver.NewClient(t.GiteaURL(), gitserver.DefaultProfile().AdminUser, strings.TrimSpace(string(token)), gitserver.DefaultProfile())
-	if err != nil {
-		return err
-	}
-	res := &layout.ConvergeResult{Twin: spec.Metadata.Name, Mode: "up"}
-	commits := map[string]string{}
-	for _, ref := range sortedRefs(refs) {
-		commit, err := git.BranchCommit(ctx, gitserver.Repo{Owner: spec.Spec.Git.Org, Name: ref.repo}, ref.branch)
-		if err != nil {
-			return fmt.Errorf("converge: the seeded commit of %s@%s: %w", ref.repo, ref.branch, err)
-		}
-		res.Pushed = append(res.Pushed, layout.PushedRevision{Repo: spec.Spec.Git.Org + "/" + ref.repo, Branch: ref.branch, Commit: commit})
-		for _, cfg := range refs[ref] {
-			commits[cfg] = commit
-		}
-	}
-	// An OCI source reports tag@digest (Flux's OCIRepository revision): the digest Up pushed.
-	reg := registry.NewClient(t.RegistryHost())
-	for _, a := range sortedArtifacts(arts) {
-		m, err := reg.Manifest(ctx, a.repo, a.tag)
-		if err != nil {
-			return fmt.Errorf("converge: the pushed artifact %s:%s: %w", a.repo, a.tag, err)
-		}
-		res.Pushed = append(res.Pushed, layout.PushedRevision{Repo: "oci://" + t.RegistryHost() + "/" + a.repo, Branch: a.tag, Commit: m.Digest})
-		for _, cfg := range arts[a] {
-			commits[cfg] = m.Digest
-		}
-	}
-	return c.wait(ctx, rep, res, localStatus{t}, commits, start, 0)
-}
-
-// onRunning pushes the layout to the running twin's Gitea, as a new commit on every branch its GitOps
-// configurations sync, and waits for convergence. The twin keeps running with the layout.
-func (c *converger) onRunning(ctx context.Context, rep *layout.Report, stateDir, specFile string) error {
-	remote, err := twin.Dial(stateDir)
-	if err != nil {
-		return &exitError{2, err}
-	}
-	defer remote.Close()
-	info, err := twin.ReadInfo(stateDir)
-	if err != nil {
-		return &exitError{2, fmt.Errorf("read the twin's %s: %w", twin.InfoFile, err)}
-	}
-	spec, err := twin.LoadSpec(specFile)
-	if err != nil {
-		return &exitError{2, err}
-	}
-	refs, arts, err := targets(spec)
-	if err != nil {
-		return &exitError{2, err}
-	}
-	token, err := os.ReadFile(info.GiteaToken)
-	if err != nil {
-		return &exitError{2, fmt.Errorf("read the twin's Gitea token: %w", err)}
-	}
-	git, err := gitserver.NewClient(info.GiteaURL, gitserver.DefaultProfile().AdminUser, strings.TrimSpace(string(token)), gitserver.DefaultProfile())
-	if err != nil {
-		return err
-	}
-	// The sources notice the push at their next sync: the longest interval of the configurations (the
-	// Arc default when the spec sets none).
-	var wait time.Duration
-	for _, g := range spec.Spec.GitOps {
-		iv := time.Duration(arc.DefaultSyncIntervalSeconds) * time.Second
-		if g.SyncIntervalInSeconds > 0 {
-			iv = time.Duration(g.SyncIntervalInSeconds) * time.Second
-		}
-		wait = max(wait, iv)
-	}
-	from, to := []byte(gitserver.PlaceholderRegistry), []byte(info.Registry)
-	rewrite := func(_ string, data []byte) []byte { return bytes.ReplaceAll(data, from, to) }
-	start := time.Now()
-	res := &layout.ConvergeResult{Twin: info.Name, Mode: "running"}
-	commits := map[string]string{}
-	for _, ref := range sortedRefs(refs) {
-		repo := gitserver.Repo{Owner: spec.Spec.Git.Org, Name: ref.repo}
-		pr, err := git.Push(ctx, gitserver.PushRequest{Repo: repo, Branch: ref.branch, Dir: c.root,
-			Message: "hybridtwin validate --converge: the layout under validation", Rewrite: rewrite})
-		if err != nil {
-			return fmt.Errorf("converge: push the layout to %s@%s: %w", repo, ref.branch, err)
-		}
-		fmt.Fprintf(c.stderr, "converge: pushed the layout to %s@%s (%.12s)\n", repo, ref.branch, pr.Commit)
-		res.Pushed = append(res.Pushed, layout.PushedRevision{Repo: repo.String(), Branch: ref.branch, Commit: pr.Commit})
-		for _, cfg := range refs[ref] {
-			commits[cfg] = pr.Commit
-		}
-	}
-	// An OCI source: the layout packed as `flux push artifact` does and pushed under the tag it syncs; it
-	// reports tag@digest.
-	if len(arts) > 0 {
-		files, err := fluxartifact.ReadDir(c.root, func(data []byte) []byte { return bytes.ReplaceAll(data, from, to) })
-		if err != nil {
-			return &exitError{2, fmt.Errorf("converge: %w", err)}
-		}
-		img, err := fluxartifact.Build(files, fluxartifact.Meta{Source: "file://" + c.root})
-		if err != nil {
-			return &exitError{2, fmt.Errorf("converge: %w", err)}
-		}
-		reg := registry.NewClient(info.Registry)
-		for _, a := range sortedArtifacts(arts) {
-			pushed, err := reg.Push(ctx, img, a.repo, a.tag)
-			if err != nil {
-				return fmt.Errorf("converge: push the layout to %s/%s:%s: %w", info.Registry, a.repo, a.tag, err)
-			}
-			fmt.Fprintf(c.stderr, "converge: pushed the layout to %s/%s:%s (%.19s)\n", info.Registry, a.repo, a.tag, pushed.Digest)
-			res.Pushed = append(res.Pushed, layout.PushedRevision{Repo: "oci://" + info.Registry + "/" + a.repo, Branch: a.tag, Commit: pushed.Digest})
-			for _, cfg := range arts[a] {
-				commits[cfg] = pushed.Digest
-			}
-		}
-	}
-	return c.wait(ctx, rep, res, remoteStatus{remote}, commits, start, wait)
-}
-
-func (c *converger) wait(ctx context.Context, rep *layout.Report, res *layout.ConvergeResult, src layout.StatusSource,
-	commits map[string]string, start time.Time, sourceWait time.Duration) error {
-	timeout := c.timeout
-	if timeout <= 0 {
-		timeout = layout.ConvergeTimeout(c.configs, layout.DefaultProfile(), sourceWait)
-	}
-	n := 0
-	for _, cfg := range c.configs {
-		n += len(cfg.Kustomizations)
-	}
-	fmt.Fprintf(c.stderr, "converge: waiting up to %s for %d Kustomization(s) to become Ready\n", timeout, n)
-	out, findings, err := layout.WaitConverge(ctx, src, c.configs, layout.ConvergeOptions{Commits: commits, Start: start,
-		Timeout: timeout, SourceWait: sourceWait, Clock: clock.RealClock{}})
-	if err != nil {
-		if ctx.Err() != nil {
-			return &exitError{2, fmt.Errorf("interrupted while waiting for convergence: %w", ctx.Err())}
-		}
-		return fmt.Errorf("converge: %w", err)
-	}
-	out.Twin, out.Mode, out.Pushed = res.Twin, res.Mode, res.Pushed
-	rep.Converge = out
-	rep.Add(findings...)
-	rep.MarkStage(layout.StageConverge)
-	fmt.Fprintf(c.stderr, "converge: done in %s\n", out.Elapsed)
-	return nil
-}
-
-// localStatus reads a twin of this process.
-type localStatus struct{ t *twin.Twin }
-
-func (l localStatus) GitOps(ctx context.Context) ([]layout.ConfigStatus, error) {
-	st, err := l.t.Status(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return configStatuses(st), nil
-}
-
-// remoteStatus reads a running twin over its control socket.
-type remoteStatus struct{ r *twin.Remote }
-
-func (r remoteStatus) GitOps(ctx context.Context) ([]layout.ConfigStatus, error) {
-	st, err := r.r.Status(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return configStatuses(st), nil
-}
-
-var (
-	_ layout.StatusSource = localStatus{}
-	_ layout.StatusSource = remoteStatus{}
-)
-
-func configStatuses(st *twin.Status) []layout.ConfigStatus {
-	out := make([]layout.ConfigStatus, 0, len(st.GitOps))
-	for _, g := range st.GitOps {
-		cs := layout.ConfigStatus{Cluster: g.Cluster, Name: g.Name, Compliance: g.ComplianceState,
-			Commit: g.SyncedCommit, Message: g.Message}
-		for _, k := range g.Kustomizations {
-			cs.Kustomizations = append(cs.Kustomizations, layout.KustomizationStatus{Name: k.Name, Compliance: k.ComplianceState, Message: k.Message})
-		}
-		out = append(out, cs)
-	}
-	return out
 }
 
 // startSchemaServer starts etcd and kube-apiserver from the tool cache (envtest runs each in its own

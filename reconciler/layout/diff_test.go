@@ -18,9 +18,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	"github.com/hybridtwin/hybridtwin/reconciler/layout"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 )
 
 // TestDiff applies testdata/diff/live with the twin's real reconciler against a real API server, then
@@ -35,18 +35,11 @@ func TestDiff(t *testing.T) {
 	}
 	g := NewWithT(t)
 	ctx := context.Background()
-	srv, err := reconcilertest.StartAPIServer(ctx)
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = srv.Stop() })
-	gitSrv, err := reconcilertest.StartGitServer(t.TempDir(), "flux", "pw")
-	g.Expect(err).NotTo(HaveOccurred())
-	t.Cleanup(func() { _ = gitSrv.Close() })
-	repo, err := gitSrv.CreateRepo("diff", t.TempDir())
-	g.Expect(err).NotTo(HaveOccurred())
-	sha, err := repo.Commit("main", "live", readTree(t, filepath.Join("testdata", "diff", "live")))
-	g.Expect(err).NotTo(HaveOccurred())
+	cfg := testenv.APIServer(t)
+	gitSrv := testenv.Git(t, "flux", "pw")
+	repo, sha := testenv.SeededRepo(t, gitSrv, "diff", readTree(t, filepath.Join("testdata", "diff", "live")))
 
-	c, err := client.New(srv.Config, client.Options{})
+	c, err := client.New(cfg, client.Options{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "flux-system"}})).To(Succeed())
 	g.Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "git-auth", Namespace: "flux-system"},
@@ -56,7 +49,7 @@ func TestDiff(t *testing.T) {
 		Data: map[string]string{"REGION": "westeurope"}})).To(Succeed())
 
 	// The live state: what the twin's reconciler applies from the live layout.
-	rec, err := reconciler.New(srv.Config, reconciler.Options{Cluster: "test", WorkDir: t.TempDir()})
+	rec, err := reconciler.New(cfg, reconciler.Options{Cluster: "test", WorkDir: t.TempDir()})
 	g.Expect(err).NotTo(HaveOccurred())
 	rctx, cancel := context.WithCancel(ctx)
 	g.Expect(rec.Start(rctx)).To(Succeed())
@@ -80,7 +73,7 @@ func TestDiff(t *testing.T) {
 	rec.Stop()
 
 	// The live layout against the live state: nothing changes.
-	rep, err := layout.Diff(ctx, srv.Config, live, layout.DiffOptions{})
+	rep, err := layout.Diff(ctx, cfg, live, layout.DiffOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(rep.Problems).To(BeEmpty())
 	for _, o := range rep.Objects {
@@ -90,7 +83,7 @@ func TestDiff(t *testing.T) {
 	g.Expect(rep.ExitCode()).To(Equal(layout.ExitClean))
 
 	// The change.
-	rep, err = layout.Diff(ctx, srv.Config, load(t, filepath.Join("testdata", "diff", "change")), layout.DiffOptions{})
+	rep, err = layout.Diff(ctx, cfg, load(t, filepath.Join("testdata", "diff", "change")), layout.DiffOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	got := map[string]layout.DiffAction{}
 	diffs := map[string]string{}
@@ -127,7 +120,7 @@ func TestDiff(t *testing.T) {
 
 	// A layout that does not build: the diff is incomplete.
 	broken := load(t, filepath.Join("testdata", "build", "fail"))
-	rep, err = layout.Diff(ctx, srv.Config, broken, layout.DiffOptions{})
+	rep, err = layout.Diff(ctx, cfg, broken, layout.DiffOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(rep.Problems).To(HaveLen(1))
 	g.Expect(rep.ExitCode()).To(Equal(layout.ExitError))

@@ -1,13 +1,12 @@
 package layout_test
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler/layout"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 )
 
 // TestSchemaDryRun validates against a real kube-apiserver (tool cache): a CRD defined in the repository
@@ -17,13 +16,7 @@ func TestSchemaDryRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts kube-apiserver and etcd")
 	}
-	ctx := context.Background()
-	srv, err := reconcilertest.StartAPIServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Stop() })
-	opts := layout.Options{Schema: srv.Config}
+	opts := layout.Options{Schema: testenv.APIServer(t)}
 
 	rep := validate(t, filepath.Join("testdata", "schema", "fail"), opts)
 	got := of(rep, layout.RuleSchema)

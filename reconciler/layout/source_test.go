@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler/layout"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 )
 
 // readTree returns a testdata repository's files (slash paths -> content), to commit them.
@@ -47,11 +47,7 @@ func validateDir(t *testing.T, dir string) *layout.Report {
 // validates a branch, a tag and a commit of it; bad credentials and an unknown ref are clear errors.
 func TestRemoteSource(t *testing.T) {
 	const user, token = "validator", "s3cret-token"
-	srv, err := reconcilertest.StartGitServer(t.TempDir(), user, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	srv := testenv.Git(t, user, token)
 	repo, err := srv.CreateRepo("layout-"+strings.ToLower(t.Name()), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -122,11 +118,7 @@ func TestRemoteSource(t *testing.T) {
 // TestLocalRef validates an older revision of a local repository, and a sub-folder of it, without
 // touching the work tree.
 func TestLocalRef(t *testing.T) {
-	srv, err := reconcilertest.StartGitServer(t.TempDir(), "u", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	srv := testenv.Git(t, "u", "p")
 	work := t.TempDir()
 	repo, err := srv.CreateRepo("local-"+strings.ToLower(t.Name()), work)
 	if err != nil {

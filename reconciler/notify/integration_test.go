@@ -14,9 +14,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/hybridtwin/hybridtwin/fakes/alerts"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	"github.com/hybridtwin/hybridtwin/reconciler/notify"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 )
 
 // A Kustomization that keeps failing -- the real reconciler retrying against a real API server and real
@@ -25,23 +25,9 @@ func TestFailingReconcileProducesExactlyOneAlert(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	api, err := reconcilertest.StartAPIServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Stop()
-	git, err := reconcilertest.StartGitServer(t.TempDir(), "reader", "pw")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer git.Close()
-	repo, err := git.CreateRepo("fleet", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repo.Commit("main", "seed", map[string]string{"apps/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: default}\n"}); err != nil {
-		t.Fatal(err)
-	}
+	api := testenv.APIServer(t)
+	git := testenv.Git(t, "reader", "pw")
+	repo, _ := testenv.SeededRepo(t, git, "fleet", map[string]string{"apps/cm.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a, namespace: default}\n"})
 
 	sink := startSink(t, alerts.Generic, nil) // the generic payload is Flux's event: object and reason
 	d := notify.New()
@@ -49,7 +35,7 @@ func TestFailingReconcileProducesExactlyOneAlert(t *testing.T) {
 	g.Expect(d.SetAlert(notify.Alert{Name: "errors", Namespace: "flux-system", ProviderRef: "hook", EventSeverity: "error",
 		EventSources: []notify.EventSource{{Kind: "Kustomization", Name: "*"}}})).To(Succeed())
 
-	rec, err := reconciler.New(api.Config, reconciler.Options{Cluster: "workload-1", WorkDir: t.TempDir(),
+	rec, err := reconciler.New(api, reconciler.Options{Cluster: "workload-1", WorkDir: t.TempDir(),
 		OnEvent: notify.Forwarder(ctx, d, nil)})
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +44,7 @@ func TestFailingReconcileProducesExactlyOneAlert(t *testing.T) {
 	defer rec.Stop()
 
 	// The Git server asks for basic auth: the credentials go in a Secret, as Flux reads them.
-	kube := kubernetes.NewForConfigOrDie(api.Config)
+	kube := kubernetes.NewForConfigOrDie(api)
 	_, err = kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "flux-system"}}, metav1.CreateOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = kube.CoreV1().Secrets("flux-system").Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "fleet-auth"},

@@ -18,8 +18,8 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 )
 
@@ -34,28 +34,14 @@ func TestConfigurationsConvergeAndReportCompliance(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	api, err := reconcilertest.StartAPIServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Stop()
-	git, err := reconcilertest.StartGitServer(t.TempDir(), "fleet-reader", "s3cret-token")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer git.Close()
-	repo, err := git.CreateRepo("fleet", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repo.Commit("main", "seed", map[string]string{
+	api := testenv.APIServer(t)
+	git := testenv.Git(t, "fleet-reader", "s3cret-token")
+	repo, _ := testenv.SeededRepo(t, git, "fleet", map[string]string{
 		"apps/settings.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: team-a\ndata:\n  mode: blue\n",
 		"apps/ns.yaml":       "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n",
 		"broken/bad.yaml":    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: [not, a, name]\n",
 		"tenant/other.yaml":  "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: sneaky\n  namespace: kube-system\ndata: {x: y}\n",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	// Azure side, through the official SDK.
 	srv, ep := startArc(t)
@@ -102,10 +88,10 @@ func TestConfigurationsConvergeAndReportCompliance(t *testing.T) {
 	g.Expect(compliance("healthy")()).To(Equal("Pending"), "before any agent ran")
 
 	// The cluster side: the reconciler and the agent.
-	rec := startCluster(ctx, t, api.Config, srv, *cc.ID, "workload-1")
+	rec := startCluster(ctx, t, api, srv, *cc.ID, "workload-1")
 	defer rec.Stop()
 
-	kube := kubernetes.NewForConfigOrDie(api.Config)
+	kube := kubernetes.NewForConfigOrDie(api)
 	g.Eventually(compliance("healthy")).WithTimeout(60 * time.Second).WithPolling(100 * time.Millisecond).Should(Equal("Compliant"))
 	cm, err := kube.CoreV1().ConfigMaps("team-a").Get(ctx, "settings", metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
@@ -148,25 +134,11 @@ func TestClusterConnectedUnderPolicyConvergesToBaseline(t *testing.T) {
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	api, err := reconcilertest.StartAPIServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Stop()
-	git, err := reconcilertest.StartGitServer(t.TempDir(), "u", "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer git.Close()
-	repo, err := git.CreateRepo("baseline", t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repo.Commit("main", "baseline", map[string]string{
+	api := testenv.APIServer(t)
+	git := testenv.Git(t, "u", "p")
+	repo, _ := testenv.SeededRepo(t, git, "baseline", map[string]string{
 		"base/policy.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: baseline-settings\n  namespace: default\ndata:\n  owner: platform\n",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	srv, ep := startArc(t)
 
 	// The assignment comes first (public-repository definition: the twin's test Git server accepts the
@@ -192,10 +164,10 @@ func TestClusterConnectedUnderPolicyConvergesToBaseline(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	rec := startCluster(ctx, t, api.Config, srv, *cc.ID, "store-042")
+	rec := startCluster(ctx, t, api, srv, *cc.ID, "store-042")
 	defer rec.Stop()
 
-	kube := kubernetes.NewForConfigOrDie(api.Config)
+	kube := kubernetes.NewForConfigOrDie(api)
 	g.Eventually(func() string {
 		cm, err := kube.CoreV1().ConfigMaps("default").Get(ctx, "baseline-settings", metav1.GetOptions{})
 		if err != nil {

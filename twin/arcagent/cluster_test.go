@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"github.com/hybridtwin/hybridtwin/internal/fluxcrd"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 )
 
@@ -28,11 +28,7 @@ import (
 func TestClusterTargetAppliesAndReadsFluxObjects(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	api, err := reconcilertest.StartAPIServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Stop()
+	api := testenv.APIServer(t)
 	dirs, err := fluxcrd.Dirs(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +37,7 @@ func TestClusterTargetAppliesAndReadsFluxObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dyn := dynamic.NewForConfigOrDie(api.Config)
+	dyn := dynamic.NewForConfigOrDie(api)
 	applyCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := fluxcrd.Apply(applyCtx, dyn, crds); err != nil {
@@ -52,7 +48,7 @@ func TestClusterTargetAppliesAndReadsFluxObjects(t *testing.T) {
 		t.Fatalf("re-applying the CRDs: %v", err)
 	}
 
-	target, err := arcagent.NewClusterTarget(api.Config)
+	target, err := arcagent.NewClusterTarget(api)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
 	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/registry"
 )
@@ -57,11 +57,7 @@ func TestOCIRepositoryConfigurationConverges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	api, err := reconcilertest.StartAPIServer(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer api.Stop()
+	api := testenv.APIServer(t)
 	reg, err := registry.Start(ctx, registry.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +71,7 @@ func TestOCIRepositoryConfigurationConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := startCluster(ctx, t, api.Config, srv, *cc.ID, "workload-oci")
+	rec := startCluster(ctx, t, api, srv, *cc.ID, "workload-oci")
 	defer rec.Stop()
 
 	config := func(tag string) arc.FluxConfiguration {
@@ -118,7 +114,7 @@ func TestOCIRepositoryConfigurationConverges(t *testing.T) {
 			return c.Properties.SourceSyncedCommitID
 		}
 	}
-	kube := kubernetes.NewForConfigOrDie(api.Config)
+	kube := kubernetes.NewForConfigOrDie(api)
 	mode := func() string {
 		cm, err := kube.CoreV1().ConfigMaps("oci-team").Get(ctx, "oci-settings", metav1.GetOptions{})
 		if err != nil {

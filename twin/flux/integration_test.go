@@ -23,7 +23,7 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/embedded"
@@ -86,21 +86,11 @@ func TestFluxConvergesAnArcConfiguration(t *testing.T) {
 	g.Expect(procs).To(HaveLen(2))
 
 	// Git.
-	git, err := reconcilertest.StartGitServer(t.TempDir(), "fleet-reader", "s3cret-token")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer git.Close()
-	repo, err := git.CreateRepo("fleet-"+suffix(), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := repo.Commit("main", "seed", map[string]string{
+	git := testenv.Git(t, "fleet-reader", "s3cret-token")
+	repo, _ := testenv.SeededRepo(t, git, "fleet-"+suffix(), map[string]string{
 		"apps/ns.yaml":       "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-a\n",
 		"apps/settings.yaml": "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: team-a\ndata:\n  mode: blue\n",
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	// Azure's side, through the official SDK.
 	srv := arc.NewServer(arc.Options{ProvisioningDelay: 10 * time.Millisecond})

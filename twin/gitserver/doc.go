@@ -12,7 +12,9 @@
 //
 // Every helper that depends on one of Gitea's asynchronous steps waits for it by polling with the profile's
 // interval: a pushed branch visible through the API, a pull request's mergeability computed, a webhook
-// delivered (Receiver). The layouts of examples/repos/ are loaded with LoadLayout and pushed with Seed.
+// delivered (Receiver). Seed pushes repositories from local folders as the twin seeds them (organization,
+// persona teams, a reader user, a commit per branch); the layouts of examples/repos/ are loaded with
+// LoadLayout and pushed with Seed too (Layout.SeedSpec).
 //
 // The package owns the Git server only. It imports tools/toolcache and twin/internal/procgroup (which runs
 // `gitea web` in its own process group, as the twin's other child processes run) and no other package of

@@ -75,11 +75,12 @@ func TestPullRequestFlowOnProtectedMain(t *testing.T) {
 
 	layout, err := gitserver.LoadLayout(filepath.Join(examples, "dir-per-env"))
 	g.Expect(err).NotTo(HaveOccurred())
-	seeded, err := admin.Seed(ctx, gitserver.SeedSpec{
-		Layout: layout, Org: org, RegistryHost: "127.0.0.1:5999", Protect: true,
-		Webhooks: []gitserver.Webhook{{URL: hook.URL + "/hook", Secret: secret}},
-	})
+	spec := layout.SeedSpec(org)
+	spec.Rewrite, spec.Protect = gitserver.RegistryRewrite("127.0.0.1:5999"), true
+	spec.Webhooks = []gitserver.Webhook{{URL: hook.URL + "/hook", Secret: secret}}
+	result, err := admin.Seed(ctx, spec)
 	g.Expect(err).NotTo(HaveOccurred())
+	seeded := result.Repos
 	g.Expect(seeded).To(HaveLen(1))
 	repo := seeded[0].Repo
 	g.Expect(repo).To(Equal(gitserver.Repo{Owner: org, Name: "gitops-config"}))
@@ -161,7 +162,9 @@ func TestPersonaAccess(t *testing.T) {
 
 	layout, err := gitserver.LoadLayout(filepath.Join(examples, "multi-repo"))
 	g.Expect(err).NotTo(HaveOccurred())
-	_, err = admin.Seed(ctx, gitserver.SeedSpec{Layout: layout, Org: org, Protect: true})
+	spec := layout.SeedSpec(org)
+	spec.Protect = true
+	_, err = admin.Seed(ctx, spec)
 	g.Expect(err).NotTo(HaveOccurred())
 	clusterRepo := gitserver.Repo{Owner: org, Name: "cluster-config"}
 	appRepo := gitserver.Repo{Owner: org, Name: "app-config"}
@@ -229,9 +232,11 @@ func TestBranchPerEnvironmentSeed(t *testing.T) {
 
 	layout, err := gitserver.LoadLayout(filepath.Join(examples, "branch-per-env"))
 	g.Expect(err).NotTo(HaveOccurred())
-	spec := gitserver.SeedSpec{Layout: layout, Org: org, Protect: true}
-	seeded, err := admin.Seed(ctx, spec)
+	spec := layout.SeedSpec(org)
+	spec.Protect = true
+	result, err := admin.Seed(ctx, spec)
 	g.Expect(err).NotTo(HaveOccurred())
+	seeded := result.Repos
 	repo := seeded[0].Repo
 	g.Expect(seeded[0].Commits).To(HaveLen(3))
 	g.Expect(admin.DefaultBranch(ctx, repo)).To(Equal("dev"))
@@ -250,14 +255,16 @@ func TestBranchPerEnvironmentSeed(t *testing.T) {
 	// Seeding again changes nothing, protection included.
 	again, err := admin.Seed(ctx, spec)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(again[0].Commits).To(Equal(seeded[0].Commits))
+	g.Expect(again.Repos[0].Commits).To(Equal(seeded[0].Commits))
 
 	// Every environment branch is protected: changed content cannot be seeded over it.
 	changed := copyDir(t, layout.Dir)
 	edit(t, filepath.Join(changed, "branches", "prod", "apps", "podinfo", "hpa.yaml"), "minReplicas: 3", "minReplicas: 4")
 	changedLayout, err := gitserver.LoadLayout(changed)
 	g.Expect(err).NotTo(HaveOccurred())
-	_, err = admin.Seed(ctx, gitserver.SeedSpec{Layout: changedLayout, Org: org, Protect: true})
+	changedSpec := changedLayout.SeedSpec(org)
+	changedSpec.Protect = true
+	_, err = admin.Seed(ctx, changedSpec)
 	g.Expect(err).To(MatchError(gitserver.ErrPushRejected))
 	g.Expect(err.Error()).To(ContainSubstring("branch prod"))
 }

@@ -67,7 +67,7 @@ func childProcesses() []string {
 			continue
 		}
 		for _, pid := range strings.Fields(string(b)) {
-			if shared.srv != nil && pid == strconv.Itoa(shared.srv.PID()) {
+			if p := sharedPID.Load(); p != 0 && pid == strconv.FormatInt(p, 10) {
 				continue
 			}
 			comm, _ := os.ReadFile("/proc/" + pid + "/comm")

@@ -1,8 +1,6 @@
 package gitserver
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -16,8 +14,8 @@ import (
 // LayoutFile is the file in a layout folder that describes it (examples/repos/<layout>/layout.yaml).
 const LayoutFile = "layout.yaml"
 
-// PlaceholderRegistry is the registry host the example manifests name images under; Seed replaces it with
-// SeedSpec.RegistryHost.
+// PlaceholderRegistry is the registry host the example manifests name images under; RegistryRewrite
+// replaces it with the twin's registry as Seed pushes them.
 const PlaceholderRegistry = "registry.twin.local"
 
 // Layout is a GitOps repository structure: which repositories, which folder becomes which branch, the images
@@ -230,115 +228,21 @@ func (l *Layout) KustomizationDir(c Configuration, k KustomizationSpec) string {
 	return filepath.Join(root, filepath.FromSlash(path.Clean(strings.TrimPrefix(k.Path, "./"))))
 }
 
-// SeedSpec says how to push a layout into Gitea.
-type SeedSpec struct {
-	// Layout is the layout to push (LoadLayout).
-	Layout *Layout
-	// Org is the organization that owns the repositories; created if missing.
-	Org string
-	// RegistryHost, when set, replaces PlaceholderRegistry in every pushed file, so images name the twin's
-	// registry ("127.0.0.1:40123").
-	RegistryHost string
-	// Protect applies MaintainerProtection to every branch after its first push.
-	Protect bool
-	// Webhooks are added to every repository.
-	Webhooks []Webhook
-}
-
-// SeededRepo is one repository Seed pushed.
-type SeededRepo struct {
-	Repo Repo
-	// Layers the repository holds.
-	Layers []Layer
-	// Commits maps each branch to the commit it points at.
-	Commits map[string]string
-	// CloneURL is the repository's HTTP clone URL.
-	CloneURL string
-}
-
-// Seed pushes a layout into Gitea as the client's user (the admin): it creates the organization, the
-// persona teams and each repository (granting persona access by its layers), pushes each branch's folder
-// as one commit, sets the default branch, and protects the branches and adds webhooks as the spec says.
-// It is idempotent: what exists is kept, and a branch that already holds the folder's content is not
-// pushed again. Once protected, a branch changes only through pull requests: seeding different content into
-// it fails with ErrPushRejected.
-func (c *Client) Seed(ctx context.Context, spec SeedSpec) ([]SeededRepo, error) {
-	if spec.Layout == nil {
-		return nil, fmt.Errorf("gitserver: seed: SeedSpec.Layout is nil: %w; load one with LoadLayout", ErrInvalidOptions)
-	}
-	l := spec.Layout
-	if err := c.CreateOrg(ctx, spec.Org); err != nil && !errors.Is(err, ErrExists) {
-		return nil, err
-	}
-	if err := c.EnsurePersonaTeams(ctx, spec.Org); err != nil {
-		return nil, err
-	}
-	var rewrite func(string, []byte) []byte
-	if spec.RegistryHost != "" {
-		from, to := []byte(PlaceholderRegistry), []byte(spec.RegistryHost)
-		rewrite = func(_ string, data []byte) []byte { return bytes.ReplaceAll(data, from, to) }
-	}
-	var out []SeededRepo
+// SeedSpec is the layout as Seed's input: its repositories in org, each with its description, layers,
+// default branch (the first branch when the layout names none) and a folder per branch (relative to the
+// layout's folder). Set Rewrite (RegistryRewrite), Protect and Webhooks on it as the seeding needs.
+func (l *Layout) SeedSpec(org string) SeedSpec {
+	spec := SeedSpec{Org: org, Root: l.Dir}
 	for _, lr := range l.Repositories {
-		repo := Repo{Owner: spec.Org, Name: lr.Name}
-		def := lr.DefaultBranch
-		if def == "" {
-			def = lr.Branches[0].Name
+		r := SeedRepo{Name: lr.Name, Description: lr.Description, Layers: lr.Layers, DefaultBranch: lr.DefaultBranch,
+			Branches: map[string]string{}}
+		if r.DefaultBranch == "" {
+			r.DefaultBranch = lr.Branches[0].Name
 		}
-		err := c.CreateRepo(ctx, repo, RepoOptions{Description: lr.Description, DefaultBranch: def})
-		if err != nil && !errors.Is(err, ErrExists) {
-			return nil, err
+		for _, b := range lr.Branches {
+			r.Branches[b.Name] = b.Path
 		}
-		if err := c.GrantLayers(ctx, repo, lr.Layers); err != nil {
-			return nil, err
-		}
-		seeded := SeededRepo{Repo: repo, Layers: lr.Layers, Commits: map[string]string{}, CloneURL: c.CloneURL(repo)}
-		// The default branch first, so the others start from it and share its history (promotion by pull
-		// request needs a common ancestor).
-		for _, br := range orderBranches(lr.Branches, def) {
-			res, err := c.Push(ctx, PushRequest{
-				Repo: repo, Branch: br.Name, From: def,
-				Dir:     filepath.Join(l.Dir, filepath.FromSlash(br.Path)),
-				Message: fmt.Sprintf("Seed %s from layout %s (%s)", br.Name, l.Name, br.Path),
-				Rewrite: rewrite,
-			})
-			if err != nil {
-				return nil, err
-			}
-			seeded.Commits[br.Name] = res.Commit
-		}
-		if err := c.SetDefaultBranch(ctx, repo, def); err != nil {
-			return nil, err
-		}
-		if spec.Protect {
-			for _, br := range lr.Branches {
-				err := c.ProtectBranch(ctx, repo, br.Name, MaintainerProtection(lr.Layers))
-				if err != nil && !errors.Is(err, ErrExists) {
-					return nil, err
-				}
-			}
-		}
-		for _, w := range spec.Webhooks {
-			if _, err := c.CreateWebhook(ctx, repo, w); err != nil {
-				return nil, err
-			}
-		}
-		out = append(out, seeded)
+		spec.Repos = append(spec.Repos, r)
 	}
-	return out, nil
-}
-
-func orderBranches(bs []LayoutBranch, first string) []LayoutBranch {
-	out := make([]LayoutBranch, 0, len(bs))
-	for _, b := range bs {
-		if b.Name == first {
-			out = append(out, b)
-		}
-	}
-	for _, b := range bs {
-		if b.Name != first {
-			out = append(out, b)
-		}
-	}
-	return out
+	return spec
 }

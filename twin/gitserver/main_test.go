@@ -1,56 +1,31 @@
 package gitserver_test
 
 import (
-	"context"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
 )
 
-// One Gitea serves every integration test of the package. It starts on first use, so the unit tests
-// (layouts, webhook signatures, app.ini) do not wait for it, and TestMain stops it.
-var shared struct {
-	once sync.Once
-	srv  *gitserver.Server
-	dir  string
-	err  error
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if shared.srv != nil {
-		if err := shared.srv.Stop(context.Background()); err != nil {
-			fmt.Fprintln(os.Stderr, "stop the shared gitea:", err)
-			code = 1
-		}
-	}
-	if shared.dir != "" {
-		_ = os.RemoveAll(shared.dir)
-	}
-	os.Exit(code)
-}
+// One Gitea serves every integration test of the package (testenv.Gitea): it starts on first use, so the
+// unit tests (layouts, webhook signatures, app.ini) do not wait for it, and testenv.Run stops it.
+func TestMain(m *testing.M) { os.Exit(testenv.Run(m)) }
 
 func server(t testing.TB) *gitserver.Server {
 	t.Helper()
-	shared.once.Do(func() {
-		shared.dir, shared.err = os.MkdirTemp("", "gitserver-test-")
-		if shared.err != nil {
-			return
-		}
-		shared.srv, shared.err = gitserver.Start(context.Background(), gitserver.Options{Dir: shared.dir})
-	})
-	if shared.err != nil {
-		t.Fatalf("start the shared gitea: %v", shared.err)
-	}
-	return shared.srv
+	srv := testenv.Gitea(t)
+	sharedPID.Store(int64(srv.PID()))
+	return srv
 }
+
+// sharedPID is the shared Gitea's process once a test has asked for it (childProcesses leaves it out).
+var sharedPID atomic.Int64
 
 var seq atomic.Int64
 

@@ -23,7 +23,7 @@ type Protection struct {
 	DismissStaleApprovals bool
 }
 
-// MaintainerProtection is the policy Seed applies: every change through a pull request, approved by the
+// MaintainerProtection is the policy Seed applies with SeedSpec.Protect: every change through a pull request, approved by the
 // profile's number of maintainers (the personas with write access to the repository's layers) and merged by
 // a maintainer.
 func MaintainerProtection(layers []Layer) Protection {

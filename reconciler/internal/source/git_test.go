@@ -18,20 +18,15 @@ import (
 	"github.com/fluxcd/pkg/sourceignore"
 	"github.com/fluxcd/pkg/sourceignore/gitignore"
 
-	"github.com/hybridtwin/hybridtwin/reconciler/reconcilertest"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 )
 
-func newServer(t *testing.T) *reconcilertest.GitServer {
+func newServer(t *testing.T) *testenv.GitServer {
 	t.Helper()
-	g, err := reconcilertest.StartGitServer(t.TempDir(), "flux", "s3cret")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = g.Close() })
-	return g
+	return testenv.Git(t, "flux", "s3cret")
 }
 
-func newRepo(t *testing.T, g *reconcilertest.GitServer) *reconcilertest.Repo {
+func newRepo(t *testing.T, g *testenv.GitServer) *testenv.Repo {
 	t.Helper()
 	r, err := g.CreateRepo(strings.ReplaceAll(t.Name(), "/", "-"), t.TempDir())
 	if err != nil {
@@ -49,7 +44,7 @@ func newStore(t *testing.T) *Store {
 	return s
 }
 
-func mustCommit(t *testing.T, r *reconcilertest.Repo, branch string, files map[string]string, remove ...string) string {
+func mustCommit(t *testing.T, r *testenv.Repo, branch string, files map[string]string, remove ...string) string {
 	t.Helper()
 	sha, err := r.Commit(branch, "test", files, remove...)
 	if err != nil {
@@ -207,22 +202,12 @@ func TestFetchErrors(t *testing.T) {
 // BenchmarkFetch1000 fetches flux-benchmark's repository shape (1000 app directories of one file each)
 // into an empty store: the clone, the checkout of the tree into an artifact, ignore rules and digest.
 func BenchmarkFetch1000(b *testing.B) {
-	g, err := reconcilertest.StartGitServer(b.TempDir(), "flux", "s3cret")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Close()
-	r, err := g.CreateRepo("bench-1000", b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
+	g := testenv.Git(b, "flux", "s3cret")
 	files := map[string]string{}
 	for i := 0; i < 1000; i++ {
 		files[fmt.Sprintf("apps/app-%04d/cm.yaml", i)] = fmt.Sprintf("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-%04d\ndata:\n  index: ${INDEX}\n", i)
 	}
-	if _, err := r.Commit("main", "bench", files); err != nil {
-		b.Fatal(err)
-	}
+	r, _ := testenv.SeededRepo(b, g, "bench-1000", files)
 	req := Request{URL: r.URL, Ref: Ref{Branch: "main"}, Auth: &Auth{Username: g.Username, Password: g.Password}}
 	b.ReportAllocs()
 	cpu0 := processCPU()

@@ -8,8 +8,6 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"slices"
-	"sort"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/hardware"
@@ -159,61 +157,34 @@ func (e *Estate) pushArtifacts(ctx context.Context) error {
 // readerUser is the Gitea user whose token the GitOps configurations read the repositories with.
 const readerUser = "flux-reader"
 
+// seed creates the spec's organisation, persona teams and repositories in Gitea and pushes their
+// folders (gitserver.Seed, the one seeding path), with a read-only user for the clusters: the
+// application-developer persona reads configuration repositories and writes none (gitserver personas,
+// after the Arc CI/CD guidance). The registry placeholder in the files becomes the registry's address.
 func (e *Estate) seed(ctx context.Context) error {
 	g := e.spec.Spec.Git
-	admin := e.git.Admin()
-	if err := admin.CreateOrg(ctx, g.Org); err != nil && !errors.Is(err, gitserver.ErrExists) {
-		return stepErr(api.StepSeed, g.Org, err)
-	}
-	if err := admin.EnsurePersonaTeams(ctx, g.Org); err != nil {
-		return stepErr(api.StepSeed, g.Org, err)
-	}
-	// A read-only user for the clusters: the application-developer persona reads configuration
-	// repositories and writes none (gitserver personas, after the Arc CI/CD guidance).
-	reader, err := admin.CreateUser(ctx, readerUser)
-	if err != nil {
-		return stepErr(api.StepSeed, readerUser, err)
-	}
-	if err := admin.AssignPersona(ctx, g.Org, reader, gitserver.ApplicationDeveloper); err != nil {
-		return stepErr(api.StepSeed, readerUser, err)
-	}
-	e.reader = reader
-	from, to := []byte(gitserver.PlaceholderRegistry), []byte(e.reg.Host())
-	rewrite := func(_ string, data []byte) []byte { return bytesReplace(data, from, to) }
+	ss := gitserver.SeedSpec{Org: g.Org, Root: e.spec.Dir, Reader: readerUser, Rewrite: gitserver.RegistryRewrite(e.reg.Host()),
+		Progress: func(p gitserver.SeedPush) { e.progress("seed: %s %s <- %s (%.12s)", p.Repo, p.Branch, p.Dir, p.Commit) }}
 	for _, r := range g.Repos {
-		repo := gitserver.Repo{Owner: g.Org, Name: r.Name}
 		branches := map[string]string{}
 		if r.Path != "" {
 			branches["main"] = r.Path
 		}
-		for b, p := range r.Branches {
-			branches[b] = p
+		maps.Copy(branches, r.Branches)
+		ss.Repos = append(ss.Repos, gitserver.SeedRepo{Name: r.Name, Description: "seeded by hybridtwin from " + e.spec.File, Branches: branches})
+	}
+	seeded, err := e.git.Admin().Seed(ctx, ss)
+	if err != nil {
+		var se *gitserver.SeedError
+		if errors.As(err, &se) {
+			return stepErr(api.StepSeed, se.Target, se.Err)
 		}
-		def := "main"
-		if _, ok := branches[def]; !ok {
-			def = slices.Sorted(maps.Keys(branches))[0]
-		}
-		if err := admin.CreateRepo(ctx, repo, gitserver.RepoOptions{Description: "seeded by hybridtwin from " + e.spec.File, DefaultBranch: def}); err != nil && !errors.Is(err, gitserver.ErrExists) {
-			return stepErr(api.StepSeed, repo.String(), err)
-		}
-		if err := admin.GrantLayers(ctx, repo, []gitserver.Layer{gitserver.ClusterLayer, gitserver.AppLayer}); err != nil {
-			return stepErr(api.StepSeed, repo.String(), err)
-		}
-		// The default branch first, so the others share its history.
-		order := append([]string{def}, without(slices.Sorted(maps.Keys(branches)), def)...)
-		for _, b := range order {
-			res, err := admin.Push(ctx, gitserver.PushRequest{Repo: repo, Branch: b, From: def, Dir: e.spec.Path(branches[b]),
-				Message: fmt.Sprintf("Seed %s from %s", b, branches[b]), Rewrite: rewrite})
-			if err != nil {
-				return stepErr(api.StepSeed, repo.String()+"@"+b, err)
-			}
-			e.progress("seed: %s %s <- %s (%.12s)", repo, b, branches[b], res.Commit)
-		}
-		if err := admin.SetDefaultBranch(ctx, repo, def); err != nil {
-			return stepErr(api.StepSeed, repo.String(), err)
-		}
-		e.repoURLs[r.Name] = admin.CloneURL(repo)
-		e.gitRepos = append(e.gitRepos, repo)
+		return stepErr(api.StepSeed, g.Org, err)
+	}
+	e.reader = seeded.Reader
+	for _, r := range seeded.Repos {
+		e.repoURLs[r.Repo.Name] = r.CloneURL
+		e.gitRepos = append(e.gitRepos, r.Repo)
 	}
 	return nil
 }
@@ -239,15 +210,3 @@ func (e *Estate) startBridge() {
 }
 
 func slogDiscard() *slog.Logger { return slog.New(slog.DiscardHandler) }
-
-// without is xs without x, sorted.
-func without(xs []string, x string) []string {
-	var out []string
-	for _, v := range xs {
-		if v != x {
-			out = append(out, v)
-		}
-	}
-	sort.Strings(out)
-	return out
-}

@@ -1,4 +1,4 @@
-package reconcilertest
+package testenv
 
 import (
 	"bytes"
@@ -13,12 +13,13 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
 // GitServer serves bare repositories over Git's smart HTTP protocol (git http-backend), behind HTTP
-// basic auth. It is the stand-in until the Gitea-based server of twin/gitserver is used; the wire
-// protocol go-git speaks to it is the same.
+// basic auth: the light Git server, in process, for tests that need Git's wire protocol but none of
+// Gitea's features (for those: Gitea). The wire protocol go-git speaks to it is the same.
 type GitServer struct {
 	// URL is the base URL, e.g. http://127.0.0.1:41234; repositories are at URL/<name>.git.
 	URL                string
@@ -32,7 +33,36 @@ type GitServer struct {
 	servers sync.WaitGroup
 }
 
-// StartGitServer serves repositories below root on an OS-assigned loopback port.
+// Git serves repositories for this test on an OS-assigned loopback port, behind basic auth with user and
+// password; it stops when the test ends.
+func Git(t testing.TB, user, password string) *GitServer {
+	t.Helper()
+	g, err := StartGitServer(t.TempDir(), user, password)
+	if err != nil {
+		t.Fatalf("start a Git server: %v", err)
+	}
+	t.Cleanup(func() { _ = g.Close() })
+	return g
+}
+
+// SeededRepo creates the repository name on g, with a work clone, and commits and pushes files
+// (slash-separated path -> content) as the first commit of main. It returns the repository and that
+// commit's SHA.
+func SeededRepo(t testing.TB, g *GitServer, name string, files map[string]string) (*Repo, string) {
+	t.Helper()
+	repo, err := g.CreateRepo(name, t.TempDir())
+	if err != nil {
+		t.Fatalf("create repository %s: %v", name, err)
+	}
+	sha, err := repo.Commit("main", "seed", files)
+	if err != nil {
+		t.Fatalf("seed repository %s: %v", name, err)
+	}
+	return repo, sha
+}
+
+// StartGitServer serves repositories below root on an OS-assigned loopback port; Close stops it. Git
+// is the same for one test.
 func StartGitServer(root, username, password string) (*GitServer, error) {
 	gitPath, err := exec.LookPath("git")
 	if err != nil {

@@ -1,10 +1,11 @@
-package reconcilertest
+package testenv
 
 import (
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
@@ -17,20 +18,45 @@ import (
 // an idle machine, but several builders share the 2 cores, so allow a minute.
 const startTimeout = 60 * time.Second
 
-// APIServer is a running kube-apiserver and etcd.
-type APIServer struct {
-	// Config is an admin (system:masters) client configuration.
-	Config *rest.Config
+// APIServer starts a kube-apiserver and etcd for this test alone and returns an admin (system:masters)
+// client configuration with no client-side rate limit. They are stopped, and their data removed, when
+// the test ends. A test that can share the binary's one API server calls SharedAPIServer instead.
+func APIServer(t testing.TB) *rest.Config {
+	t.Helper()
+	s, err := startAPIServer(context.Background())
+	if err != nil {
+		t.Fatalf("start an API server: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.stop(); err != nil {
+			t.Errorf("stop the API server: %v", err)
+		}
+	})
+	return rest.CopyConfig(s.config)
+}
+
+// SharedAPIServer is the test binary's one kube-apiserver and etcd, started on first use (so tests that
+// need none do not wait for it) and stopped by Run, which the package's TestMain must call. Tests sharing
+// it keep apart by namespace. A failed start fails every test that asks, with the same error.
+func SharedAPIServer(t testing.TB) *rest.Config {
+	t.Helper()
+	s := sharedAPI.get(t, "API server", func() (*apiServer, error) { return startAPIServer(context.Background()) })
+	return rest.CopyConfig(s.config)
+}
+
+// apiServer is a running kube-apiserver and etcd.
+type apiServer struct {
+	config *rest.Config
 	env    *envtest.Environment
 	wrap   string
 }
 
-// StartAPIServer starts etcd and kube-apiserver from the tool cache (building them first if the cache
-// is cold, which takes minutes). Stop it with Stop; a failed start leaves nothing running.
+// startAPIServer starts etcd and kube-apiserver from the tool cache (building them first if the cache
+// is cold, which takes minutes). Stop it with stop; a failed start leaves nothing running.
 //
 // envtest starts each binary in its own process group; the binaries are launched through
 // `setpriv --pdeathsig KILL` so they also die with the test process if it is killed outright.
-func StartAPIServer(ctx context.Context) (*APIServer, error) {
+func startAPIServer(ctx context.Context) (*apiServer, error) {
 	c, err := toolcache.New()
 	if err != nil {
 		return nil, fmt.Errorf("open tool cache: %w", err)
@@ -43,7 +69,7 @@ func StartAPIServer(ctx context.Context) (*APIServer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ensure etcd: %w", err)
 	}
-	wrap, err := os.MkdirTemp("", "reconcilertest-bin-")
+	wrap, err := os.MkdirTemp("", "testenv-bin-")
 	if err != nil {
 		return nil, fmt.Errorf("create wrapper directory: %w", err)
 	}
@@ -72,11 +98,11 @@ func StartAPIServer(ctx context.Context) (*APIServer, error) {
 	// The reconciler and the benchmarks issue thousands of requests; client-go's default 5 QPS / 10 burst
 	// would measure the client's rate limiter, not the server.
 	cfg.QPS, cfg.Burst = -1, -1
-	return &APIServer{Config: cfg, env: env, wrap: wrap}, nil
+	return &apiServer{config: cfg, env: env, wrap: wrap}, nil
 }
 
-// Stop stops the API server and etcd and removes their data.
-func (s *APIServer) Stop() error {
+// stop stops the API server and etcd and removes their data.
+func (s *apiServer) stop() error {
 	err := s.env.Stop()
 	os.RemoveAll(s.wrap)
 	return err
@@ -85,7 +111,7 @@ func (s *APIServer) Stop() error {
 func pdeathsigWrapper(dir, name, target string) (string, error) {
 	setpriv := "/usr/bin/setpriv"
 	if _, err := os.Stat(setpriv); err != nil {
-		// Without setpriv the process group still gets stopped by Stop; only a SIGKILLed test leaks.
+		// Without setpriv the process group still gets stopped by stop; only a SIGKILLed test leaks.
 		return target, nil
 	}
 	p := filepath.Join(dir, name)
