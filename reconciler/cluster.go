@@ -10,8 +10,6 @@ import (
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/workq"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -27,6 +25,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/workq"
 )
 
 // ErrNoCRDs is returned by Start in ObjectsInCluster mode when the cluster does not serve Flux's CRDs.
@@ -138,7 +139,9 @@ func (c *inCluster) start(ctx context.Context) {
 	for _, ck := range clusterKinds {
 		c.recorders[ck.kind] = c.bcast.NewRecorder(scheme.Scheme, corev1.EventSource{Component: ck.component})
 	}
-	factory := dynamicinformer.NewDynamicSharedInformerFactory(r.dyn, 0)
+	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(r.dyn, 0, metav1.NamespaceAll, func(o *metav1.ListOptions) {
+		o.LabelSelector = r.opts.WatchLabelSelector
+	})
 	for _, ck := range clusterKinds {
 		inf := factory.ForResource(ck.gvr).Informer()
 		_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{

@@ -30,7 +30,7 @@ var (
 
 // inClusterEnv is a test world whose reconciler runs on Flux's objects in the API server (Flux's CRDs
 // from the pinned modules, installed once for the package), with a client that reads them.
-func inClusterEnv(t *testing.T) (*env, client.Client) {
+func inClusterEnv(t *testing.T, opts ...func(*reconciler.Options)) (*env, client.Client) {
 	t.Helper()
 	crdOnce.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -40,7 +40,7 @@ func inClusterEnv(t *testing.T) (*env, client.Client) {
 	if crdErr != nil {
 		t.Fatalf("install Flux's CRDs: %v", crdErr)
 	}
-	e := newEnv(t, func(o *reconciler.Options) { o.ObjectsInCluster = true })
+	e := newEnv(t, append([]func(*reconciler.Options){func(o *reconciler.Options) { o.ObjectsInCluster = true }}, opts...)...)
 	s := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, sourcev1.AddToScheme, kustomizev1.AddToScheme} {
 		e.g.Expect(add(s)).To(Succeed())
@@ -249,4 +249,32 @@ func TestInClusterRestartPrunesFromTheInventory(t *testing.T) {
 		Should(Equal("True/ReconciliationSucceeded main@sha1:" + sha2))
 	e.g.Eventually(e.configMapData(e.ns, "b")).WithTimeout(eventually).WithPolling(poll).Should(BeNil(), "b, removed from Git while no reconciler ran, was not pruned")
 	e.g.Expect(e.configMapData(e.ns, "a")()).To(HaveKeyWithValue("k", "a"))
+}
+
+// TestInClusterWatchLabelSelector: with a watch label selector the reconciler takes only the Flux objects
+// whose labels match, as Flux's controllers do with --watch-label-selector (sharding); the others get
+// neither a finalizer nor a status from it.
+func TestInClusterWatchLabelSelector(t *testing.T) {
+	e, c := inClusterEnv(t, func(o *reconciler.Options) { o.WatchLabelSelector = "sharding.fluxcd.io/key=twin" })
+	ctx := context.Background()
+	sha := e.commit(map[string]string{"app/cm.yaml": configMap(e.ns, "mine", map[string]string{"shard": "twin"})})
+	mine := map[string]string{"sharding.fluxcd.io/key": "twin"}
+	repo := e.gitRepository("repo")
+	repo.Labels = mine
+	e.g.Expect(c.Create(ctx, repo)).To(Succeed())
+	e.g.Expect(c.Create(ctx, e.kustomization("mine", "./app", func(k *kustomizev1.Kustomization) { k.Labels = mine }))).To(Succeed())
+	other := e.gitRepository("other-repo")
+	other.Labels = map[string]string{"sharding.fluxcd.io/key": "flux"}
+	e.g.Expect(c.Create(ctx, other)).To(Succeed())
+	e.g.Expect(c.Create(ctx, e.kustomization("other", "./app", func(k *kustomizev1.Kustomization) { k.Spec.SourceRef.Name = "other-repo" }))).To(Succeed())
+
+	e.g.Eventually(clusterReady(c, e.ns, "mine")).WithTimeout(eventually).WithPolling(poll).Should(Equal("True/ReconciliationSucceeded main@sha1:" + sha))
+	untouched := func() string {
+		var k kustomizev1.Kustomization
+		var r sourcev1.GitRepository
+		e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "other"}, &k)).To(Succeed())
+		e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "other-repo"}, &r)).To(Succeed())
+		return fmt.Sprintf("ks finalizers %v conditions %d; repo finalizers %v conditions %d", k.Finalizers, len(k.Status.Conditions), r.Finalizers, len(r.Status.Conditions))
+	}
+	e.g.Consistently(untouched).WithTimeout(time.Second).WithPolling(poll).Should(Equal("ks finalizers [] conditions 0; repo finalizers [] conditions 0"))
 }

@@ -17,14 +17,10 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/flowcontrol"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/go-logr/logr"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/apply"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/drift"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/source"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/workq"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -33,6 +29,12 @@ import (
 	"k8s.io/utils/clock"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/apply"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/drift"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/source"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/workq"
 )
 
 // Options configure one reconciler (one workload cluster).
@@ -72,6 +74,10 @@ type Options struct {
 	// first. Flux's CRDs must be installed (Start fails with ErrNoCRDs otherwise). Off, the objects
 	// live in memory only, fed through the Apply methods.
 	ObjectsInCluster bool
+	// WatchLabelSelector, in ObjectsInCluster mode, restricts the reconciler to the Flux objects whose
+	// labels match it, as the Flux controllers' --watch-label-selector does (Flux's sharding, e.g.
+	// "sharding.fluxcd.io/key=shard1"); empty watches them all.
+	WatchLabelSelector string
 }
 
 // Errors callers can test for.
@@ -170,6 +176,9 @@ func New(cfg *rest.Config, opts Options) (*Reconciler, error) {
 	}
 	if opts.WorkDir == "" {
 		return nil, fmt.Errorf("%w: Options.WorkDir is required (a private directory for clones and artifacts)", ErrInvalid)
+	}
+	if _, err := labels.Parse(opts.WatchLabelSelector); err != nil {
+		return nil, fmt.Errorf("%w: Options.WatchLabelSelector %q: %v", ErrInvalid, opts.WatchLabelSelector, err)
 	}
 	if opts.Profile.Name == "" {
 		opts.Profile = DefaultProfile()

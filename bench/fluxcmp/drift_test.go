@@ -14,7 +14,6 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/bench/result"
 	"github.com/hybridtwin/hybridtwin/internal/testenv"
-	"github.com/hybridtwin/hybridtwin/reconciler"
 )
 
 // driftApps is how many Kustomizations each drift and push namespace holds, and driftSamples and
@@ -42,32 +41,29 @@ const restoreTimeout = 2*fluxDriftInterval + time.Minute
 func BenchmarkDrift(b *testing.B) {
 	e := newEnv(b)
 	repo := e.newRepo(b, "drift", driftApps, "v1")
+	ourT, fluxT := e.engine("hybridtwin").target, e.engine("flux").target
 	var ours, requested, interval []float64
 	for i := 0; i < b.N; i++ {
 		ns := newNamespace(b, e.kube, "drift-ours", e.git)
-		rec, stop := e.startOurs(b, ns)
-		if _, err := scaleOnce(rec, ns, repo.URL, driftApps, time.Hour); err != nil {
-			stop()
+		if err := monoRun(ourT, ns, repo.URL, driftApps, time.Hour); err != nil {
 			b.Fatalf("twin reconciler: %v", err)
 		}
 		for s := range driftSamples {
 			d, err := editAndWait(e.kube, ns, s%driftApps, fmt.Sprintf("drift-%d", s), nil)
 			if err != nil {
-				stop()
 				b.Fatalf("twin reconciler: %v", err)
 			}
 			ours = append(ours, ms(d))
 		}
-		stop()
 
 		ns = newNamespace(b, e.kube, "drift-req", e.git)
-		if _, err := scaleOnce(e.target, ns, repo.URL, driftApps, time.Hour); err != nil {
+		if err := monoRun(fluxT, ns, repo.URL, driftApps, time.Hour); err != nil {
 			b.Fatalf("flux: %v", err)
 		}
 		for s := range driftSamples {
 			app := s % driftApps
 			d, err := editAndWait(e.kube, ns, app, fmt.Sprintf("drift-%d", s), func() error {
-				return e.target.ApplyKustomization(kustomization(ns, app, time.Hour,
+				return fluxT.ApplyKustomization(kustomization(ns, app, time.Hour,
 					map[string]string{meta.ReconcileRequestAnnotation: time.Now().Format(time.RFC3339Nano)}))
 			})
 			if err != nil {
@@ -77,7 +73,7 @@ func BenchmarkDrift(b *testing.B) {
 		}
 
 		ns = newNamespace(b, e.kube, "drift-int", e.git)
-		if _, err := scaleOnce(e.target, ns, repo.URL, driftApps, fluxDriftInterval); err != nil {
+		if err := monoRun(fluxT, ns, repo.URL, driftApps, fluxDriftInterval); err != nil {
 			b.Fatalf("flux: %v", err)
 		}
 		for s := range driftSamples {
@@ -119,40 +115,28 @@ func BenchmarkPushToApplied(b *testing.B) {
 	e := newEnv(b)
 	var ours, theirs []float64
 	for i := 0; i < b.N; i++ {
-		repo := e.newRepo(b, "push-ours", driftApps, "v0")
-		ns := newNamespace(b, e.kube, "push-ours", e.git)
-		rec, stop := e.startOurs(b, ns)
-		if _, err := scaleOnce(rec, ns, repo.URL, driftApps, time.Hour); err != nil {
-			stop()
-			b.Fatalf("twin reconciler: %v", err)
-		}
-		for s := range pushSamples {
-			d, err := pushAndWait(e.kube, repo, ns, s%driftApps, fmt.Sprintf("push-%d-%s", s, randHex(2)), func() error {
-				return rec.RequestReconcile(reconciler.KindGitRepository, ns, "repo")
-			})
-			if err != nil {
-				stop()
-				b.Fatalf("twin reconciler: %v", err)
+		for _, en := range []struct {
+			name string
+			out  *[]float64
+		}{{"hybridtwin", &ours}, {"flux", &theirs}} {
+			t := e.engine(en.name).target
+			repo := e.newRepo(b, "push-"+en.name, driftApps, "v0")
+			ns := newNamespace(b, e.kube, "push-"+en.name, e.git)
+			if err := monoRun(t, ns, repo.URL, driftApps, time.Hour); err != nil {
+				b.Fatalf("%s: %v", en.name, err)
 			}
-			ours = append(ours, ms(d))
-		}
-		stop()
-
-		repo = e.newRepo(b, "push-flux", driftApps, "v0")
-		ns = newNamespace(b, e.kube, "push-flux", e.git)
-		if _, err := scaleOnce(e.target, ns, repo.URL, driftApps, time.Hour); err != nil {
-			b.Fatalf("flux: %v", err)
-		}
-		for s := range pushSamples {
-			d, err := pushAndWait(e.kube, repo, ns, s%driftApps, fmt.Sprintf("push-%d-%s", s, randHex(2)), func() error {
-				g := gitRepository(ns, repo.URL)
-				g.Annotations = map[string]string{meta.ReconcileRequestAnnotation: time.Now().Format(time.RFC3339Nano)}
-				return e.target.ApplyGitRepository(g)
-			})
-			if err != nil {
-				b.Fatalf("flux: %v", err)
+			for s := range pushSamples {
+				d, err := pushAndWait(e.kube, repo, ns, s%driftApps, fmt.Sprintf("push-%d-%s", s, randHex(2)), func() error {
+					// `flux reconcile source git`: the request annotation, for both engines.
+					g := gitRepository(ns, repo.URL)
+					g.Annotations = map[string]string{meta.ReconcileRequestAnnotation: time.Now().Format(time.RFC3339Nano)}
+					return t.ApplyGitRepository(g)
+				})
+				if err != nil {
+					b.Fatalf("%s: %v", en.name, err)
+				}
+				*en.out = append(*en.out, ms(d))
 			}
-			theirs = append(theirs, ms(d))
 		}
 	}
 	b.ReportMetric(median(ours), "ms/hybridtwin-push")
@@ -163,7 +147,7 @@ func BenchmarkPushToApplied(b *testing.B) {
 		ratio[i] = theirs[i] / ours[i]
 	}
 	note := fmt.Sprintf("push: %d Kustomizations per namespace on one GitRepository (interval 10 min), %d pushes per engine per run (%d runs), from the start of `git push` "+
-		"to the new value seen by a watch; a source reconcile is requested right after the push (no webhook receiver for either engine)", driftApps, pushSamples, b.N)
+		"to the new value seen by a watch; a source reconcile is requested right after the push with reconcile.fluxcd.io/requestedAt on the GitRepository, for both engines (no webhook receiver for either); both keep objects and status in the cluster", driftApps, pushSamples, b.N)
 	if err := writeResults([]string{note},
 		result.NewMetric("fluxcmp.push.hybridtwin.latencyMs", "ms", result.Lower, ours),
 		result.NewMetric("fluxcmp.push.flux.latencyMs", "ms", result.Lower, theirs),
@@ -233,4 +217,25 @@ func waitValue(kube kubernetes.Interface, ns, name, rv, want string, t0 time.Tim
 		}
 	}
 	return 0, fmt.Errorf("ConfigMap %s/%s: data.value %q not seen within %s", ns, name, want, restoreTimeout)
+}
+
+// newRepo creates a repository of n one-ConfigMap apps (data.value=value).
+func (e *env) newRepo(b *testing.B, prefix string, n int, value string) *testenv.Repo {
+	b.Helper()
+	repo, _ := testenv.SeededRepo(b, e.git, prefix+"-"+randHex(3), appFiles(n, value))
+	return repo
+}
+
+// monoRun applies a mono-repository namespace (one GitRepository, n Kustomizations at interval) through
+// t and waits until all are Ready.
+func monoRun(t *shardTarget, ns, url string, n int, interval time.Duration) error {
+	if err := t.ApplyGitRepository(gitRepository(ns, url)); err != nil {
+		return err
+	}
+	for i := range n {
+		if err := t.ApplyKustomization(kustomization(ns, i, interval, nil)); err != nil {
+			return err
+		}
+	}
+	return waitReady(t, ns, n)
 }

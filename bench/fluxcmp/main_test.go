@@ -5,8 +5,9 @@ import (
 	"testing"
 
 	"github.com/go-logr/logr"
-	"github.com/hybridtwin/hybridtwin/reconciler"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/hybridtwin/hybridtwin/reconciler"
 )
 
 // TestMain silences controller-runtime's logger (envtest logs through it, and without a logger it

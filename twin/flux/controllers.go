@@ -46,6 +46,13 @@ type Options struct {
 	StartTimeout time.Duration
 	// StopGrace is the time between SIGTERM and SIGKILL on Stop (default DefaultStopGrace).
 	StopGrace time.Duration
+	// Concurrency is kustomize-controller's --concurrent (default KustomizeConcurrency).
+	Concurrency int
+	// WatchLabelSelector is both controllers' --watch-label-selector: only Flux objects whose labels
+	// match are reconciled (Flux's sharding); empty watches them all.
+	WatchLabelSelector string
+	// Env is added to the controllers' environment (e.g. GOGC=400 to run them at the twin's GC target).
+	Env []string
 }
 
 // Process describes one running controller.
@@ -87,6 +94,9 @@ func Start(ctx context.Context, opts Options) (*Controllers, error) {
 	}
 	if opts.StopGrace <= 0 {
 		opts.StopGrace = DefaultStopGrace
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = KustomizeConcurrency
 	}
 	log := opts.Logger
 	if log == nil {
@@ -204,13 +214,16 @@ func (c *Controllers) start(ctx context.Context, bins binaries, crdDirs []string
 			"--health-addr=" + addr(ports[4]),
 			"--watch-all-namespaces=true",
 			"--enable-leader-election=false",
-			"--concurrent=" + strconv.Itoa(KustomizeConcurrency),
+			"--concurrent=" + strconv.Itoa(c.opts.Concurrency),
 			"--no-remote-bases=true",
 		}, ports[3:5], ports[4]},
 	}
 	for _, s := range specs {
+		if sel := c.opts.WatchLabelSelector; sel != "" {
+			s.args = append(s.args, "--watch-label-selector="+sel)
+		}
 		logPath := filepath.Join(dirs["logs"], s.name+".log")
-		p, err := startProcess(s.name, s.bin, s.args, env, c.opts.StateDir, logPath)
+		p, err := startProcess(s.name, s.bin, s.args, append(env, c.opts.Env...), c.opts.StateDir, logPath)
 		if err != nil {
 			return err
 		}
