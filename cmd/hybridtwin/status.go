@@ -165,7 +165,11 @@ func printStatus(out io.Writer, st *twin.Status) {
 	for _, g := range st.GitOps {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", g.Cluster, g.Name, g.ComplianceState, g.SyncedCommit, g.Message)
 		for _, k := range g.Kustomizations {
-			fmt.Fprintf(w, "\t  kustomization %s\t%s\t\t%s\n", k.Name, k.ComplianceState, k.Message)
+			name := k.Name
+			if k.AppliedBy != "" { // one a configuration's Kustomization applied (the bootstrap layout's)
+				name = k.Namespace + "/" + k.Name + " (applied by " + k.AppliedBy + ")"
+			}
+			fmt.Fprintf(w, "\t  kustomization %s\t%s\t\t%s\n", name, k.ComplianceState, k.Message)
 		}
 	}
 	_ = w.Flush()

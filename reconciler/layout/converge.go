@@ -44,6 +44,11 @@ type KustomizationStatus struct {
 	Compliance string
 	// Message is its Ready condition's message ("Applied revision: main@sha1:<commit>" when Ready).
 	Message string
+	// Namespace and AppliedBy ("<namespace>/<name>") are set for a Kustomization that one of the
+	// configuration's Kustomizations applied (the bootstrap layout's nested ones), which the Arc agent
+	// lists too.
+	Namespace string
+	AppliedBy string
 }
 
 // StatusSource reads the twin's GitOps configurations; cmd/hybridtwin adapts a running twin to it.
@@ -103,6 +108,9 @@ type KustomizationTime struct {
 	Cluster       string `json:"cluster"`
 	Configuration string `json:"configuration"`
 	Kustomization string `json:"kustomization"`
+	// AppliedBy is set for a nested Kustomization ("<namespace>/<name>" of the one that applied it; its
+	// own name is then "<namespace>/<name>" too): a Kustomization the layout's Kustomizations apply.
+	AppliedBy string `json:"appliedBy,omitempty"`
 	// State is Ready, Failed, Blocked (it depends on a Kustomization that failed), Unknown (its
 	// configuration is Non-Compliant because of another Kustomization, and it is itself neither Ready
 	// nor failed, or the twin reports no status of its own) or TimedOut.
@@ -214,8 +222,10 @@ func WaitConverge(ctx context.Context, src StatusSource, configs []Config, o Con
 		cfg *Config
 		key string
 		observed
-		// ks are the Kustomizations' own states, by Flux name, when the twin reports them.
-		ks map[string]*observed
+		// ks are the Kustomizations' own states, by Flux name, when the twin reports them; nested ones
+		// by "<namespace>/<name>", with who applied them in nested.
+		ks     map[string]*observed
+		nested map[string]string
 	}
 	confirm := max(o.Profile.Converge.Confirm, 1)
 	entries := map[string]*entry{}
@@ -262,10 +272,18 @@ func WaitConverge(ctx context.Context, src StatusSource, configs []Config, o Con
 					if e.ks == nil {
 						e.ks = map[string]*observed{}
 					}
-					o := e.ks[k.Name]
+					name := k.Name
+					if k.AppliedBy != "" {
+						name = k.Namespace + "/" + k.Name
+						if e.nested == nil {
+							e.nested = map[string]string{}
+						}
+						e.nested[name] = k.AppliedBy
+					}
+					o := e.ks[name]
 					if o == nil {
 						o = &observed{}
-						e.ks[k.Name] = o
+						e.ks[name] = o
 					}
 					see(o, k.Compliance, k.Message, now)
 				}
@@ -365,6 +383,31 @@ func WaitConverge(ctx context.Context, src StatusSource, configs []Config, o Con
 				f.Hint = "raise --converge-timeout if the layout is only slow (health checks, dependsOn chains), else look for a dependency that never becomes Ready"
 			}
 			if kt.State != StateReady && kt.State != StateUnknown {
+				findings = append(findings, f)
+			}
+			res.Kustomizations = append(res.Kustomizations, kt)
+		}
+		// The nested Kustomizations the twin reported: Ready (with its time), failed, or still waiting.
+		for _, name := range sortedKeys(e.nested) {
+			own := e.ks[name]
+			kt := KustomizationTime{Cluster: e.cfg.Cluster, Configuration: e.cfg.Name, Kustomization: name, AppliedBy: e.nested[name]}
+			f := Finding{Rule: RuleConverge, Severity: Error, Cluster: e.cfg.Cluster, Configuration: e.cfg.Name,
+				Kustomization: name, Object: "Kustomization/" + name}
+			switch own.state {
+			case Compliant:
+				kt.State = StateReady
+				kt.ReadyAfterSeconds = own.since.Sub(o.Start).Seconds()
+			case NonCompliant:
+				kt.State, kt.Message = StateFailed, own.message
+				f.Message = fmt.Sprintf("not Ready on the twin (applied by Kustomization %s): %s", e.nested[name], own.message)
+				f.Hint = "fix what the message names in the files this Kustomization builds; `kubectl describe kustomization` on the twin cluster shows its events"
+			default:
+				kt.State = StateTimedOut
+				kt.Message = fmt.Sprintf("still %s after %s", orUnknown(own.state), o.Timeout)
+				f.Message = fmt.Sprintf("not Ready on the twin within the converge timeout (applied by Kustomization %s): %s", e.nested[name], kt.Message)
+				f.Hint = "raise --converge-timeout if the layout is only slow, else look for a dependency that never becomes Ready"
+			}
+			if kt.State != StateReady {
 				findings = append(findings, f)
 			}
 			res.Kustomizations = append(res.Kustomizations, kt)

@@ -208,3 +208,40 @@ func TestConvergePerKustomization(t *testing.T) {
 	res, _, _ = run(t, &script{polls: [][]layout.ConfigStatus{{{Cluster: "dev", Name: "shop", Compliance: layout.Compliant, Commit: head}}}}, time.Minute)
 	g.Expect(res.Resolution).To(Equal("configuration"))
 }
+
+// The bootstrap layout: Kustomizations a configuration's Kustomization applied are reported by the Arc
+// agent with appliedBy; each gets its own time to Ready, or a finding naming who applied it.
+func TestConvergeNestedKustomizations(t *testing.T) {
+	g := NewWithT(t)
+	const head = "main@sha1:abc123"
+	own := func(name string) layout.KustomizationStatus {
+		return layout.KustomizationStatus{Name: "shop-" + name, Compliance: layout.Compliant, Message: "Applied revision: " + head}
+	}
+	nested := func(name, state, msg string) layout.KustomizationStatus {
+		return layout.KustomizationStatus{Name: name, Namespace: "flux-system", AppliedBy: "flux-system/shop-infra", Compliance: state, Message: msg}
+	}
+	all := []layout.KustomizationStatus{own("infra"), own("apps"), own("web"), own("jobs")}
+	st := func(c string, k ...layout.KustomizationStatus) []layout.ConfigStatus {
+		return []layout.ConfigStatus{{Cluster: "dev", Name: "shop", Compliance: c, Commit: head, Kustomizations: append(append([]layout.KustomizationStatus(nil), all...), k...)}}
+	}
+	res, fs, _ := run(t, &script{polls: [][]layout.ConfigStatus{
+		st(layout.Pending, nested("cert-manager", layout.Pending, "")),
+		st(layout.Pending, nested("cert-manager", layout.Compliant, "Applied revision: "+head), nested("ingress", layout.Pending, "")),
+		st(layout.Compliant, nested("cert-manager", layout.Compliant, "Applied revision: "+head), nested("ingress", layout.Compliant, "Applied revision: "+head)),
+	}}, time.Minute)
+	g.Expect(fs).To(BeEmpty())
+	times := map[string]float64{}
+	for _, k := range res.Kustomizations {
+		if k.AppliedBy != "" {
+			g.Expect(k.AppliedBy).To(Equal("flux-system/shop-infra"))
+			times[k.Kustomization] = k.ReadyAfterSeconds
+		}
+	}
+	g.Expect(times).To(Equal(map[string]float64{"flux-system/cert-manager": 1, "flux-system/ingress": 2}))
+
+	res, fs, _ = run(t, &script{polls: [][]layout.ConfigStatus{
+		st(layout.NonCompliant, nested("ingress", layout.NonCompliant, "kustomization path not found: stat ./ingress")),
+	}}, time.Minute)
+	g.Expect(states(res)).To(HaveKeyWithValue("flux-system/ingress", layout.StateFailed))
+	g.Expect(fs).To(ContainElement(HaveField("Message", ContainSubstring("applied by Kustomization flux-system/shop-infra): kustomization path not found"))))
+}

@@ -94,8 +94,14 @@ type GitOpsStatus struct {
 
 // KustomizationStatus is one Kustomization of a configuration, from properties.statuses.
 type KustomizationStatus struct {
-	// Name is the Flux Kustomization's name (<configuration>-<kustomization>).
-	Name string `json:"name"`
+	// Name is the Flux Kustomization's name (<configuration>-<kustomization> for the configuration's
+	// own), Namespace its namespace.
+	Name      string `json:"name"`
+	Namespace string `json:"namespace,omitempty"`
+	// AppliedBy is "<namespace>/<name>" of the Kustomization that applied it, for one a configuration's
+	// Kustomization created (ARM's appliedBy: the bootstrap layout's nested Kustomizations); empty for
+	// the configuration's own.
+	AppliedBy string `json:"appliedBy,omitempty"`
 	// ComplianceState is the agent's per-object state: Compliant (Ready), Non-Compliant (failed) or
 	// Pending (not reconciled yet, progressing, waiting on a dependency).
 	ComplianceState string `json:"complianceState"`

@@ -393,8 +393,8 @@ func (a *Agent) Compliance(c arc.FluxConfiguration) arc.ComplianceReport {
 	rep := arc.ComplianceReport{State: arc.Compliant}
 	var failures []string
 	pending := false
-	consider := func(kind, name string, conds []metav1.Condition, found bool) {
-		st := arc.ObjectStatus{Name: name, Namespace: ns, Kind: kind, ComplianceState: arc.Pending}
+	consider := func(kind, namespace, name string, conds []metav1.Condition, found bool, appliedBy *arc.ObjectReference) {
+		st := arc.ObjectStatus{Name: name, Namespace: namespace, Kind: kind, ComplianceState: arc.Pending, AppliedBy: appliedBy}
 		ready := apimeta.FindStatusCondition(conds, meta.ReadyCondition)
 		switch {
 		case !found || ready == nil || ready.Status == metav1.ConditionUnknown:
@@ -419,15 +419,50 @@ func (a *Agent) Compliance(c arc.FluxConfiguration) arc.ComplianceReport {
 		rep.SyncedCommit = art.Revision
 		rep.SourceUpdatedAt = art.LastUpdateTime.Time
 	}
-	consider(kind, c.Name, srcConds, ok)
+	consider(kind, ns, c.Name, srcConds, ok, nil)
+	// The configuration's Kustomizations, then the Flux objects they applied, recursively: ARM's
+	// statuses are "the Flux Kubernetes resources created by the fluxConfiguration or created by the
+	// managed objects provisioned by the fluxConfiguration", each nested one with appliedBy, and
+	// complianceState is their combined status (fluxConfigurations REST reference, api-version
+	// 2023-05-01: statuses, complianceState, ObjectStatusDefinition.appliedBy).
+	seen := map[string]bool{}
+	var walk func(k *kustomizev1.Kustomization)
+	walk = func(k *kustomizev1.Kustomization) {
+		if k.Status.Inventory == nil {
+			return
+		}
+		parent := &arc.ObjectReference{Name: k.Name, Namespace: k.Namespace}
+		for _, e := range k.Status.Inventory.Entries {
+			cns, cname, ok := nestedKustomization(e.ID)
+			if !ok || seen[cns+"/"+cname] {
+				continue
+			}
+			seen[cns+"/"+cname] = true
+			child, found := a.opts.Target.Kustomization(cns, cname)
+			var conds []metav1.Condition
+			if found {
+				conds = child.Status.Conditions
+			}
+			consider(kustomizev1.KustomizationKind, cns, cname, conds, found, parent)
+			if found {
+				walk(child)
+			}
+		}
+	}
+	var own []*kustomizev1.Kustomization
 	for _, kn := range sortedKeys(p.Kustomizations) {
 		name := KustomizationName(c.Name, kn)
+		seen[ns+"/"+name] = true
 		k, ok := a.opts.Target.Kustomization(ns, name)
 		var conds []metav1.Condition
 		if ok {
 			conds = k.Status.Conditions
+			own = append(own, k)
 		}
-		consider(kustomizev1.KustomizationKind, name, conds, ok)
+		consider(kustomizev1.KustomizationKind, ns, name, conds, ok, nil)
+	}
+	for _, k := range own {
+		walk(k)
 	}
 	switch {
 	case applyErr != "":
@@ -438,6 +473,16 @@ func (a *Agent) Compliance(c arc.FluxConfiguration) arc.ComplianceReport {
 		rep.State = arc.Pending
 	}
 	return rep
+}
+
+// nestedKustomization parses an inventory entry ID (Flux's "<namespace>_<name>_<group>_<kind>", names
+// and namespaces having no underscore) naming a Kustomization.
+func nestedKustomization(id string) (namespace, name string, ok bool) {
+	parts := strings.Split(id, "_")
+	if len(parts) != 4 || parts[2] != kustomizev1.GroupVersion.Group || parts[3] != kustomizev1.KustomizationKind {
+		return "", "", false
+	}
+	return parts[0], parts[1], true
 }
 
 func hashReport(r arc.ComplianceReport) [32]byte {

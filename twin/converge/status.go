@@ -41,7 +41,8 @@ func configStatuses(st *twin.Status) []layout.ConfigStatus {
 		cs := layout.ConfigStatus{Cluster: g.Cluster, Name: g.Name, Compliance: g.ComplianceState,
 			Commit: g.SyncedCommit, Message: g.Message}
 		for _, k := range g.Kustomizations {
-			cs.Kustomizations = append(cs.Kustomizations, layout.KustomizationStatus{Name: k.Name, Compliance: k.ComplianceState, Message: k.Message})
+			cs.Kustomizations = append(cs.Kustomizations, layout.KustomizationStatus{Name: k.Name, Compliance: k.ComplianceState, Message: k.Message,
+				Namespace: k.Namespace, AppliedBy: k.AppliedBy})
 		}
 		out = append(out, cs)
 	}

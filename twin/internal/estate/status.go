@@ -28,7 +28,10 @@ func kustomizationStatuses(sts []arc.ObjectStatus) []api.KustomizationStatus {
 		if o.Kind != kustomizev1.KustomizationKind {
 			continue
 		}
-		k := api.KustomizationStatus{Name: o.Name, ComplianceState: o.ComplianceState}
+		k := api.KustomizationStatus{Name: o.Name, Namespace: o.Namespace, ComplianceState: o.ComplianceState}
+		if o.AppliedBy != nil {
+			k.AppliedBy = o.AppliedBy.Namespace + "/" + o.AppliedBy.Name
+		}
 		for _, c := range o.StatusConditions {
 			if c.Type == meta.ReadyCondition {
 				k.Ready, k.Reason, k.Message, k.Since = c.Status, c.Reason, c.Message, c.LastTransitionTime
