@@ -264,3 +264,70 @@ func TestHelmReleaseDependsOnAndDelete(t *testing.T) {
 	e.g.Expect(ok).To(BeFalse())
 	e.g.Expect(e.releaseSecrets("db")()).To(ConsistOf("sh.helm.release.v1.db.v1"))
 }
+
+// TestInClusterHelmRelease: in the cluster a HelmRelease is helm-controller's: the HelmChart for its
+// spec.chart is created in the API server, the release's status (Ready, history) is written to the
+// status subresource with Flux's finalizer on the object, events come from helm-controller, a field the
+// twin does not implement is refused with UnsupportedByTwin naming it, and deleting the object
+// uninstalls the release through the finalizer.
+func TestInClusterHelmRelease(t *testing.T) {
+	e, c := inClusterEnv(t)
+	ctx := context.Background()
+	e.g.Expect(helmv2.AddToScheme(c.Scheme())).To(Succeed())
+	url := serveCharts(t, "1.0.0")
+	e.g.Expect(c.Create(ctx, e.helmRepository("charts", url))).To(Succeed())
+	e.g.Expect(c.Create(ctx, e.helmRelease("app", "1.0.0", map[string]any{"greeting": "in-cluster"}))).To(Succeed())
+
+	e.g.Eventually(func() string {
+		var hr helmv2.HelmRelease
+		if err := c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "app"}, &hr); err != nil {
+			return err.Error()
+		}
+		r := apimeta.FindStatusCondition(hr.Status.Conditions, meta.ReadyCondition)
+		if r == nil || hr.Status.ObservedGeneration != hr.Generation || len(hr.Status.History) == 0 {
+			return "not observed: " + readyOf(hr.Status.Conditions)
+		}
+		return fmt.Sprintf("%s/%s %s %v", r.Status, r.Reason, hr.Status.History[0].VersionedChartName(), hr.Finalizers)
+	}).WithTimeout(eventually).WithPolling(poll).Should(Equal("True/InstallSucceeded app@1.0.0 [finalizers.fluxcd.io]"))
+	e.g.Expect(e.configMapData(e.ns, "app-config")()).To(HaveKeyWithValue("greeting", "in-cluster"))
+	var hc sourcev1.HelmChart
+	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.ns + "-app"}, &hc)).To(Succeed())
+	e.g.Expect(hc.Status.Artifact).NotTo(BeNil())
+	e.g.Expect(hc.Labels).To(HaveKeyWithValue("helm.toolkit.fluxcd.io/name", "app"))
+	e.g.Eventually(func() []string {
+		var evs corev1.EventList
+		e.g.Expect(c.List(ctx, &evs, client.InNamespace(e.ns))).To(Succeed())
+		var got []string
+		for _, ev := range evs.Items {
+			if ev.InvolvedObject.Kind == "HelmRelease" && ev.Source.Component == "helm-controller" {
+				got = append(got, ev.Reason+" "+ev.Annotations["helm.toolkit.fluxcd.io/revision"])
+			}
+		}
+		return got
+	}).WithTimeout(eventually).WithPolling(poll).Should(ContainElement("InstallSucceeded 1.0.0"))
+
+	// A field the twin does not implement is refused, with the field named.
+	bad := e.helmRelease("rendered", "1.0.0", nil, func(h *helmv2.HelmRelease) {
+		h.Spec.PostRenderers = []helmv2.PostRenderer{{}}
+	})
+	e.g.Expect(c.Create(ctx, bad)).To(Succeed())
+	e.g.Eventually(func() string {
+		var hr helmv2.HelmRelease
+		e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "rendered"}, &hr)).To(Succeed())
+		return readyOf(hr.Status.Conditions)
+	}).WithTimeout(eventually).WithPolling(poll).Should(And(HavePrefix("False/UnsupportedByTwin"), ContainSubstring("spec.postRenderers")))
+
+	// Deleting the HelmRelease uninstalls the release (objects and storage Secrets) and deletes its
+	// HelmChart before the finalizer lets the object go.
+	var hr helmv2.HelmRelease
+	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "app"}, &hr)).To(Succeed())
+	e.g.Expect(c.Delete(ctx, &hr)).To(Succeed())
+	e.g.Eventually(func() bool {
+		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "app"}, &helmv2.HelmRelease{}))
+	}).WithTimeout(eventually).WithPolling(poll).Should(BeTrue())
+	e.g.Eventually(e.configMapData(e.ns, "app-config")).WithTimeout(eventually).WithPolling(poll).Should(BeNil())
+	e.g.Expect(e.releaseSecrets("app")()).To(BeEmpty())
+	e.g.Eventually(func() bool {
+		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.ns + "-app"}, &sourcev1.HelmChart{}))
+	}).WithTimeout(eventually).WithPolling(poll).Should(BeTrue())
+}
