@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	corev1 "k8s.io/api/core/v1"
@@ -50,7 +51,7 @@ type clusterKind struct {
 }
 
 // clusterKinds is the table of kinds watched in ObjectsInCluster mode: every source kind of sourceKinds,
-// then Kustomization.
+// then Kustomization and HelmRelease.
 var clusterKinds = append(sourceClusterKinds(), clusterKind{
 	kind:      KindKustomization,
 	gvr:       kustomizev1.GroupVersion.WithResource("kustomizations"),
@@ -58,6 +59,14 @@ var clusterKinds = append(sourceClusterKinds(), clusterKind{
 	newObj:    func() client.Object { return &kustomizev1.Kustomization{} },
 	apply: func(r *Reconciler, obj client.Object) error {
 		return r.ApplyKustomization(obj.(*kustomizev1.Kustomization))
+	},
+}, clusterKind{
+	kind:      KindHelmRelease,
+	gvr:       helmv2.GroupVersion.WithResource("helmreleases"),
+	component: "helm-controller",
+	newObj:    func() client.Object { return &helmv2.HelmRelease{} },
+	apply: func(r *Reconciler, obj client.Object) error {
+		return r.ApplyHelmRelease(obj.(*helmv2.HelmRelease))
 	},
 })
 
@@ -234,6 +243,10 @@ func (c *inCluster) forget(ck clusterKind, obj any) {
 // objects it applied stay on the cluster, no longer watched for drift. Nothing happens for an object the
 // reconciler does not hold.
 func (r *Reconciler) release(sk schedKey) {
+	if sk.kind == KindHelmRelease {
+		r.releaseHelmRelease(sk.key) // the release stays installed
+		return
+	}
 	if sk.kind != KindKustomization {
 		_ = r.deleteSource(srcRef(sk)) // a source applies nothing: forgetting its artifact is all
 		return
@@ -262,6 +275,8 @@ func (r *Reconciler) deleteKind(ctx context.Context, sk schedKey) error {
 	switch sk.kind {
 	case KindKustomization:
 		err = r.DeleteKustomization(ctx, sk.key.Namespace, sk.key.Name)
+	case KindHelmRelease:
+		err = r.DeleteHelmRelease(ctx, sk.key.Namespace, sk.key.Name)
 	default:
 		err = r.deleteSource(srcRef(sk))
 	}
@@ -430,6 +445,12 @@ func (r *Reconciler) statusOf(sk schedKey) (any, bool) {
 	switch sk.kind {
 	case KindKustomization:
 		st := r.kss[sk.key]
+		if st == nil || st.deleted {
+			return nil, false
+		}
+		return st.obj.Status.DeepCopy(), true
+	case KindHelmRelease:
+		st := r.hrs[sk.key]
 		if st == nil || st.deleted {
 			return nil, false
 		}

@@ -14,9 +14,10 @@ import (
 // gitRepositoryKind is GitRepository's row of sourceKinds: source-controller's GitRepository, cloned
 // with go-git over HTTP(S).
 var gitRepositoryKind = sourceDef[sourcev1.GitRepository, *sourcev1.GitRepository, sourcev1.GitRepositoryStatus]{
-	kind:     KindGitRepository,
-	resource: "gitrepositories",
-	validate: validateGitRepository,
+	kind:      KindGitRepository,
+	kustomize: true,
+	resource:  "gitrepositories",
+	validate:  validateGitRepository,
 	fields: func(o *sourcev1.GitRepository) sourceFields {
 		sp, st := &o.Spec, &o.Status
 		return sourceFields{spec: o.Spec, interval: sp.Interval.Duration, timeout: sp.Timeout, suspend: sp.Suspend, ignore: sp.Ignore,

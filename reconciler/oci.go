@@ -21,9 +21,10 @@ import (
 // ociRepositoryKind is OCIRepository's row of sourceKinds: source-controller's OCIRepository, for
 // artifacts as `flux push artifact` makes them, pulled with go-containerregistry.
 var ociRepositoryKind = sourceDef[sourcev1.OCIRepository, *sourcev1.OCIRepository, sourcev1.OCIRepositoryStatus]{
-	kind:     KindOCIRepository,
-	resource: "ocirepositories",
-	validate: validateOCIRepository,
+	kind:      KindOCIRepository,
+	kustomize: true,
+	resource:  "ocirepositories",
+	validate:  validateOCIRepository,
 	fields: func(o *sourcev1.OCIRepository) sourceFields {
 		sp, st := &o.Spec, &o.Status
 		return sourceFields{spec: o.Spec, interval: sp.Interval.Duration, timeout: sp.Timeout, suspend: sp.Suspend, ignore: sp.Ignore,

@@ -28,6 +28,9 @@ type Profile struct {
 	KustomizationWorkers int
 	// SourceWorkers is how many GitRepositories fetch at once (source-controller --concurrent: 2).
 	SourceWorkers int
+	// HelmReleaseWorkers is how many HelmReleases reconcile at once (helm-controller --concurrent: 4,
+	// its main.go default). Zero means one.
+	HelmReleaseWorkers int
 	// ClientQPS and ClientBurst are the client-side rate limit towards the API server when it does not
 	// run API Priority and Fairness. kustomize-controller takes them from --kube-api-qps (50) and
 	// --kube-api-burst (300), and drops client-side limiting altogether when the server answers with
@@ -131,6 +134,7 @@ func DefaultProfile() Profile {
 		FieldManager:         "kustomize-controller",
 		OwnerGroup:           "kustomize.toolkit.fluxcd.io",
 		KustomizationWorkers: 16,
+		HelmReleaseWorkers:   4,
 		SourceWorkers:        2,
 		ClientQPS:            50,
 		ClientBurst:          300,

@@ -33,6 +33,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/apply"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/drift"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/helm"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/source"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/workq"
 )
@@ -119,6 +120,7 @@ type Reconciler struct {
 	dyn    dynamic.Interface
 	md     metadata.Interface
 	store  *source.Store
+	helm   *helm.Getter
 	engine *apply.Engine
 	met    *metrics
 	rng    *rand.Rand
@@ -129,6 +131,7 @@ type Reconciler struct {
 	mu      sync.Mutex
 	srcs    map[srcRef]*srcState
 	kss     map[core.Key]*ksState
+	hrs     map[core.Key]*hrState
 	graph   *core.Graph
 	owners  map[core.ObjID]core.Key
 	sched   *core.Scheduler[schedKey]
@@ -138,6 +141,7 @@ type Reconciler struct {
 	pending map[core.ObjID]time.Time // drift detected, not yet handled
 
 	ksQueue    *workq.Queue[core.Key]
+	hrQueue    *workq.Queue[core.Key]
 	srcQueue   *workq.Queue[srcRef]
 	driftQueue *workq.Queue[core.ObjID]
 	wake       chan struct{}
@@ -221,12 +225,17 @@ func New(cfg *rest.Config, opts Options) (*Reconciler, error) {
 	if err != nil {
 		return nil, err
 	}
+	hg, err := helm.NewGetter(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("build Helm clients for cluster %q: %w", opts.Cluster, err)
+	}
 	r := &Reconciler{
 		opts: opts, prof: opts.Profile, clk: opts.Clock, log: log, cfg: cfg, admin: admin, mapper: mapper, dyn: dyn, md: md,
-		store: store, rng: rand.New(rand.NewPCG(1, 2)),
-		srcs: map[srcRef]*srcState{}, kss: map[core.Key]*ksState{}, owners: map[core.ObjID]core.Key{},
+		store: store, helm: hg, rng: rand.New(rand.NewPCG(1, 2)),
+		srcs: map[srcRef]*srcState{}, kss: map[core.Key]*ksState{}, hrs: map[core.Key]*hrState{}, owners: map[core.ObjID]core.Key{},
 		sched: core.NewScheduler[schedKey](), clients: map[string]client.Client{"": admin}, pending: map[core.ObjID]time.Time{},
 		ksQueue:    workq.New[core.Key](),
+		hrQueue:    workq.New[core.Key](),
 		srcQueue:   workq.New[srcRef](),
 		driftQueue: workq.New[core.ObjID](),
 		wake:       make(chan struct{}, 1),
@@ -277,12 +286,16 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	for i := 0; i < r.prof.KustomizationWorkers; i++ {
 		r.goRun(func() { work(ctx, r.ksQueue, r.reconcileKustomization) })
 	}
+	for i := 0; i < max(r.prof.HelmReleaseWorkers, 1); i++ {
+		r.goRun(func() { work(ctx, r.hrQueue, r.reconcileHelmRelease) })
+	}
 	for i := 0; i < r.prof.DriftWorkers; i++ {
 		r.goRun(func() { work(ctx, r.driftQueue, r.correct) })
 	}
 	r.goRun(func() {
 		<-ctx.Done()
 		r.ksQueue.ShutDown()
+		r.hrQueue.ShutDown()
 		r.srcQueue.ShutDown()
 		r.driftQueue.ShutDown()
 	})
@@ -295,6 +308,9 @@ func (r *Reconciler) Start(ctx context.Context) error {
 	}
 	for k := range r.kss {
 		r.ksQueue.Add(k)
+	}
+	for k := range r.hrs {
+		r.hrQueue.Add(k)
 	}
 	return nil
 }
@@ -387,6 +403,8 @@ func (r *Reconciler) enqueue(kind Kind, k core.Key) {
 	switch {
 	case kind == KindKustomization:
 		r.ksQueue.Add(k)
+	case kind == KindHelmRelease:
+		r.hrQueue.Add(k)
 	case isSourceKind(kind):
 		r.srcQueue.Add(srcRef{kind, k})
 	}
@@ -555,6 +573,8 @@ func (r *Reconciler) RequestReconcile(kind Kind, namespace, name string) error {
 	switch {
 	case kind == KindKustomization:
 		_, ok = r.kss[k]
+	case kind == KindHelmRelease:
+		_, ok = r.hrs[k]
 	case isSourceKind(kind):
 		_, ok = r.srcs[srcRef{kind, k}]
 	}
@@ -573,7 +593,7 @@ func (r *Reconciler) Idle() bool {
 	r.mu.Lock()
 	pending := len(r.pending)
 	r.mu.Unlock()
-	return pending == 0 && r.ksQueue.Idle() && r.srcQueue.Idle() && r.driftQueue.Idle() && (r.cluster == nil || r.cluster.idle())
+	return pending == 0 && r.ksQueue.Idle() && r.hrQueue.Idle() && r.srcQueue.Idle() && r.driftQueue.Idle() && (r.cluster == nil || r.cluster.idle())
 }
 
 // Events returns the events emitted so far (oldest first, at most Profile.EventHistory).

@@ -32,13 +32,19 @@ type sourceObject interface {
 var sourceKinds = []sourceKind{
 	gitRepositoryKind.row(),
 	ociRepositoryKind.row(),
+	helmRepositoryKind.row(),
+	helmChartKind.row(),
 }
 
 // sourceKind is one row of sourceKinds: a source kind with its Go type erased, so the bookkeeping can
 // handle every kind alike. Rows are made from a sourceDef with row().
 type sourceKind struct {
-	kind     Kind
-	gvr      schema.GroupVersionResource
+	kind Kind
+	gvr  schema.GroupVersionResource
+	// kustomize says whether a Kustomization's spec.sourceRef may name the kind.
+	kustomize bool
+	// static says whether an object is a marker with nothing to fetch (an OCI HelmRepository).
+	static   func(sourceObject) bool
 	newObj   func() sourceObject
 	validate func(sourceObject) error
 	fields   func(sourceObject) sourceFields
@@ -61,6 +67,12 @@ type sourceDef[T any, P interface {
 	kind Kind
 	// resource is the kind's plural resource name in source.toolkit.fluxcd.io/v1.
 	resource string
+	// kustomize says whether a Kustomization's spec.sourceRef may name the kind (kustomize-controller
+	// reads GitRepository, OCIRepository, Bucket and ExternalArtifact; the Helm kinds are helm-controller's).
+	kustomize bool
+	// static, if set, says the object is a marker source-controller does not reconcile (it keeps no
+	// status, artifact or finalizer): an OCI HelmRepository.
+	static func(P) bool
 	// validate refuses, naming the field, what the twin's reconciler cannot do with the object (the
 	// error wraps ErrInvalid). It is called with nil for a nil object.
 	validate func(P) error
@@ -80,11 +92,13 @@ type sourceDef[T any, P interface {
 func (d sourceDef[T, P, S]) row() sourceKind {
 	typed := func(o sourceObject) P { p, _ := o.(P); return p }
 	sk := sourceKind{
-		kind:     d.kind,
-		gvr:      sourcev1.GroupVersion.WithResource(d.resource),
-		newObj:   func() sourceObject { return P(new(T)) },
-		validate: func(o sourceObject) error { return d.validate(typed(o)) },
-		fields:   func(o sourceObject) sourceFields { return d.fields(typed(o)) },
+		kind:      d.kind,
+		gvr:       sourcev1.GroupVersion.WithResource(d.resource),
+		kustomize: d.kustomize,
+		static:    func(sourceObject) bool { return false },
+		newObj:    func() sourceObject { return P(new(T)) },
+		validate:  func(o sourceObject) error { return d.validate(typed(o)) },
+		fields:    func(o sourceObject) sourceFields { return d.fields(typed(o)) },
 		carryStatus: func(dst, prev sourceObject) {
 			var empty S
 			st := d.status(typed(dst))
@@ -101,6 +115,9 @@ func (d sourceDef[T, P, S]) row() sourceKind {
 	}
 	if d.stored != nil {
 		sk.stored = func(cur, fetched sourceObject) { d.stored(typed(cur), typed(fetched)) }
+	}
+	if d.static != nil {
+		sk.static = func(o sourceObject) bool { return d.static(typed(o)) }
 	}
 	return sk
 }
@@ -131,13 +148,22 @@ func mustSourceKind(kind Kind) *sourceKind {
 	return sk
 }
 
-// sourceKindNames lists the source kinds for a message, e.g. "GitRepository or OCIRepository".
+// sourceKindNames lists the source kinds a Kustomization may read, for a message, e.g. "GitRepository
+// or OCIRepository".
 func sourceKindNames() string {
-	names := make([]string, len(sourceKinds))
-	for i, sk := range sourceKinds {
-		names[i] = string(sk.kind)
+	var names []string
+	for _, sk := range sourceKinds {
+		if sk.kustomize {
+			names = append(names, string(sk.kind))
+		}
 	}
 	return orList(names)
+}
+
+// isKustomizationSource says whether a Kustomization's spec.sourceRef may name kind.
+func isKustomizationSource(kind Kind) bool {
+	sk, ok := sourceKindOf(kind)
+	return ok && sk.kustomize
 }
 
 // orList joins names as a message lists alternatives: "A", "A or B", "A, B or C".
@@ -228,12 +254,10 @@ func (r *Reconciler) deleteSource(ref srcRef) error {
 	st.deleted = true
 	delete(r.srcs, ref)
 	r.scheduleLocked(ref.kind, ref.key, 0)
-	waiting := r.kustomizationsOfSourceLocked(ref)
+	waiting := r.readersOfSourceLocked(ref)
 	r.mu.Unlock()
 	r.store.Forget(ref.String())
-	for _, w := range waiting {
-		r.ksQueue.Add(w)
-	}
+	r.wakeAll(waiting)
 	return nil
 }
 
@@ -278,8 +302,11 @@ type fetched struct {
 	changed bool
 	stored  string // Ready and ArtifactInStorage message
 	event   string // NewArtifact event message
-	reason  string
+	reason  string // the Ready=False reason; on success, a kind's own Ready=True reason if set
 	err     error
+	// stalled: the failure will not go away without a spec change (or a new upstream version), as
+	// source-controller's stalling errors (a chart reference no version matches).
+	stalled bool
 }
 
 func fetchFailed(reason string, err error) fetched { return fetched{reason: reason, err: err} }
@@ -304,6 +331,17 @@ func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 	if spec.suspend {
 		r.scheduleLocked(ref.kind, ref.key, 0)
 		r.mu.Unlock()
+		return
+	}
+	if sk.static(obj) {
+		// Nothing to fetch or report: readers use the object's spec (source-controller leaves such an
+		// object without status).
+		sk.carryStatus(st.obj, nil)
+		r.scheduleLocked(ref.kind, ref.key, 0)
+		r.published(ref.kind, ref.key)
+		wake := r.readersOfSourceLocked(ref)
+		r.mu.Unlock()
+		r.wakeAll(wake)
 		return
 	}
 	r.markProgressing(sk.fields(st.obj).conditions, gen, "building artifact")
@@ -332,7 +370,7 @@ func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 	if f.err != nil {
 		outcome = core.Failed
 		st.failures++
-		r.markFailed(s.conditions, gen, f.reason, f.err.Error(), false)
+		r.markFailed(s.conditions, gen, f.reason, f.err.Error(), f.stalled)
 		next = min(r.prof.SourceRetryBase<<min(st.failures, 30), spec.interval)
 	} else {
 		st.failures = 0
@@ -341,14 +379,23 @@ func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 			LastUpdateTime: metav1.NewTime(art.Created), Size: &art.Size, Metadata: art.Metadata}
 		*s.observedIgnore = spec.ignore
 		sk.stored(st.obj, obj)
-		r.markReady(s.conditions, gen, meta.SucceededReason, f.stored)
-		r.setCondition(s.conditions, gen, sourcev1.ArtifactInStorageCondition, metav1.ConditionTrue, meta.SucceededReason, f.stored)
+		reason := meta.SucceededReason
+		if f.reason != "" {
+			reason = f.reason // a kind's own success reason (HelmChart's ChartPullSucceeded)
+		}
+		r.markReady(s.conditions, gen, reason, f.stored)
+		r.setCondition(s.conditions, gen, sourcev1.ArtifactInStorageCondition, metav1.ConditionTrue, reason, f.stored)
 		next = spec.interval
 	}
 	r.published(ref.kind, ref.key)
-	var wake []core.Key
+	var wake []schedKey
 	if f.changed {
-		wake = r.kustomizationsOfSourceLocked(ref)
+		wake = r.readersOfSourceLocked(ref)
+	} else {
+		// HelmReleases hear of every outcome of their chart's source, not only a new artifact, so a
+		// failure reaches their Ready message at once (helm-controller re-checks a source that is not
+		// ready every --requeue-dependency).
+		wake = r.helmReleasesOfSourceLocked(ref)
 	}
 	r.mu.Unlock()
 	if outcome == core.Succeeded {
@@ -361,13 +408,32 @@ func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 
 	if f.err != nil {
 		r.emit(ref.kind, ref.key, EventWarning, f.reason, f.err.Error(), "")
+		r.wakeAll(wake)
 		return
 	}
 	if f.changed {
 		r.emit(ref.kind, ref.key, EventNormal, "NewArtifact", f.event, f.art.Revision)
 	}
-	for _, w := range wake {
-		r.ksQueue.Add(w)
+	r.wakeAll(wake)
+}
+
+// readersOfSourceLocked lists what reads a source's artifact: Kustomizations, HelmCharts of a
+// HelmRepository, HelmReleases of a HelmChart or OCIRepository. Callers hold r.mu.
+func (r *Reconciler) readersOfSourceLocked(ref srcRef) []schedKey {
+	var out []schedKey
+	for _, k := range r.kustomizationsOfSourceLocked(ref) {
+		out = append(out, schedKey{KindKustomization, k})
+	}
+	for _, c := range r.helmChartsOfRepositoryLocked(ref) {
+		out = append(out, schedKey{KindHelmChart, c})
+	}
+	return append(out, r.helmReleasesOfSourceLocked(ref)...)
+}
+
+// wakeAll queues the objects now.
+func (r *Reconciler) wakeAll(keys []schedKey) {
+	for _, k := range keys {
+		r.enqueue(k.kind, k.key)
 	}
 }
 

@@ -9,9 +9,12 @@ type Kind string
 
 // The kinds.
 const (
-	KindGitRepository Kind = "GitRepository"
-	KindOCIRepository Kind = "OCIRepository"
-	KindKustomization Kind = "Kustomization"
+	KindGitRepository  Kind = "GitRepository"
+	KindOCIRepository  Kind = "OCIRepository"
+	KindHelmRepository Kind = "HelmRepository"
+	KindHelmChart      Kind = "HelmChart"
+	KindKustomization  Kind = "Kustomization"
+	KindHelmRelease    Kind = "HelmRelease"
 )
 
 // EventType is Kubernetes' event type.

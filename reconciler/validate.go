@@ -52,7 +52,7 @@ func validateKustomization(o *kustomizev1.Kustomization) ([]ignoreRule, error) {
 	if o.Spec.Timeout != nil && o.Spec.Timeout.Duration <= 0 {
 		return nil, bad("spec.timeout", "must be a positive duration when set")
 	}
-	if k := o.Spec.SourceRef.Kind; !isSourceKind(Kind(k)) {
+	if k := o.Spec.SourceRef.Kind; !isKustomizationSource(Kind(k)) {
 		return nil, bad("spec.sourceRef.kind", "%q is not supported by the twin's reconciler; use %s", k, sourceKindNames())
 	}
 	if o.Spec.SourceRef.Name == "" {

@@ -6,6 +6,8 @@
 //   - OCI artifacts (OCIRepository) with go-containerregistry: the selected layer of an artifact as
 //     `flux push artifact` makes it (a gzipped tarball of manifests): "<tag>@sha256:<digest>" or
 //     "sha256:<digest>".
+//   - Files a caller fetched itself (Publish): the Helm kinds store a HelmRepository's index.yaml and a
+//     HelmChart's packaged chart this way (reconciler/internal/helm fetches them).
 //
 // It owns the local clones and the artifact directories under one work directory; artifacts are
 // reference-counted so a build reading an old revision is never pulled from under it.

@@ -293,3 +293,32 @@ func ignored(m gitignore.Matcher, name string) bool {
 	}
 	return m.Match(parts, false)
 }
+
+// Publish makes files the key's artifact for revision, unless the key already holds revision built
+// with config (then that artifact is returned and changed is false). It is how kinds whose artifact is
+// not a tree of a Git commit or an OCI layer store theirs: a HelmRepository's index.yaml, a HelmChart's
+// packaged chart. No ignore rule applies.
+func (s *Store) Publish(key, revision, config string, files []File) (art *Artifact, changed bool, err error) {
+	if cur := s.unchanged(key, revision, config); cur != nil {
+		return cur, false, nil
+	}
+	a, err := s.publish(key, revision, config, files, nil, false)
+	if err != nil {
+		return nil, false, err
+	}
+	return a, true, nil
+}
+
+// Current returns the key's current artifact without holding it (nil when there is none): for a
+// revision check, not for reading its files (use Acquire).
+func (s *Store) Current(key string) *Artifact {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.current[key]
+}
+
+// DigestOf is "sha256:<hex>" of b.
+func DigestOf(b []byte) string {
+	h := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(h[:])
+}

@@ -1,0 +1,244 @@
+package helm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"helm.sh/helm/v4/pkg/action"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/kube"
+	ri "helm.sh/helm/v4/pkg/release"
+	rcommon "helm.sh/helm/v4/pkg/release/common"
+	release "helm.sh/helm/v4/pkg/release/v1"
+	"helm.sh/helm/v4/pkg/storage/driver"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/dynamic"
+)
+
+// StorageDriver is Helm's storage driver the releases are kept with: Secrets of type
+// helm.sh/release.v1 in the storage namespace, Helm's and helm-controller's default.
+const StorageDriver = "secret"
+
+// Release is where a release lives and whom its actions impersonate.
+type Release struct {
+	Name             string
+	Namespace        string // of its objects (spec.targetNamespace, else the HelmRelease's)
+	StorageNamespace string // of its storage Secrets (spec.storageNamespace, else the HelmRelease's)
+	User             string // impersonated; "" for the reconciler's own identity
+}
+
+// Actions runs Helm actions on one release.
+type Actions struct {
+	g   *Getter
+	rel Release
+	cfg *action.Configuration
+}
+
+// NewActions returns Helm's action configuration for rel on the Getter's cluster, logging to log.
+func (g *Getter) NewActions(rel Release, log *slog.Logger) (*Actions, error) {
+	cfg := action.NewConfiguration()
+	// Before Init, which hands the logger to the kube client and the storage driver (else they log to
+	// slog's default, the terminal).
+	cfg.SetLogger(log.Handler())
+	if err := cfg.Init(g.forNamespace(rel.Namespace, rel.User), rel.StorageNamespace, StorageDriver); err != nil {
+		return nil, fmt.Errorf("initialize Helm for release %s/%s: %w", rel.StorageNamespace, rel.Name, err)
+	}
+	return &Actions{g: g, rel: rel, cfg: cfg}, nil
+}
+
+func v1(r ri.Releaser) (*release.Release, error) {
+	if r == nil {
+		return nil, nil
+	}
+	rel, ok := r.(*release.Release)
+	if !ok {
+		return nil, fmt.Errorf("unexpected Helm release type %T", r)
+	}
+	return rel, nil
+}
+
+// Last returns the newest release record in storage, nil when there is none.
+func (a *Actions) Last() (*release.Release, error) {
+	r, err := a.cfg.Releases.Last(a.rel.Name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to retrieve last release from storage: %w", err)
+	}
+	return v1(r)
+}
+
+// Get returns the release record of a version, nil when it is not in storage.
+func (a *Actions) Get(version int) (*release.Release, error) {
+	r, err := a.cfg.Releases.Get(a.rel.Name, version)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v1(r)
+}
+
+// Options are what a HelmRelease's spec says about one action.
+type Options struct {
+	Timeout         time.Duration
+	Wait            bool // wait for the objects to be ready (Helm's kstatus watcher); else hooks only
+	WaitForJobs     bool
+	DisableHooks    bool
+	Force           bool
+	CreateNamespace bool // install only
+	SkipCRDs        bool // install only: leave the chart's crds/ alone
+	MaxHistory      int  // upgrade and rollback
+	CleanupOnFail   bool // upgrade and rollback
+	KeepHistory     bool // uninstall
+	Labels          map[string]string
+	Description     string
+}
+
+func (o Options) strategy() kube.WaitStrategy {
+	if o.Wait {
+		return kube.StatusWatcherStrategy
+	}
+	return kube.HookOnlyStrategy
+}
+
+// Install installs the chart as a new release.
+func (a *Actions) Install(ctx context.Context, ch *chart.Chart, values map[string]any, o Options) (*release.Release, error) {
+	a.g.Invalidate()
+	in := action.NewInstall(a.cfg)
+	in.ReleaseName, in.Namespace = a.rel.Name, a.rel.Namespace
+	in.Timeout, in.WaitStrategy, in.WaitForJobs = o.Timeout, o.strategy(), o.WaitForJobs
+	in.DisableHooks, in.ForceReplace, in.CreateNamespace, in.SkipCRDs = o.DisableHooks, o.Force, o.CreateNamespace, o.SkipCRDs
+	in.Labels, in.Description = o.Labels, o.Description
+	r, err := in.RunWithContext(ctx, ch, values)
+	rel, cerr := v1(r)
+	return rel, errors.Join(err, cerr)
+}
+
+// Upgrade upgrades the release to the chart and values (Helm's upgrade: a new release version).
+func (a *Actions) Upgrade(ctx context.Context, ch *chart.Chart, values map[string]any, o Options) (*release.Release, error) {
+	a.g.Invalidate()
+	up := action.NewUpgrade(a.cfg)
+	up.Namespace = a.rel.Namespace
+	up.Timeout, up.WaitStrategy, up.WaitForJobs = o.Timeout, o.strategy(), o.WaitForJobs
+	up.DisableHooks, up.ForceReplace, up.MaxHistory, up.CleanupOnFail = o.DisableHooks, o.Force, o.MaxHistory, o.CleanupOnFail
+	up.SkipCRDs = true // Helm's upgrade never touches crds/; the CRDs policy is applied by ApplyCRDs
+	up.ResetValues = true
+	up.Labels, up.Description = o.Labels, o.Description
+	r, err := up.RunWithContext(ctx, a.rel.Name, ch, values)
+	rel, cerr := v1(r)
+	return rel, errors.Join(err, cerr)
+}
+
+// Rollback rolls the release back to version (a new release version with that version's chart and
+// values).
+func (a *Actions) Rollback(version int, o Options) error {
+	a.g.Invalidate()
+	rb := action.NewRollback(a.cfg)
+	rb.Version = version
+	rb.Timeout, rb.WaitStrategy, rb.WaitForJobs = o.Timeout, o.strategy(), o.WaitForJobs
+	rb.DisableHooks, rb.ForceReplace, rb.MaxHistory, rb.CleanupOnFail = o.DisableHooks, o.Force, o.MaxHistory, o.CleanupOnFail
+	return rb.Run(a.rel.Name)
+}
+
+// Uninstall uninstalls the release: its objects are deleted, and its storage Secrets unless KeepHistory.
+// A release that is not in storage is not an error.
+func (a *Actions) Uninstall(o Options) (*release.Release, error) {
+	a.g.Invalidate()
+	un := action.NewUninstall(a.cfg)
+	un.Timeout, un.WaitStrategy = o.Timeout, o.strategy()
+	un.DisableHooks, un.KeepHistory, un.Description = o.DisableHooks, o.KeepHistory, o.Description
+	un.IgnoreNotFound = true
+	un.DeletionPropagation = "background"
+	res, err := un.Run(a.rel.Name)
+	if errors.Is(err, driver.ErrReleaseNotFound) {
+		return nil, nil
+	}
+	if err != nil || res == nil {
+		return nil, err
+	}
+	return v1(res.Release)
+}
+
+var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+
+// ApplyCRDs creates the CRDs of the chart's crds/ folders (its dependencies' too) that the cluster
+// lacks, and with replace also replaces those it has: helm-controller's CRDs policies Create and
+// CreateReplace, which Helm's own upgrade does not do. It returns how many it created or replaced.
+func (a *Actions) ApplyCRDs(ctx context.Context, ch *chart.Chart, replace bool) (int, error) {
+	crds := ch.CRDObjects()
+	if len(crds) == 0 {
+		return 0, nil
+	}
+	cfg, err := a.g.forNamespace(a.rel.Namespace, a.rel.User).ToRESTConfig()
+	if err != nil {
+		return 0, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range crds {
+		dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(string(c.File.Data)), 4096)
+		for {
+			var m map[string]any
+			if err := dec.Decode(&m); err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return n, fmt.Errorf("read CRDs of %s: %w", c.Filename, err)
+			}
+			if len(m) == 0 {
+				continue
+			}
+			u := &unstructured.Unstructured{Object: m}
+			if u.GetKind() != "CustomResourceDefinition" {
+				continue
+			}
+			_, err := dyn.Resource(crdGVR).Create(ctx, u, metav1.CreateOptions{})
+			switch {
+			case err == nil:
+				n++
+			case apierrors.IsAlreadyExists(err) && replace:
+				cur, err := dyn.Resource(crdGVR).Get(ctx, u.GetName(), metav1.GetOptions{})
+				if err != nil {
+					return n, fmt.Errorf("replace CRD %s: %w", u.GetName(), err)
+				}
+				u.SetResourceVersion(cur.GetResourceVersion())
+				if _, err := dyn.Resource(crdGVR).Update(ctx, u, metav1.UpdateOptions{}); err != nil {
+					return n, fmt.Errorf("replace CRD %s: %w", u.GetName(), err)
+				}
+				n++
+			case apierrors.IsAlreadyExists(err):
+			default:
+				return n, fmt.Errorf("create CRD %s: %w", u.GetName(), err)
+			}
+		}
+	}
+	a.g.Invalidate()
+	return n, nil
+}
+
+// Unlock marks a release left pending (an action interrupted mid-way) as failed, so the next action
+// can proceed (helm-controller's unlock).
+func (a *Actions) Unlock(rel *release.Release) error {
+	was := rel.Info.Status
+	rel.Info.Status = rcommon.StatusFailed
+	rel.Info.Description = "Release unlocked from stale '" + was.String() + "' state"
+	if err := a.cfg.Releases.Update(rel); err != nil {
+		return fmt.Errorf("unlock release %s.v%d: %w", rel.Name, rel.Version, err)
+	}
+	return nil
+}
