@@ -11,16 +11,22 @@ import (
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
-	"github.com/hybridtwin/hybridtwin/internal/fluxcrd"
-	"github.com/hybridtwin/hybridtwin/internal/testenv"
-	"github.com/hybridtwin/hybridtwin/reconciler"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/hybridtwin/hybridtwin/internal/fluxcrd"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
+	"github.com/hybridtwin/hybridtwin/reconciler"
 )
 
 var (
@@ -179,7 +185,7 @@ func TestInClusterRefusalIsStatus(t *testing.T) {
 	e, c := inClusterEnv(t)
 	ctx := context.Background()
 	k := e.kustomization("spoke", "./apps")
-	k.Spec.KubeConfig = &meta.KubeConfigReference{SecretRef: &meta.SecretKeyReference{Name: "spoke-kubeconfig"}}
+	k.Spec.Decryption = &kustomizev1.Decryption{Provider: "sops"}
 	e.g.Expect(c.Create(ctx, k)).To(Succeed())
 	e.g.Eventually(func() []string {
 		var got kustomizev1.Kustomization
@@ -188,7 +194,7 @@ func TestInClusterRefusalIsStatus(t *testing.T) {
 		for _, cond := range got.Status.Conditions {
 			if cond.ObservedGeneration == got.Generation && slices.Contains([]string{meta.ReadyCondition, meta.StalledCondition}, cond.Type) {
 				out = append(out, fmt.Sprintf("%s=%s/%s", cond.Type, cond.Status, cond.Reason))
-				e.g.Expect(cond.Message).To(ContainSubstring("spec.kubeConfig"))
+				e.g.Expect(cond.Message).To(ContainSubstring("spec.decryption"))
 			}
 		}
 		return out
@@ -213,7 +219,7 @@ func TestInClusterRefusalIsStatus(t *testing.T) {
 	var hub kustomizev1.Kustomization
 	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "hub"}, &hub)).To(Succeed())
 	patch := client.MergeFrom(hub.DeepCopy())
-	hub.Spec.KubeConfig = &meta.KubeConfigReference{SecretRef: &meta.SecretKeyReference{Name: "spoke-kubeconfig"}}
+	hub.Spec.Decryption = &kustomizev1.Decryption{Provider: "sops"}
 	e.g.Expect(c.Patch(ctx, &hub, patch)).To(Succeed())
 	e.g.Eventually(clusterReady(c, e.ns, "hub")).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix("False/UnsupportedByTwin"))
 	e.g.Expect(e.r.RequestReconcile("Kustomization", e.ns, "hub")).To(MatchError(reconciler.ErrNotFound))
@@ -277,4 +283,61 @@ func TestInClusterWatchLabelSelector(t *testing.T) {
 		return fmt.Sprintf("ks finalizers %v conditions %d; repo finalizers %v conditions %d", k.Finalizers, len(k.Status.Conditions), r.Finalizers, len(r.Status.Conditions))
 	}
 	e.g.Consistently(untouched).WithTimeout(time.Second).WithPolling(poll).Should(Equal("ks finalizers [] conditions 0; repo finalizers [] conditions 0"))
+}
+
+// TestInClusterKubeConfigRemoteCluster: the hub-and-spoke layout. A Kustomization on the hub with
+// spec.kubeConfig applies to the spoke whose kubeconfig the Secret holds (key "value", as Flux reads it):
+// its objects land on the spoke and not on the hub, its status and inventory stay on the hub, and
+// deleting it prunes them from the spoke. A missing Secret is a failure that names it.
+func TestInClusterKubeConfigRemoteCluster(t *testing.T) {
+	e, c := inClusterEnv(t)
+	ctx := context.Background()
+	spoke := testenv.APIServer(t)
+	spokeKube := kubernetes.NewForConfigOrDie(spoke)
+	_, err := spokeKube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: e.ns}}, metav1.CreateOptions{})
+	e.g.Expect(err).NotTo(HaveOccurred())
+	sha := e.commit(map[string]string{"spoke/cm.yaml": configMap(e.ns, "on-spoke", map[string]string{"cluster": "spoke"})})
+	e.g.Expect(c.Create(ctx, e.gitRepository("repo"))).To(Succeed())
+	e.g.Expect(c.Create(ctx, e.kustomization("spoke", "./spoke", func(k *kustomizev1.Kustomization) {
+		k.Spec.KubeConfig = &meta.KubeConfigReference{SecretRef: &meta.SecretKeyReference{Name: "spoke-kubeconfig"}}
+	}))).To(Succeed())
+	e.g.Eventually(clusterReady(c, e.ns, "spoke")).WithTimeout(eventually).WithPolling(poll).
+		Should(HavePrefix("False/ReconciliationFailed"))
+	var k kustomizev1.Kustomization
+	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "spoke"}, &k)).To(Succeed())
+	e.g.Expect(apimeta.FindStatusCondition(k.Status.Conditions, meta.ReadyCondition).Message).To(ContainSubstring("kubeconfig secret '" + e.ns + "/spoke-kubeconfig'"))
+
+	e.g.Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "spoke-kubeconfig", Namespace: e.ns},
+		Data: map[string][]byte{"value": kubeconfigOf(t, spoke)}})).To(Succeed())
+	e.g.Expect(e.r.RequestReconcile("Kustomization", e.ns, "spoke")).To(Succeed())
+	e.g.Eventually(clusterReady(c, e.ns, "spoke")).WithTimeout(eventually).WithPolling(poll).
+		Should(Equal("True/ReconciliationSucceeded main@sha1:" + sha))
+	cm, err := spokeKube.CoreV1().ConfigMaps(e.ns).Get(ctx, "on-spoke", metav1.GetOptions{})
+	e.g.Expect(err).NotTo(HaveOccurred())
+	e.g.Expect(cm.Data).To(HaveKeyWithValue("cluster", "spoke"))
+	e.g.Expect(e.configMapData(e.ns, "on-spoke")()).To(BeNil(), "applied to the hub too")
+	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "spoke"}, &k)).To(Succeed())
+	e.g.Expect(k.Status.Inventory.Entries).To(ConsistOf(HaveField("ID", e.ns+"_on-spoke__ConfigMap")))
+
+	e.g.Expect(c.Delete(ctx, &k)).To(Succeed())
+	e.g.Eventually(func() bool {
+		_, err := spokeKube.CoreV1().ConfigMaps(e.ns).Get(ctx, "on-spoke", metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}).WithTimeout(eventually).WithPolling(poll).Should(BeTrue(), "not pruned from the spoke")
+}
+
+// kubeconfigOf is a kubeconfig file for cfg's cluster (client certificate or token), as a hub's Secret
+// holds a spoke's.
+func kubeconfigOf(t *testing.T, cfg *rest.Config) []byte {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["spoke"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["spoke"] = &clientcmdapi.Context{Cluster: "spoke", AuthInfo: "admin"}
+	kc.CurrentContext = "spoke"
+	data, err := clientcmd.Write(*kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

@@ -132,10 +132,11 @@ func (r *Reconciler) runKustomization(ctx context.Context, k core.Key, st *ksSta
 
 func (r *Reconciler) applyRevision(ctx context.Context, k core.Key, st *ksState, obj *kustomizev1.Kustomization, root, revision string) ([]string, error) {
 
-	kc, err := r.clientFor(obj)
+	target, err := r.targetFor(ctx, obj)
 	if err != nil {
 		return nil, fail(meta.ReconciliationFailedReason, err)
 	}
+	kc, mapper, remote := target.client, target.mapper, target.remote != ""
 	content, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
 	if err != nil {
 		return nil, fail(meta.BuildFailedReason, err)
@@ -191,11 +192,13 @@ func (r *Reconciler) applyRevision(ctx context.Context, k core.Key, st *ksState,
 	// Start the drift watch of every kind about to be applied before the apply looks objects up, so the
 	// caches fill while the first objects go out and later lookups need no request. A kind whose CRD
 	// comes with this apply cannot be mapped yet; it is watched after the apply, below.
-	for _, gvk := range dedupGVK(gvksOf(objects)) {
-		_ = r.watcher.Watch(gvk)
+	if !remote {
+		for _, gvk := range dedupGVK(gvksOf(objects)) {
+			_ = r.watcher.Watch(gvk)
+		}
 	}
 	st.applyMu.Lock()
-	entries, err := r.engine.Apply(ctx, apply.Request{Client: kc, Mapper: r.mapper, Objects: reqObjs, Force: obj.Spec.Force})
+	entries, err := r.engine.Apply(ctx, apply.Request{Client: kc, Mapper: mapper, Objects: reqObjs, Force: obj.Spec.Force})
 	if err != nil {
 		st.applyMu.Unlock()
 		return nil, fail(meta.ReconciliationFailedReason, fmt.Errorf("revision %s: %w", revision, err))
@@ -212,8 +215,12 @@ func (r *Reconciler) applyRevision(ctx context.Context, k core.Key, st *ksState,
 	for _, e := range entries {
 		newInv = append(newInv, invEntry{id: e.ID, version: e.Version})
 		o := byID[e.ID]
-		if e.Action == core.ActionSkip {
+		if e.Action == core.ActionSkip || remote {
+			// A remote cluster's objects are not the drift watch's (it watches the own cluster).
 			delete(st.desired, e.ID)
+			if e.Action == core.ActionCreate || e.Action == core.ActionUpdate {
+				changes = append(changes, e.ID.Subject()+" "+string(e.Action))
+			}
 			continue
 		}
 		st.desired[e.ID] = o
@@ -253,7 +260,7 @@ func (r *Reconciler) applyRevision(ctx context.Context, k core.Key, st *ksState,
 	}
 
 	if obj.Spec.Prune && len(stale) > 0 {
-		deleted, _, err := r.engine.Prune(ctx, kc, r.mapper, stale, versions, r.ownerLabels(k))
+		deleted, _, err := r.engine.Prune(ctx, kc, mapper, stale, versions, r.ownerLabels(k))
 		for _, id := range deleted {
 			changes = append(changes, id.Subject()+" deleted")
 		}
@@ -304,7 +311,7 @@ func (r *Reconciler) applyRevision(ctx context.Context, k core.Key, st *ksState,
 	r.mu.Unlock()
 	if len(check) > 0 {
 		hstart := time.Now()
-		if err := r.engine.Wait(ctx, kc, r.mapper, check, r.prof.HealthCheckInterval, obj.GetTimeout()); err != nil {
+		if err := r.engine.Wait(ctx, kc, mapper, check, r.prof.HealthCheckInterval, obj.GetTimeout()); err != nil {
 			err = fmt.Errorf("health check failed after %s: %w", time.Since(hstart).Round(time.Millisecond), err)
 			r.mu.Lock()
 			r.setCondition(&st.obj.Status.Conditions, obj.Generation, meta.HealthyCondition, metav1.ConditionFalse, meta.HealthCheckFailedReason, err.Error())

@@ -138,6 +138,8 @@ type Reconciler struct {
 	events  []Event
 	corrs   []Correction
 	clients map[string]client.Client
+	// remotes are the spec.kubeConfig targets, by Secret, its resourceVersion and service account.
+	remotes map[string]applyTarget
 	pending map[core.ObjID]time.Time // drift detected, not yet handled
 
 	ksQueue    *workq.Queue[core.Key]
@@ -233,7 +235,7 @@ func New(cfg *rest.Config, opts Options) (*Reconciler, error) {
 		opts: opts, prof: opts.Profile, clk: opts.Clock, log: log, cfg: cfg, admin: admin, mapper: mapper, dyn: dyn, md: md,
 		store: store, helm: hg, rng: rand.New(rand.NewPCG(1, 2)),
 		srcs: map[srcRef]*srcState{}, kss: map[core.Key]*ksState{}, hrs: map[core.Key]*hrState{}, owners: map[core.ObjID]core.Key{},
-		sched: core.NewScheduler[schedKey](), clients: map[string]client.Client{"": admin}, pending: map[core.ObjID]time.Time{},
+		sched: core.NewScheduler[schedKey](), clients: map[string]client.Client{"": admin}, remotes: map[string]applyTarget{}, pending: map[core.ObjID]time.Time{},
 		ksQueue:    workq.New[core.Key](),
 		hrQueue:    workq.New[core.Key](),
 		srcQueue:   workq.New[srcRef](),
@@ -519,11 +521,11 @@ func (r *Reconciler) DeleteKustomization(ctx context.Context, namespace, name st
 	st.desired = map[core.ObjID]*unstructured.Unstructured{}
 	r.mu.Unlock()
 	if prune && len(ids) > 0 && r.engine != nil {
-		c, err := r.clientFor(obj)
+		t, err := r.targetFor(ctx, obj)
 		if err != nil {
 			return err
 		}
-		if _, _, err := r.engine.Prune(ctx, c, r.mapper, ids, versions, r.ownerLabels(k)); err != nil {
+		if _, _, err := r.engine.Prune(ctx, t.client, t.mapper, ids, versions, r.ownerLabels(k)); err != nil {
 			r.emit(KindKustomization, k, EventWarning, "PruneFailed", err.Error(), "")
 			return fmt.Errorf("delete Kustomization %s: %w", k, err)
 		}

@@ -59,8 +59,8 @@ func validateKustomization(o *kustomizev1.Kustomization) ([]ignoreRule, error) {
 		return nil, bad("spec.sourceRef.name", "is required")
 	}
 	switch {
-	case o.Spec.KubeConfig != nil:
-		return nil, bad("spec.kubeConfig", "is not supported: the twin runs one reconciler per cluster; remove it")
+	case o.Spec.KubeConfig != nil && o.Spec.KubeConfig.SecretRef == nil:
+		return nil, bad("spec.kubeConfig.configMapRef", "workload identity for remote clusters is not supported by the twin's reconciler; use spec.kubeConfig.secretRef with a kubeconfig Secret")
 	case o.Spec.Decryption != nil:
 		return nil, bad("spec.decryption", "SOPS decryption is not supported by the twin's reconciler; remove it")
 	case len(o.Spec.HealthCheckExprs) > 0:
