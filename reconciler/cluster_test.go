@@ -9,6 +9,7 @@ import (
 	"time"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/kustomize"
 	"github.com/fluxcd/pkg/apis/meta"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	. "github.com/onsi/gomega"
@@ -340,4 +341,58 @@ func kubeconfigOf(t *testing.T, cfg *rest.Config) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestInClusterCELExpressions: dependsOn[].readyExpr decides a dependency's readiness in place of the
+// built-in check (CEL over self and dep, Flux's library), an invalid expression stalls the dependent
+// with InvalidCELExpression, and spec.healthCheckExprs make a health check fail or pass by the
+// expressions given for a kind.
+func TestInClusterCELExpressions(t *testing.T) {
+	e, c := inClusterEnv(t)
+	ctx := context.Background()
+	sha := e.commit(map[string]string{
+		"infra/cm.yaml":  configMap(e.ns, "infra", map[string]string{"k": "v"}),
+		"apps/cm.yaml":   configMap(e.ns, "apps", map[string]string{"k": "v"}),
+		"health/cm.yaml": configMap(e.ns, "health", map[string]string{"state": "broken"}),
+	})
+	e.g.Expect(c.Create(ctx, e.gitRepository("repo"))).To(Succeed())
+	e.g.Expect(c.Create(ctx, e.kustomization("infra", "./infra"))).To(Succeed())
+	e.g.Eventually(clusterReady(c, e.ns, "infra")).WithTimeout(eventually).WithPolling(poll).Should(Equal("True/ReconciliationSucceeded main@sha1:" + sha))
+
+	// Ready by the built-in check, but not by the expression: the dependent waits, saying why.
+	e.g.Expect(c.Create(ctx, e.kustomization("apps", "./apps", func(k *kustomizev1.Kustomization) {
+		k.Spec.DependsOn = []kustomizev1.DependencyReference{{Name: "infra", ReadyExpr: "dep.metadata.?labels.tier.orValue('') == 'ready' && self.metadata.name == 'apps'"}}
+	}))).To(Succeed())
+	e.g.Eventually(clusterReady(c, e.ns, "apps")).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix("False/DependencyNotReady"))
+	var apps kustomizev1.Kustomization
+	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "apps"}, &apps)).To(Succeed())
+	e.g.Expect(apimeta.FindStatusCondition(apps.Status.Conditions, meta.ReadyCondition).Message).To(ContainSubstring("is not ready according to readyExpr eval"))
+	var infra kustomizev1.Kustomization
+	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "infra"}, &infra)).To(Succeed())
+	patch := client.MergeFrom(infra.DeepCopy())
+	infra.Labels = map[string]string{"tier": "ready"}
+	e.g.Expect(c.Patch(ctx, &infra, patch)).To(Succeed())
+	e.g.Eventually(func() error { return e.r.RequestReconcile("Kustomization", e.ns, "apps") }).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+	e.g.Eventually(clusterReady(c, e.ns, "apps")).WithTimeout(eventually).WithPolling(poll).Should(Equal("True/ReconciliationSucceeded main@sha1:" + sha))
+
+	// An expression that does not compile: terminal, Stalled.
+	e.g.Expect(c.Create(ctx, e.kustomization("bad", "./apps", func(k *kustomizev1.Kustomization) {
+		k.Spec.DependsOn = []kustomizev1.DependencyReference{{Name: "infra", ReadyExpr: "dep.status.conditions.filter("}}
+	}))).To(Succeed())
+	e.g.Eventually(clusterReady(c, e.ns, "bad")).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix("False/InvalidCELExpression"))
+	var bad kustomizev1.Kustomization
+	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "bad"}, &bad)).To(Succeed())
+	e.g.Expect(apimeta.IsStatusConditionTrue(bad.Status.Conditions, meta.StalledCondition)).To(BeTrue())
+	e.g.Expect(apimeta.FindStatusCondition(bad.Status.Conditions, meta.ReadyCondition).Message).To(HavePrefix("Reconciliation failed terminally due to configuration error: "))
+
+	// A custom health check for ConfigMaps: Failed while data.state is broken.
+	e.g.Expect(c.Create(ctx, e.kustomization("health", "./health", func(k *kustomizev1.Kustomization) {
+		k.Spec.Wait = true
+		k.Spec.HealthCheckExprs = []kustomize.CustomHealthCheck{{APIVersion: "v1", Kind: "ConfigMap",
+			HealthCheckExpressions: kustomize.HealthCheckExpressions{Current: "data.state == 'ok'", Failed: "data.state == 'broken'"}}}
+	}))).To(Succeed())
+	e.g.Eventually(clusterReady(c, e.ns, "health")).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix("False/HealthCheckFailed"))
+	sha2 := e.commit(map[string]string{"health/cm.yaml": configMap(e.ns, "health", map[string]string{"state": "ok"})})
+	e.g.Eventually(func() error { return e.r.RequestReconcile("GitRepository", e.ns, "repo") }).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
+	e.g.Eventually(clusterReady(c, e.ns, "health")).WithTimeout(eventually).WithPolling(poll).Should(Equal("True/ReconciliationSucceeded main@sha1:" + sha2))
 }

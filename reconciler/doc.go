@@ -20,7 +20,9 @@
 // health-checks with kstatus, and honours dependsOn, suspend, force, targetNamespace, postBuild
 // substitution, the prune/reconcile-disabled annotations and spec.kubeConfig (remote.go: applies,
 // prunes and health checks on the cluster of a kubeconfig Secret, the hub-and-spoke layout; that
-// cluster's objects are corrected at the interval, the drift watch covering the own cluster). Beyond Flux it wakes dependents the moment
+// cluster's objects are corrected at the interval, the drift watch covering the own cluster), and the
+// CEL expressions of spec.healthCheckExprs and dependsOn[].readyExpr (cel.go, Flux's own CEL library;
+// an invalid one stalls the Kustomization with InvalidCELExpression). Beyond Flux it wakes dependents the moment
 // their dependencies become Ready (no 30 s requeue, fluxcd/flux2#4808) and watches every applied object
 // so drift is corrected within a second instead of at the next interval; every correction is recorded.
 //

@@ -10,14 +10,15 @@ import (
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/ssa/normalize"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/apply"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/apply"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
 )
 
 // step failure: the condition reason and whether retrying without a spec change is pointless.
@@ -47,7 +48,8 @@ func (r *Reconciler) reconcileKustomization(ctx context.Context, k core.Key) {
 	src := sourceKey(obj)
 	gin := core.GateInput{Suspended: obj.Spec.Suspend, SourceName: obj.Spec.SourceRef.String()}
 	gin.SourceFound, gin.SourceRevision = r.sourceArtifactLocked(src)
-	for _, d := range dependsOn(obj) {
+	var celErr error
+	for i, d := range dependsOn(obj) {
 		ds := core.DependencyStatus{Key: d}
 		if dst := r.kss[d]; dst != nil {
 			ds.Found = true
@@ -55,6 +57,10 @@ func (r *Reconciler) reconcileKustomization(ctx context.Context, k core.Key) {
 			ds.Ready = apimeta.IsStatusConditionTrue(dst.obj.Status.Conditions, meta.ReadyCondition)
 			ds.LastAppliedRevision = dst.obj.Status.LastAppliedRevision
 			ds.SameSource = sourceKey(dst.obj) == src
+			if expr := obj.Spec.DependsOn[i].ReadyExpr; expr != "" && celErr == nil {
+				ds.HasReadyExpr = true
+				ds.ExprReady, celErr = evalReadyExpr(ctx, expr, obj, dst.obj)
+			}
 		}
 		gin.Dependencies = append(gin.Dependencies, ds)
 	}
@@ -63,6 +69,14 @@ func (r *Reconciler) reconcileKustomization(ctx context.Context, k core.Key) {
 	}
 	r.mu.Unlock()
 
+	if celErr == nil {
+		_, celErr = healthReaders(obj)
+	}
+	if celErr != nil {
+		r.finish(k, st, obj, start, tm, "", &failure{reason: meta.InvalidCELExpressionReason, stalled: true,
+			err: fmt.Errorf("%s: %w", terminalErrorMessage, celErr)})
+		return
+	}
 	if r.opts.NoCrossNamespaceRefs && src.key.Namespace != obj.Namespace {
 		r.finish(k, st, obj, start, tm, "", &failure{reason: "AccessDenied", stalled: true,
 			err: fmt.Errorf("can't access '%s', cross-namespace references have been blocked", src)})
@@ -311,7 +325,8 @@ func (r *Reconciler) applyRevision(ctx context.Context, k core.Key, st *ksState,
 	r.mu.Unlock()
 	if len(check) > 0 {
 		hstart := time.Now()
-		if err := r.engine.Wait(ctx, kc, mapper, check, r.prof.HealthCheckInterval, obj.GetTimeout()); err != nil {
+		readers, _ := healthReaders(obj) // compiled before, at the gate
+		if err := r.engine.Wait(ctx, kc, mapper, check, r.prof.HealthCheckInterval, obj.GetTimeout(), readers...); err != nil {
 			err = fmt.Errorf("health check failed after %s: %w", time.Since(hstart).Round(time.Millisecond), err)
 			r.mu.Lock()
 			r.setCondition(&st.obj.Status.Conditions, obj.Generation, meta.HealthyCondition, metav1.ConditionFalse, meta.HealthCheckFailedReason, err.Error())

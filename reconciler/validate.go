@@ -63,15 +63,10 @@ func validateKustomization(o *kustomizev1.Kustomization) ([]ignoreRule, error) {
 		return nil, bad("spec.kubeConfig.configMapRef", "workload identity for remote clusters is not supported by the twin's reconciler; use spec.kubeConfig.secretRef with a kubeconfig Secret")
 	case o.Spec.Decryption != nil:
 		return nil, bad("spec.decryption", "SOPS decryption is not supported by the twin's reconciler; remove it")
-	case len(o.Spec.HealthCheckExprs) > 0:
-		return nil, bad("spec.healthCheckExprs", "CEL health checks are not supported by the twin's reconciler; remove them")
 	}
 	for i, d := range o.Spec.DependsOn {
 		if d.Name == "" {
 			return nil, bad(fmt.Sprintf("spec.dependsOn[%d].name", i), "is required")
-		}
-		if d.ReadyExpr != "" {
-			return nil, bad(fmt.Sprintf("spec.dependsOn[%d].readyExpr", i), "CEL readiness expressions are not supported; remove it")
 		}
 	}
 	for i, h := range o.Spec.HealthChecks {

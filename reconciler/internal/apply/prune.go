@@ -10,11 +10,12 @@ import (
 	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/engine"
 	"github.com/fluxcd/cli-utils/pkg/object"
 	"github.com/fluxcd/pkg/ssa"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
 )
 
 // Prune deletes stale objects with fluxcd/pkg/ssa's DeleteAll: only objects that still carry this
@@ -59,8 +60,10 @@ func (e *Engine) Prune(ctx context.Context, c client.Client, mapper meta.RESTMap
 }
 
 // Wait waits until every object is ready by kstatus (kustomize-controller's health check), polling
-// at interval up to timeout.
-func (e *Engine) Wait(ctx context.Context, c client.Client, mapper meta.RESTMapper, ids []core.ObjID, interval, timeout time.Duration) error {
+// at interval up to timeout. readers are custom status readers (spec.healthCheckExprs), built for the
+// mapper.
+func (e *Engine) Wait(ctx context.Context, c client.Client, mapper meta.RESTMapper, ids []core.ObjID, interval, timeout time.Duration,
+	readers ...func(meta.RESTMapper) engine.StatusReader) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -68,14 +71,18 @@ func (e *Engine) Wait(ctx context.Context, c client.Client, mapper meta.RESTMapp
 	for _, id := range ids {
 		set = append(set, ObjMetadata(id))
 	}
-	rm := ssa.NewResourceManager(c, statusPoller(c, mapper), ssa.Owner{Field: e.opts.FieldManager})
+	var custom []engine.StatusReader
+	for _, r := range readers {
+		custom = append(custom, r(mapper))
+	}
+	rm := ssa.NewResourceManager(c, statusPoller(c, mapper, custom...), ssa.Owner{Field: e.opts.FieldManager})
 	return rm.WaitForSetWithContext(ctx, set, ssa.WaitOptions{Interval: interval, Timeout: timeout})
 }
 
 // statusPoller reads each object directly. kstatus' default caching reader LISTs every kind and
 // namespace of the set on every poll: for 1000 one-ConfigMap Kustomizations in one namespace that is a
 // LIST of 1000 objects per health check (quadratic); a GET per object is what a small set needs.
-func statusPoller(c client.Client, mapper meta.RESTMapper) *polling.StatusPoller {
-	return polling.NewStatusPoller(c, mapper, polling.Options{
+func statusPoller(c client.Client, mapper meta.RESTMapper, custom ...engine.StatusReader) *polling.StatusPoller {
+	return polling.NewStatusPoller(c, mapper, polling.Options{CustomStatusReaders: custom,
 		ClusterReaderFactory: engine.ClusterReaderFactoryFunc(clusterreader.NewDirectClusterReader)})
 }

@@ -40,6 +40,10 @@ type DependencyStatus struct {
 	// SameSource is true when the dependency reads the same source as the dependent: then it must
 	// have applied the revision the dependent is about to apply (kustomize-controller checkDependencies).
 	SameSource bool
+	// HasReadyExpr says the dependsOn entry has a readyExpr, and ExprReady what it evaluated to: it then
+	// replaces the built-in checks (kustomize-controller without the AdditiveCELDependencyCheck gate).
+	HasReadyExpr bool
+	ExprReady    bool
 }
 
 // GateInput is the state the admission gate decides on.
@@ -90,6 +94,10 @@ func Admit(in GateInput, t Timing) Verdict {
 		switch {
 		case !d.Found:
 			msg = fmt.Sprintf("dependency '%s' not found", d.Key)
+		case d.HasReadyExpr && !d.ExprReady:
+			msg = fmt.Sprintf("dependency '%s' is not ready according to readyExpr eval", d.Key)
+		case d.HasReadyExpr:
+			continue
 		case !d.Observed || !d.Ready:
 			msg = fmt.Sprintf("dependency '%s' is not ready", d.Key)
 		case d.SameSource && d.LastAppliedRevision != in.SourceRevision:
