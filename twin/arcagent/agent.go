@@ -433,6 +433,14 @@ func (a *Agent) Compliance(c arc.FluxConfiguration) arc.ComplianceReport {
 		}
 		parent := &arc.ObjectReference{Name: k.Name, Namespace: k.Namespace}
 		for _, e := range k.Status.Inventory.Entries {
+			if hns, hname, ok := inventoryObject(e.ID, helmGroup, helmReleaseKind); ok {
+				if t, can := a.opts.Target.(HelmReleaseTarget); can && !seen["hr:"+hns+"/"+hname] {
+					seen["hr:"+hns+"/"+hname] = true
+					conds, found := t.HelmRelease(hns, hname)
+					consider(helmReleaseKind, hns, hname, conds, found, parent)
+				}
+				continue
+			}
 			cns, cname, ok := nestedKustomization(e.ID)
 			if !ok || seen[cns+"/"+cname] {
 				continue
@@ -475,15 +483,31 @@ func (a *Agent) Compliance(c arc.FluxConfiguration) arc.ComplianceReport {
 	return rep
 }
 
-// nestedKustomization parses an inventory entry ID (Flux's "<namespace>_<name>_<group>_<kind>", names
-// and namespaces having no underscore) naming a Kustomization.
+// nestedKustomization parses an inventory entry ID naming a Kustomization.
 func nestedKustomization(id string) (namespace, name string, ok bool) {
+	return inventoryObject(id, kustomizev1.GroupVersion.Group, kustomizev1.KustomizationKind)
+}
+
+// inventoryObject parses an inventory entry ID (Flux's "<namespace>_<name>_<group>_<kind>", names and
+// namespaces having no underscore) naming an object of group and kind.
+func inventoryObject(id, group, kind string) (namespace, name string, ok bool) {
 	parts := strings.Split(id, "_")
-	if len(parts) != 4 || parts[2] != kustomizev1.GroupVersion.Group || parts[3] != kustomizev1.KustomizationKind {
+	if len(parts) != 4 || parts[2] != group || parts[3] != kind {
 		return "", "", false
 	}
 	return parts[0], parts[1], true
 }
+
+// HelmReleaseTarget is a Target that also reads HelmReleases, so a configuration's statuses include
+// the HelmReleases its Kustomizations applied; ClusterTarget is one.
+type HelmReleaseTarget interface {
+	HelmRelease(namespace, name string) ([]metav1.Condition, bool)
+}
+
+const (
+	helmGroup       = "helm.toolkit.fluxcd.io"
+	helmReleaseKind = "HelmRelease"
+)
 
 func hashReport(r arc.ComplianceReport) [32]byte {
 	// Condition times change only on transitions, so equal reports hash equal.

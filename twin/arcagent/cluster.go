@@ -172,6 +172,27 @@ func (t *ClusterTarget) Kustomization(namespace, name string) (*kustomizev1.Kust
 	return &obj, true
 }
 
+// HelmRelease reads a HelmRelease's conditions (for its generation, as Kustomization's) from the cluster;
+// false if it does not exist or cannot be read.
+func (t *ClusterTarget) HelmRelease(namespace, name string) ([]metav1.Condition, bool) {
+	var obj struct {
+		Spec struct {
+			Suspend bool `json:"suspend"`
+		} `json:"spec"`
+		Status struct {
+			Conditions []metav1.Condition `json:"conditions"`
+		} `json:"status"`
+	}
+	u, ok := t.get(helmReleaseGVR, namespace, name, &obj)
+	if !ok {
+		return nil, false
+	}
+	return currentConditions(u.GetGeneration(), obj.Spec.Suspend, obj.Status.Conditions), true
+}
+
+// helmReleaseGVR is helm-controller's HelmRelease (v2, the version the pinned release serves).
+var helmReleaseGVR = schema.GroupVersionResource{Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"}
+
 func (t *ClusterTarget) get(gvr schema.GroupVersionResource, namespace, name string, into any) (*unstructured.Unstructured, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), apiTimeout)
 	defer cancel()

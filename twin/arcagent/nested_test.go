@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
@@ -87,7 +88,16 @@ func TestComplianceIncludesNestedKustomizations(t *testing.T) {
 		"conditions": []metav1.Condition{ready(true, meta.ReconciliationSucceededReason, "Applied revision: main@sha1:1")},
 		"inventory":  inventory("apps_apps-db_kustomize.toolkit.fluxcd.io_Kustomization")})
 	setStatus(t, api, ksGVR, "apps", "apps-db", map[string]any{
-		"conditions": []metav1.Condition{ready(false, "HealthCheckFailed", "timeout waiting for: [Deployment/apps/db status: 'InProgress']")}})
+		"conditions": []metav1.Condition{ready(false, "HealthCheckFailed", "timeout waiting for: [Deployment/apps/db status: 'InProgress']")},
+		"inventory":  inventory("apps_web_helm.toolkit.fluxcd.io_HelmRelease")})
+	hrGVR := schema.GroupVersionResource{Group: "helm.toolkit.fluxcd.io", Version: "v2", Resource: "helmreleases"}
+	_, err = dyn.Resource(hrGVR).Namespace("apps").Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "helm.toolkit.fluxcd.io/v2", "kind": "HelmRelease", "metadata": map[string]any{"name": "web", "namespace": "apps"},
+		"spec": map[string]any{"interval": "1m", "chart": map[string]any{"spec": map[string]any{"chart": "web",
+			"sourceRef": map[string]any{"kind": "HelmRepository", "name": "charts"}}}}}}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	setStatus(t, api, hrGVR, "apps", "web", map[string]any{
+		"conditions": []metav1.Condition{ready(true, "InstallSucceeded", "Helm install succeeded for release apps/web.v1 with chart web@1.0.0")}})
 
 	cfg := arc.FluxConfiguration{Name: "cluster", Properties: arc.FluxConfigurationProperties{Namespace: "flux-system",
 		SourceKind: sourcev1.GitRepositoryKind, Kustomizations: map[string]*arc.KustomizationDefinition{"root": {Path: "./clusters/staging"}}}}
@@ -106,6 +116,7 @@ func TestComplianceIncludesNestedKustomizations(t *testing.T) {
 		{"Kustomization", "flux-system", "cluster-root", arc.Compliant, ""},
 		{"Kustomization", "apps", "apps", arc.Compliant, "flux-system/cluster-root"},
 		{"Kustomization", "apps", "apps-db", arc.NonCompliant, "apps/apps"},
+		{"HelmRelease", "apps", "web", arc.Compliant, "apps/apps-db"},
 	}))
 	g.Expect(rep.State).To(Equal(arc.NonCompliant))
 	g.Expect(rep.Message).To(ContainSubstring("Kustomization/apps-db: timeout waiting for"))
