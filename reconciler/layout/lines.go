@@ -158,3 +158,7 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// Closest is the candidate nearest to s when it is close enough to be a likely typo, else "" (for
+// "did you mean" in callers' messages).
+func Closest(s string, candidates []string) string { return closest(s, candidates) }
