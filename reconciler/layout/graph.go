@@ -475,7 +475,14 @@ func (w *walker) collect(n *node, b *built, t tree) {
 			line = lineOf(filepath.Join(t.dir, origin), u.GetName(), "Kustomization")
 			file = displayPath(t.display, origin)
 		}
-		w.add(&node{cfg: n.cfg, home: cluster, ks: Kustomization{Object: jsonCopy(u).Object, File: file, Line: line}})
+		obj := jsonCopy(u).Object
+		if seen := w.seen[ksKey{cluster, u.GetNamespace(), u.GetName()}]; seen != nil && seen.entry && seen.cfg.File == "" {
+			// A discovered entry point (flux bootstrap's flux-system) as its own build applies it: the
+			// object Flux reconciles from then on, with the cluster folder's patches (decryption, say).
+			seen.ks.Object = obj
+			continue
+		}
+		w.add(&node{cfg: n.cfg, home: cluster, ks: Kustomization{Object: obj, File: file, Line: line}})
 	}
 }
 

@@ -303,10 +303,11 @@ type candidate struct {
 // DiscoverWith finds the entry points of a repository, the Kustomizations Flux starts from, grouped
 // by cluster. Validate follows them to everything else their builds apply.
 //
-// The entry points are the Flux Kustomizations (kustomize.toolkit.fluxcd.io/*) in the repository's
-// files that no other Kustomization of the repository covers (has the file under its spec.path): the
-// flux-system Kustomization of a `flux bootstrap` cluster folder (it covers its own file), or, in a
-// repository without one, the Kustomizations of each clusters/<name>/ folder. A Kustomization whose
+// The entry points are the bootstrap Kustomizations of the repository: those that apply the folder
+// their own file is in (flux bootstrap's flux-system Kustomization of each cluster folder). In a
+// repository without one, they are the Flux Kustomizations (kustomize.toolkit.fluxcd.io/*) of its
+// files that no other Kustomization covers (has the file under its spec.path): the Kustomizations of
+// each clusters/<name>/ folder, say. A Kustomization whose
 // source is not the repository (a tenant's GitRepository) covers nothing here. Files source-controller
 // would leave out of the artifact (.sourceignore, its default exclusions) are not read.
 //
@@ -337,6 +338,17 @@ func DiscoverWith(root string, o DiscoverOptions) ([]Config, error) {
 	}
 	covers := func(b, a candidate) bool {
 		return isGitRef(b.obj) && selfNames[str(b.obj, "spec", "sourceRef", "name")] && under(a.file, b.path)
+	}
+	// A repository that bootstraps clusters declares its entry points: the bootstrap Kustomizations.
+	// Everything else is reached, or not, from them.
+	var boots []candidate
+	for _, c := range cands {
+		if under(c.file, c.path) && isGitRef(c.obj) {
+			boots = append(boots, c)
+		}
+	}
+	if len(boots) > 0 {
+		cands = boots
 	}
 	var entries []candidate
 	for i, a := range cands {

@@ -186,9 +186,16 @@ func (r *run) graphRules(w *walker) {
 			f := Finding{Rule: RuleDependsOn, Severity: Error, File: g.n.ks.File, Line: g.n.ks.Line,
 				Object:  "Kustomization/" + key.namespace + "/" + key.name,
 				Message: fmt.Sprintf("dependsOn %s: no such Kustomization on cluster %q; Flux never reconciles this Kustomization (dependency not found)", want, key.cluster)}
-			switch near := closest(want, have); {
+			near := closest(want, have)
+			for _, o := range order {
+				if o.cluster == key.cluster && o.name == d.name && o.namespace != d.namespace {
+					near = o.namespace + "/" + o.name // the same name in another namespace
+					break
+				}
+			}
+			switch {
 			case near != "":
-				f.Hint = fmt.Sprintf("did you mean %s? Fix spec.dependsOn", near)
+				f.Hint = fmt.Sprintf("did you mean %s? Fix spec.dependsOn (a dependsOn without namespace means the Kustomization's own, %s)", near, key.namespace)
 			case w.unresolvedOn(key.cluster):
 				f.Severity = Warning
 				f.Message = fmt.Sprintf("dependsOn %s: no such Kustomization among those validated on cluster %q; it may come from a source that was not resolved (HT014)", want, key.cluster)
