@@ -63,8 +63,15 @@ source that cannot be reached from here (or needs credentials) is a HT012 warnin
 The configurations come from -f: a Twin spec (spec.gitops; each configuration's folder from spec.git.repos,
 or spec.artifacts for an oci source, or PATH), or
 Azure Arc fluxConfiguration resources in their ARM REST shape (see go doc reconciler/layout.FluxConfigFile;
-PATH is the repository). Without -f, the Flux Kustomizations declared in PATH are validated, grouped by
-cluster (clusters/<name>/).
+PATH is the repository). Without -f, the entry points are the cluster folders PATH bootstraps (flux
+bootstrap's flux-system Kustomization applying its own folder; without one, the Kustomizations of each
+clusters/<name>/), or the folder --path names; --cluster keeps one cluster. From the entry points validate
+follows what Flux would: each Kustomization is built from its own source (the repository as source-controller
+archives it, with .sourceignore and its default exclusions; an ArtifactGenerator's artifact; a --source
+directory), and the Kustomizations and sources the build applies are followed in turn, in the namespace and
+on the cluster (spec.kubeConfig) they land. Only what that graph applies is checked. A source outside the
+repository without --source is reported once (HT014), never built. Objects Flux cannot place for lack of a
+namespace are HT015.
 
 PATH may be an http(s) Git URL: it is cloned with go-git (basic auth with the token in $` + envGitToken + `,
 user $` + envGitUsername + ` or "git") and --ref picks a branch, tag or commit (default: the remote's HEAD).
