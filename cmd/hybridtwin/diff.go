@@ -138,7 +138,7 @@ func runDiff(ctx context.Context, stdout io.Writer, path string, f diffFlags) er
 		}
 		root = dir
 	}
-	configs, err := validateInputs(root, files)
+	configs, err := validateInputs(root, files, layout.DiscoverOptions{})
 	if err != nil {
 		return &exitError{2, err}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/spf13/cobra"
 )
@@ -34,6 +35,11 @@ how fast, and what happens on drift and host failure.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// A flag the command does not know, or a bad value, is a usage error: exit 2, as the commands'
+	// own input errors, never 1, which means findings (validate, diff, capacity).
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{2, fmt.Errorf("%w; see `%s --help`", err, c.CommandPath())}
+	})
 	root.AddCommand(newVersionCommand(), newDoctorCommand(), newToolsCommand(), newCapacityCommand(),
 		newReportCommand(), newUpCommand(), newDownCommand(), newStatusCommand(), newHostCommand())
 	root.AddCommand(newValidateCommand(), newDiffCommand())

@@ -41,6 +41,8 @@ type validateFlags struct {
 	converge           bool
 	twinName, stateDir string
 	convergeTimeout    time.Duration
+	sources            []string
+	path, cluster      string
 }
 
 func newValidateCommand() *cobra.Command {
@@ -61,8 +63,15 @@ source that cannot be reached from here (or needs credentials) is a HT012 warnin
 The configurations come from -f: a Twin spec (spec.gitops; each configuration's folder from spec.git.repos,
 or spec.artifacts for an oci source, or PATH), or
 Azure Arc fluxConfiguration resources in their ARM REST shape (see go doc reconciler/layout.FluxConfigFile;
-PATH is the repository). Without -f, the Flux Kustomizations declared in PATH are validated, grouped by
-cluster (clusters/<name>/).
+PATH is the repository). Without -f, the entry points are the cluster folders PATH bootstraps (flux
+bootstrap's flux-system Kustomization applying its own folder; without one, the Kustomizations of each
+clusters/<name>/), or the folder --path names; --cluster keeps one cluster. From the entry points validate
+follows what Flux would: each Kustomization is built from its own source (the repository as source-controller
+archives it, with .sourceignore and its default exclusions; an ArtifactGenerator's artifact; a --source
+directory), and the Kustomizations and sources the build applies are followed in turn, in the namespace and
+on the cluster (spec.kubeConfig) they land. Only what that graph applies is checked. A source outside the
+repository without --source is reported once (HT014), never built. Objects Flux cannot place for lack of a
+namespace are HT015.
 
 PATH may be an http(s) Git URL: it is cloned with go-git (basic auth with the token in $` + envGitToken + `,
 user $` + envGitUsername + ` or "git") and --ref picks a branch, tag or commit (default: the remote's HEAD).
@@ -90,7 +99,12 @@ Exit codes, as flux diff: 0 clean, 1 findings at or above --fail-on, 2 the valid
   ` + envGitToken + `=... hybridtwin validate https://git.example/platform/gitops-config --ref feature/x -f twin.yaml
   hybridtwin validate . --ref HEAD~1
   hybridtwin validate examples/repos/dir-per-env/gitops-config -f examples/twin.yaml --converge -o junit`,
-		Args: cobra.MaximumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return &exitError{2, fmt.Errorf("validate takes one repository (PATH or URL), got %d: %s; validate them one at a time", len(args), strings.Join(args, " "))}
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := ""
 			if len(args) == 1 {
@@ -111,6 +125,9 @@ Exit codes, as flux diff: 0 clean, 1 findings at or above --fail-on, 2 the valid
 	fl.BoolVar(&f.converge, "converge", false, "also run the layout on the twin (-f twin.yaml starts one; --twin uses a running one) and report time to Ready")
 	fl.StringVar(&f.twinName, "twin", "", "with --converge: the running twin's name ($XDG_STATE_HOME/hybridtwin/<name>)")
 	fl.StringVar(&f.stateDir, "state-dir", "", "with --converge: the running twin's state directory")
+	fl.StringArrayVar(&f.sources, "source", nil, "a Flux source outside the repository as a local folder: NAME=DIR, NAMESPACE/NAME=DIR or KIND/NAMESPACE/NAME=DIR (as flux build --local-sources; repeatable)")
+	fl.StringVar(&f.path, "path", "", "validate the repository from this cluster folder only (built as flux bootstrap's flux-system Kustomization builds it)")
+	fl.StringVar(&f.cluster, "cluster", "", "validate only this cluster of the repository (or of -f's configurations)")
 	fl.DurationVar(&f.convergeTimeout, "converge-timeout", 0, "with --converge: how long to wait for Ready (default: derived from the reconciler profile and the dependsOn depth)")
 	return cmd
 }
@@ -135,6 +152,17 @@ func runValidate(ctx context.Context, stdout, stderr io.Writer, path string, f v
 	}
 	if f.converge && f.schema {
 		return &exitError{2, errors.New("--schema and --converge: the twin's API servers already check every object; drop --schema")}
+	}
+	var sources []layout.LocalSource
+	for _, s := range f.sources {
+		ls, err := layout.ParseLocalSource(s)
+		if err != nil {
+			return &exitError{2, err}
+		}
+		sources = append(sources, ls)
+	}
+	if f.path != "" && len(f.files) > 0 {
+		return &exitError{2, errors.New("--path picks the entry point of a repository without -f; with -f the configurations are the entry points: drop one")}
 	}
 
 	// The repository: a local folder, or a revision fetched with go-git.
@@ -167,11 +195,11 @@ func runValidate(ctx context.Context, stdout, stderr io.Writer, path string, f v
 			return &exitError{2, errors.New("--converge --twin pushes the layout to the running twin: pass the repository as PATH (or URL)")}
 		}
 	}
-	configs, err := validateInputs(root, files)
+	configs, err := validateInputs(root, files, layout.DiscoverOptions{Path: f.path, Cluster: f.cluster})
 	if err != nil {
 		return &exitError{2, err}
 	}
-	opts := layout.Options{TargetVersion: f.kv, AllowedRegistries: f.registries, Offline: f.offline}
+	opts := layout.Options{TargetVersion: f.kv, AllowedRegistries: f.registries, Offline: f.offline, Sources: sources}
 	if f.schema {
 		stop, err := startSchemaServer(ctx, &opts)
 		if err != nil {
@@ -284,13 +312,40 @@ func withCode(err error, code int) error {
 }
 
 // validateInputs turns PATH and -f files into configurations.
-func validateInputs(path string, files []string) ([]layout.Config, error) {
+func validateInputs(path string, files []string, d layout.DiscoverOptions) ([]layout.Config, error) {
 	if len(files) == 0 {
 		if path == "" {
 			return nil, errors.New("no input: pass a repository directory, and -f fluxconfigs.yaml or -f twin.yaml")
 		}
-		return layout.Discover(path)
+		return layout.DiscoverWith(path, d)
 	}
+	out, err := configInputs(path, files)
+	if err != nil || d.Cluster == "" {
+		return out, err
+	}
+	var kept []layout.Config
+	var names []string
+	for _, c := range out {
+		if c.Cluster == d.Cluster {
+			kept = append(kept, c)
+		}
+		names = append(names, c.Cluster)
+	}
+	if len(kept) == 0 {
+		return nil, fmt.Errorf("--cluster %q: no configuration targets it (clusters: %s)%s", d.Cluster, strings.Join(names, ", "), didYouMean(d.Cluster, names))
+	}
+	return kept, nil
+}
+
+func didYouMean(s string, names []string) string {
+	if near := layout.Closest(s, names); near != "" {
+		return "; did you mean " + near + "?"
+	}
+	return ""
+}
+
+// configInputs reads -f files: Twin specs and Arc fluxConfigurations.
+func configInputs(path string, files []string) ([]layout.Config, error) {
 	var out []layout.Config
 	for _, f := range files {
 		if _, err := os.Stat(f); err != nil {

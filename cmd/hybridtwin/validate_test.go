@@ -343,6 +343,9 @@ func TestValidateInputErrors(t *testing.T) {
 		{"git@example.invalid:x/y.git", validateFlags{output: "text", failOn: "error"}, "only http(s) Git URLs"},
 		{filepath.Join(convergeData, "good"), validateFlags{output: "yaml", failOn: "error"}, `-o "yaml"`},
 		{t.TempDir(), validateFlags{output: "text", failOn: "error", ref: "main"}, "not inside one"},
+		{filepath.Join(convergeData, "good"), validateFlags{output: "text", failOn: "error", sources: []string{"podinfo"}}, "use NAME=DIR"},
+		{filepath.Join(convergeData, "good"), validateFlags{output: "text", failOn: "error", path: "x", files: []string{spec}}, "--path picks the entry point"},
+		{corpusRepo, validateFlags{output: "text", failOn: "error", cluster: "productoin"}, "did you mean production?"},
 	} {
 		var out, errb bytes.Buffer
 		err := runValidate(context.Background(), &out, &errb, tc.path, tc.f)
@@ -350,6 +353,42 @@ func TestValidateInputErrors(t *testing.T) {
 		g.Expect(exitCode(err)).To(Equal(2), err.Error())
 		g.Expect(err.Error()).To(ContainSubstring(tc.want))
 	}
+}
+
+// corpusRepo is a layout of the differential corpus with two clusters.
+const corpusRepo = "../../reconciler/layout/testdata/corpus/bootstrap/repo"
+
+// TestValidateUsageErrors: an unknown flag or two paths are usage errors, exit 2 (not 1, which means
+// findings), through the real command tree.
+func TestValidateUsageErrors(t *testing.T) {
+	g := NewWithT(t)
+	for _, args := range [][]string{
+		{"validate", corpusRepo, "--no-such-flag"},
+		{"validate", corpusRepo, corpusRepo},
+		{"validate", corpusRepo, "--fail-on"},
+	} {
+		root := newRootCommand()
+		root.SetArgs(args)
+		root.SetOut(&bytes.Buffer{})
+		root.SetErr(&bytes.Buffer{})
+		err := root.ExecuteContext(context.Background())
+		g.Expect(err).To(HaveOccurred(), "%v", args)
+		g.Expect(exitCode(err)).To(Equal(2), "%v: %v", args, err)
+	}
+}
+
+// TestValidateCorpusCLI: the command finds the planted fault of the bootstrap layout (exit 1) and
+// validates its clean cluster alone (exit 0).
+func TestValidateCorpusCLI(t *testing.T) {
+	g := NewWithT(t)
+	var out bytes.Buffer
+	err := runValidate(context.Background(), &out, io.Discard, corpusRepo, validateFlags{output: "text", failOn: "error", offline: true})
+	g.Expect(exitCode(err)).To(Equal(1), out.String())
+	g.Expect(out.String()).To(ContainSubstring("clusters/production/apps.yaml:4: ERROR HT003"))
+	g.Expect(out.String()).To(ContainSubstring("did you mean flux-system/infra-configs?"))
+	out.Reset()
+	err = runValidate(context.Background(), &out, io.Discard, corpusRepo, validateFlags{output: "text", failOn: "error", offline: true, cluster: "staging"})
+	g.Expect(err).NotTo(HaveOccurred(), out.String())
 }
 
 // TestDiffCommandInputErrors runs the diff command's flag parsing: the cluster must be picked one way,

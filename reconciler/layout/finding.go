@@ -59,6 +59,8 @@ const (
 	RuleHelmRender      RuleID = "HT011"
 	RuleHelmSource      RuleID = "HT012"
 	RuleConverge        RuleID = "HT013"
+	RuleSource          RuleID = "HT014"
+	RuleNamespaceSet    RuleID = "HT015"
 )
 
 // Rule describes one rule, for SARIF's rules table and JUnit's test cases.
@@ -84,6 +86,8 @@ var Rules = []Rule{
 	{RuleHelmRender, "helmrelease-render", "Every HelmRelease's chart renders with its values (Helm SDK); the rendered objects pass the object rules.", Error},
 	{RuleHelmSource, "helm-chart-reachable", "Every HelmRelease's chart source can be reached and read from where validation runs.", Warning},
 	{RuleConverge, "converge", "Every Kustomization becomes Ready with the pushed revision on the twin (--converge).", Error},
+	{RuleSource, "source-resolvable", "Every Kustomization's source is the repository, a --source directory or an artifact generated from them; others are reported once each, not built.", Warning},
+	{RuleNamespaceSet, "namespace-set", "Every namespaced object Flux applies has a namespace (metadata.namespace, the kustomization.yaml's namespace, or spec.targetNamespace).", Error},
 }
 
 // Stage names a group of rules that runs only when asked for.

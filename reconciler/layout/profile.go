@@ -18,6 +18,15 @@ type Profile struct {
 	// ClusterScoped lists the built-in cluster-scoped kinds by "group/Kind" ("" group is core), from
 	// `kubectl api-resources --namespaced=false` of Kubernetes v1.33. CRDs in the repository add theirs.
 	ClusterScoped map[string]bool
+	// NamespacedGroups are the API groups whose every kind is namespaced except those ClusterScoped
+	// lists (kubectl api-resources of Kubernetes v1.33, and Flux's groups, whose kinds are all
+	// namespaced). A kind of another group is namespaced only when a CRD of the layout says so.
+	NamespacedGroups map[string]bool
+	// FluxVersion and FluxAPIs are the pinned Flux (tools/toolcache: flux CLI v2.9.5, source-controller
+	// v1.9.6, kustomize-controller v1.9.5, helm-controller v1.6.4) and the one version its CRDs serve
+	// per group/Kind (config/crd/bases of those modules: every earlier version is gone).
+	FluxVersion string
+	FluxAPIs    map[string]string
 	// SOPSKey is the top-level key SOPS adds to every file it encrypts (getsops/sops: "sops" metadata
 	// block; Flux decrypts objects that carry it, fluxcd kustomize-controller docs "Decryption").
 	SOPSKey string
@@ -91,10 +100,23 @@ type Deprecation struct {
 // DefaultProfile is the profile `hybridtwin validate` uses.
 func DefaultProfile() Profile {
 	return Profile{
-		Name:               "layout/v2",
-		TargetVersion:      "1.33",
-		Deprecations:       deprecationGuide(),
-		ClusterScoped:      clusterScopedKinds(),
+		Name:          "layout/v3",
+		TargetVersion: "1.33",
+		Deprecations:  deprecationGuide(),
+		ClusterScoped: clusterScopedKinds(),
+		NamespacedGroups: map[string]bool{"": true, "apps": true, "batch": true, "autoscaling": true, "policy": true,
+			"networking.k8s.io": true, "rbac.authorization.k8s.io": true, "coordination.k8s.io": true,
+			"discovery.k8s.io": true, "events.k8s.io": true,
+			"kustomize.toolkit.fluxcd.io": true, "source.toolkit.fluxcd.io": true, "helm.toolkit.fluxcd.io": true,
+			"notification.toolkit.fluxcd.io": true, "image.toolkit.fluxcd.io": true, "source.extensions.fluxcd.io": true},
+		FluxVersion: "v2.9",
+		FluxAPIs: map[string]string{
+			"kustomize.toolkit.fluxcd.io/Kustomization": "v1",
+			"source.toolkit.fluxcd.io/GitRepository":    "v1", "source.toolkit.fluxcd.io/OCIRepository": "v1",
+			"source.toolkit.fluxcd.io/Bucket": "v1", "source.toolkit.fluxcd.io/HelmRepository": "v1",
+			"source.toolkit.fluxcd.io/HelmChart": "v1", "source.toolkit.fluxcd.io/ExternalArtifact": "v1",
+			"helm.toolkit.fluxcd.io/HelmRelease": "v2",
+		},
 		SOPSKey:            "sops",
 		SubstituteDisabled: "kustomize.toolkit.fluxcd.io/substitute",
 		GitTimeout:         60 * time.Second,

@@ -36,14 +36,21 @@ func (r *run) objectRules(b *built, u *unstructured.Unstructured) {
 	}
 
 	if gvk.Group == "" && gvk.Kind == "Secret" {
-		_, hasData := u.Object["data"]
-		_, hasString := u.Object["stringData"]
-		if _, sops := u.Object[r.prof.SOPSKey]; (hasData || hasString) && !sops {
-			r.at(b, u, Finding{Rule: RulePlainSecret, Severity: Error,
-				Message: "Secret with data in plain text (not SOPS-encrypted)",
-				Hint:    "encrypt it with `sops --encrypt --encrypted-regex '^(data|stringData)$' --in-place FILE` and set the Kustomization's spec.decryption, or use a secret store"})
+		r.secretRules(b, u)
+	}
+
+	if b.helm == nil && u.GetNamespace() == "" {
+		if namespaced, known := r.namespaced(c.Cluster, gvk.Group, gvk.Kind); namespaced && known && c.Scope != ScopeNamespace {
+			msg := fmt.Sprintf("%s has no metadata.namespace and Kustomization %s sets no spec.targetNamespace: kustomize-controller refuses the whole apply (%s/%s namespace not specified)", gvk.Kind, b.ks.Name(), gvk.Kind, u.GetName())
+			if gvk.Group == "kustomize.toolkit.fluxcd.io" {
+				msg += ", so this Kustomization is never created"
+			}
+			r.at(b, u, Finding{Rule: RuleNamespaceSet, Severity: Error, Message: msg,
+				Hint: "set metadata.namespace, or namespace: in the kustomization.yaml that includes the file, or spec.targetNamespace on the Kustomization"})
 		}
 	}
+
+	r.fluxAPIObject(b, u)
 
 	if len(r.opts.AllowedRegistries) > 0 {
 		for _, im := range images(u.Object, "") {
@@ -138,48 +145,68 @@ func defaultOp(name string) bool {
 
 type ksKey struct{ cluster, namespace, name string }
 
-// graphRules checks dependsOn per cluster: every reference exists (HT003) and the graph is acyclic (HT004).
-func (r *run) graphRules(configs []Config) {
-	type node struct {
-		c    *Config
-		k    Kustomization
+// graphRules checks dependsOn per cluster over every Kustomization the graph reaches: every reference
+// exists (HT003) and the graph is acyclic (HT004). A dependsOn entry without a namespace means the
+// Kustomization's own namespace (kustomize-controller v1 API).
+func (r *run) graphRules(w *walker) {
+	type gnode struct {
+		n    *node
 		deps []ksKey
 	}
-	nodes := map[ksKey]*node{}
+	nodes := map[ksKey]*gnode{}
 	var order []ksKey
-	for i := range configs {
-		c := &configs[i]
-		for _, k := range c.Kustomizations {
-			key := ksKey{c.Cluster, k.Namespace(), k.Name()}
-			n := &node{c: c, k: k}
-			deps, _, _ := unstructured.NestedSlice(k.Object, "spec", "dependsOn")
-			for _, d := range deps {
-				dm, _ := d.(map[string]any)
-				ns := str(dm, "namespace")
-				if ns == "" {
-					ns = k.Namespace()
-				}
-				n.deps = append(n.deps, ksKey{c.Cluster, ns, str(dm, "name")})
+	for _, n := range w.nodes {
+		key := n.key()
+		g := &gnode{n: n}
+		deps, _, _ := unstructured.NestedSlice(n.ks.Object, "spec", "dependsOn")
+		for _, d := range deps {
+			dm, _ := d.(map[string]any)
+			ns := str(dm, "namespace")
+			if ns == "" {
+				ns = key.namespace
 			}
-			nodes[key] = n
-			order = append(order, key)
+			g.deps = append(g.deps, ksKey{key.cluster, ns, str(dm, "name")})
 		}
+		nodes[key] = g
+		order = append(order, key)
 	}
 	for _, key := range order {
-		n := nodes[key]
-		for _, d := range n.deps {
-			if _, ok := nodes[d]; !ok {
-				var have []string
-				for _, o := range order {
-					if o.cluster == key.cluster {
-						have = append(have, o.namespace+"/"+o.name)
-					}
-				}
-				r.add(n.c, n.k, Finding{Rule: RuleDependsOn, Severity: Error, File: n.k.File, Line: n.k.Line,
-					Object:  "Kustomization/" + key.namespace + "/" + key.name,
-					Message: fmt.Sprintf("dependsOn %s/%s: no such Kustomization on cluster %q", d.namespace, d.name, key.cluster),
-					Hint:    fmt.Sprintf("depend on one of: %s", strings.Join(have, ", "))})
+		g := nodes[key]
+		for _, d := range g.deps {
+			if _, ok := nodes[d]; ok {
+				continue
 			}
+			var have []string
+			for _, o := range order {
+				if o.cluster == key.cluster {
+					have = append(have, o.namespace+"/"+o.name)
+				}
+			}
+			want := d.namespace + "/" + d.name
+			f := Finding{Rule: RuleDependsOn, Severity: Error, File: g.n.ks.File, Line: g.n.ks.Line,
+				Object:  "Kustomization/" + key.namespace + "/" + key.name,
+				Message: fmt.Sprintf("dependsOn %s: no such Kustomization on cluster %q; Flux never reconciles this Kustomization (dependency not found)", want, key.cluster)}
+			near := closest(want, have)
+			for _, o := range order {
+				if o.cluster == key.cluster && o.name == d.name && o.namespace != d.namespace {
+					near = o.namespace + "/" + o.name // the same name in another namespace
+					break
+				}
+			}
+			switch {
+			case near != "":
+				f.Hint = fmt.Sprintf("did you mean %s? Fix spec.dependsOn (a dependsOn without namespace means the Kustomization's own, %s)", near, key.namespace)
+			case w.unresolvedOn(key.cluster):
+				f.Severity = Warning
+				f.Message = fmt.Sprintf("dependsOn %s: no such Kustomization among those validated on cluster %q; it may come from a source that was not resolved (HT014)", want, key.cluster)
+				f.Hint = "pass that source with --source NAME=DIR to check it, or fix spec.dependsOn"
+			default:
+				f.Hint = "fix spec.dependsOn, or add the Kustomization it names to the cluster's layout"
+				if len(have) <= 6 {
+					f.Hint += " (the cluster has: " + strings.Join(have, ", ") + ")"
+				}
+			}
+			r.add(g.n.cfg, g.n.ks, f)
 		}
 	}
 	// Cycles: depth-first search in declaration order; each cycle is reported once, at its first member.
@@ -214,8 +241,8 @@ func (r *run) graphRules(configs []Config) {
 				if !reported[id] {
 					reported[id] = true
 					names = append(names, d.name)
-					n := nodes[d]
-					r.add(n.c, n.k, Finding{Rule: RuleCycle, Severity: Error, File: n.k.File, Line: n.k.Line,
+					n := nodes[d].n
+					r.add(n.cfg, n.ks, Finding{Rule: RuleCycle, Severity: Error, File: n.ks.File, Line: n.ks.Line,
 						Object:  "Kustomization/" + d.namespace + "/" + d.name,
 						Message: "dependsOn cycle: " + strings.Join(names, " -> "),
 						Hint:    "remove one of the dependsOn edges of the cycle; Flux never reconciles a Kustomization in a cycle"})

@@ -1,7 +1,6 @@
 package layout
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
@@ -32,6 +30,10 @@ type Options struct {
 	// Offline skips fetching remote charts (HelmRepository, OCIRepository, another Git repository):
 	// HelmReleases that need one get a HT012 warning instead of a render.
 	Offline bool
+	// Sources are local directories for Flux sources outside the repository (--source, as flux build
+	// --local-sources): their Kustomizations are built from there. Others are reported once each as
+	// not resolvable offline (HT014).
+	Sources []LocalSource
 	// Logger receives progress at debug level; silent when nil.
 	Logger *slog.Logger
 }
@@ -45,6 +47,13 @@ type built struct {
 	ok      bool
 	// helm is set on the objects a HelmRelease rendered.
 	helm *helmOrigin
+	// node is the graph node built (nil for HelmRelease renders); display prefixes file names of a
+	// source other than the repository under validation.
+	node    *node
+	display string
+	// safe holds the Secrets (build.Subject) that, as written in Git, carry no plain-text value:
+	// SOPS-encrypted, or only ${VAR} placeholders postBuild fills in.
+	safe map[string]string
 }
 
 type run struct {
@@ -52,11 +61,18 @@ type run struct {
 	prof     Profile
 	target   int
 	report   *Report
+	log      *slog.Logger
 	crdScope map[string]map[string]bool // cluster -> group/Kind -> cluster-scoped
+	walk     *walker
 }
 
 // Validate runs the static stage over configs. It returns an error only when it could not run
 // (exit code 2); problems in the repository are findings in the Report.
+//
+// It validates what Flux would apply: starting from the configurations' Kustomizations (the entry
+// points) it builds each from its source, takes the Flux Kustomizations and sources the build applies,
+// builds those in turn from their own sources (the repository itself, a --source directory, an
+// ArtifactGenerator's artifact), and checks only the objects of those builds.
 func Validate(ctx context.Context, configs []Config, opts Options) (*Report, error) {
 	prof := opts.Profile
 	if prof.Name == "" {
@@ -77,10 +93,9 @@ func Validate(ctx context.Context, configs []Config, opts Options) (*Report, err
 	if len(configs) == 0 {
 		return nil, fmt.Errorf("%w: no configuration to validate", ErrInput)
 	}
-	r := &run{opts: opts, prof: prof, target: target, crdScope: map[string]map[string]bool{},
+	r := &run{opts: opts, prof: prof, target: target, log: log, crdScope: map[string]map[string]bool{},
 		report: &Report{Profile: prof.Name, TargetVersion: "v1." + fmt.Sprint(target), Findings: []Finding{}}}
 
-	var all []*built
 	configs = append([]Config(nil), configs...)
 	for i := range configs {
 		c := &configs[i]
@@ -99,86 +114,31 @@ func Validate(ctx context.Context, configs []Config, opts Options) (*Report, err
 		r.report.Configs = append(r.report.Configs, sum)
 	}
 
-	// Pass 1: build every Kustomization without substitution (the objects as written).
-	raw := map[*Config][]*built{}
-	for i := range configs {
-		c := &configs[i]
-		for _, k := range c.Kustomizations {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			obj := deepCopy(k.Object)
-			spec, _ := obj["spec"].(map[string]any)
-			hasPostBuild := spec != nil && spec["postBuild"] != nil
-			if spec != nil {
-				delete(spec, "postBuild")
-			}
-			b := &built{cfg: c, ks: k}
-			res, err := build.Build(ctx, nil, build.Input{Root: c.Root, Kustomization: obj})
-			log.Debug("built", "configuration", c.Name, "kustomization", k.Name(), "err", err)
-			if err != nil {
-				r.add(c, k, Finding{Rule: RuleBuild, Severity: Error, File: k.File, Line: k.Line,
-					Object:  "Kustomization/" + k.Namespace() + "/" + k.Name(),
-					Message: strings.TrimSpace(err.Error()),
-					Hint:    buildHint(err)})
-			} else {
-				b.objects, b.origins, b.ok = res.Objects, res.Origins, true
-				if !hasPostBuild {
-					all = append(all, b)
-				}
-			}
-			raw[c] = append(raw[c], b)
-		}
+	// The graph: every Kustomization Flux would create, built from its source.
+	tmp, err := os.MkdirTemp("", "hybridtwin-validate-")
+	if err != nil {
+		return nil, fmt.Errorf("validate: temporary directory: %w", err)
 	}
-	// CRD scopes per cluster, for the namespace rule.
-	for _, bs := range raw {
-		for _, b := range bs {
-			for _, u := range b.objects {
-				if u.GetKind() == "CustomResourceDefinition" {
-					g, _, _ := unstructured.NestedString(u.Object, "spec", "group")
-					kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
-					scope, _, _ := unstructured.NestedString(u.Object, "spec", "scope")
-					if r.crdScope[b.cfg.Cluster] == nil {
-						r.crdScope[b.cfg.Cluster] = map[string]bool{}
-					}
-					r.crdScope[b.cfg.Cluster][g+"/"+kind] = scope == "Cluster"
-				}
-			}
-		}
+	defer removeAll(tmp)
+	r.walk = newWalker(ctx, r, tmp)
+	if err := r.walk.run(configs); err != nil {
+		return nil, err
 	}
+	r.walk.reportUnresolved()
+	all := r.walk.all
 
-	// Pass 2: postBuild. Variables come from spec.postBuild.substitute and from substituteFrom
-	// ConfigMaps/Secrets found among the same cluster's objects in the repository.
-	for i := range configs {
-		c := &configs[i]
-		for _, b := range raw[c] {
-			if !b.ok {
-				continue
+	// CRD scopes per cluster, for the namespace rules.
+	for _, b := range r.walk.raw {
+		for _, u := range b.objects {
+			if u.GetKind() == "CustomResourceDefinition" {
+				g, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+				kind, _, _ := unstructured.NestedString(u.Object, "spec", "names", "kind")
+				scope, _, _ := unstructured.NestedString(u.Object, "spec", "scope")
+				if r.crdScope[b.cfg.Cluster] == nil {
+					r.crdScope[b.cfg.Cluster] = map[string]bool{}
+				}
+				r.crdScope[b.cfg.Cluster][g+"/"+kind] = scope == "Cluster"
 			}
-			spec, _ := b.ks.Object["spec"].(map[string]any)
-			if spec == nil || spec["postBuild"] == nil {
-				continue
-			}
-			vars, complete := r.variables(c, b, raw)
-			r.missingVariables(c, b, vars, complete)
-			obj := deepCopy(b.ks.Object)
-			pb := obj["spec"].(map[string]any)["postBuild"].(map[string]any)
-			delete(pb, "substituteFrom")
-			sub := map[string]any{}
-			for k, v := range vars {
-				sub[k] = v
-			}
-			pb["substitute"] = sub
-			res, err := build.Build(ctx, nil, build.Input{Root: c.Root, Kustomization: obj})
-			if err != nil {
-				r.add(c, b.ks, Finding{Rule: RuleMissingVariable, Severity: Error, File: b.ks.File, Line: b.ks.Line,
-					Object:  "Kustomization/" + b.ks.Namespace() + "/" + b.ks.Name(),
-					Message: strings.TrimSpace(err.Error()),
-					Hint:    "fix the ${...} expression or the variable's value in spec.postBuild"})
-				continue
-			}
-			nb := &built{cfg: c, ks: b.ks, objects: res.Objects, origins: res.Origins, ok: true}
-			all = append(all, nb)
 		}
 	}
 
@@ -194,7 +154,7 @@ func Validate(ctx context.Context, configs []Config, opts Options) (*Report, err
 			r.objectRules(b, u)
 		}
 	}
-	r.graphRules(configs)
+	r.graphRules(r.walk)
 	r.duplicates(all)
 	if opts.Schema != nil {
 		if err := r.schema(ctx, all); err != nil {
@@ -226,6 +186,7 @@ func (r *run) at(b *built, u *unstructured.Unstructured, f Finding) {
 	f.File = b.origins[build.Subject(u)]
 	if f.File != "" && !strings.Contains(f.File, "(generated") {
 		f.Line = lineOf(filepath.Join(b.cfg.Root, f.File), u.GetName(), u.GetKind())
+		f.File = displayPath(b.display, f.File)
 	}
 	r.add(b.cfg, b.ks, f)
 }
@@ -254,7 +215,7 @@ func buildHint(err error) string {
 
 // variables resolves a Kustomization's postBuild variables statically; complete is false when a
 // non-optional substituteFrom source is not in the repository (its values are unknown here).
-func (r *run) variables(c *Config, b *built, raw map[*Config][]*built) (map[string]string, bool) {
+func (r *run) variables(c *Config, b *built, raw []*built) (map[string]string, bool) {
 	vars := map[string]string{}
 	complete := true
 	ns := b.ks.Namespace()
@@ -264,11 +225,11 @@ func (r *run) variables(c *Config, b *built, raw map[*Config][]*built) (map[stri
 		kind, name := str(fm, "kind"), str(fm, "name")
 		optional, _ := fm["optional"].(bool)
 		found := false
-		for cc, bs := range raw {
-			if cc.Cluster != c.Cluster {
+		for _, ob := range raw {
+			if ob.cfg.Cluster != c.Cluster {
 				continue
 			}
-			for _, ob := range bs {
+			{
 				for _, u := range ob.objects {
 					if u.GetKind() != kind || u.GetName() != name || (u.GetNamespace() != ns && u.GetNamespace() != "") {
 						continue
@@ -303,49 +264,6 @@ func (r *run) variables(c *Config, b *built, raw map[*Config][]*built) (map[stri
 		vars[k] = v
 	}
 	return vars, complete
-}
-
-// lineOf finds the line declaring name in a YAML file, preferring a document of the given kind. 0 when
-// not found.
-func lineOf(path, name, kind string) int {
-	if name == "" {
-		return 0
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	var re *regexp.Regexp
-	if strings.HasSuffix(name, ":") {
-		re = regexp.MustCompile(`^\s*["']?` + regexp.QuoteMeta(strings.TrimSuffix(name, ":")) + `["']?\s*:`)
-	} else {
-		re = regexp.MustCompile(`^\s*-?\s*name:\s*["']?` + regexp.QuoteMeta(name) + `["']?\s*(#.*)?$`)
-	}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1024*1024), 16*1024*1024)
-	first, n := 0, 0
-	docKind := ""
-	for sc.Scan() {
-		n++
-		line := sc.Text()
-		if strings.HasPrefix(line, "---") {
-			docKind = ""
-			continue
-		}
-		if strings.HasPrefix(line, "kind:") {
-			docKind = strings.TrimSpace(strings.TrimPrefix(line, "kind:"))
-		}
-		if re.MatchString(line) {
-			if kind == "" || docKind == kind {
-				return n
-			}
-			if first == 0 {
-				first = n
-			}
-		}
-	}
-	return first
 }
 
 func deepCopy(m map[string]any) map[string]any {
