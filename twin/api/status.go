@@ -149,6 +149,7 @@ const (
 	// Folders of the components' own state.
 	GiteaDir    = "gitea"
 	RegistryDir = "registry"
+	ChartsDir   = "charts"
 	ClustersDir = "clusters"
 	EnginesDir  = "engines"
 )
