@@ -72,3 +72,14 @@ func TestSpecChartsProblems(t *testing.T) {
 		}
 	}
 }
+
+// The example twin with a mirrored Helm repository (examples/twins/helm-repository.yaml) loads.
+func TestHelmRepositoryExampleLoads(t *testing.T) {
+	s, err := LoadSpec("../../examples/twins/helm-repository.yaml")
+	if err != nil {
+		t.Fatalf("LoadSpec: %v", err)
+	}
+	if len(s.Spec.Charts) != 1 || s.Spec.Charts[0].URL != "https://stefanprodan.github.io/podinfo" || s.ReconcilerFor("dev") != ReconcilerFlux {
+		t.Errorf("charts = %+v, reconciler %s", s.Spec.Charts, s.ReconcilerFor("dev"))
+	}
+}
