@@ -117,8 +117,10 @@ func newEnv(b *testing.B) *env {
 		{"flux-matched", prof.KustomizationWorkers, []string{fmt.Sprintf("GOGC=%d", prof.GCPercent)},
 			fmt.Sprintf("flux-matched: the same controllers at the twin's settings (kustomize-controller --concurrent=%d, GOGC=%d)", prof.KustomizationWorkers, prof.GCPercent)},
 	} {
+		// helm-controller stays off: the bench compares Kustomizations, and every controller's CPU and memory
+		// counts as Flux's.
 		ctl, err := flux.Start(ctx, flux.Options{Kubeconfig: kubeconfig, StateDir: b.TempDir(), Concurrency: f.concurrency, Env: f.env,
-			WatchLabelSelector: shardKey + "=" + f.name})
+			WatchLabelSelector: shardKey + "=" + f.name, NoHelmController: true})
 		if err != nil {
 			b.Fatal(err)
 		}

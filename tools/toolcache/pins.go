@@ -4,7 +4,7 @@ import "regexp"
 
 // PinsVersion names this set of pins. It is recorded in reports next to the tool versions, and must
 // change whenever a version, build flag or module below changes.
-const PinsVersion = "pins/v3"
+const PinsVersion = "pins/v4"
 
 // KubernetesVersion is the Kubernetes release every workload cluster runs.
 // Source: ../shared/RECIPES.md "Kubernetes control plane from Go modules": v1.33.13 is the newest
@@ -128,6 +128,25 @@ var (
 		ColdBuild:     "~2.5 min",
 		Optional:      true,
 	}
+	// HelmController reconciles HelmReleases for `reconciler: flux`. v1.6.4 is the helm-controller of the
+	// same Flux release as the two above: flux2 v2.9.5's manifests/bases/helm-controller pins it. It builds
+	// on upstream helm.sh/helm/v4 v4.2.4 -- the Helm source-controller v1.9.6 uses -- with the go.mod
+	// replaces of RECIPES.md "More of Flux" (go-digest, kustomize api/kyaml v0.21.1). v1.6.3 would not do:
+	// it replaces Helm with a fork (github.com/fluxcd/helm/v4) that the module proxy refuses; RECIPES.md's
+	// fallback v1.6.2 (Helm v4.2.2) is older than the release Flux pins. Its CRDs (HelmRelease) are assets
+	// of the same module version. Cold build measured 2026-12-07 on 2 cores under load: 9m03s wall (4.1
+	// CPU-minutes, peak RSS 1.25 GB), the build cache already holding source-controller's dependencies.
+	HelmController = Tool{
+		Name:          "helm-controller",
+		Version:       "v1.6.4",
+		Module:        "flux-helm",
+		Package:       "github.com/fluxcd/helm-controller",
+		LDFlags:       []string{"-s", "-w"},
+		VersionModule: "github.com/fluxcd/helm-controller",
+		Assets:        []string{"config/crd/bases"},
+		ColdBuild:     "~9 min",
+		Optional:      true,
+	}
 )
 
 // FluxCLI is the flux command line of the Flux release whose manifests pin the controllers above: flux2
@@ -158,7 +177,7 @@ var FluxCLI = Tool{
 // Pinned lists every external tool the twin runs, in the order `hybridtwin tools build` builds them:
 // the Kubernetes binaries share one compile, so they go together and first.
 func Pinned() []Tool {
-	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea, SourceController, KustomizeController, FluxCLI}
+	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea, SourceController, KustomizeController, HelmController, FluxCLI}
 }
 
 // Default lists the tools built when none are named: every pinned tool that is not Optional.

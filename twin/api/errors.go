@@ -22,6 +22,7 @@ const (
 	StepArc        StepName = "arc"
 	StepImages     StepName = "images"
 	StepArtifacts  StepName = "artifacts"
+	StepCharts     StepName = "charts"
 	StepSeed       StepName = "seed"
 	StepKubeconfig StepName = "kubeconfig"
 	StepBridge     StepName = "bridge"

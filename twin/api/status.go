@@ -155,6 +155,7 @@ const (
 	// Folders of the components' own state.
 	GiteaDir    = "gitea"
 	RegistryDir = "registry"
+	ChartsDir   = "charts"
 	ClustersDir = "clusters"
 	EnginesDir  = "engines"
 )

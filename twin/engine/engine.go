@@ -8,6 +8,7 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"net/http"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
@@ -39,6 +40,21 @@ type Cluster struct {
 	// NoDriftWatch asks for an engine without watch-driven drift correction, where it has one (the
 	// scenario suite's deliberately broken change).
 	NoDriftWatch bool
+	// Charts is how the engine reaches Helm chart sources: the twin's chart mirror (spec.charts), which
+	// makes HelmRepository URLs resolve inside the twin unchanged. Nil when the twin runs none.
+	Charts *ChartMirror
+}
+
+// ChartMirror is the twin's chart mirror (twin/chartmirror) as an engine reaches it: a loopback forward
+// proxy answering for the mirrored URLs with certificates of its own CA, and refusing every other URL at
+// once with a message naming spec.charts.
+type ChartMirror struct {
+	// Env is for an engine that runs as processes: HTTPS_PROXY, HTTP_PROXY, NO_PROXY and SSL_CERT_FILE,
+	// which Go's HTTP clients (Flux's source-controller among them) honour.
+	Env []string
+	// Transport is for an engine in the twin's process, whose environment it must not change: its Helm
+	// getter (getter.WithTransport) and OCI registry client (an http.Client on it) resolve through it.
+	Transport *http.Transport
 }
 
 // PushHooks registers Git push webhooks, as a platform team wires its Git server to a Flux Receiver.

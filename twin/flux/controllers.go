@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -48,23 +49,29 @@ type Options struct {
 	StopGrace time.Duration
 	// Concurrency is kustomize-controller's --concurrent (default KustomizeConcurrency).
 	Concurrency int
-	// WatchLabelSelector is both controllers' --watch-label-selector: only Flux objects whose labels
+	// WatchLabelSelector is every controller's --watch-label-selector: only Flux objects whose labels
 	// match are reconciled (Flux's sharding); empty watches them all.
 	WatchLabelSelector string
-	// Env is added to the controllers' environment (e.g. GOGC=400 to run them at the twin's GC target).
+	// Env is added to every controller's environment: the twin's chart mirror (engine.ChartMirror.Env:
+	// HTTPS_PROXY, HTTP_PROXY, NO_PROXY, SSL_CERT_FILE), through which source-controller resolves
+	// HelmRepository URLs, or settings such as GOGC. Nil: the controllers get no proxy.
 	Env []string
+	// NoHelmController runs source-controller and kustomize-controller only (bench/fluxcmp compares
+	// Kustomizations, and counts every controller's CPU and memory as Flux's).
+	NoHelmController bool
 }
 
 // Process describes one running controller.
 type Process struct {
-	Name string `json:"name"` // "source-controller" or "kustomize-controller"
+	Name string `json:"name"` // "source-controller", "kustomize-controller" or "helm-controller"
 	PID  int    `json:"pid"`  // also its process group id
 	// Ports are the TCP ports it listens on, all on 127.0.0.1.
 	Ports []int  `json:"ports"`
 	Log   string `json:"log"`
 }
 
-// Controllers are Flux's source-controller and kustomize-controller running against one cluster.
+// Controllers are Flux's source-controller, kustomize-controller and helm-controller running against one
+// cluster.
 type Controllers struct {
 	opts      Options
 	log       *slog.Logger
@@ -76,8 +83,8 @@ type Controllers struct {
 }
 
 // Start installs Flux's CRDs into the cluster (server-side apply, field manager hybridtwin; waits until
-// they are Established), creates the flux-system namespace, and runs both controllers against the
-// cluster until Stop. It returns once both answer /readyz. A failed or cancelled Start stops whatever it
+// they are Established), creates the flux-system namespace, and runs the three controllers against the
+// cluster until Stop. It returns once all answer /readyz. A failed or cancelled Start stops whatever it
 // started. The error wraps ErrInvalidOptions or ErrStart.
 func Start(ctx context.Context, opts Options) (*Controllers, error) {
 	if opts.Kubeconfig == "" {
@@ -104,7 +111,7 @@ func Start(ctx context.Context, opts Options) (*Controllers, error) {
 	}
 	c := &Controllers{opts: opts, log: log}
 
-	bins, crdDirs, err := resolveTools(ctx, opts.Cache)
+	bins, crdDirs, err := resolveTools(ctx, opts.Cache, !opts.NoHelmController)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStart, err)
 	}
@@ -120,22 +127,27 @@ func Start(ctx context.Context, opts Options) (*Controllers, error) {
 	return c, nil
 }
 
-type binaries struct{ source, kustomize string }
+type binaries struct{ source, kustomize, helm string }
 
-// resolveTools ensures both controllers and their CRDs in the tool cache.
-func resolveTools(ctx context.Context, cache *toolcache.Cache) (binaries, []string, error) {
+// resolveTools ensures the three controllers and their CRDs in the tool cache: the CRDs every twin
+// cluster gets (fluxcrd.Dirs) and helm-controller's HelmRelease CRD, from the pinned module it runs.
+func resolveTools(ctx context.Context, cache *toolcache.Cache, helm bool) (binaries, []string, error) {
 	if cache == nil {
 		var err error
 		if cache, err = toolcache.New(); err != nil {
 			return binaries{}, nil, err
 		}
 	}
-	var b binaries
-	var dirs []string
-	for _, x := range []struct {
+	type toolBin struct {
 		tool toolcache.Tool
 		bin  *string
-	}{{toolcache.SourceController, &b.source}, {toolcache.KustomizeController, &b.kustomize}} {
+	}
+	var b binaries
+	tools := []toolBin{{toolcache.SourceController, &b.source}, {toolcache.KustomizeController, &b.kustomize}}
+	if helm {
+		tools = append(tools, toolBin{toolcache.HelmController, &b.helm})
+	}
+	for _, x := range tools {
 		r, err := cache.Ensure(ctx, x.tool)
 		if err != nil {
 			return binaries{}, nil, fmt.Errorf("flux binary %s: %w", x.tool, err)
@@ -145,6 +157,16 @@ func resolveTools(ctx context.Context, cache *toolcache.Cache) (binaries, []stri
 	dirs, err := fluxcrd.Dirs(ctx, cache)
 	if err != nil {
 		return binaries{}, nil, err
+	}
+	if !helm {
+		return b, dirs, nil
+	}
+	share, err := cache.EnsureAssets(ctx, toolcache.HelmController)
+	if err != nil {
+		return binaries{}, nil, fmt.Errorf("CRDs of %s: %w", toolcache.HelmController, err)
+	}
+	if d := filepath.Join(share, "config", "crd", "bases"); !slices.Contains(dirs, d) {
+		dirs = append(dirs, d)
 	}
 	return b, dirs, nil
 }
@@ -182,15 +204,16 @@ func (c *Controllers) start(ctx context.Context, bins binaries, crdDirs []string
 			return fmt.Errorf("prepare state folder: %w", err)
 		}
 	}
-	ports, err := freePorts(5)
+	ports, err := freePorts(7)
 	if err != nil {
 		return err
 	}
 	env := []string{
 		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + dirs["tmp"],
-		// Neither controller has a --kubeconfig flag (RECIPES.md "Real Flux outside a cluster").
+		// No controller has a --kubeconfig flag (RECIPES.md "Real Flux outside a cluster").
 		"KUBECONFIG=" + c.opts.Kubeconfig, "RUNTIME_NAMESPACE=" + RuntimeNamespace,
 	}
+	env = append(env, c.opts.Env...)
 	addr := func(p int) string { return "127.0.0.1:" + strconv.Itoa(p) }
 	c.storageAt = "http://" + addr(ports[0])
 	// The flags that worked here: RECIPES.md "Real Flux outside a cluster".
@@ -217,13 +240,25 @@ func (c *Controllers) start(ctx context.Context, bins binaries, crdDirs []string
 			"--concurrent=" + strconv.Itoa(c.opts.Concurrency),
 			"--no-remote-bases=true",
 		}, ports[3:5], ports[4]},
+		// helm-controller v1.6.4's flags (its main.go): the same shape as kustomize-controller's. It
+		// fetches chart artifacts from source-controller's advertised storage address on 127.0.0.1.
+		{"helm-controller", bins.helm, []string{
+			"--metrics-addr=" + addr(ports[5]),
+			"--health-addr=" + addr(ports[6]),
+			"--watch-all-namespaces=true",
+			"--enable-leader-election=false",
+			"--concurrent=" + strconv.Itoa(HelmConcurrency),
+		}, ports[5:7], ports[6]},
+	}
+	if bins.helm == "" {
+		specs = specs[:2]
 	}
 	for _, s := range specs {
 		if sel := c.opts.WatchLabelSelector; sel != "" {
 			s.args = append(s.args, "--watch-label-selector="+sel)
 		}
 		logPath := filepath.Join(dirs["logs"], s.name+".log")
-		p, err := startProcess(s.name, s.bin, s.args, append(env, c.opts.Env...), c.opts.StateDir, logPath)
+		p, err := startProcess(s.name, s.bin, s.args, env, c.opts.StateDir, logPath)
 		if err != nil {
 			return err
 		}
@@ -299,7 +334,7 @@ func (c *Controllers) Processes() []Process {
 // StorageURL is source-controller's artifact server, e.g. http://127.0.0.1:41234.
 func (c *Controllers) StorageURL() string { return c.storageAt }
 
-// Stop stops both controllers (SIGTERM to each process group, SIGKILL after StopGrace) and waits until
+// Stop stops the controllers (SIGTERM to each process group, SIGKILL after StopGrace) and waits until
 // they have ended. It is safe to call more than once; the CRDs and Flux objects stay in the cluster.
 // It reports a controller that had ended before Stop (it crashed) as an error wrapping ErrExited.
 func (c *Controllers) Stop() error {

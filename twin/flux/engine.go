@@ -8,16 +8,21 @@ import (
 	"github.com/hybridtwin/hybridtwin/twin/engine"
 )
 
-// Engine is real Flux (source-controller and kustomize-controller of the pinned release) as a member of
-// the twin's engine room (spec.reconciler: flux). The controllers poll: the twin does not run Flux's
-// notification-controller, so no push webhooks are subscribed.
+// Engine is real Flux (source-controller, kustomize-controller and helm-controller of the pinned release)
+// as a member of the twin's engine room (spec.reconciler: flux). The controllers poll: the twin does not
+// run Flux's notification-controller, so no push webhooks are subscribed.
 type Engine struct{}
 
 var _ engine.Engine = Engine{}
 
-// Start runs the controllers against the cluster (Start).
+// Start runs the controllers against the cluster (Start), with the chart mirror's environment when the
+// twin runs one.
 func (Engine) Start(ctx context.Context, c engine.Cluster) (engine.Running, error) {
-	ctl, err := Start(ctx, Options{Kubeconfig: c.Kubeconfig, StateDir: c.Dir, Logger: c.Logger})
+	var env []string
+	if c.Charts != nil {
+		env = c.Charts.Env
+	}
+	ctl, err := Start(ctx, Options{Kubeconfig: c.Kubeconfig, StateDir: c.Dir, Logger: c.Logger, Env: env})
 	if err != nil {
 		return nil, err
 	}

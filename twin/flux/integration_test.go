@@ -83,7 +83,7 @@ func TestFluxConvergesAnArcConfiguration(t *testing.T) {
 		}
 	}()
 	procs := ctl.Processes()
-	g.Expect(procs).To(HaveLen(2))
+	g.Expect(procs).To(HaveLen(3))
 
 	// Git.
 	git := testenv.Git(t, "fleet-reader", "s3cret-token")

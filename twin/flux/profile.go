@@ -3,7 +3,7 @@ package flux
 import "time"
 
 // ProfileVersion names the settings below; recorded next to measurements, changed whenever one changes.
-const ProfileVersion = "flux-profile/v1"
+const ProfileVersion = "flux-profile/v2"
 
 // RuntimeNamespace is the namespace the controllers run "in" (RUNTIME_NAMESPACE) and the Arc Flux
 // extension's namespace. Source: RECIPES.md "Real Flux outside a cluster" (RUNTIME_NAMESPACE=flux-system);
@@ -13,6 +13,10 @@ const RuntimeNamespace = "flux-system"
 // KustomizeConcurrency is kustomize-controller's --concurrent. Source: RECIPES.md "Real Flux outside a
 // cluster" (the flags that worked: --concurrent=4; Flux's own default is 4 as well).
 const KustomizeConcurrency = 4
+
+// HelmConcurrency is helm-controller's --concurrent: 4, helm-controller v1.6.4's own default (main.go),
+// the same as kustomize-controller's.
+const HelmConcurrency = 4
 
 // Timing of starts and stops.
 const (

@@ -62,6 +62,9 @@ type TwinSpec struct {
 	Artifacts []ArtifactSpec `yaml:"artifacts" json:"artifacts,omitempty"`
 	// GitOps are the fluxConfigurations created through the Arc fake, in its REST shape.
 	GitOps []GitOpsConfig `yaml:"gitops" json:"gitops,omitempty"`
+	// Charts mirror upstream Helm chart sources inside the twin, which has no network: each maps the URL
+	// a repository's HelmRepository objects name, unchanged, to chart folders (charts.go).
+	Charts []ChartSource `yaml:"charts" json:"charts,omitempty"`
 }
 
 // HardwareRef points at the hardware documents.
@@ -665,6 +668,7 @@ func (s *Spec) validate(v *validator) {
 			v.addAt(at+".kustomizations", "dependsOn has a cycle: %s; break it", strings.Join(cycle, " -> "))
 		}
 	}
+	s.checkCharts(v)
 }
 
 // checkGitSource validates a configuration's Git source (repo and ref) and returns the folder its

@@ -25,6 +25,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/twin/api"
+	"github.com/hybridtwin/hybridtwin/twin/chartmirror"
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/providers"
 	"github.com/hybridtwin/hybridtwin/twin/engine"
@@ -62,6 +63,7 @@ type Estate struct {
 	git      *gitserver.Server
 	reader   *gitserver.User
 	reg      *registry.Registry
+	charts   *chartmirror.Mirror
 	arcSrv   *arc.Server
 	arcEP    *arc.Endpoint
 	flux     *armkubernetesconfiguration.FluxConfigurationsClient

@@ -57,6 +57,7 @@ var services = []sharedStep{
 var contents = []sharedStep{
 	{api.StepImages, (*Estate).publishImages},
 	{api.StepArtifacts, (*Estate).pushArtifacts},
+	{api.StepCharts, (*Estate).startCharts},
 	{api.StepSeed, (*Estate).seed},
 	{api.StepKubeconfig, (*Estate).writeKubeconfig},
 }

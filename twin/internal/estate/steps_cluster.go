@@ -144,7 +144,7 @@ func (e *Estate) startEngine(ctx context.Context, b *bringing) error {
 		fn: func(context.Context) error { return os.RemoveAll(dir) }})
 	run, err := eng.Start(ctx, engine.Cluster{Name: name, Config: rc.config, Kubeconfig: rc.info.Kubeconfig, Dir: dir,
 		Logger: e.log.With("component", "engine", "engine", which, "cluster", name), Run: e.runCtx, Git: hooks,
-		NoDriftWatch: e.opts.NoDriftWatch})
+		NoDriftWatch: e.opts.NoDriftWatch, Charts: e.chartMirror()})
 	if err != nil {
 		return err
 	}
