@@ -34,22 +34,20 @@ const healthPoll = 250 * time.Millisecond
 // Tools are the pinned Flux controllers whose CRDs every cluster gets: source-controller and
 // kustomize-controller as tools/toolcache/pins.go pins them, and helm-controller, notification-controller
 // and the image controllers of the same Flux release (CRDsOnly).
-var Tools = append([]toolcache.Tool{toolcache.SourceController, toolcache.KustomizeController}, CRDsOnly...)
+var Tools = append([]toolcache.Tool{toolcache.SourceController, toolcache.KustomizeController, toolcache.HelmController}, CRDsOnly...)
 
 // CRDsOnly are Flux controllers the twin takes only the CRDs of, so a cluster serves every kind of the
-// Flux release (HelmRelease, Alert, Provider, Receiver, ImageRepository, ImagePolicy,
-// ImageUpdateAutomation) and kubectl, the flux CLI and the twin's engine find them whichever engine runs.
+// Flux release (Alert, Provider, Receiver, ImageRepository, ImagePolicy, ImageUpdateAutomation; the
+// HelmRelease CRD comes from the helm-controller pin, toolcache.HelmController) and kubectl, the flux CLI and the twin's engine find them whichever engine runs.
 // No binary is built for them: tools/toolcache has no pin or wrapper module for them yet, so each names
 // its module by an exact version ("module@version"), which `go list -m` and `go mod download` resolve
 // from any wrapper module (flux-source's is used) without a require.
 //
-// Versions: Flux v2.9.5 (toolcache.FluxCLI; its manifests/bases) pins helm-controller v1.6.4,
-// notification-controller v1.9.4 and image-reflector/automation-controller v1.2.5. The module proxy
-// serves helm-controller v1.6.4 but refuses the other three; their previous patches, v1.9.3 and v1.2.4
-// (RECIPES.md "More of Flux"), are taken instead: the CRDs of a patch release do not change.
-// When tools/ pins helm-controller as a tool, its pin replaces the row here.
+// Versions: Flux v2.9.5 (toolcache.FluxCLI; its manifests/bases) pins notification-controller v1.9.4 and
+// image-reflector/automation-controller v1.2.5. The module proxy refuses those three; their previous
+// patches, v1.9.3 and v1.2.4 (RECIPES.md "More of Flux"), are taken instead: the CRDs of a patch release
+// do not change.
 var CRDsOnly = []toolcache.Tool{
-	crdsOnly("helm-controller", "v1.6.4"),
 	crdsOnly("notification-controller", "v1.9.3"),
 	crdsOnly("image-reflector-controller", "v1.2.4"),
 	crdsOnly("image-automation-controller", "v1.2.4"),
