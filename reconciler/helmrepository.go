@@ -97,16 +97,18 @@ func validateHelmRepository(o *sourcev1.HelmRepository) error {
 	return nil
 }
 
-// helmAuth reads a Helm source's spec.secretRef (keys username, password, ca.crt); nil without one.
+// helmAuth reads a Helm source's spec.secretRef (keys username, password, ca.crt), and carries the
+// chart transport (Options.ChartTransport) every Helm fetch goes through.
 func (r *Reconciler) helmAuth(ctx context.Context, namespace string, name string) (*helm.Auth, error) {
 	if name == "" {
-		return nil, nil
+		return &helm.Auth{Transport: r.opts.ChartTransport}, nil
 	}
 	sec, err := r.secretRef(ctx, namespace, name)
 	if err != nil {
 		return nil, err
 	}
-	return &helm.Auth{Username: string(sec.Data["username"]), Password: string(sec.Data["password"]), CABundle: sec.Data["ca.crt"]}, nil
+	return &helm.Auth{Username: string(sec.Data["username"]), Password: string(sec.Data["password"]), CABundle: sec.Data["ca.crt"],
+		Transport: r.opts.ChartTransport}, nil
 }
 
 // fetchHelmIndex downloads a HelmRepository's index.yaml and stores it as the artifact

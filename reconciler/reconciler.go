@@ -79,6 +79,9 @@ type Options struct {
 	// labels match it, as the Flux controllers' --watch-label-selector does (Flux's sharding, e.g.
 	// "sharding.fluxcd.io/key=shard1"); empty watches them all.
 	WatchLabelSelector string
+	// ChartTransport carries the Helm sources' requests (index, charts, OCI pulls) when set: the twin's
+	// chart mirror, through which a HelmRepository's upstream URL resolves in a twin without network.
+	ChartTransport *http.Transport
 }
 
 // Errors callers can test for.

@@ -20,15 +20,24 @@ import (
 )
 
 // examples/twins/helm-repository.yaml through twin.Up: a HelmRepository naming an upstream URL, unchanged
-// in Git, and a HelmRelease of a chart from it, on real Flux. The chart mirror step serves the spec.charts
-// folder at that URL; source-controller fetches the index through the mirror's proxy, helm-controller
-// installs the release with the values from Git, and the configuration is Compliant. Down leaves nothing.
+// in Git, and a HelmRelease of a chart from it, on real Flux and on the twin's engine. The chart mirror
+// step serves the spec.charts folder at that URL; source-controller (or the twin's engine, through the
+// mirror's transport) fetches the index through it, the release is installed with the values from Git,
+// and the configuration is Compliant. Down leaves nothing.
 func TestHelmRepositoryThroughUp(t *testing.T) {
-	requireFluxTools(t)
+	t.Run("flux", func(t *testing.T) {
+		requireFluxTools(t)
+		helmRepositoryThroughUp(t, ReconcilerFlux)
+	})
+	t.Run("hybridtwin", func(t *testing.T) { helmRepositoryThroughUp(t, ReconcilerHybridtwin) })
+}
+
+func helmRepositoryThroughUp(t *testing.T, engine ReconcilerName) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	spec, err := LoadSpec(filepath.Join("..", "examples", "twins", "helm-repository.yaml"))
 	g.Expect(err).NotTo(HaveOccurred())
+	spec.Spec.Reconciler = engine
 	stateDir := filepath.Join(t.TempDir(), "state")
 	progress := &hookWriter{}
 	tw, err := Up(ctx, spec, Options{StateDir: stateDir, Progress: progress})
@@ -88,7 +97,7 @@ func TestHelmRepositoryThroughUp(t *testing.T) {
 	for _, f := range dep.ManagedFields {
 		managers = append(managers, f.Manager)
 	}
-	g.Expect(managers).To(ContainElement("helm-controller"))
+	g.Expect(managers).To(ContainElement("helm-controller"), "the field manager helm-controller applies with")
 	g.Expect(dep.Spec.Template.Spec.Containers[0].Image).To(Equal(tw.RegistryHost() + "/apps/podinfo:6.5.0"))
 
 	g.Expect(tw.Down(ctx, false)).To(Succeed())

@@ -242,3 +242,8 @@ func (a *Actions) Unlock(rel *release.Release) error {
 	}
 	return nil
 }
+
+// The manager of the fields a release applies: helm-controller's name, as helm-controller itself sets
+// it (main.go: kube.ManagedFieldsManager = controllerName), so kubectl and a later takeover by real Flux
+// see the same owner. Helm keeps it in a package variable; the twin's process runs no other Helm client.
+func init() { kube.ManagedFieldsManager = "helm-controller" }

@@ -42,6 +42,9 @@ var (
 type Auth struct {
 	Username, Password string
 	CABundle           []byte
+	// Transport, when set, carries every request (the twin's chart mirror, which resolves the upstream
+	// URLs a repository names); nil is Go's default transport.
+	Transport *http.Transport
 }
 
 // IndexFile is the name of a chart repository's index, under the repository URL and in the
@@ -120,12 +123,22 @@ func get(ctx context.Context, u string, auth *Auth) ([]byte, error) {
 		if auth.Username != "" || auth.Password != "" {
 			req.SetBasicAuth(auth.Username, auth.Password)
 		}
+		var t *http.Transport
+		if auth.Transport != nil {
+			t = auth.Transport.Clone()
+		}
 		if len(auth.CABundle) > 0 {
 			pool := x509.NewCertPool()
 			if !pool.AppendCertsFromPEM(auth.CABundle) {
 				return nil, errors.New("ca.crt holds no PEM certificate")
 			}
-			c = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+			if t == nil {
+				t = &http.Transport{}
+			}
+			t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		}
+		if t != nil {
+			c = &http.Client{Transport: t}
 		}
 	}
 	resp, err := c.Do(req)
@@ -154,6 +167,9 @@ func PullOCI(ctx context.Context, repoURL, name, version string, insecure bool, 
 	}
 	if auth != nil && (auth.Username != "" || auth.Password != "") {
 		opts = append(opts, registry.ClientOptBasicAuth(auth.Username, auth.Password))
+	}
+	if auth != nil && auth.Transport != nil {
+		opts = append(opts, registry.ClientOptHTTPClient(&http.Client{Transport: auth.Transport}))
 	}
 	c, err := registry.NewClient(opts...)
 	if err != nil {

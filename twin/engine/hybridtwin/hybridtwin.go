@@ -50,8 +50,12 @@ func (Engine) Start(ctx context.Context, c engine.Cluster) (engine.Running, erro
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	rec, err := reconciler.New(c.Config, reconciler.Options{Cluster: c.Name, WorkDir: c.Dir, Logger: c.Logger,
-		NoDriftWatch: c.NoDriftWatch, Registerer: reg, WebhookSecret: []byte(secret), ObjectsInCluster: true})
+	o := reconciler.Options{Cluster: c.Name, WorkDir: c.Dir, Logger: c.Logger,
+		NoDriftWatch: c.NoDriftWatch, Registerer: reg, WebhookSecret: []byte(secret), ObjectsInCluster: true}
+	if c.Charts != nil {
+		o.ChartTransport = c.Charts.Transport
+	}
+	rec, err := reconciler.New(c.Config, o)
 	if err != nil {
 		return nil, err
 	}
