@@ -14,6 +14,7 @@ import (
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -395,4 +396,30 @@ func TestInClusterCELExpressions(t *testing.T) {
 	sha2 := e.commit(map[string]string{"health/cm.yaml": configMap(e.ns, "health", map[string]string{"state": "ok"})})
 	e.g.Eventually(func() error { return e.r.RequestReconcile("GitRepository", e.ns, "repo") }).WithTimeout(eventually).WithPolling(poll).Should(Succeed())
 	e.g.Eventually(clusterReady(c, e.ns, "health")).WithTimeout(eventually).WithPolling(poll).Should(Equal("True/ReconciliationSucceeded main@sha1:" + sha2))
+}
+
+// TestInClusterDeleteWithoutItsServiceAccount: a Kustomization whose service account is gone (its
+// namespace being deleted takes the account first) is released without garbage collection, as
+// kustomize-controller does when it cannot impersonate, so the namespace deletion is not blocked.
+func TestInClusterDeleteWithoutItsServiceAccount(t *testing.T) {
+	e, c := inClusterEnv(t)
+	ctx := context.Background()
+	e.g.Expect(c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: e.ns}})).To(Succeed())
+	// A Role rather than the aggregated admin ClusterRole: this API server runs no controller-manager.
+	e.g.Expect(c.Create(ctx, &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: e.ns},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{"*"}, Resources: []string{"*"}, Verbs: []string{"*"}}}})).To(Succeed())
+	e.g.Expect(c.Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: e.ns},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "deployer"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "deployer", Namespace: e.ns}}})).To(Succeed())
+	sha := e.commit(map[string]string{"apps/cm.yaml": configMap(e.ns, "kept", map[string]string{"k": "v"})})
+	e.g.Expect(c.Create(ctx, e.gitRepository("repo"))).To(Succeed())
+	e.g.Expect(c.Create(ctx, e.kustomization("apps", "./apps", func(k *kustomizev1.Kustomization) { k.Spec.ServiceAccountName = "deployer" }))).To(Succeed())
+	e.g.Eventually(clusterReady(c, e.ns, "apps")).WithTimeout(eventually).WithPolling(poll).Should(Equal("True/ReconciliationSucceeded main@sha1:" + sha))
+
+	e.g.Expect(c.Delete(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "deployer", Namespace: e.ns}})).To(Succeed())
+	e.g.Expect(c.Delete(ctx, &kustomizev1.Kustomization{ObjectMeta: metav1.ObjectMeta{Name: "apps", Namespace: e.ns}})).To(Succeed())
+	e.g.Eventually(func() bool {
+		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "apps"}, &kustomizev1.Kustomization{}))
+	}).WithTimeout(eventually).WithPolling(poll).Should(BeTrue(), "the finalizer was not released")
+	e.g.Expect(e.configMapData(e.ns, "kept")()).To(HaveKeyWithValue("k", "v"), "pruned without its identity")
 }

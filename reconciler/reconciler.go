@@ -523,6 +523,12 @@ func (r *Reconciler) DeleteKustomization(ctx context.Context, namespace, name st
 	}
 	st.desired = map[core.ObjID]*unstructured.Unstructured{}
 	r.mu.Unlock()
+	if prune && len(ids) > 0 && r.engine != nil && !r.canImpersonate(ctx, obj) {
+		// The identity it applied with is gone (its namespace is being deleted, service account first):
+		// kustomize-controller skips the garbage collection then (finalize: impersonation.CanImpersonate),
+		// so a namespace deletion is not blocked by its own Kustomizations' finalizers.
+		prune = false
+	}
 	if prune && len(ids) > 0 && r.engine != nil {
 		t, err := r.targetFor(ctx, obj)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -25,6 +26,28 @@ type applyTarget struct {
 	// cluster. Objects on a remote cluster are not watched for drift (the reconciler watches its own
 	// cluster): they are corrected at the Kustomization's interval, as Flux corrects every drift.
 	remote string
+}
+
+// canImpersonate reports whether the identity obj applies with still exists: its service account
+// (spec.serviceAccountName, else Options.DefaultServiceAccount) and its kubeconfig Secret
+// (fluxcd/pkg/runtime client.Impersonator.CanImpersonate). A failed lookup other than NotFound counts as
+// existing, so a passing API error does not skip a prune.
+func (r *Reconciler) canImpersonate(ctx context.Context, obj *kustomizev1.Kustomization) bool {
+	exists := func(o client.Object, name string) bool {
+		err := r.admin.Get(ctx, client.ObjectKey{Namespace: obj.Namespace, Name: name}, o)
+		return !apierrors.IsNotFound(err)
+	}
+	sa := obj.Spec.ServiceAccountName
+	if sa == "" {
+		sa = r.opts.DefaultServiceAccount
+	}
+	if sa != "" && !exists(&corev1.ServiceAccount{}, sa) {
+		return false
+	}
+	if ref := obj.Spec.KubeConfig; ref != nil && ref.SecretRef != nil && !exists(&corev1.Secret{}, ref.SecretRef.Name) {
+		return false
+	}
+	return true
 }
 
 // kubeConfigKeys are the Secret keys Flux reads a kubeconfig from when secretRef.key is empty
