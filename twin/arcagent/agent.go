@@ -26,6 +26,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -286,7 +288,7 @@ func (a *Agent) applyConfig(ctx context.Context, c arc.FluxConfiguration) error 
 	a.applied[c.Name] = appliedConfig{namespace: ns, sourceKind: kind, kustomizations: names, secret: secret}
 	a.mu.Unlock()
 	for _, old := range prev.kustomizations {
-		if !contains(names, old) {
+		if !slices.Contains(names, old) {
 			if err := a.opts.Target.DeleteKustomization(ctx, prev.namespace, old); err != nil {
 				errs = append(errs, err)
 			}
@@ -515,20 +517,5 @@ func hashReport(r arc.ComplianceReport) [32]byte {
 	return sha256.Sum256(data)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
+// sortedKeys are a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -2,7 +2,6 @@ package arcagent_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -34,14 +33,9 @@ func TestComplianceIncludesNestedKustomizations(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	api := testenv.APIServer(t)
-	dirs, err := fluxcrd.Dirs(ctx, nil)
-	g.Expect(err).NotTo(HaveOccurred())
-	crds, err := fluxcrd.Read(append(dirs, filepath.Join("..", "..", "internal", "fluxcrd", "testdata", "crds")))
+	_, err := fluxcrd.Install(ctx, api, nil, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	dyn := dynamic.NewForConfigOrDie(api)
-	actx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	g.Expect(fluxcrd.Apply(actx, dyn, crds)).To(Succeed())
 	kube := kubernetes.NewForConfigOrDie(api)
 	for _, ns := range []string{"flux-system", "apps"} {
 		_, err := kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})

@@ -162,10 +162,10 @@ func (f *ClusterFragment) fromHardware(err error, prefix string) Problem {
 // creates on it.
 func (s *Spec) CheckFragment(f *ClusterFragment, running []string, runningVersion string, next *hardware.Plan, at int) error {
 	var ps []Problem
-	if contains(running, f.Name) {
+	if slices.Contains(running, f.Name) {
 		ps = append(ps, f.problem("name", "cluster %q already runs in twin %s (have: %s); pick another name, or `hybridtwin cluster delete %s` first",
 			f.Name, s.Metadata.Name, strings.Join(running, ", "), f.Name))
-	} else if contains(s.ClusterNames(), f.Name) {
+	} else if slices.Contains(s.ClusterNames(), f.Name) {
 		ps = append(ps, f.problem("name", "%q is a workload cluster of the twin's spec (%s); bring it back as planned with `hybridtwin cluster recreate %s`, or pick another name",
 			f.Name, s.File, f.Name))
 	}

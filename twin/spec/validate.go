@@ -3,9 +3,11 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -47,7 +49,7 @@ func (s *Spec) loadHardware(v *validator, docs []specyaml.Document) {
 		for _, f := range append(invFiles, planFiles...) {
 			if _, err := os.Stat(f); err != nil {
 				field := "spec.hardware.inventory"
-				if contains(planFiles, f) {
+				if slices.Contains(planFiles, f) {
 					field = "spec.hardware.plan"
 				}
 				v.addAt(field, "cannot read %s: %v; give a path relative to %s", f, errors.Unwrap(err), s.Dir)
@@ -404,23 +406,8 @@ func (v *validator) result() error {
 	return &SpecErrors{Problems: v.problems}
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
+// sortedKeys are a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 var ociDigest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`) // Flux OCIRepository spec.ref.digest; fakes/arc checks the same
 
