@@ -25,9 +25,15 @@ type corpusCase struct {
 	Flux struct {
 		Ready  []string          `json:"ready"`
 		Failed map[string]string `json:"failed"`
+		// Blocked are the Kustomizations held back, not Ready, by a failed dependency: nothing of their
+		// own to fix, so no finding names them.
+		Blocked map[string]string `json:"blocked"`
 		// Oracle says how Flux's outcome is known: "twin" (the layout runs on a twin with the pinned
 		// Flux), or "recorded" with why the twin cannot run it.
 		Oracle string `json:"oracle"`
+		// Sources maps the source URLs the layout names to the folders (relative to the layout) they
+		// hold, for the oracle's run (twin/flux TestCorpusOracle serves each on loopback).
+		Sources map[string]string `json:"sources"`
 	} `json:"flux"`
 }
 

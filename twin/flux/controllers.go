@@ -56,6 +56,10 @@ type Options struct {
 	// HTTPS_PROXY, HTTP_PROXY, NO_PROXY, SSL_CERT_FILE), through which source-controller resolves
 	// HelmRepository URLs, or settings such as GOGC. Nil: the controllers get no proxy.
 	Env []string
+	// RequeueDependency is kustomize-controller's and helm-controller's --requeue-dependency: how long a
+	// Kustomization or HelmRelease whose dependency (or source artifact) is not ready waits before it
+	// looks again. Zero keeps Flux's default (30 s, both controllers' main.go).
+	RequeueDependency time.Duration
 	// NoHelmController runs source-controller and kustomize-controller only (bench/fluxcmp compares
 	// Kustomizations, and counts every controller's CPU and memory as Flux's).
 	NoHelmController bool
@@ -254,6 +258,9 @@ func (c *Controllers) start(ctx context.Context, bins binaries, crdDirs []string
 		specs = specs[:2]
 	}
 	for _, s := range specs {
+		if d := c.opts.RequeueDependency; d > 0 && s.name != "source-controller" {
+			s.args = append(s.args, "--requeue-dependency="+d.String())
+		}
 		if sel := c.opts.WatchLabelSelector; sel != "" {
 			s.args = append(s.args, "--watch-label-selector="+sel)
 		}

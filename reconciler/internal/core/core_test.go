@@ -121,7 +121,7 @@ func TestAdmit(t *testing.T) {
 		{name: "deps ready", in: GateInput{SourceFound: true, SourceRevision: "main@sha1:1", Dependencies: []DependencyStatus{ready}},
 			want: Verdict{Proceed: true}},
 		{name: "dep missing", in: GateInput{SourceFound: true, SourceRevision: "main@sha1:1", Dependencies: []DependencyStatus{{Key: k("infra")}}},
-			want: Verdict{Reason: ReasonDependencyNotReady, Message: "dependency 'flux-system/infra' not found", WaitingOn: []Key{k("infra")}, RequeueAfter: 30 * time.Second}},
+			want: Verdict{Reason: ReasonDependencyNotReady, Message: "dependency 'flux-system/infra' not found: kustomizations.kustomize.toolkit.fluxcd.io \"infra\" not found", WaitingOn: []Key{k("infra")}, RequeueAfter: 30 * time.Second}},
 		{name: "dep stale generation", in: GateInput{SourceFound: true, SourceRevision: "main@sha1:1",
 			Dependencies: []DependencyStatus{{Key: k("infra"), Found: true, Ready: true}}},
 			want: Verdict{Reason: ReasonDependencyNotReady, Message: "dependency 'flux-system/infra' is not ready", WaitingOn: []Key{k("infra")}, RequeueAfter: 30 * time.Second}},

@@ -93,7 +93,8 @@ func Admit(in GateInput, t Timing) Verdict {
 		var msg string
 		switch {
 		case !d.Found:
-			msg = fmt.Sprintf("dependency '%s' not found", d.Key)
+			// kustomize-controller v1.9.5 wraps the Get error (observed by twin/flux TestCorpusOracle).
+			msg = fmt.Sprintf("dependency '%s' not found: kustomizations.kustomize.toolkit.fluxcd.io %q not found", d.Key, d.Key.Name)
 		case d.HasReadyExpr && !d.ExprReady:
 			msg = fmt.Sprintf("dependency '%s' is not ready according to readyExpr eval", d.Key)
 		case d.HasReadyExpr:
