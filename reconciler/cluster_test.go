@@ -21,9 +21,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/hybridtwin/hybridtwin/internal/fluxcrd"
@@ -310,7 +307,7 @@ func TestInClusterKubeConfigRemoteCluster(t *testing.T) {
 	e.g.Expect(apimeta.FindStatusCondition(k.Status.Conditions, meta.ReadyCondition).Message).To(ContainSubstring("kubeconfig secret '" + e.ns + "/spoke-kubeconfig'"))
 
 	e.g.Expect(c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "spoke-kubeconfig", Namespace: e.ns},
-		Data: map[string][]byte{"value": kubeconfigOf(t, spoke)}})).To(Succeed())
+		Data: map[string][]byte{"value": testenv.Kubeconfig(t, spoke)}})).To(Succeed())
 	e.g.Expect(e.r.RequestReconcile("Kustomization", e.ns, "spoke")).To(Succeed())
 	e.g.Eventually(clusterReady(c, e.ns, "spoke")).WithTimeout(eventually).WithPolling(poll).
 		Should(Equal("True/ReconciliationSucceeded main@sha1:" + sha))
@@ -326,22 +323,6 @@ func TestInClusterKubeConfigRemoteCluster(t *testing.T) {
 		_, err := spokeKube.CoreV1().ConfigMaps(e.ns).Get(ctx, "on-spoke", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	}).WithTimeout(eventually).WithPolling(poll).Should(BeTrue(), "not pruned from the spoke")
-}
-
-// kubeconfigOf is a kubeconfig file for cfg's cluster (client certificate or token), as a hub's Secret
-// holds a spoke's.
-func kubeconfigOf(t *testing.T, cfg *rest.Config) []byte {
-	t.Helper()
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["spoke"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
-	kc.Contexts["spoke"] = &clientcmdapi.Context{Cluster: "spoke", AuthInfo: "admin"}
-	kc.CurrentContext = "spoke"
-	data, err := clientcmd.Write(*kc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return data
 }
 
 // TestInClusterCELExpressions: dependsOn[].readyExpr decides a dependency's readiness in place of the

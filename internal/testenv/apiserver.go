@@ -8,9 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 )
 
 // startTimeout bounds each control-plane component's start. envtest's default is 20 s
@@ -120,4 +123,20 @@ func pdeathsigWrapper(dir, name, target string) (string, error) {
 		return "", fmt.Errorf("write %s wrapper: %w", name, err)
 	}
 	return p, nil
+}
+
+// Kubeconfig is a kubeconfig file for cfg's cluster (client certificate or token), as a hub's Secret
+// holds a spoke's for a Kustomization's spec.kubeConfig.
+func Kubeconfig(t testing.TB, cfg *rest.Config) []byte {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["spoke"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData, Token: cfg.BearerToken}
+	kc.Contexts["spoke"] = &clientcmdapi.Context{Cluster: "spoke", AuthInfo: "admin"}
+	kc.CurrentContext = "spoke"
+	data, err := clientcmd.Write(*kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }

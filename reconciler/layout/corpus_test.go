@@ -34,6 +34,8 @@ type corpusCase struct {
 		// Sources maps the source URLs the layout names to the folders (relative to the layout) they
 		// hold, for the oracle's run (twin/flux TestCorpusOracle serves each on loopback).
 		Sources map[string]string `json:"sources"`
+		// Spokes are the kubeconfig Secrets the oracle's run gives a cluster each.
+		Spokes []string `json:"spokes"`
 	} `json:"flux"`
 }
 

@@ -133,7 +133,7 @@ func Diff(ctx context.Context, cfg *rest.Config, configs []Config, opts DiffOpti
 			if err != nil {
 				rep.Problems = append(rep.Problems, Finding{Rule: RuleBuild, Severity: Error, Cluster: c.Cluster, Configuration: c.Name,
 					Kustomization: k.Name(), File: k.File, Line: k.Line, Object: "Kustomization/" + k.Namespace() + "/" + k.Name(),
-					Message: strings.TrimSpace(err.Error()), Hint: buildHint(err)})
+					Message: buildMessage(err, k.Object), Hint: buildHint(err)})
 				continue
 			}
 			kc := admin

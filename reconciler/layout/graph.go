@@ -402,7 +402,7 @@ func (w *walker) process(n *node) error {
 	if err != nil {
 		r.add(cfg, n.ks, Finding{Rule: RuleBuild, Severity: Error, File: n.ks.File, Line: n.ks.Line,
 			Object:  "Kustomization/" + n.ks.Namespace() + "/" + n.ks.Name(),
-			Message: strings.TrimSpace(err.Error()) + sourceNote(t),
+			Message: buildMessage(err, obj) + sourceNote(t),
 			Hint:    buildHint(err)})
 		return nil
 	}

@@ -203,6 +203,16 @@ func objectName(u *unstructured.Unstructured) string {
 	return s + "/" + u.GetName()
 }
 
+// buildMessage is a finding's message for a failed build of the Kustomization obj: a missing spec.path is
+// named as the field, with Flux's own message after it.
+func buildMessage(err error, obj map[string]any) string {
+	if errors.Is(err, build.ErrPathNotFound) {
+		p, _, _ := unstructured.NestedString(obj, "spec", "path")
+		return fmt.Sprintf("spec.path %q does not exist in the source artifact (Flux: %s)", p, strings.TrimSpace(err.Error()))
+	}
+	return strings.TrimSpace(err.Error())
+}
+
 func buildHint(err error) string {
 	switch {
 	case errors.Is(err, build.ErrPathNotFound):

@@ -49,6 +49,9 @@ type corpusOracle struct {
 		// Sources maps each source URL the layout names to the folder (relative to the layout) that
 		// source holds: the oracle serves the folder at a loopback URL and rewrites the URL in every file.
 		Sources map[string]string `json:"sources"`
+		// Spokes are the kubeconfig Secrets (flux-system/<name>, key value) a hub's Kustomizations name
+		// in spec.kubeConfig: each gets a cluster of its own (an API server and etcd).
+		Spokes []string `json:"spokes"`
 	} `json:"flux"`
 }
 
@@ -180,6 +183,13 @@ func runOracle(t *testing.T, dir string, c layout.Config, eng string, oc corpusO
 		StringData: map[string]string{"username": "oracle", "password": "oracle"},
 	}, metav1.CreateOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
+	for _, s := range oc.Flux.Spokes {
+		_, err := kube.CoreV1().Secrets(flux.RuntimeNamespace).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: s, Namespace: flux.RuntimeNamespace},
+			Data:       map[string][]byte{"value": testenv.Kubeconfig(t, testenv.APIServer(t))},
+		}, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+	}
 	applied := map[string]bool{}
 	for _, k := range c.Kustomizations {
 		if applied[k.File] {

@@ -99,7 +99,7 @@ func TestBuild(t *testing.T) {
 			name:    "missing path",
 			files:   map[string]string{"apps/a.yaml": cmB},
 			spec:    map[string]any{"path": "./nope"},
-			wantErr: ErrPathNotFound, wantMsg: []string{`spec.path "./nope"`},
+			wantErr: ErrPathNotFound, wantMsg: []string{"kustomization path not found: stat nope: no such file or directory"},
 		},
 		{
 			name:    "path escaping the root stays inside",
