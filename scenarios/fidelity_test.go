@@ -181,7 +181,8 @@ func recordFidelityRow(b fidelityBehaviour, r *behaviourResult, finished bool) {
 	}
 	AddReportEntry(entryFidelity, reports.Fidelity{
 		Hybridtwin: "reconciler profile " + reconciler.DefaultProfile().Name,
-		Flux:       fmt.Sprintf("source-controller %s, kustomize-controller %s (%s)", toolcache.SourceController.Version, toolcache.KustomizeController.Version, flux.ProfileVersion),
+		Flux: fmt.Sprintf("source-controller %s, kustomize-controller %s, helm-controller %s (%s)", toolcache.SourceController.Version, toolcache.KustomizeController.Version,
+			toolcache.HelmController.Version, flux.ProfileVersion),
 		Method: fmt.Sprintf("%s: one twin (%s) with two identical workload clusters, %q running the twin's reconciler and %q real Flux; "+
 			"both engines get the same GitRepository (interval %d s) and Kustomization objects (interval %s, Arc's default) written into their clusters through arcagent.ClusterTarget, "+
 			"for the same commit of the same Gitea repository, and each fact -- objects, status conditions, inventory, finalizers, Kubernetes Events -- is read from the engine's own API server.",

@@ -145,6 +145,12 @@ func helmSteps(h *helmRun) {
 			facts.release(ctx, h, c, helmAppNS+"/"+helmApp)
 		}
 		Note("commit %.12s upgraded greeter to revision 2 on %v", commit, h.clusters)
+		if h.fidelity {
+			Note("Real Flux's time after a push is mostly kustomize-controller's dependency wait: a Kustomization whose dependency reads the same source " +
+				"waits until that dependency has applied the new revision, re-checking every --requeue-dependency (30 s, its default; twin/flux passes none; kustomize-controller v1.9.5 " +
+				"checkDependencies and main.go), " +
+				"and apps waits on infra-configs, which waits on infra-controllers. The twin's engine wakes a dependent as soon as its dependency is Ready.")
+		}
 		facts.finish()
 	})
 
