@@ -115,7 +115,7 @@ func defaultSpecPath() string {
 
 // ownTwinOnlyLabels are labels only specs that bring up their own twin carry; no spec of the default twin
 // may carry one of them (defaultTwinNeeded relies on it).
-var ownTwinOnlyLabels = []string{"flux", "fidelity"}
+var ownTwinOnlyLabels = []string{"flux", "fidelity", "helm"}
 
 // suiteLabels are the labels the suite's specs carry; defaultTwinNeeded tries them together with the
 // words of the filter.
@@ -174,6 +174,8 @@ func TestDefaultTwinNeeded(t *testing.T) {
 		"layout && !fidelity": true,
 		"unknown-label":       true,
 		"((":                  true,
+		"helm":                false,
+		"helm || drift":       true,
 	} {
 		if got := defaultTwinNeeded(filter); got != want {
 			t.Errorf("defaultTwinNeeded(%q) = %v, want %v", filter, got, want)

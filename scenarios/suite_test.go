@@ -120,6 +120,7 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	failoverSpecs()
 	scaleSpecs() // before flow: it pushes to main, which the promotion spec protects
 	flowSpecs()
+	helmSpecs() // its own twin (examples/twins/helm-platform.yaml); with flux, real Flux beside the twin's engine
 	fluxSpecs()
 	fidelitySpecs()
 	lifecycleSpecs() // last: it deletes, recreates and adds clusters and grows a pool (each put back as found)
