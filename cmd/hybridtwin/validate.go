@@ -17,7 +17,10 @@ import (
 	"github.com/hybridtwin/hybridtwin/reconciler/layout"
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin"
+	"github.com/hybridtwin/hybridtwin/twin/chartmirror"
 	"github.com/hybridtwin/hybridtwin/twin/converge"
+	"github.com/hybridtwin/hybridtwin/twin/registry"
+	twinspec "github.com/hybridtwin/hybridtwin/twin/spec"
 )
 
 // schemaStartTimeout bounds the schema API server's start: envtest's default is 20 s (controller-runtime
@@ -200,6 +203,13 @@ func runValidate(ctx context.Context, stdout, stderr io.Writer, path string, f v
 		return &exitError{2, err}
 	}
 	opts := layout.Options{TargetVersion: f.kv, AllowedRegistries: f.registries, Offline: f.offline, Sources: sources}
+	if spec := twinSpecFile(files); spec != "" && !f.offline {
+		stop, err := startChartMirror(ctx, stderr, spec, &opts)
+		if err != nil {
+			return &exitError{2, fmt.Errorf("-f %s: spec.charts: %w", spec, err)}
+		}
+		defer stop()
+	}
 	if f.schema {
 		stop, err := startSchemaServer(ctx, &opts)
 		if err != nil {
@@ -438,4 +448,60 @@ func startSchemaServer(ctx context.Context, opts *layout.Options) (func(), error
 	cfg.QPS, cfg.Burst = -1, -1
 	opts.Schema = cfg
 	return func() { _ = env.Stop() }, nil
+}
+
+// startChartMirror serves the chart folders of the twin spec's spec.charts at their upstream URLs, as
+// `hybridtwin up` does (twin/chartmirror, oci:// sources in a registry of its own), and points opts'
+// chart requests at it, so validate renders a HelmRelease from the same chart the twin's engines install.
+// A spec without charts starts nothing. stop removes what it started.
+func startChartMirror(ctx context.Context, stderr io.Writer, specFile string, opts *layout.Options) (stop func(), err error) {
+	s, err := twinspec.LoadSpec(specFile)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.Spec.Charts) == 0 {
+		return func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "hybridtwin-validate-charts-")
+	if err != nil {
+		return nil, err
+	}
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+		_ = os.RemoveAll(dir)
+	}
+	var srcs []chartmirror.Source
+	oci := false
+	for _, c := range s.Spec.Charts {
+		folders := make([]string, len(c.Charts))
+		for i, f := range c.Charts {
+			folders[i] = s.Path(f)
+		}
+		srcs = append(srcs, chartmirror.Source{URL: c.URL, Charts: folders})
+		oci = oci || strings.HasPrefix(c.URL, "oci://")
+	}
+	regHost := ""
+	if oci {
+		reg, err := registry.Start(ctx, registry.Options{Dir: filepath.Join(dir, "registry")})
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		stops = append(stops, func() { _ = reg.Stop(context.WithoutCancel(ctx)) })
+		regHost = reg.Host()
+	}
+	m, err := chartmirror.Start(ctx, chartmirror.Options{Dir: filepath.Join(dir, "charts"), Sources: srcs, Registry: regHost})
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	stops = append(stops, func() { _ = m.Stop(context.WithoutCancel(ctx)) })
+	for _, r := range m.Repos() {
+		fmt.Fprintf(stderr, "charts: %s <- %d chart(s) from spec.charts\n", r.URL, len(r.Charts))
+	}
+	opts.ChartTransport = m.Transport()
+	return stop, nil
 }

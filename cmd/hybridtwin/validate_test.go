@@ -419,3 +419,25 @@ func TestDiffCommandInputErrors(t *testing.T) {
 		g.Expect(err.Error()).To(ContainSubstring(tc.want), "%v", tc.args)
 	}
 }
+
+// TestValidateChartsFromTheSpecMirror: with a twin spec whose spec.charts maps the layout's upstream chart
+// URLs (two https:// Helm repositories, one oci:// prefix) to chart folders, validate renders every
+// HelmRelease from those folders through the chart mirror, as the twin's engines install them, and
+// reports no "chart not rendered" warning; --offline renders none of them.
+func TestValidateChartsFromTheSpecMirror(t *testing.T) {
+	g := NewWithT(t)
+	repo := filepath.Join("..", "..", "examples", "repos", "helm-platform")
+	spec := filepath.Join("..", "..", "examples", "twins", "helm-platform.yaml")
+	var out, errb bytes.Buffer
+	err := runValidate(context.Background(), &out, &errb, repo, validateFlags{output: "text", failOn: "warning", files: []string{spec}})
+	g.Expect(err).NotTo(HaveOccurred(), out.String()+errb.String())
+	for _, hr := range []string{"edge-ingress-4.2.0", "cert-keeper-1.3.0", "greeter-1.0.0"} {
+		g.Expect(out.String()).To(MatchRegexp(`chart `+hr+` rendered \d+ object`), out.String())
+	}
+	g.Expect(errb.String()).To(ContainSubstring("oci://ghcr.io/acme-platform/charts <- 1 chart(s) from spec.charts"))
+	out.Reset()
+	err = runValidate(context.Background(), &out, io.Discard, repo, validateFlags{output: "text", failOn: "warning", files: []string{spec}, offline: true})
+	g.Expect(exitCode(err)).To(Equal(1), out.String())
+	g.Expect(out.String()).To(ContainSubstring("HT012"))
+	g.Expect(out.String()).NotTo(MatchRegexp(`rendered \d+ object`))
+}

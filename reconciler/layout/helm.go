@@ -19,19 +19,21 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
-	"helm.sh/helm/v3/pkg/releaseutil"
-	"helm.sh/helm/v3/pkg/strvals"
+	"helm.sh/helm/v4/pkg/chart/common"
+	commonutil "helm.sh/helm/v4/pkg/chart/common/util"
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
+	"helm.sh/helm/v4/pkg/engine"
+	releaseutil "helm.sh/helm/v4/pkg/release/v1/util"
+	"helm.sh/helm/v4/pkg/strvals"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 )
 
-// OCI media types of a Helm chart artifact (helm.sh/helm/v3 pkg/registry constants.go: ChartLayerMediaType
+// OCI media types of a Helm chart artifact (helm.sh/helm/v4 pkg/registry constants.go: ChartLayerMediaType
 // and LegacyChartLayerMediaType).
 const (
 	helmChartLayer       = "application/vnd.cncf.helm.chart.content.v1.tar+gzip"
@@ -145,7 +147,7 @@ func (r *run) renderRelease(ctx context.Context, idx objIndex, b *built, hr *uns
 			if err != nil {
 				return fail(RuleHelmRender, Error, "fix spec.chart.spec.valuesFiles: paths are relative to the chart source", "valuesFiles %s: %v", f, err)
 			}
-			v, err := chartutil.ReadValues(data)
+			v, err := common.ReadValues(data)
 			if err != nil {
 				return fail(RuleHelmRender, Error, "fix the values file's YAML", "valuesFiles %s: %v", f, err)
 			}
@@ -186,7 +188,7 @@ func (r *run) renderRelease(ctx context.Context, idx objIndex, b *built, hr *uns
 			}
 			continue
 		}
-		v, err := chartutil.ReadValues([]byte(raw))
+		v, err := common.ReadValues([]byte(raw))
 		if err != nil {
 			return fail(RuleHelmRender, Error, "fix the YAML under the valuesKey", "spec.valuesFrom[%d] %s %s/%s key %q: %v", i, kind, ns, nm, key, err)
 		}
@@ -214,13 +216,13 @@ func (r *run) renderRelease(ctx context.Context, idx objIndex, b *built, hr *uns
 		}
 	}
 
-	if err := chartutil.ProcessDependenciesWithMerge(ch, vals); err != nil {
+	if err := chartutil.ProcessDependencies(ch, vals); err != nil {
 		return fail(RuleHelmRender, Error, "fix the chart's dependencies (conditions, tags, import-values)", "chart %s: %v", chartName, err)
 	}
-	caps := chartutil.DefaultCapabilities.Copy()
+	caps := common.DefaultCapabilities.Copy()
 	minor := fmt.Sprint(r.target)
-	caps.KubeVersion = chartutil.KubeVersion{Version: fmt.Sprintf("v1.%s.%d", minor, r.prof.HelmKubeVersionPatch), Major: "1", Minor: minor}
-	rv, err := chartutil.ToRenderValues(ch, vals, chartutil.ReleaseOptions{Name: relName, Namespace: relNS, Revision: 1, IsInstall: true}, caps)
+	caps.KubeVersion = common.KubeVersion{Version: fmt.Sprintf("v1.%s.%d", minor, r.prof.HelmKubeVersionPatch), Major: "1", Minor: minor}
+	rv, err := commonutil.ToRenderValues(ch, vals, common.ReleaseOptions{Name: relName, Namespace: relNS, Revision: 1, IsInstall: true}, caps)
 	if err != nil {
 		return fail(RuleHelmRender, Error, "fix spec.values so the chart's values.schema.json accepts them", "chart %s: %v", chartName, err)
 	}
@@ -440,7 +442,7 @@ func (r *run) fetchRepoChart(ctx context.Context, repoURL, chartName, constraint
 	ctx, cancel := context.WithTimeout(ctx, r.prof.HelmTimeout)
 	defer cancel()
 	base := strings.TrimSuffix(repoURL, "/") + "/"
-	data, err := httpGet(ctx, base+"index.yaml", r.prof.HelmIndexLimit)
+	data, err := r.httpGet(ctx, base+"index.yaml", r.prof.HelmIndexLimit)
 	if err != nil {
 		return nil, Warning, fmt.Errorf("helm repository %s: %v", repoURL, err)
 	}
@@ -475,7 +477,7 @@ func (r *run) fetchRepoChart(ctx context.Context, repoURL, chartName, constraint
 		return nil, Error, fmt.Errorf("chart %s %s: URL %q: %v", chartName, v, urls[v][0], err)
 	}
 	b, _ := url.Parse(base)
-	archive, err := httpGet(ctx, b.ResolveReference(ref).String(), r.prof.HelmChartLimit)
+	archive, err := r.httpGet(ctx, b.ResolveReference(ref).String(), r.prof.HelmChartLimit)
 	if err != nil {
 		return nil, Warning, fmt.Errorf("chart %s %s: %v", chartName, v, err)
 	}
@@ -500,6 +502,9 @@ func (r *run) fetchOCIChart(ctx context.Context, ociURL, tag, constraint string,
 		return nil, Error, fmt.Errorf("OCI chart %s: %v", ociURL, err)
 	}
 	ropts := []remote.Option{remote.WithContext(ctx)}
+	if r.opts.ChartTransport != nil {
+		ropts = append(ropts, remote.WithTransport(r.opts.ChartTransport))
+	}
 	var ref name.Reference
 	switch {
 	case strings.HasPrefix(tag, "@"):
@@ -602,12 +607,16 @@ func pickVersion(versions []string, constraint string) (string, error) {
 	return bestRaw, nil
 }
 
-func httpGet(ctx context.Context, u string, limit int64) ([]byte, error) {
+func (r *run) httpGet(ctx context.Context, u string, limit int64) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := http.DefaultClient
+	if r.opts.ChartTransport != nil {
+		client = &http.Client{Transport: r.opts.ChartTransport}
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errUnreachable, redactErr(err, ""))
 	}

@@ -6,19 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
+
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 )
 
 // Options tune a validation.
 type Options struct {
 	// Profile holds the tables; DefaultProfile() when zero.
 	Profile Profile
+	// ChartTransport, when set, carries every chart request (a HelmRepository's index and charts, OCI
+	// chart pulls): the twin's chart mirror (twin/chartmirror Mirror.Transport), so charts resolve at their
+	// upstream URLs as the engines resolve them. Nil uses the network.
+	ChartTransport http.RoundTripper
 	// TargetVersion overrides Profile.TargetVersion ("1.33", "v1.33", "v1.33.13").
 	TargetVersion string
 	// AllowedRegistries, when not empty, are the only registries (host, or host/path prefix) images may
