@@ -12,6 +12,7 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/kube"
+	"helm.sh/helm/v4/pkg/postrenderer"
 	ri "helm.sh/helm/v4/pkg/release"
 	rcommon "helm.sh/helm/v4/pkg/release/common"
 	release "helm.sh/helm/v4/pkg/release/v1"
@@ -104,6 +105,10 @@ type Options struct {
 	KeepHistory     bool // uninstall
 	Labels          map[string]string
 	Description     string
+	// PostRenderer runs on the rendered manifest (install and upgrade), with PostRenderStrategy
+	// saying whether hooks go through it ("" is Helm 4's combined).
+	PostRenderer       postrenderer.PostRenderer
+	PostRenderStrategy action.PostRenderStrategy
 }
 
 func (o Options) strategy() kube.WaitStrategy {
@@ -111,6 +116,13 @@ func (o Options) strategy() kube.WaitStrategy {
 		return kube.StatusWatcherStrategy
 	}
 	return kube.HookOnlyStrategy
+}
+
+func (o Options) postRenderStrategy() action.PostRenderStrategy {
+	if o.PostRenderStrategy == "" {
+		return action.PostRenderStrategyCombined
+	}
+	return o.PostRenderStrategy
 }
 
 // Install installs the chart as a new release.
@@ -121,6 +133,7 @@ func (a *Actions) Install(ctx context.Context, ch *chart.Chart, values map[strin
 	in.Timeout, in.WaitStrategy, in.WaitForJobs = o.Timeout, o.strategy(), o.WaitForJobs
 	in.DisableHooks, in.ForceReplace, in.CreateNamespace, in.SkipCRDs = o.DisableHooks, o.Force, o.CreateNamespace, o.SkipCRDs
 	in.Labels, in.Description = o.Labels, o.Description
+	in.PostRenderer, in.PostRenderStrategy = o.PostRenderer, o.postRenderStrategy()
 	r, err := in.RunWithContext(ctx, ch, values)
 	rel, cerr := v1(r)
 	return rel, errors.Join(err, cerr)
@@ -136,6 +149,7 @@ func (a *Actions) Upgrade(ctx context.Context, ch *chart.Chart, values map[strin
 	up.SkipCRDs = true // Helm's upgrade never touches crds/; the CRDs policy is applied by ApplyCRDs
 	up.ResetValues = true
 	up.Labels, up.Description = o.Labels, o.Description
+	up.PostRenderer, up.PostRenderStrategy = o.PostRenderer, o.postRenderStrategy()
 	r, err := up.RunWithContext(ctx, a.rel.Name, ch, values)
 	rel, cerr := v1(r)
 	return rel, errors.Join(err, cerr)
