@@ -147,7 +147,9 @@ func (r *Reconciler) releaseHelm(ctx context.Context, k core.Key, st *hrState, o
 			r.hrStatus(k, st, &work.Status)
 		}
 		if err := r.runAction(ctx, k, acts, work, act, ch, values, drift); err != nil {
-			// An action that observed nothing (a test that could not run): retried with backoff.
+			// An action that left nothing to act on (a release that was not stored, a test that could
+			// not run): retried with backoff.
+			summarizeHelmRelease(r, work)
 			if apimeta.IsStatusConditionTrue(work.Status.Conditions, meta.ReadyCondition) {
 				r.setCondition(&work.Status.Conditions, gen, meta.ReadyCondition, metav1.ConditionFalse, "ReconcileError", err.Error())
 			}
@@ -318,8 +320,8 @@ func nextAction(o *helmv2.HelmRelease, state releaseState) (string, error) {
 }
 
 // runAction runs one Helm action and records its outcome in o's status, with helm-controller's
-// conditions and events. The error is for an action that could not observe anything (a test that
-// did not run); failed actions are recorded in the status instead.
+// conditions and events. The error is for an action that left nothing to act on (an install or
+// upgrade that stored no release, a test that did not run); other failures are recorded in the status.
 func (r *Reconciler) runAction(ctx context.Context, k core.Key, acts *helm.Actions, o *helmv2.HelmRelease, act string, ch *chart.Chart,
 	values map[string]any, drift helm.Drift) error {
 	gen := o.Generation
@@ -355,7 +357,9 @@ func (r *Reconciler) runAction(ctx context.Context, k core.Key, acts *helm.Actio
 		}
 		before := s.History.Latest()
 		observe(acts, &s.History, s.LastAttemptedReleaseAction)
-		if l := s.History.Latest(); l != nil && (before == nil || l.Version != before.Version) {
+		// A new record, or a new record of the same version (an install after an uninstall
+		// remediation purged the storage), is a stored release.
+		if l := s.History.Latest(); l != nil && (before == nil || l.Version != before.Version || l.Digest != before.Digest) {
 			stored = true
 		}
 		if err != nil {
@@ -374,6 +378,10 @@ func (r *Reconciler) runAction(ctx context.Context, k core.Key, acts *helm.Actio
 			}
 			r.setCondition(&s.Conditions, gen, helmv2.ReleasedCondition, metav1.ConditionFalse, reason, msg)
 			r.emit(KindHelmRelease, k, EventWarning, reason, msg, chartVersion)
+			if !stored {
+				// Nothing to remediate (e.g. the chart did not render): retried with backoff.
+				return err
+			}
 			return nil
 		}
 		cur := s.History.Latest()

@@ -29,17 +29,28 @@ import (
 // serveCharts packages testdata/charts/app at each version with the Helm SDK, indexes the packages as
 // `helm repo index` does and serves them over HTTP: a chart repository for HelmRepository.
 func serveCharts(t *testing.T, versions ...string) string {
+	return serveChartDir(t, "app", versions, nil)
+}
+
+// serveChartDir serves testdata/charts/<name> at each version; edit, when set, rewrites each of the
+// chart's plain files (crds/ among them) for a version.
+func serveChartDir(t *testing.T, name string, versions []string, edit func(data []byte, version string) []byte) string {
 	t.Helper()
 	dir := t.TempDir()
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	t.Cleanup(srv.Close)
 	idx := repo.NewIndexFile()
 	for _, v := range versions {
-		ch, err := loader.LoadDir(filepath.Join("testdata", "charts", "app"))
+		ch, err := loader.LoadDir(filepath.Join("testdata", "charts", name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		ch.Metadata.Version = v
+		if edit != nil {
+			for _, f := range ch.Files {
+				f.Data = edit(f.Data, v)
+			}
+		}
 		p, err := chartutil.Save(ch, dir)
 		if err != nil {
 			t.Fatal(err)
