@@ -3,14 +3,24 @@ package reconciler_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/fluxcd/pkg/apis/kustomize"
 	"github.com/fluxcd/pkg/apis/meta"
+	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/hybridtwin/hybridtwin/reconciler"
+	"github.com/hybridtwin/hybridtwin/twin/registry"
 	. "github.com/onsi/gomega"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
+	helmregistry "helm.sh/helm/v4/pkg/registry"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -427,4 +437,101 @@ func TestHelmReleaseValidation(t *testing.T) {
 		h.Spec.CommonMetadata = &helmv2.CommonMetadata{Labels: map[string]string{"a": "b"}}
 		h.Spec.PostRenderStrategy = helmv2.PostRenderStrategySeparate
 	}))).To(Succeed())
+}
+
+// pushChart packages testdata/charts/app at version and pushes it to the registry as
+// oci://<host>/<repo>/app:<version> with the Helm SDK's registry client, as `helm push` (and the
+// twin's chart mirror) do.
+func pushChart(t *testing.T, reg *registry.Registry, repo, version string) {
+	t.Helper()
+	ch, err := loader.LoadDir(filepath.Join("testdata", "charts", "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch.Metadata.Version = version
+	dir := t.TempDir()
+	p, err := chartutil.Save(ch, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := helmregistry.NewClient(helmregistry.ClientOptPlainHTTP(), helmregistry.ClientOptWriter(io.Discard),
+		helmregistry.ClientOptCredentialsFile(filepath.Join(dir, "registry-config.json")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Push(data, reg.Host()+"/"+repo+"/app:"+version, helmregistry.PushOptStrictMode(true)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHelmChartSources: the chart of a HelmRelease from an OCI HelmRepository (type oci, the newest
+// version in a semver range, from the twin's registry), from a GitRepository's chart folder (packaged,
+// ChartPackageSucceeded), and from an OCIRepository by spec.chartRef (the chart layer copied).
+func TestHelmChartSources(t *testing.T) {
+	e := newEnv(t)
+	reg, err := registry.Start(context.Background(), registry.Options{Dir: t.TempDir()})
+	e.g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = reg.Stop(context.Background()) })
+	repo := "charts/" + e.ns
+	for _, v := range []string{"1.0.0", "1.1.0", "2.0.0"} {
+		pushChart(t, reg, repo, v)
+	}
+
+	// An OCI HelmRepository.
+	e.applyHelm(&sourcev1.HelmRepository{
+		ObjectMeta: metav1.ObjectMeta{Name: "oci", Namespace: e.ns},
+		Spec: sourcev1.HelmRepositorySpec{Type: sourcev1.HelmRepositoryTypeOCI, URL: "oci://" + reg.Host() + "/" + repo, Insecure: true,
+			Interval: metav1.Duration{Duration: 10 * time.Minute}},
+	}, e.helmRelease("from-oci", "1.x", map[string]any{"greeting": "oci"}, func(h *helmv2.HelmRelease) {
+		h.Spec.Chart.Spec.SourceRef.Name = "oci"
+	}))
+	e.g.Eventually(e.hrReady("from-oci")).WithTimeout(eventually).WithPolling(poll).Should(Equal(
+		"True/InstallSucceeded: Helm install succeeded for release " + e.ns + "/from-oci.v1 with chart app@1.1.0"))
+	e.g.Expect(e.configMapData(e.ns, "from-oci-config")()).To(HaveKeyWithValue("greeting", "oci"))
+	hc, _ := e.r.HelmChart(e.ns, e.ns+"-from-oci")
+	e.g.Expect(readyOf(hc.Status.Conditions)).To(Equal("True/ChartPullSucceeded: pulled 'app' chart with version '1.1.0'"))
+
+	// A chart folder in Git.
+	files := map[string]string{}
+	root := filepath.Join("testdata", "charts", "app")
+	e.g.Expect(filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		rel, _ := filepath.Rel(root, p)
+		files["charts/app/"+filepath.ToSlash(rel)] = string(b)
+		return err
+	})).To(Succeed())
+	e.commit(files)
+	e.apply(e.gitRepository("repo"))
+	e.applyHelm(e.helmRelease("from-git", "", map[string]any{"greeting": "git"}, func(h *helmv2.HelmRelease) {
+		h.Spec.Chart.Spec.Chart = "./charts/app"
+		h.Spec.Chart.Spec.SourceRef = helmv2.CrossNamespaceObjectReference{Kind: sourcev1.GitRepositoryKind, Name: "repo"}
+	}))
+	e.g.Eventually(e.hrReady("from-git")).WithTimeout(eventually).WithPolling(poll).Should(Equal(
+		"True/InstallSucceeded: Helm install succeeded for release " + e.ns + "/from-git.v1 with chart app@1.0.0"))
+	hc, _ = e.r.HelmChart(e.ns, e.ns+"-from-git")
+	e.g.Expect(readyOf(hc.Status.Conditions)).To(Equal("True/ChartPackageSucceeded: packaged 'app' chart with version '1.0.0'"))
+	e.g.Expect(e.configMapData(e.ns, "from-git-config")()).To(HaveKeyWithValue("greeting", "git"))
+
+	// An OCIRepository of the chart, by chartRef.
+	ocir := e.ociRepository("app-chart", "oci://"+reg.Host()+"/"+repo+"/app")
+	ocir.Spec.Reference = &sourcev1.OCIRepositoryRef{SemVer: ">=2.0.0"}
+	ocir.Spec.LayerSelector = &sourcev1.OCILayerSelector{MediaType: "application/vnd.cncf.helm.chart.content.v1.tar+gzip",
+		Operation: sourcev1.OCILayerCopy}
+	e.apply(ocir)
+	e.applyHelm(e.helmRelease("from-ref", "", nil, func(h *helmv2.HelmRelease) {
+		h.Spec.Chart = nil
+		h.Spec.ChartRef = &helmv2.CrossNamespaceSourceReference{Kind: sourcev1.OCIRepositoryKind, Name: "app-chart"}
+	}))
+	e.g.Eventually(e.hrReady("from-ref")).WithTimeout(eventually).WithPolling(poll).Should(Equal(
+		"True/InstallSucceeded: Helm install succeeded for release " + e.ns + "/from-ref.v1 with chart app@2.0.0"))
+	got, _ := e.r.HelmRelease(e.ns, "from-ref")
+	e.g.Expect(got.Status.HelmChart).To(BeEmpty())
+	e.g.Expect(e.configMapData(e.ns, "from-ref-config")()).To(HaveKeyWithValue("chartVersion", "2.0.0"))
 }
