@@ -645,10 +645,23 @@ func observe(acts *helm.Actions, hist *helmv2.Snapshots, action helmv2.ReleaseAc
 // the waits and time budgets of an action, from the HelmRelease's spec.
 func installOptions(o *helmv2.HelmRelease) helm.Options {
 	in := o.GetInstall()
-	skip := in.SkipCRDs || in.CRDs == helmv2.Skip
 	return helm.Options{Timeout: in.GetTimeout(o.GetTimeout()).Duration, Wait: !in.DisableWait, WaitForJobs: !in.DisableWaitForJobs,
-		DisableHooks: in.DisableHooks, CreateNamespace: in.CreateNamespace, SkipCRDs: skip || in.CRDs == helmv2.CreateReplace,
+		DisableHooks: in.DisableHooks, CreateNamespace: in.CreateNamespace,
+		SkipCRDs:    true, // the CRDs policy is applied by ApplyCRDs, as helm-controller does
 		Description: "Install complete"}
+}
+
+// installCRDsPolicy is spec.install.crds, Create by default, Skip with the deprecated skipCRDs
+// (helm-controller's crdPolicyOrDefault).
+func installCRDsPolicy(o *helmv2.HelmRelease) helmv2.CRDsPolicy {
+	in := o.GetInstall()
+	switch {
+	case in.SkipCRDs:
+		return helmv2.Skip
+	case in.CRDs == "":
+		return helmv2.Create
+	}
+	return in.CRDs
 }
 
 func upgradeOptions(o *helmv2.HelmRelease) helm.Options {

@@ -2,6 +2,7 @@ package reconciler_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -23,6 +24,7 @@ import (
 	helmregistry "helm.sh/helm/v4/pkg/registry"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -360,14 +362,16 @@ func TestHelmReleaseRemediation(t *testing.T) {
 func TestHelmReleaseCRDPolicies(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
+	group := e.ns + ".reconciler.test"
 	url := serveChartDir(t, "crds", []string{"1.0.0", "1.1.0", "1.2.0"}, func(data []byte, version string) []byte {
-		return []byte(strings.ReplaceAll(string(data), "WIDGETVERSION", "wv"+strings.ReplaceAll(version, ".", "")))
+		s := strings.ReplaceAll(string(data), "WIDGETVERSION", "wv"+strings.ReplaceAll(version, ".", ""))
+		return []byte(strings.ReplaceAll(s, "GROUP", group))
 	})
 	crd := func() *unstructured.Unstructured {
 		u := &unstructured.Unstructured{}
 		u.SetAPIVersion("apiextensions.k8s.io/v1")
 		u.SetKind("CustomResourceDefinition")
-		u.SetName("widgets.crdpolicy.reconciler.test")
+		u.SetName("widgets." + group)
 		return u
 	}
 	crdShortName := func() string {
@@ -382,6 +386,14 @@ func TestHelmReleaseCRDPolicies(t *testing.T) {
 	policy := func(in, up helmv2.CRDsPolicy) func(*helmv2.HelmRelease) {
 		return func(h *helmv2.HelmRelease) {
 			h.Spec.Chart.Spec.Chart = "crds"
+			values := map[string]any{}
+			if h.Spec.Values != nil {
+				e.g.Expect(json.Unmarshal(h.Spec.Values.Raw, &values)).To(Succeed())
+			}
+			values["group"] = group
+			b, err := json.Marshal(values)
+			e.g.Expect(err).NotTo(HaveOccurred())
+			h.Spec.Values = &apiextensionsv1.JSON{Raw: b}
 			h.Spec.Install.CRDs, h.Spec.Upgrade.CRDs = in, up
 		}
 	}

@@ -337,8 +337,8 @@ func (r *Reconciler) runAction(ctx context.Context, k core.Key, acts *helm.Actio
 			opts = installOptions(o)
 			opts.PostRenderer, opts.PostRenderStrategy = postRenderer(o), postRenderStrategy(o)
 			s.LastAttemptedReleaseAction = helmv2.ReleaseActionInstall
-			if o.GetInstall().CRDs == helmv2.CreateReplace {
-				_, err = acts.ApplyCRDs(ctx, ch, true)
+			if policy := installCRDsPolicy(o); policy != helmv2.Skip {
+				_, err = acts.ApplyCRDs(ctx, ch, policy == helmv2.CreateReplace)
 			}
 			if err == nil {
 				_, err = acts.Install(ctx, ch, values, opts)

@@ -21,8 +21,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 )
 
 // StorageDriver is Helm's storage driver the releases are kept with: Secrets of type
@@ -189,7 +192,11 @@ var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version:
 
 // ApplyCRDs creates the CRDs of the chart's crds/ folders (its dependencies' too) that the cluster
 // lacks, and with replace also replaces those it has: helm-controller's CRDs policies Create and
-// CreateReplace, which Helm's own upgrade does not do. It returns how many it created or replaced.
+// CreateReplace, which it applies itself before an install or upgrade (Helm's own install only
+// creates, and its upgrade never touches crds/). It then waits, up to Helm's 60 s for CRDs
+// (pkg/action install.go installCRDs), until each CRD it created or replaced is Established and
+// served by discovery, so the release's custom resources map. It returns how many it created or
+// replaced.
 func (a *Actions) ApplyCRDs(ctx context.Context, ch *chart.Chart, replace bool) (int, error) {
 	crds := ch.CRDObjects()
 	if len(crds) == 0 {
@@ -203,7 +210,7 @@ func (a *Actions) ApplyCRDs(ctx context.Context, ch *chart.Chart, replace bool) 
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	var applied []*unstructured.Unstructured
 	for _, c := range crds {
 		dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(string(c.File.Data)), 4096)
 		for {
@@ -212,7 +219,7 @@ func (a *Actions) ApplyCRDs(ctx context.Context, ch *chart.Chart, replace bool) 
 				if errors.Is(err, io.EOF) {
 					break
 				}
-				return n, fmt.Errorf("read CRDs of %s: %w", c.Filename, err)
+				return len(applied), fmt.Errorf("read CRDs of %s: %w", c.Filename, err)
 			}
 			if len(m) == 0 {
 				continue
@@ -224,25 +231,91 @@ func (a *Actions) ApplyCRDs(ctx context.Context, ch *chart.Chart, replace bool) 
 			_, err := dyn.Resource(crdGVR).Create(ctx, u, metav1.CreateOptions{})
 			switch {
 			case err == nil:
-				n++
+				applied = append(applied, u)
 			case apierrors.IsAlreadyExists(err) && replace:
 				cur, err := dyn.Resource(crdGVR).Get(ctx, u.GetName(), metav1.GetOptions{})
 				if err != nil {
-					return n, fmt.Errorf("replace CRD %s: %w", u.GetName(), err)
+					return len(applied), fmt.Errorf("replace CRD %s: %w", u.GetName(), err)
 				}
 				u.SetResourceVersion(cur.GetResourceVersion())
 				if _, err := dyn.Resource(crdGVR).Update(ctx, u, metav1.UpdateOptions{}); err != nil {
-					return n, fmt.Errorf("replace CRD %s: %w", u.GetName(), err)
+					return len(applied), fmt.Errorf("replace CRD %s: %w", u.GetName(), err)
 				}
-				n++
+				applied = append(applied, u)
 			case apierrors.IsAlreadyExists(err):
 			default:
-				return n, fmt.Errorf("create CRD %s: %w", u.GetName(), err)
+				return len(applied), fmt.Errorf("create CRD %s: %w", u.GetName(), err)
 			}
 		}
 	}
-	a.g.Invalidate()
-	return n, nil
+	if len(applied) > 0 {
+		if err := waitCRDs(ctx, cfg, dyn, applied); err != nil {
+			return len(applied), err
+		}
+		a.g.Invalidate()
+	}
+	return len(applied), nil
+}
+
+// crdWait is how long CRDs may take to be recognized (Helm's 60 s, pkg/action install.go) and how
+// often they are checked meanwhile.
+const (
+	crdWait     = 60 * time.Second
+	crdInterval = 100 * time.Millisecond
+)
+
+// waitCRDs waits until each CRD is Established and its served versions are in discovery.
+func waitCRDs(ctx context.Context, cfg *rest.Config, dyn dynamic.Interface, crds []*unstructured.Unstructured) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	pending := ""
+	err = wait.PollUntilContextTimeout(ctx, crdInterval, crdWait, true, func(ctx context.Context) (bool, error) {
+		for _, c := range crds {
+			pending = c.GetName()
+			cur, err := dyn.Resource(crdGVR).Get(ctx, c.GetName(), metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			conds, _, _ := unstructured.NestedSlice(cur.Object, "status", "conditions")
+			established := false
+			for _, ci := range conds {
+				if m, ok := ci.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
+					established = true
+				}
+			}
+			if !established {
+				return false, nil
+			}
+			group, _, _ := unstructured.NestedString(cur.Object, "spec", "group")
+			plural, _, _ := unstructured.NestedString(cur.Object, "spec", "names", "plural")
+			versions, _, _ := unstructured.NestedSlice(cur.Object, "spec", "versions")
+			for _, vi := range versions {
+				v, _ := vi.(map[string]any)
+				if served, _ := v["served"].(bool); !served {
+					continue
+				}
+				name, _ := v["name"].(string)
+				rl, err := dc.ServerResourcesForGroupVersion(group + "/" + name)
+				if err != nil {
+					return false, nil
+				}
+				found := false
+				for _, r := range rl.APIResources {
+					found = found || r.Name == plural
+				}
+				if !found {
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to wait for CustomResourceDefinition %s: %w", pending, err)
+	}
+	return nil
 }
 
 // Unlock marks a release left pending (an action interrupted mid-way) as failed, so the next action
