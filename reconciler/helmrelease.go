@@ -212,8 +212,47 @@ func validateHelmRelease(o *helmv2.HelmRelease) error {
 			return bad(fmt.Sprintf("spec.valuesFrom[%d].kind", i), "%q must be ConfigMap or Secret", v.Kind)
 		}
 	}
-	if dd := o.Spec.DriftDetection; dd != nil && dd.Mode != "" && dd.Mode != helmv2.DriftDetectionDisabled {
-		return bad("spec.driftDetection", "mode %q is not supported by the twin's reconciler yet; remove it or set mode: disabled", dd.Mode)
+	if dd := o.Spec.DriftDetection; dd != nil {
+		switch dd.Mode {
+		case "", helmv2.DriftDetectionDisabled, helmv2.DriftDetectionEnabled, helmv2.DriftDetectionWarn:
+		default:
+			return bad("spec.driftDetection.mode", "%q must be enabled, warn or disabled", dd.Mode)
+		}
+		for i, ir := range dd.Ignore {
+			if len(ir.Paths) == 0 {
+				return bad(fmt.Sprintf("spec.driftDetection.ignore[%d].paths", i), "is required: list JSON pointers such as /spec/replicas")
+			}
+		}
+		if _, err := ignoreRules(o); err != nil {
+			return bad("spec.driftDetection.ignore", "%v", err)
+		}
+	}
+	for i, p := range o.Spec.PostRenderers {
+		if p.Kustomize == nil {
+			continue
+		}
+		for j, pt := range p.Kustomize.Patches {
+			if strings.TrimSpace(pt.Patch) == "" {
+				return bad(fmt.Sprintf("spec.postRenderers[%d].kustomize.patches[%d].patch", i, j), "is required: a strategic merge or JSON 6902 patch")
+			}
+		}
+		for j, im := range p.Kustomize.Images {
+			if im.Name == "" {
+				return bad(fmt.Sprintf("spec.postRenderers[%d].kustomize.images[%d].name", i, j), "is required: the image name to replace")
+			}
+		}
+	}
+	switch o.Spec.PostRenderStrategy {
+	case "", helmv2.PostRenderStrategyCombined, helmv2.PostRenderStrategySeparate, helmv2.PostRenderStrategyNoHooks:
+	default:
+		return bad("spec.postRenderStrategy", "%q must be nohooks, combined or separate", o.Spec.PostRenderStrategy)
+	}
+	if t := o.Spec.Test; t != nil {
+		for i, f := range t.GetFilters() {
+			if f.Name == "" {
+				return bad(fmt.Sprintf("spec.test.filters[%d].name", i), "is required: the name of a test hook")
+			}
+		}
 	}
 	if in := o.Spec.Install; in != nil && in.Strategy != nil && in.Strategy.Name != string(helmv2.ActionStrategyRemediateOnFailure) {
 		return bad("spec.install.strategy", "%q is not supported by the twin's reconciler; use remediation", in.Strategy.Name)
@@ -223,13 +262,10 @@ func validateHelmRelease(o *helmv2.HelmRelease) error {
 	}
 	unsupported := map[string]bool{
 		"spec.kubeConfig":       o.Spec.KubeConfig != nil,
-		"spec.postRenderers":    len(o.Spec.PostRenderers) > 0,
-		"spec.test":             o.Spec.Test != nil && o.Spec.Test.Enable,
-		"spec.commonMetadata":   o.Spec.CommonMetadata != nil,
 		"spec.healthCheckExprs": len(o.Spec.HealthCheckExprs) > 0,
 		"spec.waitStrategy":     o.Spec.WaitStrategy != nil,
 	}
-	for _, f := range []string{"spec.kubeConfig", "spec.postRenderers", "spec.test", "spec.commonMetadata", "spec.healthCheckExprs", "spec.waitStrategy"} {
+	for _, f := range []string{"spec.kubeConfig", "spec.healthCheckExprs", "spec.waitStrategy"} {
 		if unsupported[f] {
 			return bad(f, "is not supported by the twin's reconciler yet; remove it")
 		}
@@ -587,7 +623,7 @@ func observe(acts *helm.Actions, hist *helmv2.Snapshots, action helmv2.ReleaseAc
 	for i, s := range *hist {
 		if rel, err := acts.Get(s.Version); err == nil && rel != nil && rel.Name == s.Name {
 			ns := snapshotOf(rel)
-			ns.Action = s.Action
+			ns.Action, ns.TestHooks = s.Action, s.TestHooks
 			(*hist)[i] = ns
 		} else if err == nil && rel == nil && s.Deleted.IsZero() {
 			s.Status = rcommon.StatusUninstalled.String()
@@ -609,10 +645,23 @@ func observe(acts *helm.Actions, hist *helmv2.Snapshots, action helmv2.ReleaseAc
 // the waits and time budgets of an action, from the HelmRelease's spec.
 func installOptions(o *helmv2.HelmRelease) helm.Options {
 	in := o.GetInstall()
-	skip := in.SkipCRDs || in.CRDs == helmv2.Skip
 	return helm.Options{Timeout: in.GetTimeout(o.GetTimeout()).Duration, Wait: !in.DisableWait, WaitForJobs: !in.DisableWaitForJobs,
-		DisableHooks: in.DisableHooks, CreateNamespace: in.CreateNamespace, SkipCRDs: skip || in.CRDs == helmv2.CreateReplace,
+		DisableHooks: in.DisableHooks, CreateNamespace: in.CreateNamespace,
+		SkipCRDs:    true, // the CRDs policy is applied by ApplyCRDs, as helm-controller does
 		Description: "Install complete"}
+}
+
+// installCRDsPolicy is spec.install.crds, Create by default, Skip with the deprecated skipCRDs
+// (helm-controller's crdPolicyOrDefault).
+func installCRDsPolicy(o *helmv2.HelmRelease) helmv2.CRDsPolicy {
+	in := o.GetInstall()
+	switch {
+	case in.SkipCRDs:
+		return helmv2.Skip
+	case in.CRDs == "":
+		return helmv2.Create
+	}
+	return in.CRDs
 }
 
 func upgradeOptions(o *helmv2.HelmRelease) helm.Options {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sort"
 	"strings"
 
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
@@ -27,6 +29,8 @@ const (
 	stateLocked    releaseState = "Locked"
 	stateInSync    releaseState = "InSync"
 	stateFailed    releaseState = "Failed"
+	stateDrifted   releaseState = "Drifted"  // in sync in storage, but the cluster differs (driftDetection)
+	stateUntested  releaseState = "Untested" // in sync, tests enabled and not run on this release
 )
 
 // Helm actions, and their kinds: a release action makes the desired release, a remediation undoes a
@@ -38,6 +42,8 @@ const (
 	actRollback  = "rollback"
 	actUninstall = "uninstall-remediation"
 	actUnlock    = "unlock"
+	actTest      = "test"
+	actDrift     = "correct cluster drift"
 )
 
 func actionType(act string) string {
@@ -46,6 +52,8 @@ func actionType(act string) string {
 		return "release"
 	case actRollback, actUninstall:
 		return "remediate"
+	case actDrift:
+		return "drift-correction"
 	}
 	return act
 }
@@ -90,11 +98,19 @@ func (r *Reconciler) releaseHelm(ctx context.Context, k core.Key, st *hrState, o
 	work.Status = *s
 	done := map[string]bool{}
 	for {
-		state, err := r.releaseStateOf(acts, work, rev, cd)
+		state, drift, err := r.releaseStateOf(ctx, acts, work, rev, cd)
 		if err != nil {
 			r.setCondition(&work.Status.Conditions, gen, meta.ReadyCondition, metav1.ConditionFalse, "StateError", "Could not determine release state: "+err.Error())
 			r.hrStatus(k, st, &work.Status)
 			return r.hrFinish(k, st, work, "StateError", err, core.Failed)
+		}
+		switch state {
+		case stateDrifted:
+			r.driftDetected(k, work, drift)
+		case stateUntested:
+			// An untested release in sync (e.g. the result of a rollback matching the new desired
+			// state) counts as upgraded before it is tested.
+			r.replaceRemediated(work)
 		}
 		act, err := nextAction(work, state)
 		if errors.Is(err, errExceededMaxRetries) {
@@ -107,7 +123,7 @@ func (r *Reconciler) releaseHelm(ctx context.Context, k core.Key, st *hrState, o
 			return r.hrFinish(k, st, work, "", nil, core.Stalled)
 		}
 		if act == "" {
-			r.inSync(work)
+			r.inSync(work, state)
 			work.Status.ObservedGeneration = gen
 			r.hrStatus(k, st, &work.Status)
 			return r.hrFinish(k, st, work, "", nil, core.Succeeded)
@@ -126,7 +142,21 @@ func (r *Reconciler) releaseHelm(ctx context.Context, k core.Key, st *hrState, o
 		}
 		r.hrStatus(k, st, &work.Status)
 
-		r.runAction(ctx, k, acts, work, act, ch, values)
+		if act == actDrift {
+			r.setCondition(&work.Status.Conditions, gen, meta.ReadyCondition, metav1.ConditionUnknown, meta.ProgressingReason, "correcting cluster drift")
+			r.hrStatus(k, st, &work.Status)
+		}
+		if err := r.runAction(ctx, k, acts, work, act, ch, values, drift); err != nil {
+			// An action that left nothing to act on (a release that was not stored, a test that could
+			// not run): retried with backoff.
+			summarizeHelmRelease(r, work)
+			if apimeta.IsStatusConditionTrue(work.Status.Conditions, meta.ReadyCondition) {
+				r.setCondition(&work.Status.Conditions, gen, meta.ReadyCondition, metav1.ConditionFalse, "ReconcileError", err.Error())
+			}
+			work.Status.ObservedGeneration = gen
+			r.hrStatus(k, st, &work.Status)
+			return r.hrFinish(k, st, work, "", nil, core.Failed)
+		}
 		summarizeHelmRelease(r, work)
 		done[actionType(act)] = true
 		r.hrStatus(k, st, &work.Status)
@@ -166,44 +196,78 @@ func actionTimeout(o *helmv2.HelmRelease, act string) metav1.Duration {
 		return o.GetRollback().GetTimeout(o.GetTimeout())
 	case actUninstall:
 		return o.GetUninstall().GetTimeout(o.GetTimeout())
+	case actTest:
+		return o.GetTest().GetTimeout(o.GetTimeout())
 	}
 	return o.GetTimeout()
 }
 
 // releaseStateOf compares the newest release in storage with the history and the desired chart
 // version and values.
-func (r *Reconciler) releaseStateOf(acts *helm.Actions, o *helmv2.HelmRelease, rev, cd string) (releaseState, error) {
+func (r *Reconciler) releaseStateOf(ctx context.Context, acts *helm.Actions, o *helmv2.HelmRelease, rev, cd string) (releaseState, helm.Drift, error) {
 	last, err := acts.Last()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if last == nil {
-		return stateAbsent, nil
+		return stateAbsent, nil, nil
 	}
 	if last.Info != nil && last.Info.Status.IsPending() {
-		return stateLocked, nil
+		return stateLocked, nil, nil
 	}
 	if o.Status.History.Len() == 0 {
 		if last.Info != nil && last.Info.Status == rcommon.StatusUninstalled {
-			return stateAbsent, nil
+			return stateAbsent, nil, nil
 		}
-		return stateUnmanaged, nil
+		return stateUnmanaged, nil, nil
 	}
-	if cur := o.Status.History.Latest(); !cur.Targets(last.Name, last.Namespace, last.Version) {
-		return stateUnmanaged, nil
+	cur := o.Status.History.Latest()
+	if !cur.Targets(last.Name, last.Namespace, last.Version) {
+		return stateUnmanaged, nil, nil
 	}
 	switch last.Info.Status {
 	case rcommon.StatusFailed:
-		return stateFailed, nil
+		return stateFailed, nil, nil
 	case rcommon.StatusUninstalled:
-		return stateAbsent, nil
+		return stateAbsent, nil, nil
 	case rcommon.StatusDeployed:
-		if last.Chart == nil || last.Chart.Metadata == nil || last.Chart.Metadata.Version != rev || configDigest(last.Config) != cd {
-			return stateOutOfSync, nil
-		}
-		return stateInSync, nil
+	default:
+		return stateOutOfSync, nil, nil
 	}
-	return stateOutOfSync, nil
+	if last.Chart == nil || last.Chart.Metadata == nil || last.Chart.Metadata.Version != rev || configDigest(last.Config) != cd {
+		return stateOutOfSync, nil, nil
+	}
+	// A new generation whose post-renderers or common metadata changed renders differently: upgrade
+	// (helm-controller compares the digests observed at the last release).
+	if o.Status.ObservedGeneration != o.Generation &&
+		(postRenderersDigest(o) != o.Status.ObservedPostRenderersDigest || commonMetadataDigest(o) != o.Status.ObservedCommonMetadataDigest) {
+		return stateOutOfSync, nil, nil
+	}
+	if t := o.GetTest(); t.Enable {
+		if !cur.HasBeenTested() {
+			return stateUntested, nil, nil
+		}
+		if rem := o.GetActiveRemediation(); rem != nil && !rem.MustIgnoreTestFailures(t.IgnoreFailures) && cur.HasTestInPhase(hookPhaseFailed) {
+			return stateFailed, nil, nil
+		}
+	}
+	if o.GetDriftDetection().MustDetectChanges() {
+		rules, err := ignoreRules(o)
+		if err != nil {
+			return "", nil, err
+		}
+		drift, err := acts.Diff(ctx, last, rules)
+		if err != nil && !drift.HasChanges() {
+			return "", nil, fmt.Errorf("unable to determine cluster state: %w", err)
+		}
+		if err != nil {
+			r.log.Error("diff of release against cluster state completed with error", "release", last.Namespace+"/"+last.Name, "error", err)
+		}
+		if drift.HasChanges() {
+			return stateDrifted, drift, nil
+		}
+	}
+	return stateInSync, nil, nil
 }
 
 // nextAction is helm-controller's AtomicRelease.actionForState, for the remediation strategy (the
@@ -212,6 +276,13 @@ func nextAction(o *helmv2.HelmRelease, state releaseState) (string, error) {
 	switch state {
 	case stateInSync:
 		return "", nil
+	case stateDrifted:
+		if o.GetDriftDetection().GetMode() == helmv2.DriftDetectionEnabled {
+			return actDrift, nil
+		}
+		return "", nil
+	case stateUntested:
+		return actTest, nil
 	case stateLocked:
 		return actUnlock, nil
 	case stateAbsent:
@@ -235,9 +306,10 @@ func nextAction(o *helmv2.HelmRelease, state releaseState) (string, error) {
 		if rem.RetriesExhausted(o) && !rem.MustRemediateLastFailure() {
 			return "", fmt.Errorf("%w: cannot remediate failed release", errExceededMaxRetries)
 		}
-		o.Status.History.Truncate(false)
+		ignoreTests := rem.MustIgnoreTestFailures(o.GetTest().IgnoreFailures)
+		o.Status.History.Truncate(ignoreTests)
 		if rem.GetStrategy() == helmv2.RollbackRemediationStrategy {
-			if o.Status.History.Previous(false) == nil {
+			if o.Status.History.Previous(ignoreTests) == nil {
 				return actUpgrade, nil // nothing to roll back to: the upgrade is attempted again
 			}
 			return actRollback, nil
@@ -248,8 +320,10 @@ func nextAction(o *helmv2.HelmRelease, state releaseState) (string, error) {
 }
 
 // runAction runs one Helm action and records its outcome in o's status, with helm-controller's
-// conditions and events.
-func (r *Reconciler) runAction(ctx context.Context, k core.Key, acts *helm.Actions, o *helmv2.HelmRelease, act string, ch *chart.Chart, values map[string]any) {
+// conditions and events. The error is for an action that left nothing to act on (an install or
+// upgrade that stored no release, a test that did not run); other failures are recorded in the status.
+func (r *Reconciler) runAction(ctx context.Context, k core.Key, acts *helm.Actions, o *helmv2.HelmRelease, act string, ch *chart.Chart,
+	values map[string]any, drift helm.Drift) error {
 	gen := o.Generation
 	s := &o.Status
 	name, ns := releaseName(o), o.GetReleaseNamespace()
@@ -261,15 +335,17 @@ func (r *Reconciler) runAction(ctx context.Context, k core.Key, acts *helm.Actio
 		stored := false
 		if act == actInstall {
 			opts = installOptions(o)
+			opts.PostRenderer, opts.PostRenderStrategy = postRenderer(o), postRenderStrategy(o)
 			s.LastAttemptedReleaseAction = helmv2.ReleaseActionInstall
-			if o.GetInstall().CRDs == helmv2.CreateReplace {
-				_, err = acts.ApplyCRDs(ctx, ch, true)
+			if policy := installCRDsPolicy(o); policy != helmv2.Skip {
+				_, err = acts.ApplyCRDs(ctx, ch, policy == helmv2.CreateReplace)
 			}
 			if err == nil {
 				_, err = acts.Install(ctx, ch, values, opts)
 			}
 		} else {
 			opts = upgradeOptions(o)
+			opts.PostRenderer, opts.PostRenderStrategy = postRenderer(o), postRenderStrategy(o)
 			s.LastAttemptedReleaseAction = helmv2.ReleaseActionUpgrade
 			switch o.GetUpgrade().CRDs {
 			case helmv2.Create, helmv2.CreateReplace:
@@ -281,7 +357,9 @@ func (r *Reconciler) runAction(ctx context.Context, k core.Key, acts *helm.Actio
 		}
 		before := s.History.Latest()
 		observe(acts, &s.History, s.LastAttemptedReleaseAction)
-		if l := s.History.Latest(); l != nil && (before == nil || l.Version != before.Version) {
+		// A new record, or a new record of the same version (an install after an uninstall
+		// remediation purged the storage), is a stored release.
+		if l := s.History.Latest(); l != nil && (before == nil || l.Version != before.Version || l.Digest != before.Digest) {
 			stored = true
 		}
 		if err != nil {
@@ -300,7 +378,11 @@ func (r *Reconciler) runAction(ctx context.Context, k core.Key, acts *helm.Actio
 			}
 			r.setCondition(&s.Conditions, gen, helmv2.ReleasedCondition, metav1.ConditionFalse, reason, msg)
 			r.emit(KindHelmRelease, k, EventWarning, reason, msg, chartVersion)
-			return
+			if !stored {
+				// Nothing to remediate (e.g. the chart did not render): retried with backoff.
+				return err
+			}
+			return nil
 		}
 		cur := s.History.Latest()
 		format, reason := fmtInstallSuccess, helmv2.InstallSucceededReason
@@ -312,14 +394,14 @@ func (r *Reconciler) runAction(ctx context.Context, k core.Key, acts *helm.Actio
 		r.setCondition(&s.Conditions, gen, helmv2.ReleasedCondition, metav1.ConditionTrue, reason, msg)
 		r.emit(KindHelmRelease, k, EventNormal, reason, msg, chartVersion)
 	case actRollback:
-		prev := s.History.Previous(false)
+		prev := s.History.Previous(o.GetActiveRemediation().MustIgnoreTestFailures(o.GetTest().IgnoreFailures))
 		err := acts.Rollback(prev.Version, rollbackOptions(o))
 		observe(acts, &s.History, helmv2.ReleaseActionRollback)
 		if err != nil {
 			msg := fmt.Sprintf(fmtRollbackRemediationFailure, prev.FullReleaseName(), prev.VersionedChartName(), strings.TrimSpace(err.Error()))
 			r.setCondition(&s.Conditions, gen, helmv2.RemediatedCondition, metav1.ConditionFalse, helmv2.RollbackFailedReason, msg)
 			r.emit(KindHelmRelease, k, EventWarning, helmv2.RollbackFailedReason, msg, prev.ChartVersion)
-			return
+			return nil
 		}
 		msg := fmt.Sprintf(fmtRollbackRemediationSuccess, prev.FullReleaseName(), prev.VersionedChartName())
 		r.setCondition(&s.Conditions, gen, helmv2.RemediatedCondition, metav1.ConditionTrue, helmv2.RollbackSucceededReason, msg)
@@ -332,7 +414,7 @@ func (r *Reconciler) runAction(ctx context.Context, k core.Key, acts *helm.Actio
 			msg := fmt.Sprintf(fmtUninstallRemediationFailure, cur.FullReleaseName(), cur.VersionedChartName(), strings.TrimSpace(err.Error()))
 			r.setCondition(&s.Conditions, gen, helmv2.RemediatedCondition, metav1.ConditionFalse, helmv2.UninstallFailedReason, msg)
 			r.emit(KindHelmRelease, k, EventWarning, helmv2.UninstallFailedReason, msg, cur.ChartVersion)
-			return
+			return nil
 		}
 		msg := fmt.Sprintf(fmtUninstallRemediationSuccess, cur.FullReleaseName(), cur.VersionedChartName())
 		r.setCondition(&s.Conditions, gen, helmv2.RemediatedCondition, metav1.ConditionTrue, helmv2.UninstallSucceededReason, msg)
@@ -347,20 +429,29 @@ func (r *Reconciler) runAction(ctx context.Context, k core.Key, acts *helm.Actio
 			r.setCondition(&s.Conditions, gen, helmv2.ReleasedCondition, metav1.ConditionFalse, "UnlockFailed", err.Error())
 			r.emit(KindHelmRelease, k, EventWarning, "UnlockFailed", err.Error(), chartVersion)
 		}
+	case actTest:
+		return r.runTest(ctx, k, acts, o)
+	case actDrift:
+		r.correctDrift(ctx, k, acts, o, drift)
 	}
+	return nil
 }
 
 // inSync records a release that needs nothing: the history kept back to the previous successful
 // release, a stale Remediated or failed Released replaced by success (helm-controller's in-sync case).
-func (r *Reconciler) inSync(o *helmv2.HelmRelease) {
+func (r *Reconciler) inSync(o *helmv2.HelmRelease, state releaseState) {
 	s := &o.Status
-	s.History.Truncate(false)
+	ignoreTests := o.GetTest().IgnoreFailures
+	if rem := o.GetActiveRemediation(); rem != nil {
+		ignoreTests = rem.MustIgnoreTestFailures(ignoreTests)
+	}
+	s.History.Truncate(ignoreTests)
 	cur := s.History.Latest()
 	apimeta.RemoveStatusCondition(&s.Conditions, meta.ReconcilingCondition)
-	if apimeta.IsStatusConditionTrue(s.Conditions, helmv2.RemediatedCondition) {
-		apimeta.RemoveStatusCondition(&s.Conditions, helmv2.RemediatedCondition)
-		r.setCondition(&s.Conditions, o.Generation, helmv2.ReleasedCondition, metav1.ConditionTrue, helmv2.UpgradeSucceededReason,
-			fmt.Sprintf(fmtUpgradeSuccess, cur.FullReleaseName(), cur.VersionedChartName()))
+	r.replaceRemediated(o)
+	if state == stateInSync && o.GetDriftDetection().MustDetectChanges() {
+		r.setCondition(&s.Conditions, o.Generation, helmv2.DriftedCondition, metav1.ConditionFalse, helmv2.NoDriftDetectedReason,
+			"No drift detected against the cluster state")
 	}
 	if c := apimeta.FindStatusCondition(s.Conditions, helmv2.ReleasedCondition); c != nil && c.Status != metav1.ConditionTrue {
 		switch c.Reason {
@@ -375,21 +466,41 @@ func (r *Reconciler) inSync(o *helmv2.HelmRelease) {
 	summarizeHelmRelease(r, o)
 }
 
-// summarizeHelmRelease sets Ready from Remediated (a remediation means the desired release is not
-// there: Ready False) or else Released, helm-controller's summarize; Stalled goes with a Ready True.
+// summarizeHelmRelease is helm-controller's summarize: Ready is taken from the newest of Remediated,
+// TestSuccess (when tests are enabled and their failures not ignored) and Released, in that order of
+// priority; a Remediated one means the desired release is not there (Ready False). A Ready True drops
+// Stalled. TestSuccess goes when tests are disabled; the observed post-renderers and common metadata
+// digests are those of the current spec.
 func summarizeHelmRelease(r *Reconciler, o *helmv2.HelmRelease) {
 	conds := &o.Status.Conditions
-	rem := apimeta.FindStatusCondition(*conds, helmv2.RemediatedCondition)
-	rel := apimeta.FindStatusCondition(*conds, helmv2.ReleasedCondition)
-	var from *metav1.Condition
-	status := metav1.ConditionFalse
-	switch {
-	case rem != nil && (rel == nil || rem.ObservedGeneration >= rel.ObservedGeneration):
-		from = rem
-	case rel != nil:
-		from, status = rel, rel.Status
-	default:
+	sum := []string{helmv2.RemediatedCondition, helmv2.ReleasedCondition}
+	if t := o.GetTest(); t.Enable && !t.IgnoreFailures {
+		sum = []string{helmv2.RemediatedCondition, helmv2.TestSuccessCondition, helmv2.ReleasedCondition}
+	}
+	if !o.GetTest().Enable {
+		apimeta.RemoveStatusCondition(conds, helmv2.TestSuccessCondition)
+	}
+	o.Status.ObservedPostRenderersDigest = postRenderersDigest(o)
+	o.Status.ObservedCommonMetadataDigest = commonMetadataDigest(o)
+	sorted := slices.Clone(*conds)
+	sort.SliceStable(sorted, func(i, j int) bool {
+		ip := slices.Index(sum, sorted[i].Type)
+		if ip < 0 {
+			return false
+		}
+		jp := slices.Index(sum, sorted[j].Type)
+		if jp < 0 {
+			return true
+		}
+		return sorted[i].ObservedGeneration >= sorted[j].ObservedGeneration && ip < jp
+	})
+	if len(sorted) == 0 || !slices.Contains(sum, sorted[0].Type) {
 		return
+	}
+	from := sorted[0]
+	status := from.Status
+	if from.Type == helmv2.RemediatedCondition {
+		status = metav1.ConditionFalse
 	}
 	if status == metav1.ConditionTrue {
 		apimeta.RemoveStatusCondition(conds, meta.StalledCondition)

@@ -29,17 +29,28 @@ import (
 // serveCharts packages testdata/charts/app at each version with the Helm SDK, indexes the packages as
 // `helm repo index` does and serves them over HTTP: a chart repository for HelmRepository.
 func serveCharts(t *testing.T, versions ...string) string {
+	return serveChartDir(t, "app", versions, nil)
+}
+
+// serveChartDir serves testdata/charts/<name> at each version; edit, when set, rewrites each of the
+// chart's plain files (crds/ among them) for a version.
+func serveChartDir(t *testing.T, name string, versions []string, edit func(data []byte, version string) []byte) string {
 	t.Helper()
 	dir := t.TempDir()
 	srv := httptest.NewServer(http.FileServer(http.Dir(dir)))
 	t.Cleanup(srv.Close)
 	idx := repo.NewIndexFile()
 	for _, v := range versions {
-		ch, err := loader.LoadDir(filepath.Join("testdata", "charts", "app"))
+		ch, err := loader.LoadDir(filepath.Join("testdata", "charts", name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		ch.Metadata.Version = v
+		if edit != nil {
+			for _, f := range ch.Files {
+				f.Data = edit(f.Data, v)
+			}
+		}
 		p, err := chartutil.Save(ch, dir)
 		if err != nil {
 			t.Fatal(err)
@@ -308,14 +319,14 @@ func TestInClusterHelmRelease(t *testing.T) {
 
 	// A field the twin does not implement is refused, with the field named.
 	bad := e.helmRelease("rendered", "1.0.0", nil, func(h *helmv2.HelmRelease) {
-		h.Spec.PostRenderers = []helmv2.PostRenderer{{}}
+		h.Spec.WaitStrategy = &helmv2.WaitStrategy{Name: "poller"}
 	})
 	e.g.Expect(c.Create(ctx, bad)).To(Succeed())
 	e.g.Eventually(func() string {
 		var hr helmv2.HelmRelease
 		e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "rendered"}, &hr)).To(Succeed())
 		return readyOf(hr.Status.Conditions)
-	}).WithTimeout(eventually).WithPolling(poll).Should(And(HavePrefix("False/UnsupportedByTwin"), ContainSubstring("spec.postRenderers")))
+	}).WithTimeout(eventually).WithPolling(poll).Should(And(HavePrefix("False/UnsupportedByTwin"), ContainSubstring("spec.waitStrategy")))
 
 	// Deleting the HelmRelease uninstalls the release (objects and storage Secrets) and deletes its
 	// HelmChart before the finalizer lets the object go.

@@ -68,5 +68,11 @@ func (c nsClientConfig) ClientConfig() (*rest.Config, error)     { return c.n.To
 func (c nsClientConfig) Namespace() (string, bool, error)        { return c.n.ns, true, nil }
 func (c nsClientConfig) ConfigAccess() clientcmd.ConfigAccess    { return nil }
 
-// Invalidate drops the discovery cache, so kinds a chart (or anything else) created since are found.
-func (g *Getter) Invalidate() { g.discovery.Invalidate() }
+// Invalidate drops the discovery cache and the REST mapper's, so kinds a chart (or anything else)
+// created since are found.
+func (g *Getter) Invalidate() {
+	g.discovery.Invalidate()
+	if m, ok := g.mapper.(meta.ResettableRESTMapper); ok {
+		m.Reset()
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/kube"
+	"helm.sh/helm/v4/pkg/postrenderer"
 	ri "helm.sh/helm/v4/pkg/release"
 	rcommon "helm.sh/helm/v4/pkg/release/common"
 	release "helm.sh/helm/v4/pkg/release/v1"
@@ -20,8 +21,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 )
 
 // StorageDriver is Helm's storage driver the releases are kept with: Secrets of type
@@ -104,6 +108,10 @@ type Options struct {
 	KeepHistory     bool // uninstall
 	Labels          map[string]string
 	Description     string
+	// PostRenderer runs on the rendered manifest (install and upgrade), with PostRenderStrategy
+	// saying whether hooks go through it ("" is Helm 4's combined).
+	PostRenderer       postrenderer.PostRenderer
+	PostRenderStrategy action.PostRenderStrategy
 }
 
 func (o Options) strategy() kube.WaitStrategy {
@@ -111,6 +119,13 @@ func (o Options) strategy() kube.WaitStrategy {
 		return kube.StatusWatcherStrategy
 	}
 	return kube.HookOnlyStrategy
+}
+
+func (o Options) postRenderStrategy() action.PostRenderStrategy {
+	if o.PostRenderStrategy == "" {
+		return action.PostRenderStrategyCombined
+	}
+	return o.PostRenderStrategy
 }
 
 // Install installs the chart as a new release.
@@ -121,6 +136,7 @@ func (a *Actions) Install(ctx context.Context, ch *chart.Chart, values map[strin
 	in.Timeout, in.WaitStrategy, in.WaitForJobs = o.Timeout, o.strategy(), o.WaitForJobs
 	in.DisableHooks, in.ForceReplace, in.CreateNamespace, in.SkipCRDs = o.DisableHooks, o.Force, o.CreateNamespace, o.SkipCRDs
 	in.Labels, in.Description = o.Labels, o.Description
+	in.PostRenderer, in.PostRenderStrategy = o.PostRenderer, o.postRenderStrategy()
 	r, err := in.RunWithContext(ctx, ch, values)
 	rel, cerr := v1(r)
 	return rel, errors.Join(err, cerr)
@@ -136,6 +152,7 @@ func (a *Actions) Upgrade(ctx context.Context, ch *chart.Chart, values map[strin
 	up.SkipCRDs = true // Helm's upgrade never touches crds/; the CRDs policy is applied by ApplyCRDs
 	up.ResetValues = true
 	up.Labels, up.Description = o.Labels, o.Description
+	up.PostRenderer, up.PostRenderStrategy = o.PostRenderer, o.postRenderStrategy()
 	r, err := up.RunWithContext(ctx, a.rel.Name, ch, values)
 	rel, cerr := v1(r)
 	return rel, errors.Join(err, cerr)
@@ -175,7 +192,11 @@ var crdGVR = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version:
 
 // ApplyCRDs creates the CRDs of the chart's crds/ folders (its dependencies' too) that the cluster
 // lacks, and with replace also replaces those it has: helm-controller's CRDs policies Create and
-// CreateReplace, which Helm's own upgrade does not do. It returns how many it created or replaced.
+// CreateReplace, which it applies itself before an install or upgrade (Helm's own install only
+// creates, and its upgrade never touches crds/). It then waits, up to Helm's 60 s for CRDs
+// (pkg/action install.go installCRDs), until each CRD it created or replaced is Established and
+// served by discovery, so the release's custom resources map. It returns how many it created or
+// replaced.
 func (a *Actions) ApplyCRDs(ctx context.Context, ch *chart.Chart, replace bool) (int, error) {
 	crds := ch.CRDObjects()
 	if len(crds) == 0 {
@@ -189,7 +210,7 @@ func (a *Actions) ApplyCRDs(ctx context.Context, ch *chart.Chart, replace bool) 
 	if err != nil {
 		return 0, err
 	}
-	n := 0
+	var applied []*unstructured.Unstructured
 	for _, c := range crds {
 		dec := utilyaml.NewYAMLOrJSONDecoder(strings.NewReader(string(c.File.Data)), 4096)
 		for {
@@ -198,7 +219,7 @@ func (a *Actions) ApplyCRDs(ctx context.Context, ch *chart.Chart, replace bool) 
 				if errors.Is(err, io.EOF) {
 					break
 				}
-				return n, fmt.Errorf("read CRDs of %s: %w", c.Filename, err)
+				return len(applied), fmt.Errorf("read CRDs of %s: %w", c.Filename, err)
 			}
 			if len(m) == 0 {
 				continue
@@ -210,25 +231,91 @@ func (a *Actions) ApplyCRDs(ctx context.Context, ch *chart.Chart, replace bool) 
 			_, err := dyn.Resource(crdGVR).Create(ctx, u, metav1.CreateOptions{})
 			switch {
 			case err == nil:
-				n++
+				applied = append(applied, u)
 			case apierrors.IsAlreadyExists(err) && replace:
 				cur, err := dyn.Resource(crdGVR).Get(ctx, u.GetName(), metav1.GetOptions{})
 				if err != nil {
-					return n, fmt.Errorf("replace CRD %s: %w", u.GetName(), err)
+					return len(applied), fmt.Errorf("replace CRD %s: %w", u.GetName(), err)
 				}
 				u.SetResourceVersion(cur.GetResourceVersion())
 				if _, err := dyn.Resource(crdGVR).Update(ctx, u, metav1.UpdateOptions{}); err != nil {
-					return n, fmt.Errorf("replace CRD %s: %w", u.GetName(), err)
+					return len(applied), fmt.Errorf("replace CRD %s: %w", u.GetName(), err)
 				}
-				n++
+				applied = append(applied, u)
 			case apierrors.IsAlreadyExists(err):
 			default:
-				return n, fmt.Errorf("create CRD %s: %w", u.GetName(), err)
+				return len(applied), fmt.Errorf("create CRD %s: %w", u.GetName(), err)
 			}
 		}
 	}
-	a.g.Invalidate()
-	return n, nil
+	if len(applied) > 0 {
+		if err := waitCRDs(ctx, cfg, dyn, applied); err != nil {
+			return len(applied), err
+		}
+		a.g.Invalidate()
+	}
+	return len(applied), nil
+}
+
+// crdWait is how long CRDs may take to be recognized (Helm's 60 s, pkg/action install.go) and how
+// often they are checked meanwhile.
+const (
+	crdWait     = 60 * time.Second
+	crdInterval = 100 * time.Millisecond
+)
+
+// waitCRDs waits until each CRD is Established and its served versions are in discovery.
+func waitCRDs(ctx context.Context, cfg *rest.Config, dyn dynamic.Interface, crds []*unstructured.Unstructured) error {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	pending := ""
+	err = wait.PollUntilContextTimeout(ctx, crdInterval, crdWait, true, func(ctx context.Context) (bool, error) {
+		for _, c := range crds {
+			pending = c.GetName()
+			cur, err := dyn.Resource(crdGVR).Get(ctx, c.GetName(), metav1.GetOptions{})
+			if err != nil {
+				return false, nil
+			}
+			conds, _, _ := unstructured.NestedSlice(cur.Object, "status", "conditions")
+			established := false
+			for _, ci := range conds {
+				if m, ok := ci.(map[string]any); ok && m["type"] == "Established" && m["status"] == "True" {
+					established = true
+				}
+			}
+			if !established {
+				return false, nil
+			}
+			group, _, _ := unstructured.NestedString(cur.Object, "spec", "group")
+			plural, _, _ := unstructured.NestedString(cur.Object, "spec", "names", "plural")
+			versions, _, _ := unstructured.NestedSlice(cur.Object, "spec", "versions")
+			for _, vi := range versions {
+				v, _ := vi.(map[string]any)
+				if served, _ := v["served"].(bool); !served {
+					continue
+				}
+				name, _ := v["name"].(string)
+				rl, err := dc.ServerResourcesForGroupVersion(group + "/" + name)
+				if err != nil {
+					return false, nil
+				}
+				found := false
+				for _, r := range rl.APIResources {
+					found = found || r.Name == plural
+				}
+				if !found {
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("failed to wait for CustomResourceDefinition %s: %w", pending, err)
+	}
+	return nil
 }
 
 // Unlock marks a release left pending (an action interrupted mid-way) as failed, so the next action
