@@ -165,10 +165,15 @@ func NextPodAction(pod *corev1.Pod) Action {
 }
 
 // runsToCompletion: a Job's pod (restartPolicy Never or OnFailure) ends; there is no container to run,
-// so it completes as soon as it started, as kwok's pod-complete stage does.
+// so it completes as soon as it started, as kwok's pod-complete stage does. So does a bare pod that is a
+// Helm hook (annotation helm.sh/hook, e.g. a `helm test` pod): Helm waits for it to succeed, and its
+// restartPolicy must be Never or OnFailure for that (Helm docs "Chart Tests" and "Chart Hooks").
 func runsToCompletion(pod *corev1.Pod) bool {
 	if pod.Spec.RestartPolicy == corev1.RestartPolicyAlways {
 		return false
+	}
+	if _, hook := pod.Annotations["helm.sh/hook"]; hook {
+		return true
 	}
 	for _, o := range pod.OwnerReferences {
 		if o.Kind == "Job" && o.Controller != nil && *o.Controller {

@@ -48,6 +48,15 @@ func TestNextPodAction(t *testing.T) {
 			p.Spec.RestartPolicy = corev1.RestartPolicyNever
 			running(p)
 		}), ActionComplete},
+		{"helm test pod completes", pod(func(p *corev1.Pod) {
+			p.Annotations = map[string]string{"helm.sh/hook": "test"}
+			p.Spec.RestartPolicy = corev1.RestartPolicyNever
+			running(p)
+		}), ActionComplete},
+		{"bare pod with restartPolicy Never keeps running", pod(func(p *corev1.Pod) {
+			p.Spec.RestartPolicy = corev1.RestartPolicyNever
+			running(p)
+		}), ActionNone},
 		{"restartable job-owned pod keeps running", pod(func(p *corev1.Pod) { p.OwnerReferences = jobOwner; running(p) }), ActionNone},
 		{"succeeded pod rests", pod(func(p *corev1.Pod) { p.Status.Phase = corev1.PodSucceeded }), ActionNone},
 		{"gate turned true updates readiness", pod(func(p *corev1.Pod) {
