@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -26,4 +27,27 @@ func Build(ctx context.Context, root string, obj *kustomizev1.Kustomization, p P
 		return nil, fmt.Errorf("Kustomization %s/%s: %w", obj.Namespace, obj.Name, err)
 	}
 	return res.Objects, nil
+}
+
+// build is the build step of a reconcile: the Kustomization's decryption keys imported, then the
+// build with its sources and objects decrypted (decrypt.go). An error carries kustomize-controller's
+// reason: BuildFailed for keys, build and decryption, ReconciliationFailed for a Secret still
+// SOPS-encrypted at apply (kustomize-controller checks that before it applies).
+func (r *Reconciler) build(ctx context.Context, obj *kustomizev1.Kustomization, content map[string]any, root string) (*build.Result, error) {
+	in := build.Input{Root: root, Kustomization: content, Strict: r.prof.StrictSubstitutions}
+	dec, err := decryptorFor(ctx, r.admin, obj)
+	if err != nil {
+		return nil, fail(meta.BuildFailedReason, err)
+	}
+	if dec != nil {
+		in.Decrypt = dec
+	}
+	res, err := build.Build(ctx, r.admin, in)
+	if err != nil {
+		return nil, fail(meta.BuildFailedReason, err)
+	}
+	if err := encryptedSecret(res.Objects); err != nil {
+		return nil, fail(meta.ReconciliationFailedReason, err)
+	}
+	return res, nil
 }

@@ -155,9 +155,9 @@ func (r *Reconciler) applyRevision(ctx context.Context, k core.Key, st *ksState,
 	if err != nil {
 		return nil, fail(meta.BuildFailedReason, err)
 	}
-	res, err := build.Build(ctx, r.admin, build.Input{Root: root, Kustomization: content, Strict: r.prof.StrictSubstitutions})
+	res, err := r.build(ctx, obj, content, root)
 	if err != nil {
-		return nil, fail(meta.BuildFailedReason, err)
+		return nil, err
 	}
 	objects := res.Objects
 	if err := normalize.UnstructuredList(objects); err != nil {
