@@ -141,6 +141,11 @@ func (s ageKeyService) Decrypt(_ context.Context, req *keyservice.DecryptRequest
 	if !ok {
 		return nil, fmt.Errorf("key type %T is not served by the twin's reconciler, which decrypts with age keys only", req.GetKey().GetKeyType())
 	}
+	if len(s.ids) == 0 {
+		// With no identities SOPS would look for the host's (SOPS_AGE_KEY*, the user's keys.txt, ~/.ssh):
+		// the engine decrypts with the Secret's keys only, as kustomize-controller in its pod does.
+		return nil, fmt.Errorf("failed to load age identities: the decryption Secret has no entry ending in %s", decryptionAgeExt)
+	}
 	mk := &sopsage.MasterKey{Recipient: k.AgeKey.Recipient, EncryptedKey: string(req.GetCiphertext())}
 	s.ids.ApplyToMasterKey(mk)
 	plain, err := mk.Decrypt()

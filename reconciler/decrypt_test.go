@@ -104,6 +104,8 @@ func TestSOPSDecryption(t *testing.T) {
 			// A non-key entry is ignored, as kustomize-controller ignores it.
 			StringData: map[string]string{"identity.agekey": key.String(), "README": "age key of the test"}})).To(Succeed())
 	}
+	e.g.Expect(e.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sops-empty", Namespace: e.ns},
+		StringData: map[string]string{"README": "no key here"}})).To(Succeed())
 	inPlace := sopsEncrypt(t, rcpt, formats.Yaml, "^(data|stringData)$",
 		"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: "+e.ns+"\ntype: Opaque\nstringData:\n  password: s3cr3t\ndata:\n  user: "+
 			base64.StdEncoding.EncodeToString([]byte("admin"))+"\n")
@@ -135,6 +137,9 @@ func TestSOPSDecryption(t *testing.T) {
 		{"missing-key", "./bare", withDecryption("absent"), `False/BuildFailed: secrets "absent" not found`},
 		{"wrong-key", "./bare", withDecryption("sops-other"),
 			"False/BuildFailed: decryption failed for 'Secret.v1.[noGrp]/db': failed to decrypt and format '" + e.ns + "/db' Secret data: cannot get sops data key: "},
+		// No .agekey entry: nothing to decrypt with (and never the host's own age or SSH keys).
+		{"no-age-entry", "./bare", withDecryption("sops-empty"),
+			"False/BuildFailed: decryption failed for 'Secret.v1.[noGrp]/db': failed to decrypt and format '" + e.ns + "/db' Secret data: cannot get sops data key: "},
 		{"wrong-key-sources", "./app", withDecryption("sops-other"),
 			"False/BuildFailed: error decrypting sources: cannot get sops data key: "},
 		{"no-decryption", "./bare", func(*kustomizev1.Kustomization) {},
@@ -149,6 +154,9 @@ func TestSOPSDecryption(t *testing.T) {
 			// SOPS's own account of the failed key group, as kustomize-controller reports it.
 			e.g.Expect(e.ready(c.name)()).To(ContainSubstring(rcpt + ": FAILED"))
 			e.g.Expect(e.ready(c.name)()).To(ContainSubstring("identity did not match any of the recipients"))
+		}
+		if c.name == "no-age-entry" {
+			e.g.Expect(e.ready(c.name)()).To(ContainSubstring("failed to load age identities: the decryption Secret has no"))
 		}
 	}
 }
