@@ -6,6 +6,7 @@ import (
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/ssa/normalize"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -44,6 +45,13 @@ func (r *Reconciler) build(ctx context.Context, obj *kustomizev1.Kustomization, 
 	}
 	res, err := build.Build(ctx, r.admin, in)
 	if err != nil {
+		return nil, fail(meta.BuildFailedReason, err)
+	}
+	// Normalized (native kinds through their typed form, as kustomize-controller before its apply), then
+	// checked: a Secret whose values are in stringData loses its sops field here and is applied with the
+	// ENC[...] text as its values, as kustomize-controller v1.9.5 does; one with encrypted data fails to
+	// convert, keeps the field and is refused.
+	if err := normalize.UnstructuredList(res.Objects); err != nil {
 		return nil, fail(meta.BuildFailedReason, err)
 	}
 	if err := encryptedSecret(res.Objects); err != nil {

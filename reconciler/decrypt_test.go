@@ -5,59 +5,25 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
-	"time"
 
 	"filippo.io/age"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/getsops/sops/v3"
-	"github.com/getsops/sops/v3/aes"
-	sopsage "github.com/getsops/sops/v3/age"
-	"github.com/getsops/sops/v3/cmd/sops/common"
-	"github.com/getsops/sops/v3/cmd/sops/formats"
-	"github.com/getsops/sops/v3/config"
-	"github.com/getsops/sops/v3/keys"
-	"github.com/getsops/sops/v3/keyservice"
-	"github.com/getsops/sops/v3/version"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
-// sopsEncrypt encrypts plain (in format f) for an age recipient with the SOPS library, as
-// `sops --encrypt --age RECIPIENT [--encrypted-regex RE]` does.
-func sopsEncrypt(t *testing.T, recipient string, f formats.Format, regex string, plain string) string {
+// sopsEncrypt encrypts plain (format: yaml, json, dotenv, binary) for an age recipient with the SOPS library.
+func sopsEncrypt(t *testing.T, recipient string, format string, regex string, plain string) string {
 	t.Helper()
-	store := common.StoreForFormat(f, config.NewStoresConfig())
-	branches, err := store.LoadPlainFile([]byte(plain))
-	if err != nil {
-		t.Fatalf("load plain %s: %v", plain, err)
-	}
-	mk, err := sopsage.MasterKeyFromRecipient(recipient)
+	out, err := testenv.SOPSEncrypt(recipient, format, regex, plain)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tree := sops.Tree{Branches: branches, Metadata: sops.Metadata{KeyGroups: []sops.KeyGroup{{keys.MasterKey(mk)}},
-		EncryptedRegex: regex, Version: version.Version}}
-	key, errs := tree.GenerateDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyservice.NewLocalClient()})
-	if len(errs) > 0 {
-		t.Fatalf("data key: %v", errs)
-	}
-	cipher := aes.NewCipher()
-	mac, err := tree.Encrypt(key, cipher)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tree.Metadata.LastModified = time.Now().UTC()
-	if tree.Metadata.MessageAuthenticationCode, err = cipher.Encrypt(mac, key, tree.Metadata.LastModified.Format(time.RFC3339)); err != nil {
-		t.Fatal(err)
-	}
-	out, err := store.EmitEncryptedFile(tree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
+	return out
 }
 
 func ageIdentity(t *testing.T) *age.X25519Identity {
@@ -93,7 +59,8 @@ func withDecryption(secret string) func(*kustomizev1.Kustomization) {
 // an in-place encrypted Secret (data and stringData), a Secret whose data value is an encrypted YAML
 // file, and the Secret a secretGenerator makes from an encrypted .env file and an encrypted binary
 // file; a missing key Secret, a key that cannot decrypt, and an encrypted Secret under a Kustomization
-// without decryption leave it not Ready with kustomize-controller's reason and message.
+// without decryption leave it not Ready with kustomize-controller's reason and message; encrypted
+// stringData without decryption is applied as the ENC[...] text, as kustomize-controller does.
 func TestSOPSDecryption(t *testing.T) {
 	e := newEnv(t)
 	id, other := ageIdentity(t), ageIdentity(t)
@@ -106,14 +73,14 @@ func TestSOPSDecryption(t *testing.T) {
 	}
 	e.g.Expect(e.c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "sops-empty", Namespace: e.ns},
 		StringData: map[string]string{"README": "no key here"}})).To(Succeed())
-	inPlace := sopsEncrypt(t, rcpt, formats.Yaml, "^(data|stringData)$",
+	inPlace := sopsEncrypt(t, rcpt, "yaml", "^(data|stringData)$",
 		"apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\n  namespace: "+e.ns+"\ntype: Opaque\nstringData:\n  password: s3cr3t\ndata:\n  user: "+
 			base64.StdEncoding.EncodeToString([]byte("admin"))+"\n")
-	fileValue := sopsEncrypt(t, rcpt, formats.Yaml, "", "endpoint: https://db.internal\nport: 5432\n")
+	fileValue := sopsEncrypt(t, rcpt, "yaml", "", "endpoint: https://db.internal\nport: 5432\n")
 	dataFile := "apiVersion: v1\nkind: Secret\nmetadata:\n  name: dbconfig\n  namespace: " + e.ns + "\ndata:\n  config.yaml: " +
 		base64.StdEncoding.EncodeToString([]byte(fileValue)) + "\n"
-	env := sopsEncrypt(t, rcpt, formats.Dotenv, "", "API_TOKEN=tok-123\nREGION=west\n")
-	bin := sopsEncrypt(t, rcpt, formats.Binary, "", "-----BEGIN CERT-----\nbinary\n")
+	env := sopsEncrypt(t, rcpt, "dotenv", "", "API_TOKEN=tok-123\nREGION=west\n")
+	bin := sopsEncrypt(t, rcpt, "binary", "", "-----BEGIN CERT-----\nbinary\n")
 	sha := e.commit(map[string]string{
 		"app/secret.sops.yaml":   inPlace,
 		"app/dbconfig.yaml":      dataFile,
@@ -121,6 +88,8 @@ func TestSOPSDecryption(t *testing.T) {
 		"app/ca.crt.enc":         bin,
 		"app/kustomization.yaml": "resources: [secret.sops.yaml, dbconfig.yaml]\nsecretGenerator:\n  - name: api\n    envs: [api.env]\n    files: [ca.crt=ca.crt.enc]\ngeneratorOptions:\n  disableNameSuffixHash: true\nnamespace: " + e.ns + "\n",
 		"bare/secret.sops.yaml":  inPlace,
+		"string/secret.sops.yaml": sopsEncrypt(t, rcpt, "yaml", "^(data|stringData)$",
+			"apiVersion: v1\nkind: Secret\nmetadata:\n  name: token\n  namespace: "+e.ns+"\nstringData:\n  token: t0k3n\n"),
 	})
 	e.apply(e.gitRepository("repo"), e.kustomization("app", "./app", withDecryption("sops-age")))
 	e.waitApplied("app", sha)
@@ -148,6 +117,12 @@ func TestSOPSDecryption(t *testing.T) {
 	for _, c := range cases {
 		e.apply(e.kustomization(c.name, c.path, c.mutate))
 	}
+	// Encrypted stringData only, without decryption: normalized through the typed Secret (which drops the
+	// sops field) before the check, it is applied with the ENC[...] text as its value, as real Flux does
+	// (twin/flux TestFluxDecryptsSOPS).
+	e.apply(e.kustomization("no-decryption-stringdata", "./string"))
+	e.g.Eventually(e.ready("no-decryption-stringdata")).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix("True/ReconciliationSucceeded"))
+	e.g.Expect(e.secretData("token")()).To(HaveKeyWithValue("token", HavePrefix("ENC[AES256_GCM,")))
 	for _, c := range cases {
 		e.g.Eventually(e.ready(c.name)).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix(c.want), c.name)
 		if strings.Contains(c.name, "wrong-key") {

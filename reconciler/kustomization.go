@@ -9,7 +9,6 @@ import (
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/ssa/normalize"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -160,9 +159,6 @@ func (r *Reconciler) applyRevision(ctx context.Context, k core.Key, st *ksState,
 		return nil, err
 	}
 	objects := res.Objects
-	if err := normalize.UnstructuredList(objects); err != nil {
-		return nil, fail(meta.BuildFailedReason, err)
-	}
 	labels := r.ownerLabels(k)
 	for _, o := range objects {
 		l := o.GetLabels()

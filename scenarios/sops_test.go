@@ -7,21 +7,13 @@ import (
 	"time"
 
 	"filippo.io/age"
-	"github.com/getsops/sops/v3"
-	"github.com/getsops/sops/v3/aes"
-	sopsage "github.com/getsops/sops/v3/age"
-	"github.com/getsops/sops/v3/cmd/sops/common"
-	"github.com/getsops/sops/v3/cmd/sops/formats"
-	"github.com/getsops/sops/v3/config"
-	"github.com/getsops/sops/v3/keys"
-	"github.com/getsops/sops/v3/keyservice"
-	"github.com/getsops/sops/v3/version"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/twin"
 )
 
@@ -74,11 +66,12 @@ func sopsSpecs() {
 			writeFile(dir, sopsConfDir+"/sops.yaml", nestedSOPSKustomization(okKs, "./secrets/dev", keySecret)+"---\n"+
 				nestedSOPSKustomization(badKs, "./secrets/dev-nokey", absent))
 			appendResource(dir, sopsConfDir+"/kustomization.yaml", "sops.yaml")
+			restore := env.WorkingCopy() // made here: a cleanup cannot make the temporary folder
 			start := time.Now()
 			commit := env.Push(ctx, "main", dir, "infrastructure/dev: a SOPS-encrypted Secret and its Kustomization")
 			DeferCleanup(func(ctx context.Context) {
 				By("putting the repository back (the nested Kustomizations are pruned)")
-				env.Push(ctx, "main", env.WorkingCopy(), "infrastructure/dev: remove the SOPS scenario's Kustomizations")
+				env.Push(ctx, "main", restore, "infrastructure/dev: remove the SOPS scenario's Kustomizations")
 				Eventually(env.Compliance).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).Should(Succeed())
 			})
 
@@ -145,22 +138,7 @@ spec:
 // sopsEncryptYAML encrypts a Secret manifest's data and stringData for an age recipient with the SOPS
 // library, as `sops --encrypt --age R --encrypted-regex '^(data|stringData)$'` does.
 func sopsEncryptYAML(recipient, plain string) string {
-	store := common.StoreForFormat(formats.Yaml, config.NewStoresConfig())
-	branches, err := store.LoadPlainFile([]byte(plain))
+	out, err := testenv.SOPSEncrypt(recipient, "yaml", "^(data|stringData)$", plain)
 	Expect(err).NotTo(HaveOccurred())
-	mk, err := sopsage.MasterKeyFromRecipient(recipient)
-	Expect(err).NotTo(HaveOccurred())
-	tree := sops.Tree{Branches: branches, Metadata: sops.Metadata{KeyGroups: []sops.KeyGroup{{keys.MasterKey(mk)}},
-		EncryptedRegex: "^(data|stringData)$", Version: version.Version}}
-	key, errs := tree.GenerateDataKeyWithKeyServices([]keyservice.KeyServiceClient{keyservice.NewLocalClient()})
-	Expect(errs).To(BeEmpty())
-	cipher := aes.NewCipher()
-	mac, err := tree.Encrypt(key, cipher)
-	Expect(err).NotTo(HaveOccurred())
-	tree.Metadata.LastModified = time.Now().UTC()
-	tree.Metadata.MessageAuthenticationCode, err = cipher.Encrypt(mac, key, tree.Metadata.LastModified.Format(time.RFC3339))
-	Expect(err).NotTo(HaveOccurred())
-	out, err := store.EmitEncryptedFile(tree)
-	Expect(err).NotTo(HaveOccurred())
-	return string(out)
+	return out
 }
