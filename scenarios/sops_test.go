@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/twin"
@@ -90,12 +91,37 @@ func sopsSpecs() {
 			recordTiming(Experiment("sops: push to decrypted Secret"), "push to decrypted Secret applied", time.Since(start))
 
 			want := fmt.Sprintf(`secrets %q not found`, absent)
+			nokey := &unstructured.Unstructured{}
+			nokey.SetAPIVersion("kustomize.toolkit.fluxcd.io/v1")
+			nokey.SetKind("Kustomization")
+			nokey.SetNamespace(sopsNS)
+			nokey.SetName(badKs)
+			Eventually(func(ctx context.Context) (string, error) {
+				k, err := env.live(ctx, sopsCluster, nokey)
+				if err != nil {
+					return "", err
+				}
+				conds, _, _ := unstructured.NestedSlice(k.Object, "status", "conditions")
+				for _, c := range conds {
+					if m, _ := c.(map[string]any); m["type"] == "Ready" {
+						return fmt.Sprintf("%v/%v: %v", m["status"], m["reason"], m["message"]), nil
+					}
+				}
+				return "no Ready condition", nil
+			}).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).Should(Equal("False/BuildFailed: "+want),
+				"Kustomization %s/%s (its key Secret %s is missing)", sopsNS, badKs, absent)
+			var last twin.GitOpsStatus
 			Eventually(func(ctx context.Context) (twin.GitOpsStatus, error) {
-				return env.GitOps(ctx, sopsCluster, sopsConfig)
+				st, err := env.GitOps(ctx, sopsCluster, sopsConfig)
+				last = st
+				return st, err
 			}).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).Should(And(
 				HaveField("ComplianceState", "Non-Compliant"),
 				HaveField("Message", ContainSubstring("Kustomization/"+badKs+": "+want))),
-				"configuration %s on %s should be Non-Compliant with kustomize-controller's message for the missing key", sopsConfig, sopsCluster)
+				func() string {
+					return fmt.Sprintf("configuration %s on %s should be Non-Compliant with kustomize-controller's message for the missing key; its statuses: %+v",
+						sopsConfig, sopsCluster, last.Kustomizations)
+				})
 			st, err := env.GitOps(ctx, sopsCluster, sopsConfig)
 			Expect(err).NotTo(HaveOccurred())
 			var nested []string
