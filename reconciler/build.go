@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
+	"github.com/fluxcd/pkg/apis/meta"
+	"github.com/fluxcd/pkg/ssa/normalize"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -26,4 +28,34 @@ func Build(ctx context.Context, root string, obj *kustomizev1.Kustomization, p P
 		return nil, fmt.Errorf("Kustomization %s/%s: %w", obj.Namespace, obj.Name, err)
 	}
 	return res.Objects, nil
+}
+
+// build is the build step of a reconcile: the Kustomization's decryption keys imported, then the
+// build with its sources and objects decrypted (decrypt.go). An error carries kustomize-controller's
+// reason: BuildFailed for keys, build and decryption, ReconciliationFailed for a Secret still
+// SOPS-encrypted at apply (kustomize-controller checks that before it applies).
+func (r *Reconciler) build(ctx context.Context, obj *kustomizev1.Kustomization, content map[string]any, root string) (*build.Result, error) {
+	in := build.Input{Root: root, Kustomization: content, Strict: r.prof.StrictSubstitutions}
+	dec, err := decryptorFor(ctx, r.admin, obj)
+	if err != nil {
+		return nil, fail(meta.BuildFailedReason, err)
+	}
+	if dec != nil {
+		in.Decrypt = dec
+	}
+	res, err := build.Build(ctx, r.admin, in)
+	if err != nil {
+		return nil, fail(meta.BuildFailedReason, err)
+	}
+	// Normalized (native kinds through their typed form, as kustomize-controller before its apply), then
+	// checked: a Secret whose values are in stringData loses its sops field here and is applied with the
+	// ENC[...] text as its values, as kustomize-controller v1.9.5 does; one with encrypted data fails to
+	// convert, keeps the field and is refused.
+	if err := normalize.UnstructuredList(res.Objects); err != nil {
+		return nil, fail(meta.BuildFailedReason, err)
+	}
+	if err := encryptedSecret(res.Objects); err != nil {
+		return nil, fail(meta.ReconciliationFailedReason, err)
+	}
+	return res, nil
 }

@@ -18,7 +18,8 @@
 // refused with the field named), builds with kustomize and Flux's own
 // generator, server-side applies in Flux's order, prunes what its inventory no longer declares,
 // health-checks with kstatus, and honours dependsOn, suspend, force, targetNamespace, postBuild
-// substitution, the prune/reconcile-disabled annotations and spec.kubeConfig (remote.go: applies,
+// substitution, SOPS decryption with age keys (decrypt.go, kustomize-controller's decryptor's behaviour
+// and messages, the same SOPS library), the prune/reconcile-disabled annotations and spec.kubeConfig (remote.go: applies,
 // prunes and health checks on the cluster of a kubeconfig Secret, the hub-and-spoke layout; that
 // cluster's objects are corrected at the interval, the drift watch covering the own cluster), and the
 // CEL expressions of spec.healthCheckExprs and dependsOn[].readyExpr (cel.go, Flux's own CEL library;

@@ -9,7 +9,6 @@ import (
 
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	"github.com/fluxcd/pkg/apis/meta"
-	"github.com/fluxcd/pkg/ssa/normalize"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -155,14 +154,11 @@ func (r *Reconciler) applyRevision(ctx context.Context, k core.Key, st *ksState,
 	if err != nil {
 		return nil, fail(meta.BuildFailedReason, err)
 	}
-	res, err := build.Build(ctx, r.admin, build.Input{Root: root, Kustomization: content, Strict: r.prof.StrictSubstitutions})
+	res, err := r.build(ctx, obj, content, root)
 	if err != nil {
-		return nil, fail(meta.BuildFailedReason, err)
+		return nil, err
 	}
 	objects := res.Objects
-	if err := normalize.UnstructuredList(objects); err != nil {
-		return nil, fail(meta.BuildFailedReason, err)
-	}
 	labels := r.ownerLabels(k)
 	for _, o := range objects {
 		l := o.GetLabels()

@@ -61,8 +61,14 @@ func validateKustomization(o *kustomizev1.Kustomization) ([]ignoreRule, error) {
 	switch {
 	case o.Spec.KubeConfig != nil && o.Spec.KubeConfig.SecretRef == nil:
 		return nil, bad("spec.kubeConfig.configMapRef", "workload identity for remote clusters is not supported by the twin's reconciler; use spec.kubeConfig.secretRef with a kubeconfig Secret")
-	case o.Spec.Decryption != nil:
-		return nil, bad("spec.decryption", "SOPS decryption is not supported by the twin's reconciler; remove it")
+	case o.Spec.Decryption != nil && o.Spec.Decryption.Provider != decryptionProviderSOPS:
+		return nil, bad("spec.decryption.provider", "%q is not a decryption provider; use sops", o.Spec.Decryption.Provider)
+	case o.Spec.Decryption != nil && o.Spec.Decryption.SecretRef == nil:
+		// kustomize-controller would fall back to its --sops-age-secret or cloud workload identity,
+		// neither of which the twin has (decrypt.go).
+		return nil, bad("spec.decryption.secretRef", "is required by the twin's reconciler: name a Secret of age keys (entries ending in .agekey) in the Kustomization's namespace")
+	case o.Spec.Decryption != nil && o.Spec.Decryption.ServiceAccountName != "":
+		return nil, bad("spec.decryption.serviceAccountName", "cloud KMS workload identity is not supported by the twin's reconciler; decrypt with age keys from spec.decryption.secretRef")
 	}
 	for i, d := range o.Spec.DependsOn {
 		if d.Name == "" {

@@ -119,6 +119,7 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	driftSpecs()
 	failoverSpecs()
 	scaleSpecs() // before flow: it pushes to main, which the promotion spec protects
+	sopsSpecs()  // before flow, for the same reason
 	flowSpecs()
 	helmSpecs() // its own twin (examples/twins/helm-platform.yaml); with flux, real Flux beside the twin's engine
 	fluxSpecs()

@@ -191,7 +191,11 @@ type TLSConfigDefinition struct {
 	CACertificate     string `json:"caCertificate,omitempty"`
 }
 
-// KustomizationDefinition is one Flux Kustomization of a configuration.
+// KustomizationDefinition is one Flux Kustomization of a configuration. The API (2024-11-01, 2025-04-01;
+// `az k8s-configuration flux kustomization create` likewise) carries no decryption setting: the extension
+// creates Kustomizations without spec.decryption, so SOPS-encrypted Secrets are decrypted by a
+// Kustomization with spec.decryption that the repository itself holds (nested under the configuration's),
+// which both engines honour.
 type KustomizationDefinition struct {
 	Name                   string               `json:"name,omitempty"`
 	Path                   string               `json:"path,omitempty"`

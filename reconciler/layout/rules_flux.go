@@ -77,8 +77,10 @@ func sopsContent(s string) bool {
 }
 
 // secretRules: a Secret with plain-text values (HT006), and an encrypted one that its Kustomization
-// does not decrypt (HT006: kustomize-controller applies it as it is and the API server refuses the
-// ENC[...] values, or the sops field).
+// does not decrypt (HT006: kustomize-controller v1.9.5 refuses one with encrypted data, "... is SOPS
+// encrypted, configuring decryption is required for this secret to be reconciled", and applies one with
+// encrypted stringData with the ENC[...] text as its values; the twin's engine does the same,
+// reconciler/decrypt.go). Under a Kustomization with spec.decryption both decrypt it: not flagged.
 func (r *run) secretRules(b *built, u *unstructured.Unstructured) {
 	_, hasData := u.Object["data"]
 	_, hasString := u.Object["stringData"]
@@ -101,7 +103,7 @@ func (r *run) secretRules(b *built, u *unstructured.Unstructured) {
 			return
 		}
 		r.at(b, u, Finding{Rule: RulePlainSecret, Severity: Error,
-			Message: fmt.Sprintf("SOPS-encrypted Secret, but Kustomization %s has no spec.decryption: Flux applies it encrypted and the API server refuses it", b.ks.Name()),
+			Message: fmt.Sprintf("SOPS-encrypted Secret, but Kustomization %s has no spec.decryption: kustomize-controller refuses it (encrypted data) or applies the ENC[...] text as its values (encrypted stringData)", b.ks.Name()),
 			Hint:    "set spec.decryption: {provider: sops, secretRef: {name: sops-age}} on the Kustomization"})
 	}
 }

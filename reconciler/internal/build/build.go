@@ -20,7 +20,9 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/kustomize/api/konfig"
+	"sigs.k8s.io/kustomize/api/resource"
 	kustypes "sigs.k8s.io/kustomize/api/types"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 )
 
@@ -45,6 +47,18 @@ type Input struct {
 	// Strict makes substitution fail on a variable with neither a value nor a default
 	// (kustomize-controller --feature-gates=StrictPostBuildSubstitutions).
 	Strict bool
+	// Decrypt, when set, decrypts what spec.decryption covers; nil builds as a Kustomization without it.
+	Decrypt Decryptor
+}
+
+// Decryptor decrypts the SOPS-encrypted content of a build, at the two points kustomize-controller's
+// internal/decryptor does: Sources before kustomize reads the tree (the files that secretGenerators and
+// patches of every kustomization file reached from dir name, replaced by their plain text in fs, which
+// is the build's overlay: the artifact is never written), and Resource on each built object before
+// post-build substitution. The caller implements it (the reconciler, which holds the keys).
+type Decryptor interface {
+	Sources(fs filesys.FileSystem, root, dir string) error
+	Resource(r *resource.Resource) error
 }
 
 // Result is the build output.
@@ -129,6 +143,12 @@ func Build(ctx context.Context, kube client.Client, in Input) (*Result, error) {
 	if err := fs.WriteFile(kfile, manifest); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBuild, err)
 	}
+	if in.Decrypt != nil {
+		// kustomize-controller: "error decrypting sources: %w" (internal/controller build).
+		if err := in.Decrypt.Sources(fs, in.Root, dirPath); err != nil {
+			return nil, fmt.Errorf("error decrypting sources: %w", clean(err))
+		}
+	}
 	resMap, err := kustomizeBuild(in.Root, fs, dirPath)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBuild, clean(err))
@@ -165,6 +185,12 @@ func Build(ctx context.Context, kube client.Client, in Input) (*Result, error) {
 		}
 		if r.GetName() == "" || r.GetKind() == "" || r.GetApiVersion() == "" {
 			return nil, fmt.Errorf("%w: %s: an object lacks apiVersion, kind or metadata.name", ErrBuild, origin)
+		}
+		if in.Decrypt != nil {
+			// kustomize-controller: "decryption failed for '%s/%s': %w" with the kustomize GVK and name.
+			if err := in.Decrypt.Resource(r); err != nil {
+				return nil, fmt.Errorf("decryption failed for '%s/%s': %w", r.GetGvk(), r.GetName(), err)
+			}
 		}
 		if subst != nil {
 			if _, err := kustomize.SubstituteVariables(ctx, nil, *subst, r,
