@@ -20,6 +20,7 @@ const (
 	StepGitea      StepName = "gitea"
 	StepRegistry   StepName = "registry"
 	StepArc        StepName = "arc"
+	StepBuckets    StepName = "buckets" // the S3 server and spec.buckets, only when the spec has buckets
 	StepImages     StepName = "images"
 	StepArtifacts  StepName = "artifacts"
 	StepCharts     StepName = "charts"

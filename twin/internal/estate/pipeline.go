@@ -51,6 +51,7 @@ var services = []sharedStep{
 	{api.StepGitea, (*Estate).startGitea},
 	{api.StepRegistry, (*Estate).startRegistry},
 	{api.StepArc, (*Estate).startArc},
+	{api.StepBuckets, (*Estate).startBuckets},
 }
 
 // contents fill the services, once they and the clusters run.

@@ -1,0 +1,35 @@
+package estate
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/hybridtwin/hybridtwin/twin/api"
+	"github.com/hybridtwin/hybridtwin/twin/s3server"
+)
+
+// startBuckets starts the twin's S3 server (versitygw, twin/s3server) when the spec has buckets, and
+// publishes each folder of spec.buckets as a bucket: a shared service of the pipeline (pipeline.go
+// services), stopped with the twin. A spec without buckets starts nothing.
+func (e *Estate) startBuckets(ctx context.Context) error {
+	if len(e.spec.Spec.Buckets) == 0 {
+		return nil
+	}
+	srv, err := s3server.Start(ctx, s3server.Options{Dir: filepath.Join(e.stateDir, api.BucketsDir), Logger: e.log.With("component", "s3")})
+	if err != nil {
+		return err
+	}
+	e.onStop("s3 server", func(context.Context) error { srv.Stop(); return nil })
+	e.s3 = srv
+	for _, b := range e.spec.Spec.Buckets {
+		p, err := srv.Publish(ctx, b.Name, e.spec.Path(b.Path))
+		if err != nil {
+			return stepErr(api.StepBuckets, b.Name, err)
+		}
+		e.progress("buckets: %s/%s <- %s (%d objects)", srv.URL(), b.Name, b.Path, p.Objects)
+	}
+	return nil
+}
+
+// S3 is the twin's S3 server; nil when the spec has no buckets.
+func (e *Estate) S3() *s3server.Server { return e.s3 }
