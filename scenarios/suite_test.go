@@ -122,6 +122,7 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	flowSpecs()
 	fluxSpecs()
 	fidelitySpecs()
+	bucketSpecs()
 	lifecycleSpecs() // last: it deletes, recreates and adds clusters and grows a pool (each put back as found)
 })
 

@@ -29,10 +29,11 @@ type Published struct {
 }
 
 // Publish makes bucket hold exactly the regular files below dir, as objects keyed by their slash path
-// relative to dir (creating the bucket if missing, removing objects whose file is gone). Every file is
-// uploaded, so the server sets each object's ETag; symbolic links and other non-regular files are skipped,
-// as source-controller's archive skips them.
-func (s *Server) Publish(ctx context.Context, bucket, dir string) (Published, error) {
+// relative to dir (creating the bucket if missing, removing objects whose file is gone); rewrite, if not
+// nil, changes each file's content on the way (the twin rewrites its registry placeholder). Every file is
+// uploaded, so the server sets each object's ETag; symbolic links and other non-regular files, and .git
+// folders, are skipped.
+func (s *Server) Publish(ctx context.Context, bucket, dir string, rewrite func([]byte) []byte) (Published, error) {
 	out := Published{Bucket: bucket}
 	if err := s.EnsureBucket(ctx, bucket); err != nil {
 		return out, err
@@ -59,6 +60,9 @@ func (s *Server) Publish(ctx context.Context, bucket, dir string) (Published, er
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return err
+		}
+		if rewrite != nil {
+			b = rewrite(b)
 		}
 		key := filepath.ToSlash(rel)
 		keep[key] = true

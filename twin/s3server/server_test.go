@@ -46,13 +46,13 @@ func TestPublishAndStop(t *testing.T) {
 	write("apps/a.yaml", "a: 1\n")
 	write("apps/b.yaml", "b: 1\n")
 	write(".git/HEAD", "ref: refs/heads/main\n")
-	p, err := srv.Publish(ctx, "apps", dir)
+	p, err := srv.Publish(ctx, "apps", dir, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(p).To(Equal(s3server.Published{Bucket: "apps", Objects: 2}))
 	g.Expect(srv.Keys(ctx, "apps")).To(Equal([]string{"apps/a.yaml", "apps/b.yaml"}))
 
 	g.Expect(os.Remove(filepath.Join(dir, "apps", "a.yaml"))).To(Succeed())
-	p, err = srv.Publish(ctx, "apps", dir)
+	p, err = srv.Publish(ctx, "apps", dir, nil)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(p).To(Equal(s3server.Published{Bucket: "apps", Objects: 1, Removed: 1}))
 	g.Expect(srv.Keys(ctx, "apps")).To(Equal([]string{"apps/b.yaml"}))
@@ -64,7 +64,7 @@ func TestPublishAndStop(t *testing.T) {
 	_, err = bad.ListBuckets(ctx)
 	g.Expect(err).To(HaveOccurred())
 
-	_, err = srv.Publish(ctx, "Bad_Name", dir)
+	_, err = srv.Publish(ctx, "Bad_Name", dir, nil)
 	g.Expect(errors.Is(err, s3server.ErrInvalidOptions)).To(BeTrue(), "%v", err)
 
 	pid := srv.PID()
