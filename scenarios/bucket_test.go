@@ -36,6 +36,15 @@ func bucketSpecs() {
 
 		It("converges Bucket-synced configurations: Compliant, each Bucket Ready at source-controller's revision of the bucket", func(ctx SpecContext) {
 			Expect(be.Compliance(ctx)).To(Succeed())
+			st, err := be.Twin.Status(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			var s3Up []bool
+			for _, c := range st.Components {
+				if c.Name == "s3 (versitygw)" {
+					s3Up = append(s3Up, c.Up && c.PID == be.Twin.S3().PID())
+				}
+			}
+			Expect(s3Up).To(Equal([]bool{true}), "hybridtwin status does not show the S3 server up")
 			s := be.Twin.Spec()
 			for _, c := range s.ClusterNames() {
 				cfg, err := be.Twin.RESTConfig(c)
