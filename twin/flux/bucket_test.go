@@ -107,7 +107,7 @@ func TestFluxConvergesABucketConfiguration(t *testing.T) {
 	id := arcsdk.FluxConfigurationID(*cc.ID, "objects")
 	_, err = arcsdk.PutFluxConfiguration(ctx, ep, id, arc.FluxConfiguration{Properties: arc.FluxConfigurationProperties{
 		Scope: "cluster", Namespace: flux.RuntimeNamespace, SourceKind: arc.SourceKindBucket,
-		Bucket: &arc.BucketDefinition{URL: s3.URL(), BucketName: bucket, AccessKey: s3.AccessKey(), Insecure: &yes, SyncIntervalInSeconds: &ten},
+		Bucket:                         &arc.BucketDefinition{URL: s3.URL(), BucketName: bucket, AccessKey: s3.AccessKey(), Insecure: &yes, SyncIntervalInSeconds: &ten},
 		ConfigurationProtectedSettings: map[string]string{arc.BucketSecretKeySetting: base64.StdEncoding.EncodeToString([]byte(s3.SecretKey()))},
 		Kustomizations: map[string]*arc.KustomizationDefinition{
 			"apps": {Path: "./apps", Prune: &yes, SyncIntervalInSeconds: &ten, RetryIntervalInSeconds: &five},
