@@ -14,8 +14,8 @@
 // can take the same objects over.
 //
 // Per Kustomization it fetches the source (go-git over HTTP(S); OCI artifacts as `flux push artifact`
-// makes them, with go-containerregistry; Git over SSH and Buckets are not supported and are
-// refused with the field named), builds with kustomize and Flux's own
+// makes them, with go-containerregistry; Buckets of the generic S3 provider with minio-go, as
+// source-controller reads them; Git over SSH is not supported and is refused with the field named), builds with kustomize and Flux's own
 // generator, server-side applies in Flux's order, prunes what its inventory no longer declares,
 // health-checks with kstatus, and honours dependsOn, suspend, force, targetNamespace, postBuild
 // substitution, SOPS decryption with age keys (decrypt.go, kustomize-controller's decryptor's behaviour

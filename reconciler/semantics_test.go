@@ -305,8 +305,8 @@ func TestValidation(t *testing.T) {
 		{"no interval", func() error {
 			return e.r.ApplyKustomization(e.kustomization("k", "p", func(k *kustomizev1.Kustomization) { k.Spec.Interval = metav1.Duration{} }))
 		}, "spec.interval"},
-		{"Bucket source", func() error {
-			return e.r.ApplyKustomization(e.kustomization("k", "p", func(k *kustomizev1.Kustomization) { k.Spec.SourceRef.Kind = "Bucket" }))
+		{"ExternalArtifact source", func() error {
+			return e.r.ApplyKustomization(e.kustomization("k", "p", func(k *kustomizev1.Kustomization) { k.Spec.SourceRef.Kind = "ExternalArtifact" }))
 		}, "spec.sourceRef.kind"},
 		{"OCI URL without oci://", func() error {
 			return e.r.ApplyOCIRepository(e.ociRepository("o", "https://registry.example.com/apps"))

@@ -32,6 +32,7 @@ type sourceObject interface {
 var sourceKinds = []sourceKind{
 	gitRepositoryKind.row(),
 	ociRepositoryKind.row(),
+	bucketKind.row(),
 	helmRepositoryKind.row(),
 	helmChartKind.row(),
 }

@@ -11,6 +11,7 @@ type Kind string
 const (
 	KindGitRepository  Kind = "GitRepository"
 	KindOCIRepository  Kind = "OCIRepository"
+	KindBucket         Kind = "Bucket"
 	KindHelmRepository Kind = "HelmRepository"
 	KindHelmChart      Kind = "HelmChart"
 	KindKustomization  Kind = "Kustomization"

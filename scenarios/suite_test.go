@@ -124,6 +124,7 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	helmSpecs() // its own twin (examples/twins/helm-platform.yaml); with flux, real Flux beside the twin's engine
 	fluxSpecs()
 	fidelitySpecs()
+	bucketSpecs()
 	lifecycleSpecs() // last: it deletes, recreates and adds clusters and grows a pool (each put back as found)
 })
 

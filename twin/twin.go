@@ -14,6 +14,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/twin/internal/estate"
+	"github.com/hybridtwin/hybridtwin/twin/s3server"
 )
 
 // Options configure Up.
@@ -74,6 +75,9 @@ func (t *Twin) GiteaURL() string { return t.e.GitServer().URL() }
 
 // RegistryHost is the registry's host:port.
 func (t *Twin) RegistryHost() string { return t.e.Registry().Host() }
+
+// S3 is the twin's S3 server (versitygw), which publishes spec.buckets; nil when the spec has none.
+func (t *Twin) S3() *s3server.Server { return t.e.S3() }
 
 // ArcEndpoint is the Arc fake's ARM endpoint URL.
 func (t *Twin) ArcEndpoint() string { return t.e.ArcEndpoint().URL }

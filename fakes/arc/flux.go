@@ -180,8 +180,10 @@ func validateFluxConfig(bad *badRequest, apiVersion, name string, p *FluxConfigu
 			bad.add("properties.sourceKind", "OCIRepository needs api-version %s or later (this request has %s, whose schema has no ociRepository)", OCIMinAPIVersion, apiVersion)
 		}
 		validateOCISource(bad, p)
+	case SourceKindBucket:
+		validateBucketSource(bad, p)
 	default:
-		bad.add("properties.sourceKind", "%q is not modelled by the twin: only GitRepository and OCIRepository sources are (Bucket and AzureBlob are not)", p.SourceKind)
+		bad.add("properties.sourceKind", "%q is not modelled by the twin: GitRepository, OCIRepository and Bucket sources are (AzureBlob is not)", p.SourceKind)
 	}
 	names := make([]string, 0, len(p.Kustomizations))
 	for k := range p.Kustomizations {
@@ -282,6 +284,15 @@ func applyFluxDefaults(p *FluxConfigurationProperties) {
 			o.TimeoutInSeconds = ptr(DefaultTimeoutSeconds)
 		}
 	}
+	// BucketDefinition: timeoutInSeconds and syncIntervalInSeconds "default": 600 (REST reference).
+	if b := p.Bucket; b != nil {
+		if b.SyncIntervalInSeconds == nil {
+			b.SyncIntervalInSeconds = ptr(DefaultSyncIntervalSeconds)
+		}
+		if b.TimeoutInSeconds == nil {
+			b.TimeoutInSeconds = ptr(DefaultTimeoutSeconds)
+		}
+	}
 	for name, k := range p.Kustomizations {
 		k.Name = name // read-only: "matching the key in the Kustomizations object map"
 		if k.Path == "" {
@@ -311,7 +322,7 @@ func applyFluxDefaults(p *FluxConfigurationProperties) {
 	}
 }
 
-// mergePatch applies a FluxConfigurationPatch: top-level properties replace, gitRepository and
+// mergePatch applies a FluxConfigurationPatch: top-level properties replace, gitRepository, bucket and
 // ociRepository merge field by field (a null field removes it), and in kustomizations a null value deletes
 // that kustomization (REST reference of PATCH).
 func mergePatch(cur FluxConfigurationProperties, patch map[string]json.RawMessage) (FluxConfigurationProperties, error) {
@@ -325,7 +336,7 @@ func mergePatch(cur FluxConfigurationProperties, patch map[string]json.RawMessag
 	}
 	for k, v := range patch {
 		switch k {
-		case "gitRepository", "ociRepository":
+		case "gitRepository", "ociRepository", "bucket":
 			if string(v) == "null" {
 				delete(doc, k)
 				continue

@@ -99,6 +99,7 @@ type FluxConfigurationProperties struct {
 	Suspend                        *bool                               `json:"suspend,omitempty"`
 	GitRepository                  *GitRepositoryDefinition            `json:"gitRepository,omitempty"`
 	OCIRepository                  *OCIRepositoryDefinition            `json:"ociRepository,omitempty"`
+	Bucket                         *BucketDefinition                   `json:"bucket,omitempty"`
 	Kustomizations                 map[string]*KustomizationDefinition `json:"kustomizations,omitempty"`
 	ConfigurationProtectedSettings map[string]string                   `json:"configurationProtectedSettings,omitempty"`
 	ReconciliationWaitDuration     string                              `json:"reconciliationWaitDuration,omitempty"`
@@ -125,6 +126,22 @@ type GitRepositoryDefinition struct {
 	HTTPSCACert           string                   `json:"httpsCACert,omitempty"`
 	SSHKnownHosts         string                   `json:"sshKnownHosts,omitempty"`
 	LocalAuthRef          string                   `json:"localAuthRef,omitempty"`
+}
+
+// BucketDefinition is the S3 bucket source of a configuration (sourceKind "Bucket"). Shape: the REST API
+// definition BucketDefinition of Microsoft.KubernetesConfiguration fluxConfigurations (every api-version
+// from 2022-03-01 to 2025-04-01; the generated SDK's armkubernetesconfiguration/v2 BucketDefinition):
+// url of the S3 endpoint, bucketName, accessKey in plain text (the secret key goes in
+// configurationProtectedSettings.bucketSecretKey), insecure, localAuthRef, and syncIntervalInSeconds and
+// timeoutInSeconds, which default to 600 as for the other sources.
+type BucketDefinition struct {
+	URL                   string `json:"url,omitempty"`
+	BucketName            string `json:"bucketName,omitempty"`
+	Insecure              *bool  `json:"insecure,omitempty"`
+	TimeoutInSeconds      *int64 `json:"timeoutInSeconds,omitempty"`
+	SyncIntervalInSeconds *int64 `json:"syncIntervalInSeconds,omitempty"`
+	AccessKey             string `json:"accessKey,omitempty"`
+	LocalAuthRef          string `json:"localAuthRef,omitempty"`
 }
 
 // RepositoryRefDefinition picks what to sync; Flux's precedence is commit > semver > tag > branch.

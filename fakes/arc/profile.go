@@ -21,11 +21,17 @@ var apiVersions = map[string][]string{
 }
 
 // Source kinds of a fluxConfiguration the twin models (REST reference, SourceKindType: GitRepository,
-// Bucket, AzureBlob, OCIRepository; the twin models the first and the last).
+// Bucket, AzureBlob, OCIRepository; the twin models all but AzureBlob).
 const (
 	SourceKindGitRepository = "GitRepository"
 	SourceKindOCIRepository = "OCIRepository"
+	SourceKindBucket        = "Bucket"
 )
+
+// BucketSecretKeySetting is the configurationProtectedSettings key holding a Bucket source's secret key,
+// base64-encoded: az k8s-configuration flux create --secret-key puts it there (azure-cli-extensions
+// k8s-configuration consts.BUCKET_SECRET_KEY_KEY = "bucketSecretKey", encoded with to_base64).
+const BucketSecretKeySetting = "bucketSecretKey"
 
 // OCIMinAPIVersion is the first accepted Microsoft.KubernetesConfiguration api-version whose
 // fluxConfigurations schema has the ociRepository property and the OCIRepository source kind: the

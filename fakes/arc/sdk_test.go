@@ -279,10 +279,10 @@ func TestBadFluxConfigurationsGetARMErrors(t *testing.T) {
 	assertARMError(t, err, http.StatusNotFound, "ParentResourceNotFound", "nowhere")
 
 	// Unsupported sourceKind is said plainly.
-	bucket := gitConfig("https://git.example/repo")
-	bucket.Properties.SourceKind = to.Ptr(armkubernetesconfiguration.SourceKindTypeBucket)
-	_, err = e.flux.BeginCreateOrUpdate(ctx, "rg-hci", "Microsoft.Kubernetes", "connectedClusters", "workload-1", "cfg", bucket, nil)
-	assertARMError(t, err, http.StatusBadRequest, "InvalidRequestContent", "only GitRepository")
+	blob := gitConfig("https://git.example/repo")
+	blob.Properties.SourceKind = to.Ptr(armkubernetesconfiguration.SourceKindTypeAzureBlob)
+	_, err = e.flux.BeginCreateOrUpdate(ctx, "rg-hci", "Microsoft.Kubernetes", "connectedClusters", "workload-1", "cfg", blob, nil)
+	assertARMError(t, err, http.StatusBadRequest, "InvalidRequestContent", "AzureBlob is not")
 }
 
 func TestARMRequestChecks(t *testing.T) {

@@ -1,6 +1,7 @@
 package arc
 
 import (
+	"encoding/base64"
 	"net/url"
 	"regexp"
 	"strings"
@@ -18,6 +19,9 @@ var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 func validateGitSource(bad *badRequest, p *FluxConfigurationProperties) {
 	if p.OCIRepository != nil {
 		bad.add("properties.ociRepository", "is given but sourceKind is GitRepository: set sourceKind OCIRepository, or remove ociRepository")
+	}
+	if p.Bucket != nil {
+		bad.add("properties.bucket", "is given but sourceKind is GitRepository: set sourceKind Bucket, or remove bucket")
 	}
 	g := p.GitRepository
 	if g == nil {
@@ -47,6 +51,9 @@ func validateGitSource(bad *badRequest, p *FluxConfigurationProperties) {
 func validateOCISource(bad *badRequest, p *FluxConfigurationProperties) {
 	if p.GitRepository != nil {
 		bad.add("properties.gitRepository", "is given but sourceKind is OCIRepository: remove gitRepository (send it as null in a PATCH)")
+	}
+	if p.Bucket != nil {
+		bad.add("properties.bucket", "is given but sourceKind is OCIRepository: remove bucket (send it as null in a PATCH)")
 	}
 	o := p.OCIRepository
 	if o == nil {
@@ -96,6 +103,62 @@ func validateOCISource(bad *badRequest, p *FluxConfigurationProperties) {
 		bad.add(at+".localAuthRef", "%q is not a Kubernetes Secret name (lower-case letters, digits, '-' and '.')", o.LocalAuthRef)
 	}
 }
+
+// validateBucketSource checks the bucket of a Bucket configuration: url is the S3 endpoint as an http(s)
+// URL (the az CLI's validate_bucket_url refuses anything else; the Flux extension puts its host in the
+// Bucket's spec.endpoint), bucketName an S3 bucket name, and credentials either accessKey with
+// configurationProtectedSettings.bucketSecretKey or a localAuthRef Secret.
+func validateBucketSource(bad *badRequest, p *FluxConfigurationProperties) {
+	if p.GitRepository != nil {
+		bad.add("properties.gitRepository", "is given but sourceKind is Bucket: remove gitRepository (send it as null in a PATCH)")
+	}
+	if p.OCIRepository != nil {
+		bad.add("properties.ociRepository", "is given but sourceKind is Bucket: remove ociRepository (send it as null in a PATCH)")
+	}
+	b := p.Bucket
+	if b == nil {
+		bad.add("properties.bucket", "is required for sourceKind Bucket: give at least its url and bucketName")
+		return
+	}
+	const at = "properties.bucket"
+	u, err := url.Parse(b.URL)
+	switch {
+	case b.URL == "":
+		bad.add(at+".url", "is required: the S3 endpoint, e.g. https://s3.example.com")
+	case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+		bad.add(at+".url", "%q must be an http:// or https:// URL of the S3 endpoint", b.URL)
+	case u.Path != "" && u.Path != "/":
+		bad.add(at+".url", "%q has a path: give the endpoint only and the bucket in bucketName", b.URL)
+	}
+	switch {
+	case b.BucketName == "":
+		bad.add(at+".bucketName", "is required: the bucket to sync")
+	case !bucketNameRE.MatchString(b.BucketName):
+		bad.add(at+".bucketName", "%q is not an S3 bucket name (3-63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit)", b.BucketName)
+	}
+	positive(bad, at+".syncIntervalInSeconds", b.SyncIntervalInSeconds)
+	positive(bad, at+".timeoutInSeconds", b.TimeoutInSeconds)
+	secret := p.ConfigurationProtectedSettings[BucketSecretKeySetting]
+	switch {
+	case b.LocalAuthRef != "":
+		if !namespaceNameRE.MatchString(b.LocalAuthRef) {
+			bad.add(at+".localAuthRef", "%q is not a Kubernetes Secret name (lower-case letters, digits, '-' and '.')", b.LocalAuthRef)
+		}
+	case b.AccessKey != "" && secret == "":
+		bad.add("properties.configurationProtectedSettings."+BucketSecretKeySetting, "is required with bucket.accessKey (the secret key, base64-encoded)")
+	case b.AccessKey == "" && secret != "":
+		bad.add(at+".accessKey", "is required with configurationProtectedSettings.%s", BucketSecretKeySetting)
+	}
+	if secret != "" {
+		if _, err := base64.StdEncoding.DecodeString(secret); err != nil {
+			bad.add("properties.configurationProtectedSettings."+BucketSecretKeySetting, "is not base64: encode the secret key")
+		}
+	}
+}
+
+// bucketNameRE is S3's rule for a general purpose bucket name (Amazon S3 User Guide, "General purpose
+// bucket naming rules").
+var bucketNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 // redactSecrets blanks what the REST API marks x-ms-secret, which ARM accepts on PUT and never returns:
 // configurationProtectedSettings and ociRepository.tlsConfig's certificates and key.

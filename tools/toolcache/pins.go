@@ -4,7 +4,7 @@ import "regexp"
 
 // PinsVersion names this set of pins. It is recorded in reports next to the tool versions, and must
 // change whenever a version, build flag or module below changes.
-const PinsVersion = "pins/v4"
+const PinsVersion = "pins/v5"
 
 // KubernetesVersion is the Kubernetes release every workload cluster runs.
 // Source: ../shared/RECIPES.md "Kubernetes control plane from Go modules": v1.33.13 is the newest
@@ -174,10 +174,30 @@ var FluxCLI = Tool{
 	Optional:  true,
 }
 
+// Versitygw is the S3-compatible server that publishes the twin spec's buckets (Flux Bucket sources),
+// run with its posix backend. Issue #25 names versitygw v1.7.0 (Apache-2.0; MinIO is AGPL and not used);
+// the module proxy serves it. main.Version is stamped as upstream's Makefile does, else `versitygw version`
+// prints "git". A separate binary rather than a library of the twin: its dependencies (AWS SDK, fiber,
+// Azure blob, Kafka, NATS, LDAP, Vault clients) stay out of the main module, whose every CI build would
+// otherwise compile them; the tool cache builds it once. Cold build measured 2026-12-07 on 2 cores under
+// heavy load (load average ~18) with an empty build cache: 9m08s wall, 3.9 CPU-minutes, peak RSS 650 MB.
+var Versitygw = Tool{
+	Name:        "versitygw",
+	Version:     "v1.7.0",
+	Module:      "versitygw",
+	Package:     "github.com/versity/versitygw/cmd/versitygw",
+	LDFlags:     []string{"-s", "-w", "-X", "main.Version=v1.7.0"},
+	VersionArgs: []string{"--version"},
+	// "Version  : v1.7.0"
+	VersionRE: regexp.MustCompile(`Version\s*:\s*v?([0-9][^\s]*)`),
+	// Not optional: the engine's Bucket tests and every twin whose spec has buckets run it.
+	ColdBuild: "~4-9 min",
+}
+
 // Pinned lists every external tool the twin runs, in the order `hybridtwin tools build` builds them:
 // the Kubernetes binaries share one compile, so they go together and first.
 func Pinned() []Tool {
-	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea, SourceController, KustomizeController, HelmController, FluxCLI}
+	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea, SourceController, KustomizeController, HelmController, FluxCLI, Versitygw}
 }
 
 // Default lists the tools built when none are named: every pinned tool that is not Optional.

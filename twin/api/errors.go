@@ -20,8 +20,10 @@ const (
 	StepGitea      StepName = "gitea"
 	StepRegistry   StepName = "registry"
 	StepArc        StepName = "arc"
+	StepS3         StepName = "s3" // the S3 server, only when the spec has buckets
 	StepImages     StepName = "images"
 	StepArtifacts  StepName = "artifacts"
+	StepBuckets    StepName = "buckets" // spec.buckets published to the S3 server
 	StepCharts     StepName = "charts"
 	StepSeed       StepName = "seed"
 	StepKubeconfig StepName = "kubeconfig"

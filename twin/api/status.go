@@ -156,6 +156,7 @@ const (
 	GiteaDir    = "gitea"
 	RegistryDir = "registry"
 	ChartsDir   = "charts"
+	BucketsDir  = "buckets"
 	ClustersDir = "clusters"
 	EnginesDir  = "engines"
 )

@@ -66,6 +66,14 @@ type OCITarget interface {
 	OCIRepository(namespace, name string) (*sourcev1.OCIRepository, bool)
 }
 
+// BucketTarget is a Target that also takes Bucket sources; ClusterTarget is one. With a Target that is
+// not, Bucket configurations are reported Non-Compliant, saying so.
+type BucketTarget interface {
+	ApplyBucket(obj *sourcev1.Bucket) error
+	DeleteBucket(namespace, name string) error
+	Bucket(namespace, name string) (*sourcev1.Bucket, bool)
+}
+
 // ErrUnsupported is wrapped by the errors about configurations, or fields of them, that the twin's
 // cluster side cannot honour; they become the configuration's errorMessage.
 var ErrUnsupported = errors.New("not supported by the twin")
@@ -114,7 +122,7 @@ type Agent struct {
 
 type appliedConfig struct {
 	namespace      string
-	sourceKind     string   // sourcev1.GitRepositoryKind or sourcev1.OCIRepositoryKind
+	sourceKind     string   // sourcev1.GitRepositoryKind, OCIRepositoryKind or BucketKind
 	kustomizations []string // object names
 	secret         string
 }
@@ -338,7 +346,7 @@ func (a *Agent) ensureSecret(ctx context.Context, ns, name string, labels map[st
 		_, err = a.kube.CoreV1().Secrets(ns).Update(ctx, s, metav1.UpdateOptions{})
 	}
 	if err != nil {
-		return fmt.Errorf("write Git credentials secret %s/%s: %w", ns, name, err)
+		return fmt.Errorf("write source credentials secret %s/%s: %w", ns, name, err)
 	}
 	return nil
 }

@@ -27,6 +27,9 @@ var (
 	// installs from the tool cache.
 	ociRepositoryGVR = sourcev1.GroupVersion.WithResource("ocirepositories")
 	kustomizationGVR = kustomizev1.GroupVersion.WithResource("kustomizations")
+	// bucketGVR is served as source.toolkit.fluxcd.io/v1 by source-controller v1.9.6 (its
+	// config/crd/bases/source.toolkit.fluxcd.io_buckets.yaml: v1 served and stored).
+	bucketGVR = sourcev1.GroupVersion.WithResource("buckets")
 )
 
 // FieldManager is the field manager the ClusterTarget server-side applies Flux's objects with.
@@ -47,8 +50,9 @@ type ClusterTarget struct {
 }
 
 var (
-	_ Target    = (*ClusterTarget)(nil)
-	_ OCITarget = (*ClusterTarget)(nil)
+	_ Target       = (*ClusterTarget)(nil)
+	_ OCITarget    = (*ClusterTarget)(nil)
+	_ BucketTarget = (*ClusterTarget)(nil)
 )
 
 // NewClusterTarget returns a ClusterTarget for the cluster cfg points at.
@@ -72,6 +76,30 @@ func (t *ClusterTarget) ApplyGitRepository(obj *sourcev1.GitRepository) error {
 // twin's plain-HTTP registry the object needs spec.insecure, as with real Flux).
 func (t *ClusterTarget) ApplyOCIRepository(obj *sourcev1.OCIRepository) error {
 	return t.apply(ociRepositoryGVR, sourcev1.OCIRepositoryKind, obj)
+}
+
+// ApplyBucket server-side applies the Bucket; source-controller (or the twin's engine) lists and fetches
+// the bucket.
+func (t *ClusterTarget) ApplyBucket(obj *sourcev1.Bucket) error {
+	return t.apply(bucketGVR, sourcev1.BucketKind, obj)
+}
+
+// DeleteBucket deletes the Bucket; source-controller's finalizer removes its stored artifact. A missing
+// object is not an error.
+func (t *ClusterTarget) DeleteBucket(namespace, name string) error {
+	return t.deleteSource(bucketGVR, sourcev1.BucketKind, namespace, name)
+}
+
+// Bucket reads the Bucket from the cluster, its Ready condition current for its generation as for
+// GitRepository; false if it does not exist or cannot be read.
+func (t *ClusterTarget) Bucket(namespace, name string) (*sourcev1.Bucket, bool) {
+	var obj sourcev1.Bucket
+	u, ok := t.get(bucketGVR, namespace, name, &obj)
+	if !ok {
+		return nil, false
+	}
+	obj.Status.Conditions = currentConditions(u.GetGeneration(), obj.Spec.Suspend, obj.Status.Conditions)
+	return &obj, true
 }
 
 // ApplyKustomization server-side applies the Kustomization.

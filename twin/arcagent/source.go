@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -15,8 +16,9 @@ import (
 )
 
 // The source of a configuration, as the Flux extension makes it: one object named after the
-// configuration in its namespace, a GitRepository for sourceKind GitRepository (the default) or an
-// OCIRepository for sourceKind OCIRepository (REST reference, FluxConfigurationProperties.sourceKind).
+// configuration in its namespace, a GitRepository for sourceKind GitRepository (the default), an
+// OCIRepository for sourceKind OCIRepository or a Bucket for sourceKind Bucket (REST reference,
+// FluxConfigurationProperties.sourceKind).
 
 // applySource creates or updates the configuration's source and returns its Flux kind and the name of the
 // credentials Secret the agent made for it ("" if none).
@@ -27,8 +29,11 @@ func (a *Agent) applySource(ctx context.Context, c arc.FluxConfiguration, labels
 		return sourcev1.GitRepositoryKind, secret, err
 	case arc.SourceKindOCIRepository:
 		return sourcev1.OCIRepositoryKind, "", a.applyOCIRepository(c, labels)
+	case arc.SourceKindBucket:
+		secret, err := a.applyBucket(ctx, c, labels)
+		return sourcev1.BucketKind, secret, err
 	default:
-		return "", "", fmt.Errorf("configuration %s: properties.sourceKind %q: %w (GitRepository and OCIRepository are)", c.Name, c.Properties.SourceKind, ErrUnsupported)
+		return "", "", fmt.Errorf("configuration %s: properties.sourceKind %q: %w (GitRepository, OCIRepository and Bucket are)", c.Name, c.Properties.SourceKind, ErrUnsupported)
 	}
 }
 
@@ -117,6 +122,60 @@ func (a *Agent) applyOCIRepository(c arc.FluxConfiguration, labels map[string]st
 	return nil
 }
 
+// applyBucket maps properties.bucket onto a Flux Bucket of the generic provider, as the Flux extension
+// does: url -> spec.endpoint (its host and port: a Bucket's endpoint has no scheme), bucketName ->
+// spec.bucketName, insecure -> spec.insecure, syncIntervalInSeconds -> spec.interval, timeoutInSeconds ->
+// spec.timeout, suspend -> spec.suspend; accessKey with configurationProtectedSettings.bucketSecretKey
+// (base64) become a Secret "<name>-auth" with source-controller's keys accesskey and secretkey, named in
+// spec.secretRef; localAuthRef names the user's own Secret instead.
+func (a *Agent) applyBucket(ctx context.Context, c arc.FluxConfiguration, labels map[string]string) (string, error) {
+	p := c.Properties
+	b := p.Bucket
+	if b == nil {
+		return "", fmt.Errorf("configuration %s has sourceKind Bucket but no properties.bucket", c.Name)
+	}
+	t, ok := a.opts.Target.(BucketTarget)
+	if !ok {
+		return "", fmt.Errorf("configuration %s: sourceKind Bucket: the cluster's GitOps engine (%T) takes no Bucket sources: %w", c.Name, a.opts.Target, ErrUnsupported)
+	}
+	u, err := url.Parse(b.URL)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("configuration %s: properties.bucket.url %q is not an http(s) URL of the S3 endpoint", c.Name, b.URL)
+	}
+	obj := &sourcev1.Bucket{
+		ObjectMeta: metav1.ObjectMeta{Name: c.Name, Namespace: p.Namespace, Labels: labels},
+		Spec: sourcev1.BucketSpec{
+			Provider:   sourcev1.BucketProviderGeneric,
+			BucketName: b.BucketName,
+			Endpoint:   u.Host,
+			Insecure:   b.Insecure != nil && *b.Insecure,
+			Interval:   seconds(b.SyncIntervalInSeconds, time.Duration(arc.DefaultSyncIntervalSeconds)*time.Second),
+			Suspend:    p.Suspend != nil && *p.Suspend,
+		},
+	}
+	to := seconds(b.TimeoutInSeconds, time.Duration(arc.DefaultTimeoutSeconds)*time.Second)
+	obj.Spec.Timeout = &to
+	secret := ""
+	if b.AccessKey != "" && b.LocalAuthRef == "" {
+		secret = c.Name + "-auth"
+		sk, err := base64.StdEncoding.DecodeString(a.opts.Azure.ProtectedSettings(c.ID)[arc.BucketSecretKeySetting])
+		if err != nil {
+			return "", fmt.Errorf("configuration %s: configurationProtectedSettings.%s is not base64: %w", c.Name, arc.BucketSecretKeySetting, err)
+		}
+		if err := a.ensureSecret(ctx, p.Namespace, secret, labels, map[string][]byte{"accesskey": []byte(b.AccessKey), "secretkey": sk}); err != nil {
+			return "", err
+		}
+		obj.Spec.SecretRef = &meta.LocalObjectReference{Name: secret}
+	}
+	if b.LocalAuthRef != "" {
+		obj.Spec.SecretRef = &meta.LocalObjectReference{Name: b.LocalAuthRef}
+	}
+	if err := t.ApplyBucket(obj); err != nil {
+		return "", fmt.Errorf("configuration %s: Bucket: %w", c.Name, err)
+	}
+	return secret, nil
+}
+
 // unsupportedOCIFields names each ociRepository field the twin cannot honour. The Flux extension turns
 // them into OCIRepository spec.verify, spec.provider "azure" with a workload identity, spec.serviceAccountName
 // and spec.certSecretRef; none of those run here, and dropping them would let a configuration pass in the
@@ -144,6 +203,13 @@ func unsupportedOCIFields(o *arc.OCIRepositoryDefinition) error {
 
 // deleteSource removes a configuration's source of the given Flux kind.
 func (a *Agent) deleteSource(namespace, name, kind string) error {
+	if kind == sourcev1.BucketKind {
+		t, ok := a.opts.Target.(BucketTarget)
+		if !ok {
+			return nil // never applied: the engine takes no Bucket sources
+		}
+		return t.DeleteBucket(namespace, name)
+	}
 	if kind == sourcev1.OCIRepositoryKind {
 		t, ok := a.opts.Target.(OCITarget)
 		if !ok {
@@ -157,6 +223,17 @@ func (a *Agent) deleteSource(namespace, name, kind string) error {
 // source returns the Flux kind of a configuration's source, its conditions and artifact, and whether the
 // engine has it.
 func (a *Agent) source(p arc.FluxConfigurationProperties, name string) (string, []metav1.Condition, *meta.Artifact, bool) {
+	if p.SourceKind == arc.SourceKindBucket {
+		t, ok := a.opts.Target.(BucketTarget)
+		if !ok {
+			return sourcev1.BucketKind, nil, nil, false
+		}
+		b, found := t.Bucket(p.Namespace, name)
+		if !found {
+			return sourcev1.BucketKind, nil, nil, false
+		}
+		return sourcev1.BucketKind, b.Status.Conditions, b.Status.Artifact, true
+	}
 	if p.SourceKind == arc.SourceKindOCIRepository {
 		t, ok := a.opts.Target.(OCITarget)
 		if !ok {

@@ -48,13 +48,31 @@ func Git(g spec.GitOpsConfig, repoURL, user, token string) (armkubernetesconfigu
 		RepositoryRef:         &arc.RepositoryRefDefinition{Branch: g.Ref.Branch, Tag: g.Ref.Tag, Semver: g.Ref.Semver, Commit: g.Ref.Commit},
 		SyncIntervalInSeconds: seconds(g.SyncIntervalInSeconds), TimeoutInSeconds: seconds(g.TimeoutInSeconds)}
 	c.Properties.ConfigurationProtectedSettings = map[string]string{"httpsKey": base64.StdEncoding.EncodeToString([]byte(token))}
+	return sdkModel(g.Name, c)
+}
+
+// Bucket is a spec's bucket-sourced configuration in the generated SDK's model (api-version 2023-05-01,
+// whose BucketDefinition the SDK has): the bucket read from the S3 endpoint url (plain HTTP on loopback,
+// so insecure) with accessKey, and the secret key in configurationProtectedSettings.bucketSecretKey,
+// base64, as `az k8s-configuration flux create --kind bucket --secret-key` sends it.
+func Bucket(g spec.GitOpsConfig, url, accessKey, secretKey string) (armkubernetesconfiguration.FluxConfiguration, error) {
+	c := common(g)
+	c.Properties.SourceKind = arc.SourceKindBucket
+	c.Properties.Bucket = &arc.BucketDefinition{URL: url, BucketName: g.Bucket.Name, AccessKey: accessKey, Insecure: to.Ptr(true),
+		SyncIntervalInSeconds: seconds(g.SyncIntervalInSeconds), TimeoutInSeconds: seconds(g.TimeoutInSeconds)}
+	c.Properties.ConfigurationProtectedSettings = map[string]string{arc.BucketSecretKeySetting: base64.StdEncoding.EncodeToString([]byte(secretKey))}
+	return sdkModel(g.Name, c)
+}
+
+// sdkModel reads a configuration in ARM's REST shape back through the generated SDK's JSON decoding.
+func sdkModel(name string, c arc.FluxConfiguration) (armkubernetesconfiguration.FluxConfiguration, error) {
 	var out armkubernetesconfiguration.FluxConfiguration
 	data, err := json.Marshal(c)
 	if err == nil {
 		err = json.Unmarshal(data, &out)
 	}
 	if err != nil {
-		return out, fmt.Errorf("fluxConfiguration %s in the SDK's model: %w", g.Name, err)
+		return out, fmt.Errorf("fluxConfiguration %s in the SDK's model: %w", name, err)
 	}
 	return out, nil
 }

@@ -44,6 +44,9 @@ func targets(s *twin.Spec) (map[branchRef][]string, map[artifactRef][]string, er
 	for i, g := range s.Spec.GitOps {
 		var add func(c string)
 		switch o := g.OCI; {
+		case g.Bucket != nil:
+			return nil, nil, fmt.Errorf("%s: spec.gitops[%d] (%s) syncs the bucket %q: --converge pushes the layout to a Git branch or a tag of spec.artifacts, not to a bucket; point the configuration at one of those or validate without --converge",
+				s.File, i, g.Name, g.Bucket.Name)
 		case o != nil && (o.Repository == "" || o.Semver != "" || o.Digest != "" || s.SourceDir(g) == ""):
 			return nil, nil, fmt.Errorf("%s: spec.gitops[%d] (%s) syncs the OCI artifact %s: --converge packs the layout as a tag of spec.artifacts in the twin's registry; point the configuration at one (oci: {repository: <a spec.artifacts repository>, tag: <its tag>}) or validate without --converge",
 				s.File, i, g.Name, OCIName(o))

@@ -62,6 +62,9 @@ type TwinSpec struct {
 	// Charts mirror upstream Helm chart sources inside the twin, which has no network: each maps the URL
 	// a repository's HelmRepository objects name, unchanged, to chart folders (charts.go).
 	Charts []ChartSource `yaml:"charts" json:"charts,omitempty"`
+	// Buckets are folders published as buckets of the twin's S3 server (versitygw), for configurations
+	// whose source is a Flux Bucket. The server runs only when this list is not empty.
+	Buckets []BucketSpec `yaml:"buckets" json:"buckets,omitempty"`
 }
 
 // HardwareRef points at the hardware documents.
@@ -138,6 +141,21 @@ type ArtifactSpec struct {
 	Path string `yaml:"path" json:"path"`
 }
 
+// BucketSpec is a folder published as one bucket of the twin's S3 server: every file below Path becomes an
+// object keyed by its path relative to Path (a folder of a Git layout under examples/repos, or any folder).
+type BucketSpec struct {
+	// Name is the bucket's name (S3 bucket naming rules).
+	Name string `yaml:"name" json:"name"`
+	// Path is the folder (relative to the spec) to publish.
+	Path string `yaml:"path" json:"path"`
+}
+
+// BucketSource is the bucket a GitOps configuration syncs (sourceKind Bucket): a bucket of spec.buckets;
+// the twin fills in the S3 server's URL, insecure (plain HTTP on loopback) and its credentials.
+type BucketSource struct {
+	Name string `yaml:"name" json:"name"`
+}
+
 // GitOpsConfig is a fluxConfiguration to create on clusters, in the Arc REST shape (field names as
 // Microsoft.KubernetesConfiguration/fluxConfigurations), with the repository named from spec.git, or, with
 // an oci block, an OCI artifact as its source (sourceKind OCIRepository).
@@ -152,7 +170,9 @@ type GitOpsConfig struct {
 	Repo string        `yaml:"repo" json:"repo,omitempty"`
 	Ref  RepositoryRef `yaml:"ref" json:"ref"`
 	// OCI makes the source an OCI artifact instead of a Git repository (give repo or oci, not both).
-	OCI                   *OCISource               `yaml:"oci" json:"oci,omitempty"`
+	OCI *OCISource `yaml:"oci" json:"oci,omitempty"`
+	// Bucket makes the source a bucket of spec.buckets (give one of repo, oci or bucket).
+	Bucket                *BucketSource            `yaml:"bucket" json:"bucket,omitempty"`
 	SyncIntervalInSeconds int64                    `yaml:"syncIntervalInSeconds" json:"syncIntervalInSeconds,omitempty"`
 	TimeoutInSeconds      int64                    `yaml:"timeoutInSeconds" json:"timeoutInSeconds,omitempty"`
 	Kustomizations        map[string]Kustomization `yaml:"kustomizations" json:"kustomizations"`
@@ -364,9 +384,18 @@ func (s *Spec) TargetsOf(g GitOpsConfig) []string {
 
 // SourceDir is the local folder a GitOps configuration's source is made from, which its kustomization
 // paths are relative to: the repository's folder (the ref's branch folder for a branch-per-environment
-// repository) for a Git source, the artifact's folder for an oci source naming a tag of spec.artifacts;
+// repository) for a Git source, the artifact's folder for an oci source naming a tag of spec.artifacts, the
+// bucket's folder for a bucket source;
 // "" when the source has no local folder (an oci url, semver or digest, or an unknown name).
 func (s *Spec) SourceDir(g GitOpsConfig) string {
+	if b := g.Bucket; b != nil {
+		for _, bs := range s.Spec.Buckets {
+			if bs.Name == b.Name {
+				return s.Path(bs.Path)
+			}
+		}
+		return ""
+	}
 	if o := g.OCI; o != nil {
 		if o.Repository == "" || o.Semver != "" || o.Digest != "" {
 			return ""

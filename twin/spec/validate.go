@@ -214,6 +214,7 @@ func (s *Spec) validate(v *validator) {
 		}
 		artifacts[a.Repository][a.Tag] = s.Path(a.Path)
 	}
+	buckets := s.checkBuckets(v)
 	names := map[string]bool{}
 	for i, g := range t.GitOps {
 		at := fmt.Sprintf("spec.gitops[%d]", i)
@@ -240,7 +241,18 @@ func (s *Spec) validate(v *validator) {
 		}
 		// Where the kustomization paths must exist, and what to call the source in messages.
 		root, source := "", fmt.Sprintf("repository %q", g.Repo)
-		if g.OCI != nil {
+		if g.Bucket != nil {
+			if g.Repo != "" || g.OCI != nil {
+				v.addAt(at+".bucket", "the configuration names a bucket and also a Git repository or an OCI artifact; keep one source")
+			}
+			root, source = buckets[g.Bucket.Name], fmt.Sprintf("bucket %q", g.Bucket.Name)
+			if _, ok := buckets[g.Bucket.Name]; !ok {
+				v.addAt(at+".bucket.name", "%q is not a bucket of spec.buckets (have: %s); add it (name, path) or fix the name", g.Bucket.Name, strings.Join(sortedKeys(buckets), ", "))
+			}
+			if g.Ref != (RepositoryRef{}) {
+				v.addAt(at+".ref", "is for a Git source; a bucket has no branch, tag or commit: remove ref")
+			}
+		} else if g.OCI != nil {
 			if g.Repo != "" {
 				v.addAt(at+".oci", "the configuration names both a Git repository (repo: %s) and an OCI artifact; keep one", g.Repo)
 			}
@@ -282,6 +294,32 @@ func (s *Spec) validate(v *validator) {
 		}
 	}
 	s.checkCharts(v)
+}
+
+// bucketName is S3's rule for a general purpose bucket name: 3-63 lower-case letters, digits, dots and
+// hyphens, starting and ending with a letter or digit (Amazon S3 User Guide, "General purpose bucket naming
+// rules").
+var bucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
+// checkBuckets validates spec.buckets and returns each bucket's folder by name.
+func (s *Spec) checkBuckets(v *validator) map[string]string {
+	out := map[string]string{}
+	for i, b := range s.Spec.Buckets {
+		at := fmt.Sprintf("spec.buckets[%d]", i)
+		if !bucketName.MatchString(b.Name) {
+			v.addAt(at+".name", "%q is not an S3 bucket name (3-63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit), e.g. platform-apps", b.Name)
+		}
+		if _, dup := out[b.Name]; dup {
+			v.addAt(at+".name", "bucket %q is given twice", b.Name)
+		}
+		if b.Path == "" {
+			v.addAt(at+".path", "is required: the folder (relative to the spec) to publish as the bucket")
+		} else {
+			v.checkDir(at+".path", s.Path(b.Path))
+		}
+		out[b.Name] = s.Path(b.Path)
+	}
+	return out
 }
 
 // checkGitSource validates a configuration's Git source (repo and ref) and returns the folder its

@@ -32,6 +32,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
 	"github.com/hybridtwin/hybridtwin/twin/hostops"
 	"github.com/hybridtwin/hybridtwin/twin/registry"
+	"github.com/hybridtwin/hybridtwin/twin/s3server"
 	"github.com/hybridtwin/hybridtwin/twin/spec"
 )
 
@@ -63,6 +64,7 @@ type Estate struct {
 	git      *gitserver.Server
 	reader   *gitserver.User
 	reg      *registry.Registry
+	s3       *s3server.Server // nil unless the spec has buckets
 	charts   *chartmirror.Mirror
 	arcSrv   *arc.Server
 	arcEP    *arc.Endpoint

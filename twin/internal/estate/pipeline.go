@@ -51,12 +51,14 @@ var services = []sharedStep{
 	{api.StepGitea, (*Estate).startGitea},
 	{api.StepRegistry, (*Estate).startRegistry},
 	{api.StepArc, (*Estate).startArc},
+	{api.StepS3, (*Estate).startS3},
 }
 
 // contents fill the services, once they and the clusters run.
 var contents = []sharedStep{
 	{api.StepImages, (*Estate).publishImages},
 	{api.StepArtifacts, (*Estate).pushArtifacts},
+	{api.StepBuckets, (*Estate).publishBuckets},
 	{api.StepCharts, (*Estate).startCharts},
 	{api.StepSeed, (*Estate).seed},
 	{api.StepKubeconfig, (*Estate).writeKubeconfig},

@@ -50,6 +50,9 @@ func (e *Estate) Status(ctx context.Context) (*api.Status, error) {
 	st.Components = append(st.Components, probe("gitea", e.git.PID(), e.git.URL(), portOf(e.git.URL())))
 	st.Components = append(st.Components, probe("registry (in-process)", self, "http://"+e.reg.Host(), portOf(e.reg.Host())))
 	st.Components = append(st.Components, e.probeArc(ctx, self))
+	if e.s3 != nil {
+		st.Components = append(st.Components, probe("s3 (versitygw)", e.s3.PID(), e.s3.URL(), portOf(e.s3.Endpoint())))
+	}
 	infos, err := e.provider.List(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("list clusters: %w", err)

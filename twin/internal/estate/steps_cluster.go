@@ -238,7 +238,7 @@ func (e *Estate) createGitOps(ctx context.Context, b *bringing) error {
 }
 
 // putConfiguration creates or updates one fluxConfiguration of the spec on a cluster through ARM and
-// waits for its provisioning. A Git source goes through the generated SDK client (api-version 2023-05-01);
+// waits for its provisioning. A Git or bucket source goes through the generated SDK client (api-version 2023-05-01);
 // an OCI source through arcsdk.PutFluxConfiguration (2025-04-01, the first GA api-version with
 // ociRepository; the generated client has no OCI models).
 func (e *Estate) putConfiguration(ctx context.Context, clusterName string, g spec.GitOpsConfig) error {
@@ -250,7 +250,13 @@ func (e *Estate) putConfiguration(ctx context.Context, clusterName string, g spe
 		_, err := arcsdk.PutFluxConfiguration(ctx, e.arcEP, arcsdk.FluxConfigurationID(clusterID, g.Name), arcconfig.OCI(g, e.reg.Host()), e.prof.ARMPoll)
 		return err
 	}
-	fc, err := arcconfig.Git(g, e.repoURLs[g.Repo], e.reader.Name, e.reader.Token())
+	var fc armkubernetesconfiguration.FluxConfiguration
+	var err error
+	if g.Bucket != nil {
+		fc, err = arcconfig.Bucket(g, e.s3.URL(), e.s3.AccessKey(), e.s3.SecretKey())
+	} else {
+		fc, err = arcconfig.Git(g, e.repoURLs[g.Repo], e.reader.Name, e.reader.Token())
+	}
 	if err != nil {
 		return err
 	}
