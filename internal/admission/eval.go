@@ -128,10 +128,13 @@ func NewEvaluator(set *Set, opts Options) (*Evaluator, error) {
 				Message: fmt.Sprintf("ValidatingAdmissionPolicy %q has spec.paramKind %s/%s: params are not evaluated offline, so the policy is not checked", p.Name, p.Spec.ParamKind.APIVersion, p.Spec.ParamKind.Kind)})
 			continue
 		}
-		v := compile(p.ValidatingAdmissionPolicy, env)
+		v, problems := compile(p.ValidatingAdmissionPolicy, env)
 		if err := v.CompileError(); err != nil {
+			problems = append(problems, err.Error())
+		}
+		if len(problems) > 0 {
 			e.notes = append(e.notes, Note{Kind: NoteCompile, Origin: p.Origin, Name: p.Name,
-				Message: fmt.Sprintf("ValidatingAdmissionPolicy %q does not compile (failurePolicy %s applies to every object it matches): %v", p.Name, *p.Spec.FailurePolicy, err)})
+				Message: fmt.Sprintf("ValidatingAdmissionPolicy %q does not compile (its failurePolicy %s decides every object it matches): %s", p.Name, *p.Spec.FailurePolicy, strings.Join(problems, "; "))})
 		}
 		compiled[p.Name] = v
 	}
@@ -168,26 +171,32 @@ func (e *Evaluator) Notes() []Note { return e.notes }
 // plugin compiles with (validating/plugin.go compilePolicy, unexported): a composited compiler with the
 // policy's variables stored, its match conditions, validations, audit annotations and message
 // expressions, all as stored expressions (the API server compiles policies read from etcd with every
-// library of its release).
-func compile(p *admissionregistrationv1.ValidatingAdmissionPolicy, env *environment.EnvSet) validating.Validator {
+// library of its release). problems are the expressions that do not compile, by field.
+func compile(p *admissionregistrationv1.ValidatingAdmissionPolicy, env *environment.EnvSet) (v validating.Validator, problems []string) {
 	hasParams := p.Spec.ParamKind != nil
 	vars := apiservercel.OptionalVariableDeclarations{HasParams: hasParams, HasAuthorizer: true}
 	msgVars := apiservercel.OptionalVariableDeclarations{HasParams: hasParams}
 	c, err := apiservercel.NewCompositedCompiler(env)
 	if err != nil {
-		return validating.NewValidator(nil, nil, nil, nil, p.Spec.FailurePolicy, err)
+		return validating.NewValidator(nil, nil, nil, nil, p.Spec.FailurePolicy, err), nil
 	}
-	named := make([]apiservercel.NamedExpressionAccessor, len(p.Spec.Variables))
+	check := func(field string, acc apiservercel.ExpressionAccessor, decls apiservercel.OptionalVariableDeclarations) {
+		if r := c.CompileCELExpression(acc, decls, environment.StoredExpressions); r.Error != nil {
+			problems = append(problems, fmt.Sprintf("%s: %s", field, r.Error.Detail))
+		}
+	}
 	for i, v := range p.Spec.Variables {
-		named[i] = &validating.Variable{Name: v.Name, Expression: v.Expression}
+		if r := c.CompileAndStoreVariable(&validating.Variable{Name: v.Name, Expression: v.Expression}, vars, environment.StoredExpressions); r.Error != nil {
+			problems = append(problems, fmt.Sprintf("spec.variables[%d] (%s): %s", i, v.Name, r.Error.Detail))
+		}
 	}
-	c.CompileAndStoreVariables(named, vars, environment.StoredExpressions)
 
 	var matcher matchconditions.Matcher
 	if n := len(p.Spec.MatchConditions); n > 0 {
 		acc := make([]apiservercel.ExpressionAccessor, n)
 		for i := range p.Spec.MatchConditions {
 			acc[i] = (*matchconditions.MatchCondition)(&p.Spec.MatchConditions[i])
+			check(fmt.Sprintf("spec.matchConditions[%d]", i), acc[i], vars)
 		}
 		matcher = matchconditions.NewMatcher(c.CompileCondition(acc, vars, environment.StoredExpressions), p.Spec.FailurePolicy, "policy", "validate", p.Name)
 	}
@@ -195,20 +204,23 @@ func compile(p *admissionregistrationv1.ValidatingAdmissionPolicy, env *environm
 	messages := make([]apiservercel.ExpressionAccessor, len(p.Spec.Validations))
 	for i, v := range p.Spec.Validations {
 		validations[i] = &validating.ValidationCondition{Expression: v.Expression, Message: v.Message, Reason: v.Reason}
+		check(fmt.Sprintf("spec.validations[%d].expression", i), validations[i], vars)
 		if v.MessageExpression != "" {
 			messages[i] = &validating.MessageExpressionCondition{MessageExpression: v.MessageExpression}
+			check(fmt.Sprintf("spec.validations[%d].messageExpression", i), messages[i], msgVars)
 		}
 	}
 	audits := make([]apiservercel.ExpressionAccessor, len(p.Spec.AuditAnnotations))
 	for i, a := range p.Spec.AuditAnnotations {
 		audits[i] = &validating.AuditAnnotationCondition{Key: a.Key, ValueExpression: a.ValueExpression}
+		check(fmt.Sprintf("spec.auditAnnotations[%d].valueExpression", i), audits[i], vars)
 	}
 	return validating.NewValidator(
 		c.CompileCondition(validations, vars, environment.StoredExpressions),
 		matcher,
 		c.CompileCondition(audits, vars, environment.StoredExpressions),
 		c.CompileCondition(messages, msgVars, environment.StoredExpressions),
-		p.Spec.FailurePolicy, nil)
+		p.Spec.FailurePolicy, nil), problems
 }
 
 // Check decides every object as a CREATE by server-side apply, and returns the decisions in object

@@ -9,8 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hybridtwin/hybridtwin/reconciler/layout"
 	"sigs.k8s.io/yaml"
+
+	"github.com/hybridtwin/hybridtwin/reconciler/layout"
 )
 
 // corpusCase is testdata/corpus/<layout>/expect.yaml: a real-world layout shape, written from scratch,

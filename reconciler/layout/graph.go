@@ -8,8 +8,9 @@ import (
 	"reflect"
 	"strings"
 
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 )
 
 // node is one Flux Kustomization the graph reaches: an entry point (a configuration's Kustomization)

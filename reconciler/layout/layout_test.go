@@ -10,8 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hybridtwin/hybridtwin/reconciler/layout"
 	"sigs.k8s.io/yaml"
+
+	"github.com/hybridtwin/hybridtwin/internal/admission"
+	"github.com/hybridtwin/hybridtwin/reconciler/layout"
 )
 
 // load reads a testdata case: fluxconfigs.yaml when present, else the Flux Kustomizations it declares.
@@ -77,6 +79,10 @@ func TestRules(t *testing.T) {
 		{dir: "apiversion", rule: layout.RuleDeprecatedAPI, severity: layout.Error, want: []string{"batch/v1beta1 CronJob was removed in Kubernetes v1.25 (target v1.33)"}, file: "app/cronjob.yaml", line: 4},
 		{dir: "duplicate", rule: layout.RuleDuplicate, severity: layout.Error, want: []string{"declared by 2 Kustomizations", "shared/cm.yaml"}, file: "shared/cm.yaml", line: 4},
 		{dir: "helmrelease", rule: layout.RuleHelmRender, severity: layout.Error, want: []string{"chart hello-0.1.0 does not render", "values: image.repository is required"}, file: "app/release.yaml", line: 4},
+		{dir: "admission", rule: layout.RuleAdmission, severity: layout.Error, opts: layout.Options{Policies: examplePolicies(t)},
+			want: []string{`Deny: deployments.apps "web" is forbidden: ValidatingAdmissionPolicy 'allowed-registries' with binding 'allowed-registries' denied request: images from a registry other than registry.twin.local: nginx:1.25`,
+				"ValidatingAdmissionPolicy 'require-memory-limits' with binding 'require-memory-limits' denied request: containers without resources.limits.memory: web"},
+			file: "app/deploy.yaml", line: 4},
 		{dir: "helmsource", rule: layout.RuleHelmSource, severity: layout.Warning, want: []string{"chart not rendered", "http://127.0.0.1:1/charts"}, file: "app/release.yaml", line: 13,
 			pass: func(t *testing.T, cs []layout.Config) {
 				substitute(cs, "CHART_REPO", serveHelmRepo(t, filepath.Join("testdata", "helmrelease", "pass", "charts", "hello")))
@@ -404,4 +410,14 @@ func TestOutputs(t *testing.T) {
 	if err := rep.Write(&b, "yaml", layout.Error); err == nil {
 		t.Error("unknown format accepted")
 	}
+}
+
+// examplePolicies are the example ValidatingAdmissionPolicies (examples/policies).
+func examplePolicies(t *testing.T) *admission.Set {
+	t.Helper()
+	set, err := admission.Load(filepath.Join("..", "..", "examples", "policies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
 }

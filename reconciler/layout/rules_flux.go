@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 )
 
 // How a Secret in Git keeps its values out of plain text.
