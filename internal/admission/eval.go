@@ -236,7 +236,7 @@ func (e *Evaluator) Check(ctx context.Context, objects []*unstructured.Unstructu
 		if u.GetAPIVersion() == "v1" && u.GetKind() == "Namespace" {
 			ns := &corev1.Namespace{}
 			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.Object, ns); err != nil {
-				return nil, fmt.Errorf("Namespace %s: %w", u.GetName(), err)
+				return nil, fmt.Errorf("read Namespace %s: %w", u.GetName(), err)
 			}
 			ns.Labels = withNameLabel(ns.Labels, ns.Name)
 			if err := nsIndex.Add(ns); err != nil {
@@ -444,7 +444,7 @@ func (r *recordingAttributes) failures() []string {
 	return out
 }
 
-// String names a decision's object for messages.
+// ObjectName names an object as findings do: Kind.group/namespace/name.
 func ObjectName(u *unstructured.Unstructured) string {
 	s := u.GetKind()
 	if g := u.GroupVersionKind().Group; g != "" {
@@ -453,5 +453,5 @@ func ObjectName(u *unstructured.Unstructured) string {
 	if u.GetNamespace() != "" {
 		return s + "/" + u.GetNamespace() + "/" + u.GetName()
 	}
-	return strings.Join([]string{s, u.GetName()}, "/")
+	return s + "/" + u.GetName()
 }
