@@ -385,8 +385,8 @@ func TestOutputs(t *testing.T) {
 		}
 	}
 	// The optional stages that did not run are skipped test cases, not passes.
-	if ju.Suites[0].Skipped != 2 || !skipped["HT009 schema"] || !skipped["HT013 converge"] {
-		t.Errorf("JUnit skipped: %d %v, want HT009 and HT013", ju.Suites[0].Skipped, skipped)
+	if ju.Suites[0].Skipped != 3 || !skipped["HT009 schema"] || !skipped["HT013 converge"] || !skipped["HT016 admission-policy"] {
+		t.Errorf("JUnit skipped: %d %v, want HT009, HT013 and HT016", ju.Suites[0].Skipped, skipped)
 	}
 	if failed != len(rep.Findings) {
 		t.Errorf("JUnit failures %d, findings %d", failed, len(rep.Findings))
