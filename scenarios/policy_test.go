@@ -8,10 +8,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxcd/pkg/apis/meta"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -57,9 +59,10 @@ func policySpecs() {
 			}
 			start := time.Now()
 			layer := env.Push(ctx, "main", withPolicies(), "platform: admission policies (memory limits, allowed registries, no privileged pods)")
+			seedTree := env.WorkingCopy() // made here: a cleanup may not make temporary folders
 			DeferCleanup(func(ctx SpecContext) {
 				By("removing the policy layer")
-				env.Push(ctx, "main", env.WorkingCopy(), "platform: remove the scenario's admission policies")
+				env.Push(ctx, "main", seedTree, "platform: remove the scenario's admission policies")
 				for _, c := range clusters {
 					Eventually(func(ctx context.Context) ([]string, error) {
 						l, err := env.Kube[c].AdmissionregistrationV1().ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
@@ -76,7 +79,7 @@ func policySpecs() {
 				Eventually(env.Compliance).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).Should(Succeed())
 			}, NodeTimeout(2*env.Waits.Converge))
 			for _, c := range clusters {
-				Eventually(enforces(env.Kube[c], env.Twin.RegistryHost())).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).
+				Eventually(enforces(env.Kube[c], baseConfigMapNS, env.Twin.RegistryHost())).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).
 					Should(ContainSubstring("ValidatingAdmissionPolicy '"+policyRefused+"'"), "cluster %s: the API server does not enforce the policies of commit %.12s", c, layer)
 			}
 			recordTiming(exp, "policy commit to enforced on every cluster", time.Since(start))
@@ -165,13 +168,13 @@ func addPolicyLayer(dir, registryHost string) {
 	replaceIn(dir, policyBaseKust, "resources:\n", "resources:\n  - policies\n")
 }
 
-// enforces returns the API server's answer to a server-side dry-run of a Pod in the apps namespace
-// whose only fault is that it has no memory limit, "" while such a Pod is admitted.
-func enforces(kube kubernetes.Interface, registryHost string) func(context.Context) (string, error) {
-	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "policy-probe", Namespace: baseConfigMapNS},
+// enforces returns the API server's answer to a server-side dry-run of a Pod in namespace ns whose
+// only fault is that it has no memory limit, "" while such a Pod is admitted.
+func enforces(kube kubernetes.Interface, ns, registryHost string) func(context.Context) (string, error) {
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "policy-probe", Namespace: ns},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "probe", Image: registryHost + "/apps/probe:1"}}}}
 	return func(ctx context.Context) (string, error) {
-		_, err := kube.CoreV1().Pods(baseConfigMapNS).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		_, err := kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		if err == nil {
 			return "", nil
 		}
@@ -211,4 +214,65 @@ func offlinePolicyFindings(ctx context.Context, tree string) []string {
 		}
 	}
 	return out
+}
+
+// policyFidelityBehaviour is the fidelity row of admission: the require-memory-limits policy installed
+// in both clusters, a Kustomization whose Deployment it refuses. Compared: the Ready verdict (status and
+// reason), whether the Ready message carries the API server's refusal, and that nothing of the apply
+// landed. The messages themselves are worded by each engine and shown in a note.
+func policyFidelityBehaviour() fidelityBehaviour {
+	const ns, name = "fid-policy", "policy"
+	refusal := `deployments.apps "web" is forbidden: ValidatingAdmissionPolicy '` + policyRefused + `' with binding '` + policyRefused +
+		`' denied request: containers without resources.limits.memory: web`
+	return fidelityBehaviour{name: "admission policy",
+		check: "a ValidatingAdmissionPolicy (require-memory-limits, Deny) in both clusters; a Kustomization of a ConfigMap and a Deployment without a memory limit: refused at admission",
+		run: func(ctx context.Context, f *fidelity, r *behaviourResult) {
+			set, err := admission.Load(policySource)
+			Expect(err).NotTo(HaveOccurred())
+			for _, eng := range f.engines {
+				api := eng.kube.AdmissionregistrationV1()
+				for _, p := range set.Policies {
+					if p.Name != policyRefused {
+						continue
+					}
+					_, err := api.ValidatingAdmissionPolicies().Create(ctx, p.ValidatingAdmissionPolicy.DeepCopy(), metav1.CreateOptions{})
+					Expect(err).NotTo(HaveOccurred(), "%s: create ValidatingAdmissionPolicy %s", eng.name, p.Name)
+					DeferCleanup(func(ctx SpecContext) {
+						Expect(api.ValidatingAdmissionPolicies().Delete(ctx, p.Name, metav1.DeleteOptions{})).To(Succeed())
+					})
+				}
+				for _, b := range set.Bindings {
+					if b.Spec.PolicyName != policyRefused {
+						continue
+					}
+					_, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, b.ValidatingAdmissionPolicyBinding.DeepCopy(), metav1.CreateOptions{})
+					Expect(err).NotTo(HaveOccurred(), "%s: create ValidatingAdmissionPolicyBinding %s", eng.name, b.Name)
+					DeferCleanup(func(ctx SpecContext) {
+						Expect(api.ValidatingAdmissionPolicyBindings().Delete(ctx, b.Name, metav1.DeleteOptions{})).To(Succeed())
+					})
+				}
+			}
+			f.prepare(ctx, ns)
+			for _, eng := range f.engines {
+				Eventually(enforces(eng.kube, ns, f.e.Twin.RegistryHost())).WithContext(ctx).WithTimeout(f.e.Waits.Converge).WithPolling(f.e.Waits.Poll/5).
+					Should(ContainSubstring("ValidatingAdmissionPolicy '"+policyRefused+"'"), "cluster %s does not enforce the policy", eng.name)
+			}
+			start := time.Now()
+			f.apply(ks(ns, name, "./policy", nil))
+			secs, verdict := f.waitBoth(ctx, start, f.e.Waits.Converge, true, "both engines give a verdict on ./policy", settled(ns, name))
+			r.timing("Kustomization applied to refusal reported", secs)
+			for _, eng := range f.engines {
+				k, err := eng.kustomization(ns, name)
+				Expect(err).NotTo(HaveOccurred())
+				msg := ""
+				if c := apimeta.FindStatusCondition(k.Status.Conditions, meta.ReadyCondition); c != nil {
+					msg = c.Message
+				}
+				r.set(eng, "Ready", verdict[eng.name])
+				r.set(eng, "Ready message carries the API server's refusal", fmt.Sprint(strings.Contains(msg, refusal)))
+				r.set(eng, "Deployment fid-policy/web", eng.presence(ctx, "apps/v1", "Deployment", ns, "web"))
+				r.set(eng, "ConfigMap fid-policy/settings", eng.presence(ctx, "v1", "ConfigMap", ns, "settings"))
+			}
+			f.noteMessages("admission policy", ns, name)
+		}}
 }
