@@ -118,7 +118,7 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	layoutSpecs()
 	driftSpecs()
 	failoverSpecs()
-	scaleSpecs() // before flow: it pushes to main, which the promotion spec protects
+	scaleSpecs()  // before flow: it pushes to main, which the promotion spec protects
 	policySpecs() // before flow, for the same reason
 	flowSpecs()
 	fluxSpecs()
