@@ -118,8 +118,9 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	layoutSpecs()
 	driftSpecs()
 	failoverSpecs()
-	scaleSpecs()  // before flow: it pushes to main, which the promotion spec protects
-	policySpecs() // before flow, for the same reason
+	scaleSpecs() // before flow: it pushes to main, which the promotion spec protects
+	// policy pushes to main too: before flow.
+	policySpecs()
 	flowSpecs()
 	fluxSpecs()
 	fidelitySpecs()
