@@ -9,9 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/hybridtwin/hybridtwin/reconciler/layout"
+	"sigs.k8s.io/yaml"
 )
 
 // corpusCase is testdata/corpus/<layout>/expect.yaml: a real-world layout shape, written from scratch,

@@ -8,9 +8,8 @@ import (
 	"reflect"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // node is one Flux Kustomization the graph reaches: an entry point (a configuration's Kustomization)

@@ -10,10 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"sigs.k8s.io/yaml"
-
 	"github.com/hybridtwin/hybridtwin/internal/admission"
 	"github.com/hybridtwin/hybridtwin/reconciler/layout"
+	"sigs.k8s.io/yaml"
 )
 
 // load reads a testdata case: fluxconfigs.yaml when present, else the Flux Kustomizations it declares.

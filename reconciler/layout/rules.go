@@ -6,10 +6,9 @@ import (
 	"strings"
 
 	"github.com/fluxcd/pkg/envsubst/parse"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
-
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 )
 
 // objectRules runs the per-object rules: namespace scope, plaintext Secret, registries, API versions,

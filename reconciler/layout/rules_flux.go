@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 // How a Secret in Git keeps its values out of plain text.

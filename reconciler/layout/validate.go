@@ -10,11 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/rest"
-
 	"github.com/hybridtwin/hybridtwin/internal/admission"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/rest"
 )
 
 // Options tune a validation.
