@@ -727,6 +727,7 @@ func fidelityBehaviours() []fidelityBehaviour {
 				f.statusFacts(ctx, r, ns, "health", "Warning/HealthCheckFailed")
 				f.noteMessages("health", ns, "health")
 			}},
+		policyFidelityBehaviour(), // policy_test.go
 		{name: "namespace scope", check: "applied as service account flux-applier of fid-tenant (admin there only, as the Arc extension's multi-tenancy): one ConfigMap in fid-tenant, one in fid-other",
 			run: func(ctx context.Context, f *fidelity, r *behaviourResult) {
 				ns, other := "fid-tenant", "fid-other"

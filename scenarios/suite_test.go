@@ -120,6 +120,8 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	failoverSpecs()
 	scaleSpecs() // before flow: it pushes to main, which the promotion spec protects
 	sopsSpecs()  // before flow, for the same reason
+	// policy pushes to main too: before flow.
+	policySpecs()
 	flowSpecs()
 	helmSpecs() // its own twin (examples/twins/helm-platform.yaml); with flux, real Flux beside the twin's engine
 	fluxSpecs()

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
+	"github.com/hybridtwin/hybridtwin/internal/admission"
 	"github.com/hybridtwin/hybridtwin/reconciler/layout"
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin"
@@ -46,6 +47,7 @@ type validateFlags struct {
 	convergeTimeout    time.Duration
 	sources            []string
 	path, cluster      string
+	policies           string
 }
 
 func newValidateCommand() *cobra.Command {
@@ -76,6 +78,14 @@ on the cluster (spec.kubeConfig) they land. Only what that graph applies is chec
 repository without --source is reported once (HT014), never built. Objects Flux cannot place for lack of a
 namespace are HT015.
 
+--policies DIR evaluates the ValidatingAdmissionPolicies and their Bindings in DIR (admissionregistration.k8s.io/v1
+YAML, read recursively) on every object the builds produce, offline, with Kubernetes' own admission
+libraries (k8s.io/apiserver's ValidatingAdmissionPolicy dispatcher, matcher and CEL environment of
+--kubernetes-version): each binding that would refuse an object is HT016 with the API server's message (Deny:
+error; Warn and Audit: warning). Namespace selectors see the layout's Namespaces (with the
+kubernetes.io/metadata.name label the API server adds). Offline, objects are evaluated as a CREATE without
+the API server's defaulting, and policies with paramKind are reported, not evaluated.
+
 PATH may be an http(s) Git URL: it is cloned with go-git (basic auth with the token in $` + envGitToken + `,
 user $` + envGitUsername + ` or "git") and --ref picks a branch, tag or commit (default: the remote's HEAD).
 With a local PATH, --ref validates that revision of the Git repository PATH is in (the work tree is not
@@ -101,6 +111,7 @@ Exit codes, as flux diff: 0 clean, 1 findings at or above --fail-on, 2 the valid
   hybridtwin validate examples/repos/kustomize-helm --allowed-registries registry.twin.local -o sarif > validate.sarif
   ` + envGitToken + `=... hybridtwin validate https://git.example/platform/gitops-config --ref feature/x -f twin.yaml
   hybridtwin validate . --ref HEAD~1
+  hybridtwin validate examples/repos/dir-per-env/gitops-config -f examples/twin.yaml --policies examples/policies
   hybridtwin validate examples/repos/dir-per-env/gitops-config -f examples/twin.yaml --converge -o junit`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 1 {
@@ -131,6 +142,7 @@ Exit codes, as flux diff: 0 clean, 1 findings at or above --fail-on, 2 the valid
 	fl.StringArrayVar(&f.sources, "source", nil, "a Flux source outside the repository as a local folder: NAME=DIR, NAMESPACE/NAME=DIR or KIND/NAMESPACE/NAME=DIR (as flux build --local-sources; repeatable)")
 	fl.StringVar(&f.path, "path", "", "validate the repository from this cluster folder only (built as flux bootstrap's flux-system Kustomization builds it)")
 	fl.StringVar(&f.cluster, "cluster", "", "validate only this cluster of the repository (or of -f's configurations)")
+	fl.StringVar(&f.policies, "policies", "", "a folder of ValidatingAdmissionPolicies and Bindings to evaluate every object against, offline (HT016)")
 	fl.DurationVar(&f.convergeTimeout, "converge-timeout", 0, "with --converge: how long to wait for Ready (default: derived from the reconciler profile and the dependsOn depth)")
 	return cmd
 }
@@ -209,6 +221,11 @@ func runValidate(ctx context.Context, stdout, stderr io.Writer, path string, f v
 			return &exitError{2, fmt.Errorf("-f %s: spec.charts: %w", spec, err)}
 		}
 		defer stop()
+	}
+	if f.policies != "" {
+		if opts.Policies, err = admission.Load(f.policies); err != nil {
+			return &exitError{2, fmt.Errorf("--policies: %w", err)}
+		}
 	}
 	if f.schema {
 		stop, err := startSchemaServer(ctx, &opts)

@@ -144,7 +144,7 @@ func TestValidateConvergeNewTwin(t *testing.T) {
 	}
 	g.Expect(xml.Unmarshal(junit.Bytes(), &ju)).To(Succeed())
 	g.Expect(ju.Suites).To(HaveLen(1))
-	g.Expect(ju.Suites[0].Skipped).To(Equal(2)) // HT009 schema, once per Kustomization
+	g.Expect(ju.Suites[0].Skipped).To(Equal(4)) // HT009 schema and HT016 admission-policy, once per Kustomization
 	failed := map[string]string{}
 	for _, c := range ju.Suites[0].Cases {
 		for _, fl := range c.Failures {

@@ -61,6 +61,7 @@ const (
 	RuleConverge        RuleID = "HT013"
 	RuleSource          RuleID = "HT014"
 	RuleNamespaceSet    RuleID = "HT015"
+	RuleAdmission       RuleID = "HT016"
 )
 
 // Rule describes one rule, for SARIF's rules table and JUnit's test cases.
@@ -88,6 +89,7 @@ var Rules = []Rule{
 	{RuleConverge, "converge", "Every Kustomization becomes Ready with the pushed revision on the twin (--converge).", Error},
 	{RuleSource, "source-resolvable", "Every Kustomization's source is the repository, a --source directory or an artifact generated from them; others are reported once each, not built.", Warning},
 	{RuleNamespaceSet, "namespace-set", "Every namespaced object Flux applies has a namespace (metadata.namespace, the kustomization.yaml's namespace, or spec.targetNamespace).", Error},
+	{RuleAdmission, "admission-policy", "Every object passes the ValidatingAdmissionPolicies of --policies, evaluated with Kubernetes' own admission libraries (Deny is an error, Warn and Audit warnings).", Error},
 }
 
 // Stage names a group of rules that runs only when asked for.
@@ -97,6 +99,7 @@ type Stage string
 const (
 	StageSchema   Stage = "schema"
 	StageConverge Stage = "converge"
+	StagePolicies Stage = "policies"
 )
 
 // stageOf is the optional stage a rule belongs to ("" for the static rules, which always run).
@@ -106,6 +109,8 @@ func stageOf(id RuleID) Stage {
 		return StageSchema
 	case RuleConverge:
 		return StageConverge
+	case RuleAdmission:
+		return StagePolicies
 	}
 	return ""
 }

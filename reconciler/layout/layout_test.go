@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hybridtwin/hybridtwin/internal/admission"
 	"github.com/hybridtwin/hybridtwin/reconciler/layout"
 	"sigs.k8s.io/yaml"
 )
@@ -77,6 +78,10 @@ func TestRules(t *testing.T) {
 		{dir: "apiversion", rule: layout.RuleDeprecatedAPI, severity: layout.Error, want: []string{"batch/v1beta1 CronJob was removed in Kubernetes v1.25 (target v1.33)"}, file: "app/cronjob.yaml", line: 4},
 		{dir: "duplicate", rule: layout.RuleDuplicate, severity: layout.Error, want: []string{"declared by 2 Kustomizations", "shared/cm.yaml"}, file: "shared/cm.yaml", line: 4},
 		{dir: "helmrelease", rule: layout.RuleHelmRender, severity: layout.Error, want: []string{"chart hello-0.1.0 does not render", "values: image.repository is required"}, file: "app/release.yaml", line: 4},
+		{dir: "admission", rule: layout.RuleAdmission, severity: layout.Error, opts: layout.Options{Policies: examplePolicies(t)},
+			want: []string{`Deny: deployments.apps "web" is forbidden: ValidatingAdmissionPolicy 'allowed-registries' with binding 'allowed-registries' denied request: images from a registry other than registry.twin.local: nginx:1.25`,
+				"ValidatingAdmissionPolicy 'require-memory-limits' with binding 'require-memory-limits' denied request: containers without resources.limits.memory: web"},
+			file: "app/deploy.yaml", line: 4},
 		{dir: "helmsource", rule: layout.RuleHelmSource, severity: layout.Warning, want: []string{"chart not rendered", "http://127.0.0.1:1/charts"}, file: "app/release.yaml", line: 13,
 			pass: func(t *testing.T, cs []layout.Config) {
 				substitute(cs, "CHART_REPO", serveHelmRepo(t, filepath.Join("testdata", "helmrelease", "pass", "charts", "hello")))
@@ -379,8 +384,8 @@ func TestOutputs(t *testing.T) {
 		}
 	}
 	// The optional stages that did not run are skipped test cases, not passes.
-	if ju.Suites[0].Skipped != 2 || !skipped["HT009 schema"] || !skipped["HT013 converge"] {
-		t.Errorf("JUnit skipped: %d %v, want HT009 and HT013", ju.Suites[0].Skipped, skipped)
+	if ju.Suites[0].Skipped != 3 || !skipped["HT009 schema"] || !skipped["HT013 converge"] || !skipped["HT016 admission-policy"] {
+		t.Errorf("JUnit skipped: %d %v, want HT009, HT013 and HT016", ju.Suites[0].Skipped, skipped)
 	}
 	if failed != len(rep.Findings) {
 		t.Errorf("JUnit failures %d, findings %d", failed, len(rep.Findings))
@@ -404,4 +409,14 @@ func TestOutputs(t *testing.T) {
 	if err := rep.Write(&b, "yaml", layout.Error); err == nil {
 		t.Error("unknown format accepted")
 	}
+}
+
+// examplePolicies are the example ValidatingAdmissionPolicies (examples/policies).
+func examplePolicies(t *testing.T) *admission.Set {
+	t.Helper()
+	set, err := admission.Load(filepath.Join("..", "..", "examples", "policies"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
 }

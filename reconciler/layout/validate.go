@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/rest"
 
+	"github.com/hybridtwin/hybridtwin/internal/admission"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/build"
 )
 
@@ -40,6 +41,9 @@ type Options struct {
 	// --local-sources): their Kustomizations are built from there. Others are reported once each as
 	// not resolvable offline (HT014).
 	Sources []LocalSource
+	// Policies, when set, are ValidatingAdmissionPolicies (hybridtwin validate --policies) every built
+	// object is evaluated against offline, as the target API server would admit it (HT016). Nil skips it.
+	Policies *admission.Set
 	// Logger receives progress at debug level; silent when nil.
 	Logger *slog.Logger
 }
@@ -162,6 +166,12 @@ func Validate(ctx context.Context, configs []Config, opts Options) (*Report, err
 	}
 	r.graphRules(r.walk)
 	r.duplicates(all)
+	if opts.Policies != nil {
+		if err := r.admission(ctx, all); err != nil {
+			return nil, err
+		}
+		r.report.MarkStage(StagePolicies)
+	}
 	if opts.Schema != nil {
 		if err := r.schema(ctx, all); err != nil {
 			return nil, err
