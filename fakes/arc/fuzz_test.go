@@ -50,11 +50,15 @@ func FuzzFluxConfigurationPut(f *testing.F) {
 		f.Fatal(err)
 	}
 	path := *cc.ID + "/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/fuzz"
+	tok, err := arcsdk.Token(context.Background(), ep)
+	if err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, method := range []string{http.MethodPut, http.MethodPatch} {
 			for _, v := range []string{"2022-03-01", "2025-04-01"} {
 				req := httptest.NewRequest(method, path+"?api-version="+v, bytes.NewReader(body))
-				req.Header.Set("Authorization", "Bearer fuzz")
+				req.Header.Set("Authorization", "Bearer "+tok)
 				req.Header.Set("Content-Type", "application/json")
 				rec := httptest.NewRecorder()
 				srv.ServeHTTP(rec, req)
