@@ -80,6 +80,9 @@ func Build(ctx context.Context, kube client.Client, in Input) (*Result, error) {
 			ErrPathNotFound, specPath)
 	}
 	clean := func(err error) error { return relativize(err, in.Root) }
+	if err := checkAliases(in.Root, dirPath); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBuild, err)
+	}
 
 	type gen struct {
 		manifest []byte
