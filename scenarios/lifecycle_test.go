@@ -517,7 +517,6 @@ func armRequest(ctx context.Context, method, id string, body any) (int, string) 
 	// api-version: a GA version of the Policy REST reference the fake accepts (fakes/arc profile.go).
 	req, err := http.NewRequestWithContext(ctx, method, env.Twin.ArcEndpoint()+id+"?api-version=2022-06-01", rd)
 	Expect(err).NotTo(HaveOccurred())
-	req.Header.Set("Authorization", "Bearer hybridtwin-scenarios")
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := env.Twin.ARMClient().Do(req)
 	Expect(err).NotTo(HaveOccurred(), "%s %s", method, id)

@@ -86,7 +86,8 @@ func (t *Twin) ArcEndpoint() string { return t.e.ArcEndpoint().URL }
 // deployed (PolicyDeployments).
 func (t *Twin) Arc() *arc.Server { return t.e.ArcServer() }
 
-// ARMClient is an HTTP client that trusts the Arc fake's TLS certificate, for ARM requests to
+// ARMClient is an HTTP client that trusts the Arc fake's TLS certificate and authenticates with a bearer
+// token the fake issued, for ARM requests to
 // ArcEndpoint() in the REST shapes the fake serves (e.g. a policy assignment).
 func (t *Twin) ARMClient() *http.Client { return t.e.ARMClient() }
 

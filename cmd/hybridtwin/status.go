@@ -129,9 +129,9 @@ func printStatus(out io.Writer, st *twin.Status) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "twin %s (time profile %s, up %s, state %s)\n", st.Name, st.TimeProfile, st.Uptime, st.StateDir)
 	fmt.Fprintf(w, "kubeconfig %s; gitea %s; registry %s; arc %s\n\n", st.Info.Kubeconfig, st.Info.GiteaURL, st.Info.Registry, st.Info.ArcEndpoint)
-	fmt.Fprintln(w, "COMPONENT\tPID\tPORTS\tUP\tDETAIL")
+	fmt.Fprintln(w, "COMPONENT\tPID\tPORTS\tUP\tRESTARTS\tDETAIL")
 	for _, c := range st.Components {
-		fmt.Fprintf(w, "%s\t%d\t%s\t%t\t%s\n", c.Name, c.PID, ports(c.Ports), c.Up, c.Detail)
+		fmt.Fprintf(w, "%s\t%d\t%s\t%t\t%d\t%s\n", c.Name, c.PID, ports(c.Ports), c.Up, c.Restarts, c.Detail)
 	}
 	fmt.Fprintln(w, "\nHOST\tSTATE\tVCPU USED\tMEMORY USED\tVMS")
 	for _, h := range st.Hosts {

@@ -6,6 +6,12 @@
 // long-running operations, provisioningState -- so the official Azure SDK for Go (armhybridkubernetes,
 // armkubernetesconfiguration) drives it unchanged; the tests prove that with the real SDK clients.
 //
+// Authentication as ARM does it: every ARM request needs a bearer token, which only this server's token
+// endpoint (POST /{tenant}/oauth2/v2.0/token, the identity platform's client-credentials grant for the
+// service principal in Endpoint.Principal) issues; a missing, malformed, foreign or expired token gets 401
+// with ARM's codes (AuthenticationFailed, InvalidAuthenticationToken, InvalidAuthenticationTokenAudience,
+// ExpiredAuthenticationToken). arcsdk.NewCredential is the client side.
+//
 // The in-cluster side that Azure cannot show through ARM -- the Arc agents reading configurations and
 // reporting compliance back -- is a Go API on Server (FluxConfigurations, ReportCompliance, Changed).
 //

@@ -26,6 +26,12 @@ type Endpoint struct {
 	CAPEM []byte
 	// RootCAs is CAPEM as a pool.
 	RootCAs *x509.CertPool
+	// AuthorityHost is the identity platform endpoint (the SDK's cloud ActiveDirectoryAuthorityHost) and
+	// TokenURL its client-credentials token endpoint for Principal's tenant: POST there for a bearer token.
+	AuthorityHost, TokenURL string
+	// Principal is the service principal the token endpoint accepts: hand it only to clients that may
+	// call the fake.
+	Principal Principal
 
 	srv  *http.Server
 	done chan error
@@ -44,7 +50,9 @@ func (s *Server) Listen(addr string) (*Endpoint, error) {
 	}
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(caPEM)
-	ep := &Endpoint{URL: "https://" + ln.Addr().String(), CAPEM: caPEM, RootCAs: pool, done: make(chan error, 1)}
+	ep := &Endpoint{URL: "https://" + ln.Addr().String(), CAPEM: caPEM, RootCAs: pool, Principal: s.opts.Principal, done: make(chan error, 1)}
+	ep.AuthorityHost = ep.URL + "/"
+	ep.TokenURL = ep.URL + s.tokenPath()
 	s.mu.Lock()
 	s.baseURL = ep.URL
 	s.mu.Unlock()

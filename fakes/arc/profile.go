@@ -98,3 +98,15 @@ const (
 // tens of seconds; the twin keeps the asynchronous shape (201/202 + Azure-AsyncOperation, then a terminal
 // status) with a short delay so tests and scenarios stay quick.
 const DefaultProvisioningDelay = 500 * time.Millisecond
+
+// TokenLifetime is how long an access token from the fake's token endpoint is valid. The Microsoft
+// identity platform gives access tokens "a random value ranging between 60-90 minutes (75 minutes on
+// average)" (learn.microsoft.com, "Access tokens in the Microsoft identity platform", Token lifetime); the
+// fake takes the lower bound so expiry is deterministic.
+const TokenLifetime = time.Hour
+
+// armAudiences are the token audiences ARM accepts, as its InvalidAuthenticationTokenAudience error lists
+// them ("It should exactly match with one of the allowed audiences 'https://management.core.windows.net/',
+// 'https://management.core.windows.net','https://management.azure.com/','https://management.azure.com'").
+var armAudiences = []string{"https://management.core.windows.net/", "https://management.core.windows.net",
+	"https://management.azure.com/", "https://management.azure.com"}

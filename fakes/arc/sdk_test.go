@@ -56,15 +56,15 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { _ = ep.Close(context.Background()) })
 	opts := arcsdk.ClientOptions(ep)
-	cc, err := armhybridkubernetes.NewConnectedClusterClient(sub, arcsdk.Credential{}, opts)
+	cc, err := armhybridkubernetes.NewConnectedClusterClient(sub, arcsdk.NewCredential(ep), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fc, err := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, arcsdk.Credential{}, opts)
+	fc, err := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, arcsdk.NewCredential(ep), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ec, err := armkubernetesconfiguration.NewExtensionsClient(sub, arcsdk.Credential{}, opts)
+	ec, err := armkubernetesconfiguration.NewExtensionsClient(sub, arcsdk.NewCredential(ep), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,6 +287,10 @@ func TestBadFluxConfigurationsGetARMErrors(t *testing.T) {
 
 func TestARMRequestChecks(t *testing.T) {
 	e := newEnv(t)
+	tok, err := arcsdk.Token(context.Background(), e.ep)
+	if err != nil {
+		t.Fatal(err)
+	}
 	path := e.ep.URL + "/subscriptions/" + sub + "/resourceGroups/rg/providers/Microsoft.Kubernetes/connectedClusters/c1/providers/Microsoft.KubernetesConfiguration/fluxConfigurations"
 	cases := []struct {
 		name, url, auth string
@@ -294,10 +298,10 @@ func TestARMRequestChecks(t *testing.T) {
 		code            string
 	}{
 		{"no token", path + "?api-version=2023-05-01", "", 401, "AuthenticationFailed"},
-		{"no api-version", path, "Bearer x", 400, "MissingApiVersionParameter"},
-		{"unknown api-version", path + "?api-version=2019-01-01", "Bearer x", 400, "NoRegisteredProviderFound"},
-		{"unknown resource type", e.ep.URL + "/subscriptions/" + sub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm?api-version=2023-05-01", "Bearer x", 404, "InvalidResourceType"},
-		{"parent missing", path + "?api-version=2023-05-01", "Bearer x", 404, "ParentResourceNotFound"},
+		{"no api-version", path, "Bearer " + tok, 400, "MissingApiVersionParameter"},
+		{"unknown api-version", path + "?api-version=2019-01-01", "Bearer " + tok, 400, "NoRegisteredProviderFound"},
+		{"unknown resource type", e.ep.URL + "/subscriptions/" + sub + "/resourceGroups/rg/providers/Microsoft.Compute/virtualMachines/vm?api-version=2023-05-01", "Bearer " + tok, 404, "InvalidResourceType"},
+		{"parent missing", path + "?api-version=2023-05-01", "Bearer " + tok, 404, "ParentResourceNotFound"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -378,9 +382,8 @@ func TestPolicyAssignmentDeploysToExistingAndLaterClusters(t *testing.T) {
 func doJSON(t *testing.T, e *env, method, url, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer x")
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := e.ep.Client().Do(req)
+	resp, err := arcsdk.AuthorizedClient(e.ep).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

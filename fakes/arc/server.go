@@ -25,6 +25,9 @@ type Options struct {
 	RetryAfterSeconds int
 	// TenantID is reported in identities; a fixed fake GUID by default.
 	TenantID string
+	// Principal is the service principal the token endpoint issues tokens to; by default one with the
+	// TenantID, a random client ID and a random secret, new for every server.
+	Principal Principal
 }
 
 // DefaultOptions returns the options a twin uses.
@@ -47,6 +50,7 @@ type Server struct {
 	baseURL     string                       // set by Listen; used in Azure-AsyncOperation URLs
 	requests    int
 	policyDeps  map[string][]string // assignment ID -> flux configuration IDs it deployed
+	key         []byte              // signs the access tokens this server issues
 }
 
 type fluxConfigState struct {
@@ -73,6 +77,15 @@ func NewServer(opts Options) *Server {
 	if opts.TenantID == "" {
 		opts.TenantID = d.TenantID
 	}
+	if opts.Principal.TenantID == "" {
+		opts.Principal.TenantID = opts.TenantID
+	}
+	if opts.Principal.ClientID == "" {
+		opts.Principal.ClientID = newID()
+	}
+	if opts.Principal.ClientSecret == "" {
+		opts.Principal.ClientSecret = randomHex(20)
+	}
 	return &Server{
 		opts:        opts,
 		clusters:    map[string]*ConnectedCluster{},
@@ -82,6 +95,7 @@ func NewServer(opts Options) *Server {
 		ops:         map[string]*operation{},
 		policyDeps:  map[string][]string{},
 		changed:     make(chan struct{}),
+		key:         []byte(randomHex(32)),
 	}
 }
 
@@ -117,9 +131,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if id := r.Header.Get("x-ms-client-request-id"); id != "" {
 		w.Header().Set("x-ms-client-request-id", id)
 	}
-	// ARM rejects unauthenticated calls before anything else (message as ARM returns it).
-	if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
-		writeError(w, http.StatusUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.", "")
+	// The identity platform's token endpoint, where clients get the bearer tokens ARM wants.
+	if tenant, ok := tokenRoute(r.URL.Path); ok {
+		s.serveToken(w, r, tenant)
+		return
+	}
+	// ARM rejects unauthenticated calls before anything else, with 401 and its error body. (ARM also sends
+	// a WWW-Authenticate challenge; the fake leaves it out, because the Azure SDK's ARM bearer policy would
+	// answer it by fetching a fresh token and retrying, hiding the refusal a test wants to see.)
+	if f := s.authenticate(r); f != nil {
+		writeError(w, http.StatusUnauthorized, f.code, f.message, "")
 		return
 	}
 	route, ok := parseRoute(r.URL.Path)

@@ -35,6 +35,8 @@ type ComponentStatus struct {
 	// Up is true when the process is alive and every port accepts a connection.
 	Up     bool   `json:"up"`
 	Detail string `json:"detail,omitempty"`
+	// Restarts is how often the twin restarted the process after it crashed.
+	Restarts int `json:"restarts"`
 }
 
 // HostState is one HCI host: its state, what its VMs use of its capacity (the capacity planner's:

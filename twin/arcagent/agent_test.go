@@ -45,7 +45,7 @@ func TestConfigurationsConvergeAndReportCompliance(t *testing.T) {
 
 	// Azure side, through the official SDK.
 	srv, ep := startArc(t)
-	flux, _ := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, arcsdk.Credential{}, arcsdk.ClientOptions(ep))
+	flux, _ := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, arcsdk.NewCredential(ep), arcsdk.ClientOptions(ep))
 	cc, err := arcsdk.ConnectCluster(ctx, ep, sub, "rg-hci", "workload-1", "westeurope", pollEvery)
 	if err != nil {
 		t.Fatal(err)
@@ -150,8 +150,7 @@ func TestClusterConnectedUnderPolicyConvergesToBaseline(t *testing.T) {
 	    "repositoryRefBranch":{"value":"main"},"kustomizationPath":{"value":"./base"},
 	    "repositorySyncInterval":{"value":60},"kustomizationRetryInterval":{"value":5}}}}`
 	req, _ := http.NewRequest(http.MethodPut, ep.URL+"/subscriptions/"+sub+"/resourceGroups/rg-fleet/providers/Microsoft.Authorization/policyAssignments/gitops-baseline?api-version=2022-06-01", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer t")
-	resp, err := ep.Client().Do(req)
+	resp, err := arcsdk.AuthorizedClient(ep).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

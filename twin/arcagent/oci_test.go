@@ -202,8 +202,7 @@ func ptr[T any](v T) *T { return &v }
 func doARM(t *testing.T, ep *arc.Endpoint, method, id string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(method, ep.URL+id+"?api-version="+arcsdk.FluxAPIVersion, nil)
-	req.Header.Set("Authorization", "Bearer t")
-	resp, err := ep.Client().Do(req)
+	resp, err := arcsdk.AuthorizedClient(ep).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 // ProfilesVersion names this set of time profiles and defaults. It is recorded in every report next to
 // the profile's name, and must change whenever a value in this file changes.
-const ProfilesVersion = "timeprofiles/v1"
+const ProfilesVersion = "timeprofiles/v2"
 
 // TimeProfileName selects a TimeProfile. It is chosen once per twin and recorded in every report.
 type TimeProfileName string
@@ -63,7 +63,25 @@ type TimeProfile struct {
 	// NodeStatusReportFrequency is the kubelet's nodeStatusReportFrequency: how often it posts node
 	// status when nothing changed.
 	NodeStatusReportFrequency time.Duration `json:"nodeStatusReportFrequency"`
+
+	// Control-plane processes (etcd, kube-apiserver, controller-manager, scheduler: static pods on an AKS
+	// hybrid control-plane VM) are restarted on crash with the kubelet's back-off: RestartBackoffInitial
+	// first, doubling up to RestartBackoffMax, reset after a run of RestartBackoffReset.
+	RestartBackoffInitial time.Duration `json:"restartBackoffInitial"`
+	RestartBackoffMax     time.Duration `json:"restartBackoffMax"`
+	RestartBackoffReset   time.Duration `json:"restartBackoffReset"`
 }
+
+// Kubernetes docs, Pod Lifecycle, "Container restarts": "the kubelet restarts them with an exponential
+// backoff delay (10s, 20s, 40s, ...), that is capped at 300 seconds (5 minutes). Once a container has
+// executed for 10 minutes without any problems, the kubelet resets the restart backoff timer" (the
+// kubelet's CrashLoopBackOff; k8s.io/kubernetes v1.33.13 pkg/kubelet/kubelet.go backOffPeriod 10 s,
+// MaxContainerBackOff 300 s). Both profiles use them: they are not flags of a v1.33 kubelet.
+const (
+	kubeletRestartBackoffInitial = 10 * time.Second
+	kubeletRestartBackoffMax     = 5 * time.Minute
+	kubeletRestartBackoffReset   = 10 * time.Minute
+)
 
 // kubeletLeaseRenewFraction is the share of the lease duration after which the kubelet renews it.
 // Source: k8s.io/kubernetes v1.33.13 pkg/kubelet/kubelet.go, nodeLeaseRenewIntervalFraction = 0.25.
@@ -93,6 +111,9 @@ var realProfile = TimeProfile{
 	NodeLeaseDurationSeconds:  40,
 	NodeStatusUpdateFrequency: 10 * time.Second,
 	NodeStatusReportFrequency: 5 * time.Minute,
+	RestartBackoffInitial:     kubeletRestartBackoffInitial,
+	RestartBackoffMax:         kubeletRestartBackoffMax,
+	RestartBackoffReset:       kubeletRestartBackoffReset,
 }
 
 // fastProfile is RECIPES.md "Simulated kubelets: kwok v0.8.0 / Eviction timing, shortened": the flags
@@ -113,6 +134,9 @@ var fastProfile = TimeProfile{
 	NodeLeaseDurationSeconds:  8,
 	NodeStatusUpdateFrequency: 10 * time.Second,
 	NodeStatusReportFrequency: 5 * time.Minute,
+	RestartBackoffInitial:     kubeletRestartBackoffInitial,
+	RestartBackoffMax:         kubeletRestartBackoffMax,
+	RestartBackoffReset:       kubeletRestartBackoffReset,
 }
 
 // Profiles returns every time profile, sorted by name.

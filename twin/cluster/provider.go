@@ -109,6 +109,8 @@ type Process struct {
 	// Ports are the TCP ports it listens on, all on 127.0.0.1.
 	Ports []int  `json:"ports"`
 	Log   string `json:"log"`
+	// Restarts is how often it was restarted after a crash (TimeProfile's restart back-off).
+	Restarts int `json:"restarts,omitempty"`
 }
 
 // Phase names a step of a cluster start.

@@ -101,7 +101,7 @@ func TestFluxConvergesAnArcConfiguration(t *testing.T) {
 	defer ep.Close(context.Background())
 	const sub, rg = "00000000-0000-4000-8000-000000000001", "rg-hci"
 	const pollEvery = 10 * time.Millisecond
-	fluxConfigs, _ := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, arcsdk.Credential{}, arcsdk.ClientOptions(ep))
+	fluxConfigs, _ := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, arcsdk.NewCredential(ep), arcsdk.ClientOptions(ep))
 	cc, err := arcsdk.ConnectCluster(ctx, ep, sub, rg, name, "westeurope", pollEvery)
 	if err != nil {
 		t.Fatal(err)

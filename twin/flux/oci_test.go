@@ -181,7 +181,7 @@ func TestFluxConvergesAnOCIConfiguration(t *testing.T) {
 		HavePrefix(arc.NonCompliant+": "), ContainSubstring("OCIRepository/platform")), "logs: %s", logsHint(procs))
 
 	// Deleting the configuration prunes what Flux applied and removes the OCIRepository.
-	fluxConfigs, err := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, arcsdk.Credential{}, arcsdk.ClientOptions(ep))
+	fluxConfigs, err := armkubernetesconfiguration.NewFluxConfigurationsClient(sub, arcsdk.NewCredential(ep), arcsdk.ClientOptions(ep))
 	g.Expect(err).NotTo(HaveOccurred())
 	del, err := fluxConfigs.BeginDelete(ctx, rg, "Microsoft.Kubernetes", "connectedClusters", name, "platform", nil)
 	g.Expect(err).NotTo(HaveOccurred())

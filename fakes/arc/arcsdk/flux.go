@@ -71,7 +71,7 @@ func GetFluxConfiguration(ctx context.Context, ep *arc.Endpoint, configID string
 }
 
 func fluxCall(ctx context.Context, ep *arc.Endpoint, method, configID string, body any) (runtime.Pipeline, *http.Response, error) {
-	c, err := arm.NewClient(clientModule, clientVersion, Credential{}, ClientOptions(ep))
+	c, err := arm.NewClient(clientModule, clientVersion, NewCredential(ep), ClientOptions(ep))
 	if err != nil {
 		return runtime.Pipeline{}, nil, err
 	}

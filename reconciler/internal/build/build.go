@@ -97,6 +97,9 @@ func Build(ctx context.Context, kube client.Client, in Input) (*Result, error) {
 	} else if !fi.IsDir() {
 		return nil, fmt.Errorf("%w: %s is not a directory", ErrPathNotFound, specPath)
 	}
+	if err := checkAliases(in.Root, dirPath); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBuild, err)
+	}
 
 	type gen struct {
 		manifest []byte

@@ -20,6 +20,14 @@ func object(r *resource.Resource) (*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
+	// apiVersion, kind and metadata.name must be strings: kustomize accepts `apiVersion: 0` (found by
+	// FuzzBuildManifests), which no API server would. Refuse it here, naming the object.
+	meta, _ := m["metadata"].(map[string]any)
+	for i, v := range []any{m["apiVersion"], m["kind"], meta["name"]} {
+		if s, ok := v.(string); !ok || s == "" {
+			return nil, fmt.Errorf("object %s: %s is %v, not a string; quote it in the manifest", r.CurId(), []string{"apiVersion", "kind", "metadata.name"}[i], v)
+		}
+	}
 	if v, ok := jsonValue(m); ok {
 		return &unstructured.Unstructured{Object: v.(map[string]any)}, nil
 	}

@@ -107,7 +107,15 @@ func (o *overlayFS) ReadFile(p string) ([]byte, error) {
 	if b, ok := o.files[o.key(p)]; ok {
 		return bytes.Clone(b), nil
 	}
-	return o.disk.ReadFile(p)
+	data, err := o.disk.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	// Files kustomize loads from outside spec.path (resources: ../base) get the same guard.
+	if err := checkAliasesIn(p, data); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 func (o *overlayFS) Walk(p string, fn filepath.WalkFunc) error {

@@ -46,7 +46,7 @@ type instance struct {
 	// extraEnv is added to each component's environment.
 	extraEnv map[cluster.Component][]string
 
-	procs    []*procgroup.Process
+	procs    []*procgroup.Supervised
 	admin    kubernetes.Interface
 	kubelets map[string]*simkubelet.Kubelet
 	info     cluster.Info
@@ -87,7 +87,7 @@ func (c *instance) start(ctx context.Context, bins Binaries) error {
 	if err != nil {
 		return err
 	}
-	if err := c.waitHealthy(ctx, cluster.PhaseEtcd, []*procgroup.Process{etcd}, http.DefaultClient, url(c.ports.EtcdClient)+"/health", `"health":"true"`); err != nil {
+	if err := c.waitHealthy(ctx, cluster.PhaseEtcd, []*procgroup.Supervised{etcd}, http.DefaultClient, url(c.ports.EtcdClient)+"/health", `"health":"true"`); err != nil {
 		return err
 	}
 	phase(cluster.PhaseEtcd, tEtcd)
@@ -162,14 +162,23 @@ func (c *instance) start(ctx context.Context, bins Binaries) error {
 }
 
 // run starts one component.
-func (c *instance) run(comp cluster.Component, binary string) (*procgroup.Process, error) {
-	p, err := procgroup.Start(procgroup.Spec{
+func (c *instance) run(comp cluster.Component, binary string) (*procgroup.Supervised, error) {
+	// Restarted on crash with the kubelet's back-off, as the kubelet of an AKS hybrid control-plane VM
+	// restarts these static pods.
+	backoff := procgroup.Backoff{Initial: c.profile.RestartBackoffInitial, Max: c.profile.RestartBackoffMax, Reset: c.profile.RestartBackoffReset}
+	p, err := procgroup.Supervise(procgroup.Spec{
 		Name:    string(comp),
 		Path:    binary,
 		Args:    componentArgs(comp, c.spec, c.profile, c.layout, c.ports),
 		Env:     c.env(comp),
 		Dir:     c.layout.Dir,
 		LogPath: c.layout.log(comp),
+	}, backoff, func(n int, np *procgroup.Process, err error) {
+		if err != nil {
+			c.log.Warn("restart failed", "component", comp, "restarts", n, "err", err)
+			return
+		}
+		c.log.Info("restarted after a crash", "component", comp, "restarts", n, "pid", np.PID())
 	})
 	if err != nil {
 		return nil, err
@@ -203,7 +212,7 @@ func (c *instance) healthClient() (*http.Client, error) {
 }
 
 // waitHealthy polls a health URL until its body contains want.
-func (c *instance) waitHealthy(ctx context.Context, ph cluster.Phase, watch []*procgroup.Process, client *http.Client, u, want string) error {
+func (c *instance) waitHealthy(ctx context.Context, ph cluster.Phase, watch []*procgroup.Supervised, client *http.Client, u, want string) error {
 	return c.waitFor(ctx, ph, watch, func(ctx context.Context) (bool, error) {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 		if err != nil {
@@ -224,7 +233,7 @@ func (c *instance) waitHealthy(ctx context.Context, ph cluster.Phase, watch []*p
 
 // waitFor polls check until it succeeds, a watched process ends, or ctx ends. The error names the phase,
 // and the process's log tail or check's last error.
-func (c *instance) waitFor(ctx context.Context, ph cluster.Phase, watch []*procgroup.Process, check func(context.Context) (bool, error)) error {
+func (c *instance) waitFor(ctx context.Context, ph cluster.Phase, watch []*procgroup.Supervised, check func(context.Context) (bool, error)) error {
 	tick := time.NewTicker(readinessPoll)
 	defer tick.Stop()
 	var last error
@@ -334,7 +343,7 @@ func (c *instance) stop(grace time.Duration) {
 	for _, k := range c.kubelets {
 		k.Stop()
 	}
-	var store []*procgroup.Process
+	var store []*procgroup.Supervised
 	var wg sync.WaitGroup
 	for _, p := range c.procs {
 		if p.Name() == string(cluster.Etcd) {
@@ -342,7 +351,7 @@ func (c *instance) stop(grace time.Duration) {
 			continue
 		}
 		wg.Add(1)
-		go func(p *procgroup.Process) {
+		go func(p *procgroup.Supervised) {
 			defer wg.Done()
 			p.Stop(grace)
 		}(p)
@@ -389,4 +398,20 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "..."
+}
+
+// liveInfo is the cluster's Info with its processes as they are now: a restarted component has a new
+// pid and a restart count.
+func (c *instance) liveInfo() cluster.Info {
+	info := c.info
+	info.Processes = make([]cluster.Process, len(c.info.Processes))
+	for i, pr := range c.info.Processes {
+		for _, sp := range c.procs {
+			if sp.Name() == string(pr.Component) {
+				pr.PID, pr.Restarts = sp.PID(), sp.Restarts()
+			}
+		}
+		info.Processes[i] = pr
+	}
+	return info
 }

@@ -307,7 +307,7 @@ func (p *Provider) List(_ context.Context) ([]cluster.Info, error) {
 	defer p.mu.Unlock()
 	out := make([]cluster.Info, 0, len(p.clusters))
 	for _, c := range p.clusters {
-		out = append(out, c.info)
+		out = append(out, c.liveInfo())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil

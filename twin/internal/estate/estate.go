@@ -23,6 +23,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
+	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/twin/api"
 	"github.com/hybridtwin/hybridtwin/twin/chartmirror"
@@ -249,8 +250,9 @@ func (e *Estate) Registry() *registry.Registry { return e.reg }
 func (e *Estate) ArcServer() *arc.Server     { return e.arcSrv }
 func (e *Estate) ArcEndpoint() *arc.Endpoint { return e.arcEP }
 
-// ARMClient is an HTTP client that trusts the Arc fake's TLS certificate.
-func (e *Estate) ARMClient() *http.Client { return e.arcEP.Client() }
+// ARMClient is an HTTP client that trusts the Arc fake's TLS certificate and sends a bearer token of the
+// fake's service principal.
+func (e *Estate) ARMClient() *http.Client { return arcsdk.AuthorizedClient(e.arcEP) }
 
 // ReadyAfter is how long Up took.
 func (e *Estate) ReadyAfter() time.Duration { return e.ready }

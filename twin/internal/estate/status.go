@@ -60,6 +60,7 @@ func (e *Estate) Status(ctx context.Context) (*api.Status, error) {
 	for _, info := range infos {
 		for _, p := range info.Processes {
 			c := probe(info.Name+"/"+string(p.Component), p.PID, "", p.Ports...)
+			c.Restarts = p.Restarts
 			st.Components = append(st.Components, c)
 		}
 	}

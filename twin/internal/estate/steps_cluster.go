@@ -92,7 +92,7 @@ func (e *Estate) connect(ctx context.Context, b *bringing) error {
 // `az connectedk8s delete` does (ARM deletes the nested extensions and fluxConfigurations with it).
 func (e *Estate) disconnect(ctx context.Context, name string) error {
 	az := e.spec.Spec.Azure
-	c, err := armhybridkubernetes.NewConnectedClusterClient(az.SubscriptionID, arcsdk.Credential{}, arcsdk.ClientOptions(e.arcEP))
+	c, err := armhybridkubernetes.NewConnectedClusterClient(az.SubscriptionID, arcsdk.NewCredential(e.arcEP), arcsdk.ClientOptions(e.arcEP))
 	if err != nil {
 		return err
 	}
@@ -270,5 +270,5 @@ func (e *Estate) putConfiguration(ctx context.Context, clusterName string, g spe
 
 // newFluxClient is the generated SDK's fluxConfigurations client against the Arc fake.
 func newFluxClient(subscriptionID string, ep *arc.Endpoint) (*armkubernetesconfiguration.FluxConfigurationsClient, error) {
-	return armkubernetesconfiguration.NewFluxConfigurationsClient(subscriptionID, arcsdk.Credential{}, arcsdk.ClientOptions(ep))
+	return armkubernetesconfiguration.NewFluxConfigurationsClient(subscriptionID, arcsdk.NewCredential(ep), arcsdk.ClientOptions(ep))
 }

@@ -21,6 +21,8 @@ type Spec struct {
 	Env     []string // its environment; nil means an empty one plus PATH and HOME
 	Dir     string   // its working directory
 	LogPath string   // where stdout and stderr go; created or truncated
+
+	appendLog bool // a restart appends to the log instead
 }
 
 // Process is a started process in its own process group.
@@ -43,7 +45,11 @@ var ErrExited = errors.New("process exited")
 // Pdeathsig; the Go runtime does not end the threads that started children, so the signal fires only
 // when the parent process ends).
 func Start(s Spec) (*Process, error) {
-	logFile, err := os.OpenFile(s.LogPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	flags := os.O_CREATE | os.O_WRONLY | os.O_TRUNC
+	if s.appendLog {
+		flags = os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	}
+	logFile, err := os.OpenFile(s.LogPath, flags, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: open log: %w", s.Name, err)
 	}

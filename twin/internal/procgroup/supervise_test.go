@@ -1,0 +1,75 @@
+package procgroup
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/onsi/gomega"
+)
+
+// TestBackoffDoublesToMaxAndResets: the kubelet's CrashLoopBackOff shape.
+func TestBackoffDoublesToMaxAndResets(t *testing.T) {
+	b := Backoff{Initial: 10 * time.Second, Max: 5 * time.Minute, Reset: 10 * time.Minute}
+	var got []time.Duration
+	var last time.Duration
+	for range 7 {
+		last = b.next(last, time.Second)
+		got = append(got, last)
+	}
+	want := []time.Duration{10 * time.Second, 20 * time.Second, 40 * time.Second, 80 * time.Second, 160 * time.Second, 5 * time.Minute, 5 * time.Minute}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("delays %v, want %v", got, want)
+		}
+	}
+	if d := b.next(5*time.Minute, 10*time.Minute); d != 10*time.Second {
+		t.Fatalf("after a 10 min run the delay is %v, want it reset to 10s", d)
+	}
+}
+
+// TestSupervisedRestartsAfterSIGKILL: a process killed from outside comes back (a new pid, the same
+// spec, its log appended), the restarts are counted, and after Stop nothing restarts.
+func TestSupervisedRestartsAfterSIGKILL(t *testing.T) {
+	g := gomega.NewWithT(t)
+	log := filepath.Join(t.TempDir(), "svc.log")
+	var calls atomic.Int32
+	s, err := Supervise(Spec{Name: "svc", Path: "/bin/sh", Args: []string{"-c", "echo up; exec sleep 300"}, LogPath: log},
+		Backoff{Initial: 20 * time.Millisecond, Max: 80 * time.Millisecond, Reset: time.Hour},
+		func(int, *Process, error) { calls.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(time.Second)
+	poll := func(f any) gomega.AsyncAssertion {
+		return g.Eventually(f).WithTimeout(20 * time.Second).WithPolling(10 * time.Millisecond)
+	}
+	for round := 1; round <= 2; round++ {
+		first := s.PID()
+		poll(func() int { return strings.Count(readFile(log), "up") }).Should(gomega.Equal(round))
+		if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		poll(s.Restarts).Should(gomega.Equal(round))
+		g.Expect(s.PID()).NotTo(gomega.Equal(first))
+		poll(func() int { return strings.Count(readFile(log), "up") }).Should(gomega.Equal(round+1), "the restart appends to the log")
+		exited, _ := s.Exited()
+		g.Expect(exited).To(gomega.BeFalse())
+	}
+	g.Expect(calls.Load()).To(gomega.Equal(int32(2)))
+
+	s.Stop(time.Second)
+	exited, _ := s.Exited()
+	g.Expect(exited).To(gomega.BeTrue())
+	// Stop returns only once supervision has ended, so nothing can restart the process after it.
+	g.Expect(s.Restarts()).To(gomega.Equal(2))
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
