@@ -19,6 +19,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/reconciler"
 	"github.com/hybridtwin/hybridtwin/twin/s3server"
 )
@@ -90,6 +91,7 @@ func wantBucketRevision(e *env, srv *s3server.Server, bucket string, skip func(s
 // upload makes a new revision in source-controller's shape that is applied and pruned, .sourceignore and
 // spec.ignore leave objects out, and a missing bucket or Secret fails with source-controller's reasons.
 func TestBucket(t *testing.T) {
+	testenv.RequireBucketServer(t)
 	e := newEnv(t)
 	srv := startS3(e)
 	ctx := context.Background()

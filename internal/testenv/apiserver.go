@@ -140,3 +140,23 @@ func Kubeconfig(t testing.TB, cfg *rest.Config) []byte {
 	}
 	return data
 }
+
+// EnvBucketTests makes RequireBucketServer build versitygw when the tool cache lacks it.
+const EnvBucketTests = "HYBRIDTWIN_BUCKET_TESTS"
+
+// RequireBucketServer skips a test that runs the S3 server of Bucket sources (versitygw, an optional tool:
+// ~4-9 min cold build) unless the tool cache holds it or EnvBucketTests=1 asks to build it
+// (`go tool task test:bucket`; the nightly workflow sets it).
+func RequireBucketServer(t testing.TB) {
+	t.Helper()
+	if os.Getenv(EnvBucketTests) == "1" {
+		return
+	}
+	c, err := toolcache.New()
+	if err != nil {
+		t.Fatalf("open tool cache: %v", err)
+	}
+	if !c.Stat(context.Background(), toolcache.Versitygw).Built {
+		t.Skipf("needs versitygw (optional tool, not built): set %s=1 or run go tool task test:bucket", EnvBucketTests)
+	}
+}

@@ -26,6 +26,7 @@ import (
 // Flux extension makes them, the twin's reconciler fetching it, compliance and the bucket's revision in
 // Azure; a new upload rolls out; deleting the configuration prunes and removes the Bucket.
 func TestBucketConfigurationConverges(t *testing.T) {
+	testenv.RequireBucketServer(t)
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/fakes/arc/arcsdk"
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/twin/arcagent"
 	"github.com/hybridtwin/hybridtwin/twin/flux"
 	"github.com/hybridtwin/hybridtwin/twin/s3server"
@@ -59,6 +60,7 @@ func indexRevision(t *testing.T, s3 *s3server.Server, bucket string) string {
 // -- and a new upload rolling out.
 func TestFluxConvergesABucketConfiguration(t *testing.T) {
 	requireFluxTests(t)
+	testenv.RequireBucketServer(t)
 	g := NewWithT(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -12,6 +12,7 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	. "github.com/onsi/gomega"
 
+	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 	"github.com/hybridtwin/hybridtwin/twin/s3server"
 )
@@ -19,6 +20,7 @@ import (
 // TestPublishAndStop: the server binds loopback only, refuses other credentials, publishes a folder as a
 // bucket (and a second Publish removes what the folder lost), and Stop leaves no process behind.
 func TestPublishAndStop(t *testing.T) {
+	testenv.RequireBucketServer(t)
 	g := NewWithT(t)
 	ctx := context.Background()
 	srv, err := s3server.Start(ctx, s3server.Options{Dir: t.TempDir()})
