@@ -94,9 +94,7 @@ spec:
 }
 
 // BenchmarkStatic2000 validates the 2,000-object repository (every rule but the API-server schema check)
-// and writes the result to $HYBRIDTWIN_BENCH_OUT if set, else to validate.json in the run directory of
-// $HYBRIDTWIN_BENCH_DIR if set (result.OutPath); with neither it writes nothing, so a quick local
-// `go test -bench` leaves the committed bench/results/validate.json alone.
+// and records the result (record).
 func BenchmarkStatic2000(b *testing.B) {
 	root := b.TempDir()
 	generate(b, root)
@@ -118,6 +116,26 @@ func BenchmarkStatic2000(b *testing.B) {
 			b.Fatalf("objects %d, findings %+v", rep.Objects, rep.Findings)
 		}
 	}
+	objects := float64(kustomizations * appsPerKs * objectsPerApp)
+	var pace []float64
+	for _, s := range samples {
+		pace = append(pace, objects/s)
+	}
+	m := result.NewMetric("validate.static.objects_per_second", "objects/s", result.Higher, pace)
+	m.Anchor = &result.Anchor{Value: kubeconformPace, Source: "kubeconform README: 50,714 resources in 6.7 s (schema validation only, no kustomize build)"}
+	record(b, fmt.Sprintf("generated repo: %d Kustomizations with postBuild, %d objects; static rules HT001-HT008, HT010, HT011 (no --schema)", kustomizations, int(objects)),
+		result.NewMetric("validate.static.2000objects.seconds", "s", result.Lower, samples), m)
+}
+
+// recorded is the driver's one result file: every benchmark of the package run in one `go test -bench`
+// adds its metrics to it (record).
+var recorded *result.Run
+
+// record adds metrics (and a note on the input) to the driver's result and writes it to
+// $HYBRIDTWIN_BENCH_OUT if set, else to validate.json in the run directory of $HYBRIDTWIN_BENCH_DIR if
+// set (result.OutPath); with neither it writes nothing, so a quick local `go test -bench` leaves the
+// committed bench/results/validate.json alone.
+func record(b *testing.B, note string, metrics ...result.Metric) {
 	out := os.Getenv("HYBRIDTWIN_BENCH_OUT")
 	if out == "" && os.Getenv(result.EnvDir) != "" {
 		var err error
@@ -128,18 +146,14 @@ func BenchmarkStatic2000(b *testing.B) {
 	if out == "" {
 		return
 	}
-	objects := float64(kustomizations * appsPerKs * objectsPerApp)
-	run := &result.Run{Schema: result.Schema, RunAt: time.Now().UTC(), Env: result.CurrentEnvironment()}
-	run.Env.Notes = append(run.Env.Notes, fmt.Sprintf("generated repo: %d Kustomizations with postBuild, %d objects; static rules HT001-HT008, HT010, HT011 (no --schema)", kustomizations, int(objects)))
-	run.Add(result.NewMetric("validate.static.2000objects.seconds", "s", result.Lower, samples))
-	var pace []float64
-	for _, s := range samples {
-		pace = append(pace, objects/s)
+	if recorded == nil {
+		recorded = &result.Run{Schema: result.Schema, RunAt: time.Now().UTC(), Env: result.CurrentEnvironment()}
 	}
-	m := result.NewMetric("validate.static.objects_per_second", "objects/s", result.Higher, pace)
-	m.Anchor = &result.Anchor{Value: kubeconformPace, Source: "kubeconform README: 50,714 resources in 6.7 s (schema validation only, no kustomize build)"}
-	run.Add(m)
-	if err := run.Write(out); err != nil {
+	recorded.Env.Notes = append(recorded.Env.Notes, note)
+	for _, m := range metrics {
+		recorded.Add(m)
+	}
+	if err := recorded.Write(out); err != nil {
 		b.Fatal(err)
 	}
 }
