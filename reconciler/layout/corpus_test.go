@@ -36,6 +36,12 @@ type corpusCase struct {
 		Sources map[string]string `json:"sources"`
 		// Spokes are the kubeconfig Secrets the oracle's run gives a cluster each.
 		Spokes []string `json:"spokes"`
+		// SOPS: the oracle's run encrypts the files of the Plain folder over the repository's stand-ins
+		// with an age key it keeps in Secret flux-system/<Secret>.
+		SOPS *struct {
+			Secret string `json:"secret"`
+			Plain  string `json:"plain"`
+		} `json:"sops"`
 	} `json:"flux"`
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -52,10 +53,21 @@ type corpusOracle struct {
 		// Spokes are the kubeconfig Secrets (flux-system/<name>, key value) a hub's Kustomizations name
 		// in spec.kubeConfig: each gets a cluster of its own (an API server and etcd).
 		Spokes []string `json:"spokes"`
+		// SOPS, when set, makes the run encrypt each file of the Plain folder (relative to the layout) with
+		// a fresh age key and put it over the same path of repo/ (the repository's files are
+		// encryption-shaped stand-ins, for validate); the key goes into Secret flux-system/<Secret> as
+		// identity.agekey. A .env file is encrypted as dotenv, a Secret's data and stringData only (as
+		// `sops --encrypted-regex '^(data|stringData)$'`), any other file whole.
+		SOPS *struct {
+			Secret string `json:"secret"`
+			Plain  string `json:"plain"`
+		} `json:"sops"`
 	} `json:"flux"`
 }
 
-// TestCorpusOracle is the differential test's live half: every corpus layout whose oracle is "twin" runs
+// TestCorpusOracle is the differential test's live half: every corpus layout whose oracle is "twin" (all but
+// artifact-generator, whose ArtifactGenerator needs source-watcher, a controller the Go module proxy does not
+// serve) runs
 // on a twin cluster -- its bootstrap applied as `flux bootstrap` applies gotk-sync.yaml, its sources
 // served from loopback (a Git server, the twin's registry) -- with real Flux (kustomize-controller v1.9.5,
 // source-controller v1.9.6, helm-controller v1.6.4) when HYBRIDTWIN_FLUX_TESTS=1, and always with the
@@ -147,7 +159,8 @@ func runOracle(t *testing.T, dir string, c layout.Config, eng string, oc corpusO
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	rewrite := serveSources(ctx, t, dir, oc.Flux.Sources)
+	overlay, identity := sopsOverlay(t, dir, oc)
+	rewrite := serveSources(ctx, t, dir, oc.Flux.Sources, overlay)
 	info, cfg, kube := testCluster(ctx, t, "corpus-"+suffix())
 	dyn := dynamic.NewForConfigOrDie(cfg)
 	switch eng {
@@ -183,6 +196,13 @@ func runOracle(t *testing.T, dir string, c layout.Config, eng string, oc corpusO
 		StringData: map[string]string{"username": "oracle", "password": "oracle"},
 	}, metav1.CreateOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
+	if identity != "" {
+		_, err := kube.CoreV1().Secrets(flux.RuntimeNamespace).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: oc.Flux.SOPS.Secret, Namespace: flux.RuntimeNamespace},
+			StringData: map[string]string{"identity.agekey": identity},
+		}, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+	}
 	for _, s := range oc.Flux.Spokes {
 		_, err := kube.CoreV1().Secrets(flux.RuntimeNamespace).Create(ctx, &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{Name: s, Namespace: flux.RuntimeNamespace},
@@ -267,7 +287,7 @@ func runOracle(t *testing.T, dir string, c layout.Config, eng string, oc corpusO
 // serveSources serves each URL's folder from loopback (Git repositories over smart HTTP without
 // authentication, OCI artifacts in the twin's registry under tag latest, as `flux push artifact` pushes
 // them) and returns the URL rewrite to apply to every file.
-func serveSources(ctx context.Context, t *testing.T, dir string, sources map[string]string) map[string]string {
+func serveSources(ctx context.Context, t *testing.T, dir string, sources map[string]string, overlay map[string]string) map[string]string {
 	t.Helper()
 	urls := sortedKeys(sources)
 	git := testenv.Git(t, "", "")
@@ -308,6 +328,11 @@ func serveSources(ctx context.Context, t *testing.T, dir string, sources map[str
 		if err != nil {
 			t.Fatalf("source %s: %v", u, err)
 		}
+		if sources[u] == "repo" {
+			for rel, content := range overlay {
+				files[rel] = content
+			}
+		}
 		if strings.HasPrefix(u, "oci://") {
 			pushFluxArtifact(t, reg, slug[u], "latest", files)
 		} else {
@@ -315,6 +340,48 @@ func serveSources(ctx context.Context, t *testing.T, dir string, sources map[str
 		}
 	}
 	return rewrite
+}
+
+// sopsOverlay encrypts the files of oc.Flux.SOPS.Plain with a fresh age key: it returns them by their path
+// in repo/ and the key's identity ("", nil when the layout has no SOPS block).
+func sopsOverlay(t *testing.T, dir string, oc corpusOracle) (map[string]string, string) {
+	t.Helper()
+	if oc.Flux.SOPS == nil {
+		return nil, ""
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	root := filepath.Join(dir, filepath.FromSlash(oc.Flux.SOPS.Plain))
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		format, regex := "yaml", ""
+		switch {
+		case strings.HasSuffix(p, ".env"):
+			format = "dotenv"
+		case strings.Contains(string(b), "\nkind: Secret\n"):
+			regex = "^(data|stringData)$"
+		}
+		enc, err := testenv.SOPSEncrypt(id.Recipient().String(), format, regex, string(b))
+		if err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		rel, err := filepath.Rel(root, p)
+		out[filepath.ToSlash(rel)] = enc
+		return err
+	})
+	if err != nil {
+		t.Fatalf("sops: %v", err)
+	}
+	return out, id.String()
 }
 
 // rewriteURLs points a file's source URLs at the loopback servers; an OCIRepository whose url is
