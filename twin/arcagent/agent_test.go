@@ -124,8 +124,11 @@ func TestConfigurationsConvergeAndReportCompliance(t *testing.T) {
 		_, err := kube.CoreV1().ConfigMaps("team-a").Get(ctx, "settings", metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	}).WithTimeout(60*time.Second).WithPolling(100*time.Millisecond).Should(BeTrue(), "pruned after the configuration was deleted")
-	_, ok := rec.GitRepository("flux-system", "healthy")
-	g.Expect(ok).To(BeFalse())
+	// The GitRepository goes after the Kustomization's prune has finished: wait for it too.
+	g.Eventually(func() bool {
+		_, ok := rec.GitRepository("flux-system", "healthy")
+		return ok
+	}).WithTimeout(60*time.Second).WithPolling(100*time.Millisecond).Should(BeFalse(), "GitRepository removed with the configuration")
 }
 
 // A policy assignment of the built-in GitOps definition over a resource group, then a cluster connected
