@@ -987,6 +987,7 @@ var helmFidelity = map[string]fidelityBehaviour{
 		reason: helmEventsReason + " History while stalled: Helm's storage holds v2-v6 on both (maxHistory 5 pruned v1), but helm-controller keeps its " +
 			"snapshot of v1 (superseded) in status.history while the release is stalled after the rollback, where the twin's engine has already " +
 			"truncated the history to the last successful release (v6, v5, v4); after the revert's in-sync reconciliation both hold v6, v5, v4."},
+	"helm: drift detection": {documented: []string{"HelmRelease greeter/greeter events"}, reason: helmEventsReason},
 	"helm: uninstall": {documented: []string{"HelmRelease greeter/greeter events"},
 		reason: helmEventsReason + " On deletion helm-controller also posts Normal/UninstallSucceeded (its finalizer's uninstall) and Normal/HelmChartDeleted; " +
 			"the twin's engine uninstalls and deletes the HelmChart too (the objects and Helm's storage are gone on both) but posts neither event."},

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hybridtwin/hybridtwin/fakes/arc"
 	"github.com/hybridtwin/hybridtwin/twin"
@@ -197,11 +198,45 @@ func helmSteps(h *helmRun) {
 		facts.finish()
 	})
 
-	// Pending until the twin's engine has drift detection: pushing spec.driftDetection now would make the
-	// staging cluster's HelmRelease invalid, so the step cannot run on either variant yet.
-	It("corrects a hand edit of the release's Deployment (spec.driftDetection.mode: enabled)", func() {
-		Skip("pending: the twin's engine refuses spec.driftDetection (reconciler/helmrelease.go validateHelmRelease: mode enabled " +
-			"is not supported yet); the step lands with drift detection in reconciler/helmrelease*.go")
+	It("corrects a hand edit of the release's Deployment (spec.driftDetection.mode: enabled)", func(ctx SpecContext) {
+		exp := Experiment("helm: drift detection")
+		facts := h.newFacts("helm: drift detection", "a commit turns on greeter's spec.driftDetection (mode enabled); a hand edit scales its Deployment to 5; "+
+			"`flux reconcile hr` (the requestedAt annotation) makes the engine detect the drift and put the chart's replicas back")
+		h.push(ctx, "greeter: drift detection on", func(dir string) {
+			replaceIn(dir, helmValues, "spec:\n", "spec:\n  driftDetection:\n    mode: enabled\n")
+		})
+		h.untilEach(ctx, time.Now(), h.observed)
+		// The hand edit, then `flux reconcile hr greeter`: both engines check for drift when they reconcile
+		// (helm-controller v1.6.4 at its interval, 10m here, or on request).
+		start := time.Now()
+		for _, c := range h.clusters {
+			_, err := h.e.Kube[c].AppsV1().Deployments(helmAppNS).Patch(ctx, helmApp, types.MergePatchType, []byte(`{"spec":{"replicas":5}}`), metav1.PatchOptions{FieldManager: "kubectl-edit"})
+			Expect(err).NotTo(HaveOccurred(), "cluster %s: scale greeter by hand", c)
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, time.Now().Format(time.RFC3339Nano))
+			_, err = h.e.api(c).dyn.Resource(helmReleaseGVR).Namespace(helmAppNS).Patch(ctx, helmApp, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+			Expect(err).NotTo(HaveOccurred(), "cluster %s: request a reconcile of greeter", c)
+		}
+		at := h.untilEach(ctx, start, func(c string) func(context.Context) error {
+			return func(ctx context.Context) error {
+				d, err := h.e.Kube[c].AppsV1().Deployments(helmAppNS).Get(ctx, helmApp, metav1.GetOptions{})
+				if err != nil {
+					return err
+				}
+				if d.Spec.Replicas == nil || *d.Spec.Replicas != helmAppReplicas {
+					return fmt.Errorf("cluster %s: Deployment greeter has %v replicas, want the chart's %d", c, d.Spec.Replicas, helmAppReplicas)
+				}
+				return nil
+			}
+		})
+		// The objects are put back before the engine writes its status: let each finish its reconcile.
+		h.untilEach(ctx, start, h.observed)
+		for _, c := range h.clusters {
+			h.measure(exp, facts, c, "reconcile request to drift corrected", at[c])
+			facts.release(ctx, h, c, helmAppNS+"/"+helmApp)
+			facts.events(ctx, h, c, helmAppNS, helmApp)
+		}
+		Note("a hand-scaled greeter Deployment was put back to %d replicas on %v", helmAppReplicas, h.clusters)
+		facts.finish()
 	})
 
 	It("uninstalls the release when its HelmRelease is deleted from Git: objects and Helm's storage gone", func(ctx SpecContext) {
@@ -417,6 +452,22 @@ func history(obj *unstructured.Unstructured) []string {
 		out = append(out, fmt.Sprintf("v%v=%v", m["version"], m["status"]))
 	}
 	return out
+}
+
+// observed holds once greeter is Ready for its current generation.
+func (h *helmRun) observed(c string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		obj, err := h.helmRelease(ctx, c, helmAppNS, helmApp)
+		if err != nil {
+			return err
+		}
+		og, _, _ := unstructured.NestedInt64(obj.Object, "status", "observedGeneration")
+		ready := readyFor(ctx, h.e.api(c), helmReleaseGVR, helmAppNS, helmApp)
+		if og != obj.GetGeneration() || !strings.HasPrefix(ready, "True") {
+			return fmt.Errorf("cluster %s: HelmRelease greeter generation %d observed %d, Ready %s", c, obj.GetGeneration(), og, ready)
+		}
+		return nil
+	}
 }
 
 // released holds once greeter is Ready for its generation at release revision rev, deployed.
