@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/hybridtwin/hybridtwin/internal/testenv"
 	"github.com/hybridtwin/hybridtwin/twin"
@@ -123,6 +125,29 @@ func sopsSpecs() {
 			Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the Secret of the Kustomization without its key must not be applied, got %v", err)
 			Note("Commit %.12s: Secret %s/%s decrypted with the age key in Secret %s/%s (nested Kustomization %s); Kustomization %s, whose key Secret %s is missing, is Ready=False BuildFailed %q and %s is not Compliant.",
 				commit, sopsSecretNS, secretName, sopsNS, keySecret, okKs, badKs, absent, want, sopsConfig)
+
+			// The fix a platform team makes: the missing key Secret, then `flux reconcile ks` (the
+			// requestedAt annotation; neither engine watches the decryption Secret). The nested
+			// Kustomization decrypts, the configuration's health wait ends, and it is Compliant again.
+			By("adding the missing key Secret " + sopsNS + "/" + absent + " and requesting a reconcile of " + badKs)
+			fixed := time.Now()
+			_, err = kube.CoreV1().Secrets(sopsNS).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: absent, Namespace: sopsNS},
+				StringData: map[string]string{"identity.agekey": id.String()}}, metav1.CreateOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(func(ctx context.Context) {
+				_ = kube.CoreV1().Secrets(sopsNS).Delete(ctx, absent, metav1.DeleteOptions{})
+			})
+			patch := fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, fixed.Format(time.RFC3339Nano))
+			_, err = env.api(sopsCluster).dyn.Resource(schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}).
+				Namespace(sopsNS).Patch(ctx, badKs, types.MergePatchType, []byte(patch), metav1.PatchOptions{})
+			Expect(err).NotTo(HaveOccurred())
+			Eventually(func(ctx context.Context) error {
+				_, err := kube.CoreV1().Secrets(sopsSecretNS).Get(ctx, secretName+"-nokey", metav1.GetOptions{})
+				return err
+			}).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).Should(Succeed(),
+				"the Secret of %s after its key was added", badKs)
+			Eventually(env.Compliance).WithContext(ctx).WithTimeout(env.Waits.Converge).WithPolling(env.Waits.Poll).Should(Succeed())
+			recordTiming(Experiment("sops: missing key added"), "key Secret added and reconcile requested to Compliant", time.Since(fixed))
 		})
 	})
 }
