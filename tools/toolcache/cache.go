@@ -487,3 +487,28 @@ func (c *Cache) patchModule(ctx context.Context, t Tool, modDir, tmp string) (st
 	}
 	return modfile, nil
 }
+
+// Binary is the path of tool t for a component that also takes an explicit binary: override when set (it
+// must be an executable file; badOverride then says the override is at fault), else the cached tool,
+// built first if the cache lacks it.
+func Binary(ctx context.Context, t Tool, override string) (path string, badOverride bool, err error) {
+	if override != "" {
+		fi, err := os.Stat(override)
+		if err != nil {
+			return "", true, fmt.Errorf("Options.Binary %s: %w; leave it empty to use the tool cache", override, err)
+		}
+		if fi.IsDir() || fi.Mode()&0o111 == 0 {
+			return "", true, fmt.Errorf("Options.Binary %s is not an executable file; leave it empty to use the tool cache", override)
+		}
+		return override, false, nil
+	}
+	c, err := New()
+	if err != nil {
+		return "", false, fmt.Errorf("open the tool cache: %w", err)
+	}
+	r, err := c.Ensure(ctx, t)
+	if err != nil {
+		return "", false, fmt.Errorf("get %s from the tool cache: %w", t, err)
+	}
+	return r.Path, false, nil
+}

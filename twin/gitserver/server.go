@@ -176,25 +176,14 @@ func prepareDir(dir string) (string, error) {
 }
 
 func findBinary(ctx context.Context, bin string) (string, error) {
-	if bin != "" {
-		fi, err := os.Stat(bin)
-		if err != nil {
-			return "", fmt.Errorf("gitserver: Options.Binary %s: %w: %w; leave it empty to use the tool cache", bin, ErrInvalidOptions, err)
-		}
-		if fi.IsDir() || fi.Mode()&0o111 == 0 {
-			return "", fmt.Errorf("gitserver: Options.Binary %s is not an executable file: %w; leave it empty to use the tool cache", bin, ErrInvalidOptions)
-		}
-		return bin, nil
+	p, bad, err := toolcache.Binary(ctx, toolcache.Gitea, bin)
+	switch {
+	case bad:
+		return "", fmt.Errorf("gitserver: %w: %w", ErrInvalidOptions, err)
+	case err != nil:
+		return "", fmt.Errorf("gitserver: %w: %w", ErrStart, err)
 	}
-	c, err := toolcache.New()
-	if err != nil {
-		return "", fmt.Errorf("gitserver: open the tool cache: %w: %w", ErrStart, err)
-	}
-	r, err := c.Ensure(ctx, toolcache.Gitea)
-	if err != nil {
-		return "", fmt.Errorf("gitserver: get %s from the tool cache: %w: %w", toolcache.Gitea, ErrStart, err)
-	}
-	return r.Path, nil
+	return p, nil
 }
 
 // loadSecrets reuses the secrets of an app.ini written by an earlier Start on the same directory (Gitea

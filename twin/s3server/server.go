@@ -185,25 +185,14 @@ func (s *Server) waitReady(ctx context.Context) error {
 }
 
 func findBinary(ctx context.Context, bin string) (string, error) {
-	if bin != "" {
-		fi, err := os.Stat(bin)
-		if err != nil {
-			return "", fmt.Errorf("s3server: Options.Binary %s: %w: %w; leave it empty to use the tool cache", bin, ErrInvalidOptions, err)
-		}
-		if fi.IsDir() || fi.Mode()&0o111 == 0 {
-			return "", fmt.Errorf("s3server: Options.Binary %s is not an executable file: %w; leave it empty to use the tool cache", bin, ErrInvalidOptions)
-		}
-		return bin, nil
+	p, bad, err := toolcache.Binary(ctx, toolcache.Versitygw, bin)
+	switch {
+	case bad:
+		return "", fmt.Errorf("s3server: %w: %w", ErrInvalidOptions, err)
+	case err != nil:
+		return "", fmt.Errorf("s3server: %w: %w", ErrStart, err)
 	}
-	c, err := toolcache.New()
-	if err != nil {
-		return "", fmt.Errorf("s3server: open the tool cache: %w: %w", ErrStart, err)
-	}
-	r, err := c.Ensure(ctx, toolcache.Versitygw)
-	if err != nil {
-		return "", fmt.Errorf("s3server: get %s from the tool cache: %w: %w", toolcache.Versitygw, ErrStart, err)
-	}
-	return r.Path, nil
+	return p, nil
 }
 
 // Endpoint is the server's host:port, as a Flux Bucket's spec.endpoint takes it (no scheme).
