@@ -119,6 +119,12 @@ func (r *Reconciler) DeleteHelmRelease(ctx context.Context, namespace, name stri
 			r.emit(KindHelmRelease, k, EventWarning, helmv2.UninstallFailedReason, msg, "")
 			return fmt.Errorf("delete HelmRelease %s: %w", k, err)
 		}
+		// helm-controller's uninstall action (internal/reconcile/uninstall.go, fmtUninstallSuccess).
+		if cur := obj.Status.History.Latest(); cur != nil {
+			r.emit(KindHelmRelease, k, EventNormal, helmv2.UninstallSucceededReason,
+				fmt.Sprintf("Helm uninstall succeeded for release %s with chart %s", cur.FullReleaseName(), cur.VersionedChartName()),
+				cur.ChartVersion)
+		}
 		if err := r.deleteChartTemplate(ctx, obj); err != nil {
 			return fmt.Errorf("delete HelmRelease %s: %w", k, err)
 		}
@@ -350,11 +356,34 @@ func (r *Reconciler) ensureChartTemplate(ctx context.Context, o *helmv2.HelmRele
 	if err != nil {
 		return err
 	}
-	force := true
-	_, err = r.dyn.Resource(mustSourceKind(KindHelmChart).gvr).Namespace(hc.Namespace).Patch(ctx, hc.Name, types.ApplyPatchType, data,
-		metav1.PatchOptions{FieldManager: "helm-controller", Force: &force})
-	if err != nil {
+	res := r.dyn.Resource(mustSourceKind(KindHelmChart).gvr).Namespace(hc.Namespace)
+	before := ""
+	if cur, err := res.Get(ctx, hc.Name, metav1.GetOptions{}); err == nil {
+		before = cur.GetResourceVersion()
+	} else if !isNotFound(err) {
 		return fmt.Errorf("failed to run server-side apply: %w", err)
+	}
+	force := true
+	after, err := res.Patch(ctx, hc.Name, types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: "helm-controller", Force: &force})
+	if err != nil {
+		// helm-controller records the failed apply as a trace event (a Normal Kubernetes Event).
+		err = fmt.Errorf("failed to run server-side apply: %w", err)
+		r.emit(KindHelmRelease, core.Key{Namespace: o.Namespace, Name: o.Name}, EventNormal, "HelmChartSyncErr", err.Error(), "")
+		return err
+	}
+	// helm-controller (internal/reconcile/helmchart_template.go) posts a trace event -- a Normal
+	// Kubernetes Event -- when its server-side apply created or changed the HelmChart, none when unchanged.
+	action := ""
+	switch {
+	case before == "":
+		action = "Created"
+	case after.GetResourceVersion() != before:
+		action = "Configured"
+	}
+	if action != "" {
+		r.emit(KindHelmRelease, core.Key{Namespace: o.Namespace, Name: o.Name}, EventNormal, "HelmChart"+action,
+			fmt.Sprintf("%s HelmChart/%s/%s with SourceRef '%s/%s/%s'", action, hc.Namespace, hc.Name,
+				hc.Spec.SourceRef.Kind, hc.Namespace, hc.Spec.SourceRef.Name), "")
 	}
 	return nil
 }
@@ -383,9 +412,15 @@ func (r *Reconciler) deleteChartTemplate(ctx context.Context, o *helmv2.HelmRele
 		return nil
 	}
 	err := r.dyn.Resource(mustSourceKind(KindHelmChart).gvr).Namespace(ref.key.Namespace).Delete(ctx, ref.key.Name, metav1.DeleteOptions{})
-	if err != nil && !isNotFound(err) {
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("failed to delete HelmChart '%s': %w", ref.key, err)
 	}
+	// helm-controller's finalizer posts this as a trace event (a Normal Kubernetes Event).
+	r.emit(KindHelmRelease, core.Key{Namespace: o.Namespace, Name: o.Name}, EventNormal, "HelmChartDeleted",
+		fmt.Sprintf("deleted HelmChart '%s'", ref.key), "")
 	return nil
 }
 
@@ -436,6 +471,9 @@ func (r *Reconciler) helmActions(o *helmv2.HelmRelease) (*helm.Actions, error) {
 type hrWait struct {
 	reason, msg string
 	warning     bool
+	// quiet: helm-controller sets the condition and requeues without an event (a missing or not yet
+	// ready chart source: internal/controller/helmrelease_controller.go, ArtifactFailed/SourceNotReady).
+	quiet bool
 }
 
 // reconcileHelmRelease runs one reconciliation, in helm-controller's order: suspend, dependencies,
@@ -506,7 +544,7 @@ func (r *Reconciler) reconcileHelmRelease(ctx context.Context, k core.Key) {
 	art := r.store.Acquire(src.String())
 	if art == nil {
 		r.hrWaiting(k, st, obj, &hrWait{reason: helmv2.ArtifactFailedReason,
-			msg: fmt.Sprintf("Source not ready: artifact not found. Retrying in %s", r.prof.DependencyRequeue)})
+			msg: fmt.Sprintf("Source not ready: artifact not found. Retrying in %s", r.prof.DependencyRequeue), quiet: true})
 		return
 	}
 	ch, err := helm.LoadArtifact(art.Dir)
@@ -534,10 +572,10 @@ func (r *Reconciler) chartReadyLocked(o *helmv2.HelmRelease, src srcRef) *hrWait
 	sst := r.srcs[src]
 	if sst == nil {
 		return &hrWait{reason: helmv2.ArtifactFailedReason, msg: fmt.Sprintf("could not get Source object: %s.source.toolkit.fluxcd.io %q not found",
-			strings.ToLower(string(src.kind))+"s", src.key.Name)}
+			strings.ToLower(string(src.kind))+"s", src.key.Name), quiet: true}
 	}
 	notReady := func(why string) *hrWait {
-		return &hrWait{reason: "SourceNotReady", msg: fmt.Sprintf("%s '%s' is not ready: %s", src.kind, src.key, why)}
+		return &hrWait{reason: "SourceNotReady", msg: fmt.Sprintf("%s '%s' is not ready: %s", src.kind, src.key, why), quiet: true}
 	}
 	fields := sst.kind.fields(sst.obj)
 	conds := *fields.conditions
@@ -578,7 +616,7 @@ func (r *Reconciler) hrWaiting(k core.Key, st *hrState, obj *helmv2.HelmRelease,
 	changed := st.lastMsg != w.msg
 	st.lastMsg = w.msg
 	r.mu.Unlock()
-	if changed {
+	if changed && !w.quiet {
 		typ := EventNormal
 		if w.warning {
 			typ = EventWarning

@@ -141,6 +141,9 @@ func TestHelmReleaseDriftDetection(t *testing.T) {
 	e.applyHelm(e.helmRepository("charts", url), hr)
 	e.g.Eventually(e.hrReady("app")).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix("True/InstallSucceeded"))
 	e.g.Expect(e.hrCondition("app", helmv2.DriftedCondition)()).To(BeEmpty(), "no drift check before the first reconciliation after install")
+	// The reconciliations the install set off (the HelmChart's status waking its HelmRelease) are done
+	// before the edits, so the one requested below sees all three edits at once.
+	e.g.Eventually(e.r.Idle).WithTimeout(eventually).WithPolling(poll).Should(BeTrue())
 
 	// Hand edits: the ConfigMap's data, the Deployment's replicas (ignored), the Service deleted.
 	var cm corev1.ConfigMap

@@ -305,17 +305,25 @@ func TestInClusterHelmRelease(t *testing.T) {
 	e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.ns + "-app"}, &hc)).To(Succeed())
 	e.g.Expect(hc.Status.Artifact).NotTo(BeNil())
 	e.g.Expect(hc.Labels).To(HaveKeyWithValue("helm.toolkit.fluxcd.io/name", "app"))
-	e.g.Eventually(func() []string {
-		var evs corev1.EventList
-		e.g.Expect(c.List(ctx, &evs, client.InNamespace(e.ns))).To(Succeed())
-		var got []string
-		for _, ev := range evs.Items {
-			if ev.InvolvedObject.Kind == "HelmRelease" && ev.Source.Component == "helm-controller" {
-				got = append(got, ev.Reason+" "+ev.Annotations["helm.toolkit.fluxcd.io/revision"])
+	// events lists "Type/Reason revision: message" of the HelmRelease's Events posted as helm-controller.
+	events := func(name string) func() []string {
+		return func() []string {
+			var evs corev1.EventList
+			e.g.Expect(c.List(ctx, &evs, client.InNamespace(e.ns))).To(Succeed())
+			var got []string
+			for _, ev := range evs.Items {
+				if ev.InvolvedObject.Kind == "HelmRelease" && ev.InvolvedObject.Name == name && ev.Source.Component == "helm-controller" {
+					got = append(got, fmt.Sprintf("%s/%s %s: %s", ev.Type, ev.Reason, ev.Annotations["helm.toolkit.fluxcd.io/revision"], ev.Message))
+				}
 			}
+			return got
 		}
-		return got
-	}).WithTimeout(eventually).WithPolling(poll).Should(ContainElement("InstallSucceeded 1.0.0"))
+	}
+	e.g.Eventually(events("app")).WithTimeout(eventually).WithPolling(poll).Should(ContainElement(HavePrefix("Normal/InstallSucceeded 1.0.0: ")))
+	// As helm-controller: a trace event (Normal) for the HelmChart it created, and none for the waits
+	// on the chart source (SourceNotReady / ArtifactFailed set only the condition).
+	e.g.Expect(events("app")()).To(ContainElement(fmt.Sprintf("Normal/HelmChartCreated : Created HelmChart/%s/%s-app with SourceRef 'HelmRepository/%s/charts'", e.ns, e.ns, e.ns)))
+	e.g.Expect(events("app")()).NotTo(ContainElement(Or(ContainSubstring("/SourceNotReady"), ContainSubstring("/ArtifactFailed"))))
 
 	// A field the twin does not implement is refused, with the field named.
 	bad := e.helmRelease("rendered", "1.0.0", nil, func(h *helmv2.HelmRelease) {
@@ -341,4 +349,8 @@ func TestInClusterHelmRelease(t *testing.T) {
 	e.g.Eventually(func() bool {
 		return apierrors.IsNotFound(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: e.ns + "-app"}, &sourcev1.HelmChart{}))
 	}).WithTimeout(eventually).WithPolling(poll).Should(BeTrue())
+	// The finalizer's events, as helm-controller posts them.
+	e.g.Eventually(events("app")).WithTimeout(eventually).WithPolling(poll).Should(ContainElements(
+		fmt.Sprintf("Normal/UninstallSucceeded 1.0.0: Helm uninstall succeeded for release %s/app.v1 with chart app@1.0.0", e.ns),
+		fmt.Sprintf("Normal/HelmChartDeleted : deleted HelmChart '%s/%s-app'", e.ns, e.ns)))
 }

@@ -988,16 +988,14 @@ var helmFidelity = map[string]fidelityBehaviour{
 			"snapshot of v1 (superseded) in status.history while the release is stalled after the rollback, where the twin's engine has already " +
 			"truncated the history to the last successful release (v6, v5, v4); after the revert's in-sync reconciliation both hold v6, v5, v4."},
 	"helm: drift detection": {documented: []string{"HelmRelease greeter/greeter events"}, reason: helmEventsReason},
-	"helm: uninstall": {documented: []string{"HelmRelease greeter/greeter events"},
-		reason: helmEventsReason + " On deletion helm-controller also posts Normal/UninstallSucceeded (its finalizer's uninstall) and Normal/HelmChartDeleted; " +
-			"the twin's engine uninstalls and deletes the HelmChart too (the objects and Helm's storage are gone on both) but posts neither event."},
+	"helm: uninstall":       {documented: []string{"HelmRelease greeter/greeter events"}, reason: helmEventsReason},
 }
 
-// helmEventsReason is why the Events on a HelmRelease differ in every helm step.
-const helmEventsReason = "Events: helm-controller posts Normal/HelmChartCreated when it creates the HelmChart of spec.chart; the twin's engine creates the " +
-	"same HelmChart without an event. While that HelmChart has no artifact yet, the twin's engine posts its Ready=False wait once as a Normal event " +
-	"(ArtifactFailed: the HelmChart not yet seen; SourceNotReady: no artifact yet), where helm-controller only sets the condition and requeues. " +
-	"Every other event reason (InstallSucceeded, UpgradeSucceeded, Warning/UpgradeFailed, RollbackSucceeded) is the same."
+// helmEventsReason is why the Events on a HelmRelease may differ in a helm step.
+const helmEventsReason = "Events (distinct type/reason): the twin's engine was missing helm-controller's HelmChartCreated/Deleted and " +
+	"UninstallSucceeded and posted its waits on a chart source (ArtifactFailed, SourceNotReady) as Normal events; both were fixed on " +
+	"2026-12-07 (TestInClusterHelmRelease) and this entry goes when a flux-labelled helm run shows the Events equal. Every other event " +
+	"reason (InstallSucceeded, UpgradeSucceeded, Warning/UpgradeFailed, RollbackSucceeded) was already the same."
 
 func (h *helmRun) newFacts(name, check string) *helmFacts {
 	b, ok := helmFidelity[name]
