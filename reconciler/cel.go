@@ -17,12 +17,12 @@ import (
 const terminalErrorMessage = "Reconciliation failed terminally due to configuration error"
 
 // evalReadyExpr evaluates a dependsOn entry's readyExpr with self (the dependent) and dep (the
-// dependency), as kustomize-controller does with Flux's CEL library (fluxcd/pkg/runtime/cel): compiled,
-// boolean, both objects as maps.
-func evalReadyExpr(ctx context.Context, expr string, self, dep *kustomizev1.Kustomization) (bool, error) {
+// dependency), as kustomize-controller and helm-controller do with Flux's CEL library
+// (fluxcd/pkg/runtime/cel): compiled, boolean, both objects as maps.
+func evalReadyExpr(ctx context.Context, expr, depName string, self, dep runtime.Object) (bool, error) {
 	e, err := cel.NewExpression(expr, cel.WithCompile(), cel.WithOutputType(celtypes.BoolType), cel.WithStructVariables("self", "dep"))
 	if err != nil {
-		return false, fmt.Errorf("failed to evaluate dependency %s: %w", dep.Name, err)
+		return false, fmt.Errorf("failed to evaluate dependency %s: %w", depName, err)
 	}
 	selfMap, err := runtime.DefaultUnstructuredConverter.ToUnstructured(self)
 	if err != nil {

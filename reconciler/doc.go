@@ -31,8 +31,12 @@
 // spec.chart (or spec.chartRef), dependsOn, values and valuesFrom, then helm-controller's atomic release
 // -- install, upgrade on a new chart version or values, unlock, remediation by rollback or uninstall --
 // with the Helm v4 SDK (internal/helm) against the cluster, releases kept in Helm's Secrets; status
-// (Released, Remediated, Ready, history) and events in helm-controller's shape; uninstall on delete.
-// Drift detection, post-renderers, tests and the retry strategies are refused with the field named.
+// (Released, Remediated, Ready, history) and events in helm-controller's shape; uninstall on delete;
+// drift detection, post-renderers, commonMetadata, tests, the CRDs policies, dependsOn[].readyExpr,
+// spec.healthCheckExprs (CEL status readers in Helm's kstatus wait) and spec.waitStrategy (poller, the
+// default, is Helm's kstatus waiter; legacy is Helm's legacy wait). Refused with the field named:
+// spec.kubeConfig, the install/upgrade strategy RetryOnFailure, and a chart template's valuesFiles and
+// reconcileStrategy Revision.
 //
 // Source kinds are one table, sourceKinds (source.go): each kind's file (git.go, oci.go) states its row
 // -- resource, Go type, validation, common fields, status, fetch -- and the shared bookkeeping, the

@@ -13,10 +13,9 @@ import (
 	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	"github.com/fluxcd/pkg/apis/meta"
 	"github.com/fluxcd/pkg/chartutil"
+	"github.com/fluxcd/pkg/runtime/cel"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
 	"github.com/go-logr/logr"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
-	"github.com/hybridtwin/hybridtwin/reconciler/internal/helm"
 	"github.com/opencontainers/go-digest"
 	rcommon "helm.sh/helm/v4/pkg/release/common"
 	release "helm.sh/helm/v4/pkg/release/v1"
@@ -24,6 +23,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
+	"github.com/hybridtwin/hybridtwin/reconciler/internal/helm"
 )
 
 // hrState is the reconciler's record of one HelmRelease.
@@ -209,9 +211,6 @@ func validateHelmRelease(o *helmv2.HelmRelease) error {
 		if d.Name == "" {
 			return bad(fmt.Sprintf("spec.dependsOn[%d].name", i), "is required")
 		}
-		if d.ReadyExpr != "" {
-			return bad(fmt.Sprintf("spec.dependsOn[%d].readyExpr", i), "CEL readiness expressions are not supported; remove it")
-		}
 	}
 	for i, v := range o.Spec.ValuesFrom {
 		if v.Kind != "ConfigMap" && v.Kind != "Secret" {
@@ -266,15 +265,11 @@ func validateHelmRelease(o *helmv2.HelmRelease) error {
 	if up := o.Spec.Upgrade; up != nil && up.Strategy != nil && up.Strategy.Name != string(helmv2.ActionStrategyRemediateOnFailure) {
 		return bad("spec.upgrade.strategy", "%q is not supported by the twin's reconciler; use remediation", up.Strategy.Name)
 	}
-	unsupported := map[string]bool{
-		"spec.kubeConfig":       o.Spec.KubeConfig != nil,
-		"spec.healthCheckExprs": len(o.Spec.HealthCheckExprs) > 0,
-		"spec.waitStrategy":     o.Spec.WaitStrategy != nil,
+	if w := o.Spec.WaitStrategy; w != nil && w.Name != helmv2.WaitStrategyPoller && w.Name != helmv2.WaitStrategyLegacy {
+		return bad("spec.waitStrategy.name", "%q must be poller or legacy", w.Name)
 	}
-	for _, f := range []string{"spec.kubeConfig", "spec.healthCheckExprs", "spec.waitStrategy"} {
-		if unsupported[f] {
-			return bad(f, "is not supported by the twin's reconciler yet; remove it")
-		}
+	if o.Spec.KubeConfig != nil {
+		return bad("spec.kubeConfig", "is not supported by the twin's reconciler yet; remove it")
 	}
 	return nil
 }
@@ -491,16 +486,30 @@ func (r *Reconciler) reconcileHelmRelease(ctx context.Context, k core.Key) {
 		st.obj.Status.LastHandledReconcileAt = rq
 	}
 	var wait *hrWait
-	for _, d := range helmReleaseDeps(obj) {
+	var celErr error
+	for i, d := range helmReleaseDeps(obj) {
 		dst := r.hrs[d]
-		switch {
-		case dst == nil:
+		if dst == nil {
 			wait = &hrWait{reason: helmv2.DependencyNotReadyReason,
 				msg: fmt.Sprintf("unable to get '%s' dependency: helmreleases.helm.toolkit.fluxcd.io %q not found", d, d.Name)}
-		case dst.obj.Status.ObservedGeneration != dst.obj.Generation || !apimeta.IsStatusConditionTrue(dst.obj.Status.Conditions, meta.ReadyCondition):
-			wait = &hrWait{reason: helmv2.DependencyNotReadyReason, msg: fmt.Sprintf("dependency '%s' is not ready", d)}
+			break
 		}
-		if wait != nil {
+		// helm-controller's checkDependencies: a readyExpr (CEL, self and dep) replaces the built-in
+		// check (without its AdditiveCELDependencyCheck feature gate, off by default).
+		if expr := obj.Spec.DependsOn[i].ReadyExpr; expr != "" {
+			ready, err := evalReadyExpr(ctx, expr, d.Name, obj, dst.obj)
+			if err != nil {
+				celErr = err
+				break
+			}
+			if !ready {
+				wait = &hrWait{reason: helmv2.DependencyNotReadyReason, msg: fmt.Sprintf("dependency '%s' is not ready according to readyExpr eval", d)}
+				break
+			}
+			continue
+		}
+		if dst.obj.Status.ObservedGeneration != dst.obj.Generation || !apimeta.IsStatusConditionTrue(dst.obj.Status.Conditions, meta.ReadyCondition) {
+			wait = &hrWait{reason: helmv2.DependencyNotReadyReason, msg: fmt.Sprintf("dependency '%s' is not ready", d)}
 			break
 		}
 	}
@@ -509,6 +518,15 @@ func (r *Reconciler) reconcileHelmRelease(ctx context.Context, k core.Key) {
 		r.mu.Lock()
 		r.scheduleLocked(KindHelmRelease, k, 0)
 		r.mu.Unlock()
+		return
+	}
+	// helm-controller compiles spec.healthCheckExprs before anything else, and an invalid expression
+	// (or readyExpr) stalls the HelmRelease until its spec changes.
+	if _, err := cel.NewStatusReader(obj.Spec.HealthCheckExprs); err != nil && celErr == nil {
+		celErr = err
+	}
+	if celErr != nil {
+		r.hrStalled(k, st, obj, meta.InvalidCELExpressionReason, celErr)
 		return
 	}
 	if wait != nil {
@@ -625,6 +643,25 @@ func (r *Reconciler) hrWaiting(k core.Key, st *hrState, obj *helmv2.HelmRelease,
 	}
 }
 
+// hrStalled records a configuration error no retry fixes: Ready False and Stalled with the reason, a
+// Warning event, and no reconciliation until the spec changes (helm-controller's terminal errors).
+func (r *Reconciler) hrStalled(k core.Key, st *hrState, obj *helmv2.HelmRelease, reason string, err error) {
+	msg := fmt.Sprintf("%s: %v", terminalErrorMessage, err)
+	r.mu.Lock()
+	if st.deleted {
+		r.mu.Unlock()
+		return
+	}
+	r.setCondition(&st.obj.Status.Conditions, obj.Generation, meta.ReadyCondition, metav1.ConditionFalse, reason, msg)
+	r.setCondition(&st.obj.Status.Conditions, obj.Generation, meta.StalledCondition, metav1.ConditionTrue, reason, msg)
+	st.obj.Status.ObservedGeneration = obj.Generation
+	r.scheduleLocked(KindHelmRelease, k, 0)
+	r.published(KindHelmRelease, k)
+	st.lastMsg = ""
+	r.mu.Unlock()
+	r.emit(KindHelmRelease, k, EventWarning, reason, err.Error(), "")
+}
+
 func isNotFound(err error) bool {
 	var s interface{ Status() metav1.Status }
 	return errors.As(err, &s) && s.Status().Reason == metav1.StatusReasonNotFound
@@ -683,10 +720,10 @@ func observe(acts *helm.Actions, hist *helmv2.Snapshots, action helmv2.ReleaseAc
 // the waits and time budgets of an action, from the HelmRelease's spec.
 func installOptions(o *helmv2.HelmRelease) helm.Options {
 	in := o.GetInstall()
-	return helm.Options{Timeout: in.GetTimeout(o.GetTimeout()).Duration, Wait: !in.DisableWait, WaitForJobs: !in.DisableWaitForJobs,
+	return waitOf(o, helm.Options{Timeout: in.GetTimeout(o.GetTimeout()).Duration, Wait: !in.DisableWait, WaitForJobs: !in.DisableWaitForJobs,
 		DisableHooks: in.DisableHooks, CreateNamespace: in.CreateNamespace,
 		SkipCRDs:    true, // the CRDs policy is applied by ApplyCRDs, as helm-controller does
-		Description: "Install complete"}
+		Description: "Install complete"})
 }
 
 // installCRDsPolicy is spec.install.crds, Create by default, Skip with the deprecated skipCRDs
@@ -704,15 +741,29 @@ func installCRDsPolicy(o *helmv2.HelmRelease) helmv2.CRDsPolicy {
 
 func upgradeOptions(o *helmv2.HelmRelease) helm.Options {
 	up := o.GetUpgrade()
-	return helm.Options{Timeout: up.GetTimeout(o.GetTimeout()).Duration, Wait: !up.DisableWait, WaitForJobs: !up.DisableWaitForJobs,
+	return waitOf(o, helm.Options{Timeout: up.GetTimeout(o.GetTimeout()).Duration, Wait: !up.DisableWait, WaitForJobs: !up.DisableWaitForJobs,
 		DisableHooks: up.DisableHooks, Force: up.Force, CleanupOnFail: up.CleanupOnFail, MaxHistory: o.GetMaxHistory(),
-		Description: "Upgrade complete"}
+		Description: "Upgrade complete"})
 }
 
 func rollbackOptions(o *helmv2.HelmRelease) helm.Options {
 	rb := o.GetRollback()
-	return helm.Options{Timeout: rb.GetTimeout(o.GetTimeout()).Duration, Wait: !rb.DisableWait, WaitForJobs: !rb.DisableWaitForJobs,
-		DisableHooks: rb.DisableHooks, Force: rb.Force, CleanupOnFail: rb.CleanupOnFail, MaxHistory: o.GetMaxHistory()}
+	return waitOf(o, helm.Options{Timeout: rb.GetTimeout(o.GetTimeout()).Duration, Wait: !rb.DisableWait, WaitForJobs: !rb.DisableWaitForJobs,
+		DisableHooks: rb.DisableHooks, Force: rb.Force, CleanupOnFail: rb.CleanupOnFail, MaxHistory: o.GetMaxHistory()})
+}
+
+// waitOf adds spec.waitStrategy and spec.healthCheckExprs to an action's options: legacy waits with
+// Helm's legacy checks; poller (the default) with kstatus, plus the CEL health checks as extra
+// status readers, as helm-controller's poller does. The expressions compiled when the reconciliation
+// began (an invalid one stalls it), so an error here cannot happen.
+func waitOf(o *helmv2.HelmRelease, opts helm.Options) helm.Options {
+	opts.Legacy = o.Spec.WaitStrategy != nil && o.Spec.WaitStrategy.Name == helmv2.WaitStrategyLegacy
+	if len(o.Spec.HealthCheckExprs) > 0 {
+		if sr, err := cel.NewStatusReader(o.Spec.HealthCheckExprs); err == nil {
+			opts.StatusReaders = append(opts.StatusReaders, sr)
+		}
+	}
+	return opts
 }
 
 func uninstallOptions(o *helmv2.HelmRelease) helm.Options {

@@ -436,8 +436,11 @@ func TestHelmReleaseValidation(t *testing.T) {
 		"empty patch": {func(h *helmv2.HelmRelease) {
 			h.Spec.PostRenderers = []helmv2.PostRenderer{{Kustomize: &helmv2.Kustomize{Patches: []kustomize.Patch{{}}}}}
 		}, "spec.postRenderers[0].kustomize.patches[0].patch"},
-		"test filter":     {func(h *helmv2.HelmRelease) { h.Spec.Test = &helmv2.Test{Enable: true, Filters: &[]helmv2.Filter{{}}} }, "spec.test.filters[0].name"},
-		"wait strategy":   {func(h *helmv2.HelmRelease) { h.Spec.WaitStrategy = &helmv2.WaitStrategy{Name: "poller"} }, "spec.waitStrategy"},
+		"test filter":   {func(h *helmv2.HelmRelease) { h.Spec.Test = &helmv2.Test{Enable: true, Filters: &[]helmv2.Filter{{}}} }, "spec.test.filters[0].name"},
+		"wait strategy": {func(h *helmv2.HelmRelease) { h.Spec.WaitStrategy = &helmv2.WaitStrategy{Name: "watcher"} }, "spec.waitStrategy.name"},
+		"kubeConfig": {func(h *helmv2.HelmRelease) {
+			h.Spec.KubeConfig = &meta.KubeConfigReference{SecretRef: &meta.SecretKeyReference{Name: "spoke"}}
+		}, "spec.kubeConfig"},
 		"render strategy": {func(h *helmv2.HelmRelease) { h.Spec.PostRenderStrategy = "later" }, "spec.postRenderStrategy"},
 	} {
 		err := e.r.ApplyHelmRelease(e.helmRelease("v", "1.0.0", nil, tc.mutate))
@@ -549,4 +552,65 @@ func TestHelmChartSources(t *testing.T) {
 	got, _ := e.r.HelmRelease(e.ns, "from-ref")
 	e.g.Expect(got.Status.HelmChart).To(BeEmpty())
 	e.g.Expect(e.configMapData(e.ns, "from-ref-config")()).To(HaveKeyWithValue("chartVersion", "2.0.0"))
+}
+
+// TestHelmReleaseCEL: a dependsOn entry's readyExpr replaces the built-in readiness check of that
+// dependency (helm-controller without its AdditiveCELDependencyCheck gate); spec.healthCheckExprs
+// decide the health of the kinds they name during Helm's wait (poller strategy); an invalid
+// expression stalls the HelmRelease with InvalidCELExpression until its spec changes.
+func TestHelmReleaseCEL(t *testing.T) {
+	e := newEnv(t)
+	url := serveCharts(t, "1.0.0")
+	base := func(greeting string) *helmv2.HelmRelease {
+		return e.helmRelease("base", "1.0.0", map[string]any{"greeting": greeting})
+	}
+	dependent := func(expr string) *helmv2.HelmRelease {
+		return e.helmRelease("dependent", "1.0.0", nil, func(h *helmv2.HelmRelease) {
+			h.Spec.DependsOn = []helmv2.DependencyReference{{Name: "base", ReadyExpr: expr}}
+		})
+	}
+	ready := `dep.status.conditions.exists(c, c.type == 'Ready' && c.status == 'True') && dep.spec.values.greeting == 'ready'`
+	e.applyHelm(e.helmRepository("charts", url), base("hello"), dependent(ready))
+	e.g.Eventually(e.hrReady("base")).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix("True/InstallSucceeded"))
+	// base is Ready, but the expression wants more than the built-in check.
+	e.g.Eventually(e.hrReady("dependent")).WithTimeout(eventually).WithPolling(poll).Should(Equal(
+		fmt.Sprintf("False/DependencyNotReady: dependency '%s/base' is not ready according to readyExpr eval", e.ns)))
+	e.applyHelm(base("ready"))
+	e.g.Eventually(e.hrReady("dependent")).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix("True/InstallSucceeded"))
+
+	// An expression that does not compile stalls the dependent, with helm-controller's terminal message.
+	e.applyHelm(dependent("dep.status.nosuchfunction("))
+	e.g.Eventually(e.hrCondition("dependent", meta.StalledCondition)).WithTimeout(eventually).WithPolling(poll).Should(
+		HavePrefix("True/InvalidCELExpression: Reconciliation failed terminally due to configuration error: failed to evaluate dependency base: "))
+	e.g.Expect(e.hrReady("dependent")()).To(HavePrefix("False/InvalidCELExpression: "))
+	e.g.Expect(e.hrEvents("dependent", meta.InvalidCELExpressionReason)()).To(HaveLen(1))
+
+	// Health checks: with the wait on, the chart's Deployment never becomes current in this API server
+	// (no controller-manager), so a release waits for it -- unless a CEL health check says it is
+	// current, or fails it at once.
+	withChecks := func(name string, hc kustomize.HealthCheckExpressions) *helmv2.HelmRelease {
+		return e.helmRelease(name, "1.0.0", nil, func(h *helmv2.HelmRelease) {
+			h.Spec.Install = &helmv2.Install{}
+			h.Spec.Timeout = &metav1.Duration{Duration: 20 * time.Second}
+			h.Spec.HealthCheckExprs = []kustomize.CustomHealthCheck{{APIVersion: "apps/v1", Kind: "Deployment", HealthCheckExpressions: hc}}
+		})
+	}
+	e.applyHelm(withChecks("healthy", kustomize.HealthCheckExpressions{Current: "metadata.name == 'healthy'"}))
+	e.g.Eventually(e.hrReady("healthy")).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix("True/InstallSucceeded"), e.hrDump("healthy"))
+	e.applyHelm(withChecks("unhealthy", kustomize.HealthCheckExpressions{Current: "false", Failed: "metadata.name == 'unhealthy'"}))
+	e.g.Eventually(e.hrCondition("unhealthy", helmv2.ReleasedCondition)).WithTimeout(eventually).WithPolling(poll).Should(
+		HavePrefix("False/InstallFailed: Helm install failed for release "+e.ns+"/unhealthy with chart app@1.0.0"), e.hrDump("unhealthy"))
+	e.applyHelm(withChecks("invalid", kustomize.HealthCheckExpressions{Current: "metadata.name =="}))
+	e.g.Eventually(e.hrCondition("invalid", meta.StalledCondition)).WithTimeout(eventually).WithPolling(poll).Should(
+		HavePrefix("True/InvalidCELExpression: Reconciliation failed terminally due to configuration error: "))
+
+	// spec.waitStrategy: poller and legacy are accepted; anything else is refused with the field named.
+	err := e.r.ApplyHelmRelease(e.helmRelease("strategy", "1.0.0", nil, func(h *helmv2.HelmRelease) {
+		h.Spec.WaitStrategy = &helmv2.WaitStrategy{Name: "watcher"}
+	}))
+	e.g.Expect(err).To(MatchError(ContainSubstring(`spec.waitStrategy.name: "watcher" must be poller or legacy`)))
+	e.applyHelm(e.helmRelease("legacy", "1.0.0", nil, func(h *helmv2.HelmRelease) {
+		h.Spec.WaitStrategy = &helmv2.WaitStrategy{Name: helmv2.WaitStrategyLegacy}
+	}))
+	e.g.Eventually(e.hrReady("legacy")).WithTimeout(eventually).WithPolling(poll).Should(HavePrefix("True/InstallSucceeded"))
 }

@@ -327,14 +327,14 @@ func TestInClusterHelmRelease(t *testing.T) {
 
 	// A field the twin does not implement is refused, with the field named.
 	bad := e.helmRelease("rendered", "1.0.0", nil, func(h *helmv2.HelmRelease) {
-		h.Spec.WaitStrategy = &helmv2.WaitStrategy{Name: "poller"}
+		h.Spec.KubeConfig = &meta.KubeConfigReference{SecretRef: &meta.SecretKeyReference{Name: "spoke"}}
 	})
 	e.g.Expect(c.Create(ctx, bad)).To(Succeed())
 	e.g.Eventually(func() string {
 		var hr helmv2.HelmRelease
 		e.g.Expect(c.Get(ctx, client.ObjectKey{Namespace: e.ns, Name: "rendered"}, &hr)).To(Succeed())
 		return readyOf(hr.Status.Conditions)
-	}).WithTimeout(eventually).WithPolling(poll).Should(And(HavePrefix("False/UnsupportedByTwin"), ContainSubstring("spec.waitStrategy")))
+	}).WithTimeout(eventually).WithPolling(poll).Should(And(HavePrefix("False/UnsupportedByTwin"), ContainSubstring("spec.kubeConfig")))
 
 	// Deleting the HelmRelease uninstalls the release (objects and storage Secrets) and deletes its
 	// HelmChart before the finalizer lets the object go.

@@ -58,7 +58,7 @@ func (r *Reconciler) reconcileKustomization(ctx context.Context, k core.Key) {
 			ds.SameSource = sourceKey(dst.obj) == src
 			if expr := obj.Spec.DependsOn[i].ReadyExpr; expr != "" && celErr == nil {
 				ds.HasReadyExpr = true
-				ds.ExprReady, celErr = evalReadyExpr(ctx, expr, obj, dst.obj)
+				ds.ExprReady, celErr = evalReadyExpr(ctx, expr, dst.obj.Name, obj, dst.obj)
 			}
 		}
 		gin.Dependencies = append(gin.Dependencies, ds)

@@ -12,6 +12,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/core"
 	"github.com/hybridtwin/hybridtwin/reconciler/internal/source"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -345,6 +346,9 @@ func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 		r.wakeAll(wake)
 		return
 	}
+	// The observed generation and Ready condition before this run, to tell whether its outcome changed
+	// what a HelmRelease checks of its chart source (helm-controller's isSourceReady).
+	readyBefore := fmt.Sprint(*sk.fields(st.obj).observedGeneration, " ", readyFact(*sk.fields(st.obj).conditions))
 	r.markProgressing(sk.fields(st.obj).conditions, gen, "building artifact")
 	r.published(ref.kind, ref.key)
 	r.mu.Unlock()
@@ -392,10 +396,12 @@ func (r *Reconciler) reconcileSource(ctx context.Context, ref srcRef) {
 	var wake []schedKey
 	if f.changed {
 		wake = r.readersOfSourceLocked(ref)
-	} else {
-		// HelmReleases hear of every outcome of their chart's source, not only a new artifact, so a
-		// failure reaches their Ready message at once (helm-controller re-checks a source that is not
-		// ready every --requeue-dependency).
+	} else if fmt.Sprint(*s.observedGeneration, " ", readyFact(*s.conditions)) != readyBefore {
+		// HelmReleases hear of a change of their chart source's readiness, not only of a new artifact,
+		// so a failure (or its end) reaches their Ready message at once (helm-controller re-checks a
+		// source that is not ready every --requeue-dependency). An unchanged outcome wakes no one:
+		// helm-controller's watch on HelmCharts passes only revision changes
+		// (SourceRevisionChangePredicate), and a wake would cut a release's retry backoff short.
 		wake = r.helmReleasesOfSourceLocked(ref)
 	}
 	r.mu.Unlock()
@@ -445,4 +451,13 @@ func (r *Reconciler) secretRef(ctx context.Context, namespace, name string) (*co
 		return nil, fmt.Errorf("failed to get secret '%s/%s' named in spec.secretRef: %w", namespace, name, err)
 	}
 	return &sec, nil
+}
+
+// readyFact is a source's Ready condition as "status/reason: message", "" without one.
+func readyFact(conds []metav1.Condition) string {
+	c := apimeta.FindStatusCondition(conds, meta.ReadyCondition)
+	if c == nil {
+		return ""
+	}
+	return string(c.Status) + "/" + c.Reason + ": " + c.Message
 }

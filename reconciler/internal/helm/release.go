@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxcd/cli-utils/pkg/kstatus/polling/engine"
 	"helm.sh/helm/v4/pkg/action"
 	chart "helm.sh/helm/v4/pkg/chart/v2"
 	"helm.sh/helm/v4/pkg/kube"
@@ -18,6 +19,7 @@ import (
 	release "helm.sh/helm/v4/pkg/release/v1"
 	"helm.sh/helm/v4/pkg/storage/driver"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -96,8 +98,13 @@ func (a *Actions) Get(version int) (*release.Release, error) {
 
 // Options are what a HelmRelease's spec says about one action.
 type Options struct {
-	Timeout         time.Duration
-	Wait            bool // wait for the objects to be ready (Helm's kstatus watcher); else hooks only
+	Timeout time.Duration
+	Wait    bool // wait for the objects to be ready (Helm's kstatus watcher); else hooks only
+	// Legacy waits with Helm's legacy readiness checks instead of kstatus (spec.waitStrategy legacy).
+	Legacy bool
+	// StatusReaders are extra kstatus readers for the wait (spec.healthCheckExprs); Legacy ignores them,
+	// as helm-controller's legacy strategy does.
+	StatusReaders   []func(apimeta.RESTMapper) engine.StatusReader
 	WaitForJobs     bool
 	DisableHooks    bool
 	Force           bool
@@ -115,10 +122,30 @@ type Options struct {
 }
 
 func (o Options) strategy() kube.WaitStrategy {
-	if o.Wait {
-		return kube.StatusWatcherStrategy
+	switch {
+	case !o.Wait:
+		return kube.HookOnlyStrategy
+	case o.Legacy:
+		return kube.LegacyStrategy
 	}
-	return kube.HookOnlyStrategy
+	return kube.StatusWatcherStrategy
+}
+
+// waitOptions hands the extra status readers to Helm's kstatus waiter, built on the release's
+// cluster's REST mapper.
+func (a *Actions) waitOptions(o Options) ([]kube.WaitOption, error) {
+	if len(o.StatusReaders) == 0 || o.strategy() != kube.StatusWatcherStrategy {
+		return nil, nil
+	}
+	mapper, err := a.cfg.RESTClientGetter.ToRESTMapper()
+	if err != nil {
+		return nil, fmt.Errorf("REST mapper for the health checks: %w", err)
+	}
+	readers := make([]engine.StatusReader, 0, len(o.StatusReaders))
+	for _, f := range o.StatusReaders {
+		readers = append(readers, f(mapper))
+	}
+	return []kube.WaitOption{kube.WithKStatusReaders(readers...)}, nil
 }
 
 func (o Options) postRenderStrategy() action.PostRenderStrategy {
@@ -131,9 +158,13 @@ func (o Options) postRenderStrategy() action.PostRenderStrategy {
 // Install installs the chart as a new release.
 func (a *Actions) Install(ctx context.Context, ch *chart.Chart, values map[string]any, o Options) (*release.Release, error) {
 	a.g.Invalidate()
+	wo, err := a.waitOptions(o)
+	if err != nil {
+		return nil, err
+	}
 	in := action.NewInstall(a.cfg)
 	in.ReleaseName, in.Namespace = a.rel.Name, a.rel.Namespace
-	in.Timeout, in.WaitStrategy, in.WaitForJobs = o.Timeout, o.strategy(), o.WaitForJobs
+	in.Timeout, in.WaitStrategy, in.WaitOptions, in.WaitForJobs = o.Timeout, o.strategy(), wo, o.WaitForJobs
 	in.DisableHooks, in.ForceReplace, in.CreateNamespace, in.SkipCRDs = o.DisableHooks, o.Force, o.CreateNamespace, o.SkipCRDs
 	in.Labels, in.Description = o.Labels, o.Description
 	in.PostRenderer, in.PostRenderStrategy = o.PostRenderer, o.postRenderStrategy()
@@ -145,9 +176,13 @@ func (a *Actions) Install(ctx context.Context, ch *chart.Chart, values map[strin
 // Upgrade upgrades the release to the chart and values (Helm's upgrade: a new release version).
 func (a *Actions) Upgrade(ctx context.Context, ch *chart.Chart, values map[string]any, o Options) (*release.Release, error) {
 	a.g.Invalidate()
+	wo, err := a.waitOptions(o)
+	if err != nil {
+		return nil, err
+	}
 	up := action.NewUpgrade(a.cfg)
 	up.Namespace = a.rel.Namespace
-	up.Timeout, up.WaitStrategy, up.WaitForJobs = o.Timeout, o.strategy(), o.WaitForJobs
+	up.Timeout, up.WaitStrategy, up.WaitOptions, up.WaitForJobs = o.Timeout, o.strategy(), wo, o.WaitForJobs
 	up.DisableHooks, up.ForceReplace, up.MaxHistory, up.CleanupOnFail = o.DisableHooks, o.Force, o.MaxHistory, o.CleanupOnFail
 	up.SkipCRDs = true // Helm's upgrade never touches crds/; the CRDs policy is applied by ApplyCRDs
 	up.ResetValues = true
@@ -162,9 +197,13 @@ func (a *Actions) Upgrade(ctx context.Context, ch *chart.Chart, values map[strin
 // values).
 func (a *Actions) Rollback(version int, o Options) error {
 	a.g.Invalidate()
+	wo, err := a.waitOptions(o)
+	if err != nil {
+		return err
+	}
 	rb := action.NewRollback(a.cfg)
 	rb.Version = version
-	rb.Timeout, rb.WaitStrategy, rb.WaitForJobs = o.Timeout, o.strategy(), o.WaitForJobs
+	rb.Timeout, rb.WaitStrategy, rb.WaitOptions, rb.WaitForJobs = o.Timeout, o.strategy(), wo, o.WaitForJobs
 	rb.DisableHooks, rb.ForceReplace, rb.MaxHistory, rb.CleanupOnFail = o.DisableHooks, o.Force, o.MaxHistory, o.CleanupOnFail
 	return rb.Run(a.rel.Name)
 }
