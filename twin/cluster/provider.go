@@ -111,6 +111,8 @@ type Process struct {
 	Log   string `json:"log"`
 	// Restarts is how often it was restarted after a crash (TimeProfile's restart back-off).
 	Restarts int `json:"restarts,omitempty"`
+	// Shared is set for a process several clusters use (a light tier's etcd): stopping it stops them all.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // Phase names a step of a cluster start.

@@ -47,6 +47,9 @@ type Spec struct {
 	Provider ProviderName `json:"provider,omitempty"`
 	// TimeProfile is "real" (default) or "fast". A twin chooses one for all its clusters.
 	TimeProfile TimeProfileName `json:"timeProfile,omitempty"`
+	// Tier is "full" (empty means full) or "light" (tier.go: a shared etcd and smaller caches, with
+	// limits).
+	Tier TierName `json:"tier,omitempty"`
 	// Network holds the pod and service networks; empty fields take the defaults.
 	Network Network `json:"network,omitempty"`
 	// ControlPlane are the control-plane VMs. They count in capacity; the twin runs one API server for
@@ -139,6 +142,7 @@ func (s Spec) WithDefaults() Spec {
 	if s.TimeProfile == "" {
 		s.TimeProfile = DefaultTimeProfile
 	}
+
 	if s.Network.PodCIDR == "" {
 		s.Network.PodCIDR = DefaultPodCIDR
 	}
@@ -192,6 +196,11 @@ func (s Spec) Validate() error {
 	}
 	if _, err := Profile(s.TimeProfile); err != nil {
 		add("timeProfile", fmt.Sprintf("%q is not a time profile; use %q or %q", s.TimeProfile, ProfileReal, ProfileFast))
+	}
+	if _, err := LookupTier(s.Tier); err != nil {
+		add("tier", err.Error())
+	} else if s.Tier == TierLight && s.Provider != ProviderEmbedded {
+		add("tier", fmt.Sprintf("%q needs provider %q (a shared etcd on this machine); use tier %q with provider %q", s.Tier, ProviderEmbedded, TierFull, s.Provider))
 	}
 	validateNetwork(s.Network, add)
 

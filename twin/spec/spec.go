@@ -91,6 +91,9 @@ const (
 // ClusterOverride changes settings of one workload cluster.
 type ClusterOverride struct {
 	Reconciler ReconcilerName `yaml:"reconciler" json:"reconciler,omitempty"`
+	// Tier is the cluster's control-plane tier: "full" (default) or "light" (one etcd shared by the light
+	// clusters, smaller caches; twin/cluster/tier.go lists what a light cluster cannot do).
+	Tier cluster.TierName `yaml:"tier" json:"tier,omitempty"`
 }
 
 // AzureSpec places the twin's ARM resources.
@@ -358,6 +361,11 @@ func (s *Spec) ReconcilerFor(clusterName string) ReconcilerName {
 		return o.Reconciler
 	}
 	return s.Spec.Reconciler
+}
+
+// TierFor is the tier a workload cluster runs in ("" is full).
+func (s *Spec) TierFor(clusterName string) cluster.TierName {
+	return s.Spec.Clusters[clusterName].Tier
 }
 
 // ClusterNames are the workload clusters of the plan, in plan order.

@@ -182,3 +182,42 @@ func TestUnknownReconcilerListsTheEngines(t *testing.T) {
 		t.Errorf("problem = %s", p)
 	}
 }
+
+// spec.clusters.<name>.tier picks a cluster's tier; an unknown tier, or light with a provider other than
+// embedded, is refused at its line.
+func TestClusterTier(t *testing.T) {
+	data, err := os.ReadFile("testdata/specs/valid.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	light := bytes.Replace(data, []byte("dev: {reconciler: flux}"), []byte("dev: {reconciler: flux, tier: light}"), 1)
+	s, err := ParseSpec("testdata/specs/valid.yaml", light)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.TierFor("dev") != cluster.TierLight || s.TierFor("prod") != "" {
+		t.Errorf("tiers: dev %q prod %q", s.TierFor("dev"), s.TierFor("prod"))
+	}
+	for _, tc := range []struct {
+		name, from, to, want string
+	}{
+		{"unknown tier", "tier: light", "tier: tiny", `"tiny" is not a tier; use full`},
+		{"light on kind", "timeProfile: fast", "timeProfile: fast\n  provider: kind", "light needs provider embedded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := bytes.Replace(light, []byte(tc.from), []byte(tc.to), 1)
+			_, err := ParseSpec("testdata/specs/valid.yaml", in)
+			var se *SpecErrors
+			if !errors.As(err, &se) {
+				t.Fatalf("err = %v, want spec problems", err)
+			}
+			found := false
+			for _, p := range se.Problems {
+				found = found || (strings.Contains(p.Field, "spec.clusters.dev.tier") && strings.Contains(p.Msg, tc.want))
+			}
+			if !found {
+				t.Fatalf("no problem at spec.clusters.dev.tier saying %q:\n%v", tc.want, err)
+			}
+		})
+	}
+}

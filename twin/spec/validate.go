@@ -142,6 +142,13 @@ func (s *Spec) validate(v *validator) {
 		if s.Plan != nil && !clusters[name] {
 			v.addAt("spec.clusters."+name, "%q is not a workload cluster of the plan (have: %s)", name, have)
 		}
+		if tier := t.Clusters[name].Tier; tier != "" {
+			if _, err := cluster.LookupTier(tier); err != nil {
+				v.addAt("spec.clusters."+name+".tier", "%q is not a tier; use %s (own etcd, the default) or %s (shared etcd, smaller caches; see docs/twin-spec.md)", tier, cluster.TierFull, cluster.TierLight)
+			} else if tier == cluster.TierLight && t.Provider != cluster.ProviderEmbedded {
+				v.addAt("spec.clusters."+name+".tier", "%s needs provider %s (its etcd is shared on this machine); use tier %s with provider %s", tier, cluster.ProviderEmbedded, cluster.TierFull, t.Provider)
+			}
+		}
 	}
 	if !guid.MatchString(t.Azure.SubscriptionID) {
 		v.addAt("spec.azure.subscriptionID", "%q is not a subscription ID (a GUID like %s)", t.Azure.SubscriptionID, DefaultSubscriptionID)

@@ -21,8 +21,23 @@ type ports struct {
 	EtcdClient, EtcdPeer, APIServer, ControllerManager, Scheduler int
 }
 
+// all are the ports the cluster holds; a light cluster's etcd ports are the shared store's, held by the
+// provider (zero here).
 func (p ports) all() []int {
-	return []int{p.EtcdClient, p.EtcdPeer, p.APIServer, p.ControllerManager, p.Scheduler}
+	var out []int
+	for _, x := range []int{p.EtcdClient, p.EtcdPeer, p.APIServer, p.ControllerManager, p.Scheduler} {
+		if x != 0 {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// store is where a cluster's API server keeps its objects: its own etcd (URL, no prefix), or the
+// provider's shared etcd under the cluster's prefix (tier light).
+type store struct {
+	URL    string
+	Prefix string
 }
 
 // layout is where a cluster's files live.
@@ -61,8 +76,8 @@ func url(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
 
 // componentArgs returns the command line of one component. Every flag below was run on this machine
 // (RECIPES.md "Kubernetes control plane from Go modules"); the timing flags come from the time profile;
-// the spec's ExtraArgs come last so they override.
-func componentArgs(c cluster.Component, s cluster.Spec, p cluster.TimeProfile, l layout, pt ports) []string {
+// the tier's flags come next, and the spec's ExtraArgs last so they override.
+func componentArgs(c cluster.Component, s cluster.Spec, p cluster.TimeProfile, l layout, pt ports, st store) []string {
 	var args []string
 	switch c {
 	case cluster.Etcd:
@@ -82,7 +97,7 @@ func componentArgs(c cluster.Component, s cluster.Spec, p cluster.TimeProfile, l
 		}
 	case cluster.KubeAPIServer:
 		args = []string{
-			"--etcd-servers=" + url(pt.EtcdClient),
+			"--etcd-servers=" + st.URL,
 			"--bind-address=127.0.0.1",
 			"--secure-port=" + strconv.Itoa(pt.APIServer),
 			"--advertise-address=" + advertiseAddress,
@@ -111,6 +126,13 @@ func componentArgs(c cluster.Component, s cluster.Spec, p cluster.TimeProfile, l
 			"--proxy-client-key-file=" + l.pki("front-proxy-client.key"),
 			fmt.Sprintf("--default-not-ready-toleration-seconds=%d", p.DefaultNotReadyTolerationSeconds),
 			fmt.Sprintf("--default-unreachable-toleration-seconds=%d", p.DefaultUnreachableTolerationSeconds),
+		}
+		if st.Prefix != "" {
+			args = append(args, "--etcd-prefix="+st.Prefix)
+		}
+		// Validate has refused unknown tiers.
+		if t, err := cluster.LookupTier(s.Tier); err == nil {
+			args = append(args, t.APIServerArgs...)
 		}
 	case cluster.KubeControllerManager:
 		args = append(l.serving("controller-manager", pt.ControllerManager), []string{

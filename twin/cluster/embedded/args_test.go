@@ -39,7 +39,7 @@ func TestComponentArgsGolden(t *testing.T) {
 			var b strings.Builder
 			for _, c := range cluster.Components() {
 				fmt.Fprintf(&b, "%s\n", c)
-				for _, a := range componentArgs(c, s, p, l, pt) {
+				for _, a := range componentArgs(c, s, p, l, pt, store{URL: url(pt.EtcdClient)}) {
 					fmt.Fprintf(&b, "  %s\n", a)
 				}
 			}
@@ -65,8 +65,31 @@ func TestExtraArgsComeLast(t *testing.T) {
 		ExtraArgs: map[cluster.Component][]string{cluster.KubeControllerManager: {"--node-monitor-grace-period=99s"}}}
 	s = s.WithDefaults()
 	p, _ := cluster.Profile(cluster.ProfileFast)
-	args := componentArgs(cluster.KubeControllerManager, s, p, layout{Dir: "/x"}, ports{})
+	args := componentArgs(cluster.KubeControllerManager, s, p, layout{Dir: "/x"}, ports{}, store{})
 	if args[len(args)-1] != "--node-monitor-grace-period=99s" {
 		t.Fatalf("last flag = %s; the spec's ExtraArgs must come last so they win", args[len(args)-1])
+	}
+}
+
+// TestLightTierArgs: a light cluster's API server stores in the shared etcd under its own prefix, with
+// the tier's flags before the spec's ExtraArgs (which win).
+func TestLightTierArgs(t *testing.T) {
+	s := cluster.Spec{Name: "site-7", Tier: cluster.TierLight, Nodes: []cluster.NodeSpec{{Name: "n", Pool: "p", Host: "h", CPU: 1, MemoryMiB: 1}},
+		ExtraArgs: map[cluster.Component][]string{cluster.KubeAPIServer: {"--watch-cache-sizes=nodes#100"}}}
+	s = s.WithDefaults()
+	p, _ := cluster.Profile(cluster.ProfileFast)
+	args := componentArgs(cluster.KubeAPIServer, s, p, layout{Dir: "/x"}, ports{APIServer: 6443},
+		store{URL: "http://127.0.0.1:2379", Prefix: cluster.EtcdPrefix("site-7")})
+	idx := map[string]int{}
+	for i, a := range args {
+		idx[a] = i
+	}
+	for _, want := range []string{"--etcd-servers=http://127.0.0.1:2379", "--etcd-prefix=/hybridtwin/site-7", "--default-watch-cache-size=0"} {
+		if _, ok := idx[want]; !ok {
+			t.Errorf("kube-apiserver args lack %s: %v", want, args)
+		}
+	}
+	if idx["--default-watch-cache-size=0"] > idx["--watch-cache-sizes=nodes#100"] {
+		t.Errorf("the tier's flags come after the spec's ExtraArgs: %v", args)
 	}
 }

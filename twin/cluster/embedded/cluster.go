@@ -41,8 +41,10 @@ type instance struct {
 	profile cluster.TimeProfile
 	layout  layout
 	ports   ports
-	creds   *credentials
-	log     *slog.Logger
+	// shared is the light tier's shared etcd (nil: the cluster runs its own).
+	shared *sharedStore
+	creds  *credentials
+	log    *slog.Logger
 	// extraEnv is added to each component's environment.
 	extraEnv map[cluster.Component][]string
 
@@ -70,11 +72,14 @@ func (c *instance) start(ctx context.Context, bins Binaries) error {
 		}
 	}
 	// etcd needs no certificate (it listens on loopback in plain HTTP), so it starts first and comes up
-	// while the PKI is made.
+	// while the PKI is made. A light cluster's is the provider's shared one, running already.
 	tEtcd := time.Now()
-	etcd, err := c.run(cluster.Etcd, bins.Etcd)
-	if err != nil {
-		return err
+	etcd := c.shared.procOrNil()
+	if c.shared == nil {
+		var err error
+		if etcd, err = c.run(cluster.Etcd, bins.Etcd); err != nil {
+			return err
+		}
 	}
 	creds, err := makeCredentials(c.spec, c.layout, c.ports, time.Now())
 	if err != nil {
@@ -87,7 +92,7 @@ func (c *instance) start(ctx context.Context, bins Binaries) error {
 	if err != nil {
 		return err
 	}
-	if err := c.waitHealthy(ctx, cluster.PhaseEtcd, []*procgroup.Supervised{etcd}, http.DefaultClient, url(c.ports.EtcdClient)+"/health", `"health":"true"`); err != nil {
+	if err := c.waitHealthy(ctx, cluster.PhaseEtcd, []*procgroup.Supervised{etcd}, http.DefaultClient, c.store().URL+"/health", `"health":"true"`); err != nil {
 		return err
 	}
 	phase(cluster.PhaseEtcd, tEtcd)
@@ -154,11 +159,22 @@ func (c *instance) start(ctx context.Context, bins Binaries) error {
 		cluster.KubeControllerManager: {c.ports.ControllerManager},
 		cluster.KubeScheduler:         {c.ports.Scheduler},
 	}
+	if c.shared != nil {
+		c.info.Processes = append(c.info.Processes, c.shared.process())
+	}
 	for _, p := range c.procs {
 		comp := cluster.Component(p.Name())
 		c.info.Processes = append(c.info.Processes, cluster.Process{Component: comp, PID: p.PID(), Ports: portsOf[comp], Log: p.LogPath()})
 	}
 	return nil
+}
+
+// store is where the cluster's API server keeps its objects.
+func (c *instance) store() store {
+	if c.shared != nil {
+		return store{URL: c.shared.url(), Prefix: cluster.EtcdPrefix(c.spec.Name)}
+	}
+	return store{URL: url(c.ports.EtcdClient)}
 }
 
 // run starts one component.
@@ -169,7 +185,7 @@ func (c *instance) run(comp cluster.Component, binary string) (*procgroup.Superv
 	p, err := procgroup.Supervise(procgroup.Spec{
 		Name:    string(comp),
 		Path:    binary,
-		Args:    componentArgs(comp, c.spec, c.profile, c.layout, c.ports),
+		Args:    componentArgs(comp, c.spec, c.profile, c.layout, c.ports, c.store()),
 		Env:     c.env(comp),
 		Dir:     c.layout.Dir,
 		LogPath: c.layout.log(comp),
@@ -406,6 +422,9 @@ func (c *instance) liveInfo() cluster.Info {
 	info := c.info
 	info.Processes = make([]cluster.Process, len(c.info.Processes))
 	for i, pr := range c.info.Processes {
+		if pr.Shared && c.shared != nil {
+			pr = c.shared.process()
+		}
 		for _, sp := range c.procs {
 			if sp.Name() == string(pr.Component) {
 				pr.PID, pr.Restarts = sp.PID(), sp.Restarts()

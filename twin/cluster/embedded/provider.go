@@ -85,6 +85,10 @@ type Provider struct {
 	clusters map[string]*instance
 	starting map[string]bool
 	bins     Binaries
+
+	// storeMu guards store, the light clusters' shared etcd (nil while none runs).
+	storeMu sync.Mutex
+	store   *sharedStore
 }
 
 var (
@@ -142,21 +146,49 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Info,
 		p.mu.Unlock()
 	}
 
-	pt, err := p.ports.Take(5)
-	if err != nil {
+	tier, err := cluster.LookupTier(spec.Tier)
+	if err != nil { // Validate refused it already
 		release()
-		return cluster.Info{}, fmt.Errorf("create cluster %q: %w: %v", spec.Name, cluster.ErrStart, err)
+		return cluster.Info{}, err
 	}
 	c := &instance{
 		spec:     spec,
 		profile:  profile,
 		layout:   layout{Dir: filepath.Join(root, spec.Name)},
-		ports:    ports{EtcdClient: pt[0], EtcdPeer: pt[1], APIServer: pt[2], ControllerManager: pt[3], Scheduler: pt[4]},
 		log:      p.log.With("cluster", spec.Name),
 		extraEnv: p.env(),
 	}
+	var pt []int
+	if tier.SharedEtcd {
+		// The light tier: the API server stores in the provider's shared etcd, under the cluster's prefix,
+		// cleared first in case an earlier cluster of this name left keys behind.
+		if c.shared, err = p.acquireStore(ctx, root, bins, profile); err != nil {
+			release()
+			return cluster.Info{}, fmt.Errorf("create cluster %q: %w", spec.Name, err)
+		}
+		if _, err := deletePrefix(ctx, c.shared.url(), cluster.EtcdPrefix(spec.Name)); err != nil {
+			p.releaseStore()
+			release()
+			return cluster.Info{}, fmt.Errorf("create cluster %q: %w", spec.Name, err)
+		}
+		if pt, err = p.ports.Take(3); err == nil {
+			c.ports = ports{APIServer: pt[0], ControllerManager: pt[1], Scheduler: pt[2]}
+		}
+	} else if pt, err = p.ports.Take(5); err == nil {
+		c.ports = ports{EtcdClient: pt[0], EtcdPeer: pt[1], APIServer: pt[2], ControllerManager: pt[3], Scheduler: pt[4]}
+	}
+	if err != nil {
+		if c.shared != nil {
+			p.releaseStore()
+		}
+		release()
+		return cluster.Info{}, fmt.Errorf("create cluster %q: %w: %v", spec.Name, cluster.ErrStart, err)
+	}
 	// A directory left by an earlier run of a cluster of this name (KeepState) would hold a stale etcd.
 	if err := os.RemoveAll(c.layout.Dir); err != nil {
+		if c.shared != nil {
+			p.releaseStore()
+		}
 		release()
 		p.ports.Release(pt)
 		return cluster.Info{}, fmt.Errorf("create cluster %q: clear %s: %w", spec.Name, c.layout.Dir, err)
@@ -167,6 +199,12 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Info,
 	if err := c.start(startCtx, bins); err != nil {
 		c.stop(p.opts.StopGrace)
 		p.ports.Release(pt)
+		if c.shared != nil {
+			if _, derr := deletePrefix(context.WithoutCancel(ctx), c.shared.url(), cluster.EtcdPrefix(spec.Name)); derr != nil {
+				p.log.Warn("clear a failed light cluster's keys", "cluster", spec.Name, "err", derr)
+			}
+			p.releaseStore()
+		}
 		se := &cluster.StartError{Cluster: spec.Name, Ports: pt, Logs: c.layout.logs(), Err: err}
 		for _, pr := range c.procs {
 			se.Stopped = append(se.Stopped, cluster.Process{Component: cluster.Component(pr.Name()), PID: pr.PID(), Log: pr.LogPath()})
@@ -249,6 +287,18 @@ func (p *Provider) Delete(ctx context.Context, name string) error {
 	}
 	c.stop(p.opts.StopGrace)
 	p.ports.Release(c.ports.all())
+	var storeErr error
+	if c.shared != nil {
+		// Its objects go with it, as with a full cluster's etcd directory; a cluster of this name later
+		// starts empty.
+		if _, err := deletePrefix(ctx, c.shared.url(), cluster.EtcdPrefix(name)); err != nil {
+			storeErr = fmt.Errorf("delete cluster %q: %w", name, err)
+		}
+		p.releaseStore()
+	}
+	if storeErr != nil {
+		return storeErr
+	}
 	if !p.opts.KeepState {
 		if err := os.RemoveAll(c.layout.Dir); err != nil {
 			return fmt.Errorf("delete cluster %q: remove %s: %w", name, c.layout.Dir, err)

@@ -14,7 +14,7 @@ import (
 // in capacity only. It is defaulted and validated here although the provider does it again: the plan
 // step reports a cluster the model cannot make before anything starts.
 func clusterSpec(s *spec.Spec, name string, vms []hardware.VMStatus) (cluster.Spec, error) {
-	cs := cluster.Spec{Name: name, Provider: s.Spec.Provider, TimeProfile: s.Spec.TimeProfile}
+	cs := cluster.Spec{Name: name, Provider: s.Spec.Provider, TimeProfile: s.Spec.TimeProfile, Tier: s.TierFor(name)}
 	for _, vm := range vms {
 		if vm.Cluster != name {
 			continue
