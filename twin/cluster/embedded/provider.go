@@ -21,6 +21,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/internal/proc"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/internal/simkubelet"
+	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 )
 
 // Binaries are the control-plane executables a cluster runs.
@@ -71,6 +72,9 @@ type Options struct {
 	// Env adds environment variables to a component's process (e.g. GOGC); they come after the
 	// defaults (ComponentEnv), so they override them.
 	Env map[cluster.Component][]string
+	// OnRestart, if set, hears every restart of a crashed component (procgroup.Supervise), named
+	// <cluster>/<component>.
+	OnRestart func(procgroup.Restart)
 }
 
 // Provider runs embedded clusters. It is safe for concurrent use; clusters start in parallel.
@@ -148,12 +152,13 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Info,
 		return cluster.Info{}, fmt.Errorf("create cluster %q: %w: %v", spec.Name, cluster.ErrStart, err)
 	}
 	c := &instance{
-		spec:     spec,
-		profile:  profile,
-		layout:   layout{Dir: filepath.Join(root, spec.Name)},
-		ports:    ports{EtcdClient: pt[0], EtcdPeer: pt[1], APIServer: pt[2], ControllerManager: pt[3], Scheduler: pt[4]},
-		log:      p.log.With("cluster", spec.Name),
-		extraEnv: p.env(),
+		spec:      spec,
+		profile:   profile,
+		layout:    layout{Dir: filepath.Join(root, spec.Name)},
+		ports:     ports{EtcdClient: pt[0], EtcdPeer: pt[1], APIServer: pt[2], ControllerManager: pt[3], Scheduler: pt[4]},
+		log:       p.log.With("cluster", spec.Name),
+		extraEnv:  p.env(),
+		onRestart: p.opts.OnRestart,
 	}
 	// A directory left by an earlier run of a cluster of this name (KeepState) would hold a stale etcd.
 	if err := os.RemoveAll(c.layout.Dir); err != nil {

@@ -40,7 +40,11 @@ func TestSupervisedRestartsAfterSIGKILL(t *testing.T) {
 	var calls atomic.Int32
 	s, err := Supervise(Spec{Name: "svc", Path: "/bin/sh", Args: []string{"-c", "echo up; exec sleep 300"}, LogPath: log},
 		Backoff{Initial: 20 * time.Millisecond, Max: 80 * time.Millisecond, Reset: time.Hour},
-		func(int, *Process, error) { calls.Add(1) })
+		func(r Restart) {
+			if r.PID > 0 && r.Exited != "" {
+				calls.Add(1)
+			}
+		})
 	if err != nil {
 		t.Fatal(err)
 	}
