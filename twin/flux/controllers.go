@@ -378,6 +378,8 @@ func (c *Controllers) Stop() error {
 		for _, p := range c.procs {
 			if p.exited() {
 				errs = append(errs, p.exitError())
+				// It crashed and waits for its restart: end the supervision, so nothing restarts it.
+				p.Kill()
 				continue
 			}
 			wg.Add(1)

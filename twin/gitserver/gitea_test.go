@@ -502,3 +502,21 @@ func TestKilledGiteaIsRestarted(t *testing.T) {
 	g.Expect(restarts.Load()).To(Equal(int32(1)))
 	g.Expect(readFile(t, srv.LogFile())).To(ContainSubstring(fmt.Sprintf("Starting Gitea on PID: %d", srv.PID())), "the restart appends to LogFile")
 }
+
+// TestStopOfACrashedGiteaRestartsNothing: Stop while a crashed `gitea web` waits for its restart reports
+// the crash and ends the supervision: no Gitea comes back after it.
+func TestStopOfACrashedGiteaRestartsNothing(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	// The back-off leaves Stop two seconds to come before the restart would.
+	backoff := procgroup.Backoff{Initial: 2 * time.Second, Max: 4 * time.Second, Reset: time.Minute}
+	srv, err := gitserver.Start(ctx, gitserver.Options{Dir: t.TempDir(), Restart: backoff})
+	g.Expect(err).NotTo(HaveOccurred())
+	pid := srv.PID()
+	g.Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
+	g.Eventually(func() bool { return processGroupAlive(pid) }).WithTimeout(10 * time.Second).WithPolling(10 * time.Millisecond).Should(BeFalse())
+	err = srv.Stop(ctx)
+	g.Expect(err).To(MatchError(ContainSubstring("had already exited")))
+	g.Consistently(childProcesses).WithTimeout(backoff.Initial+time.Second).WithPolling(20*time.Millisecond).Should(BeEmpty(), "nothing restarted after Stop")
+	g.Expect(srv.Restarts()).To(Equal(0))
+}

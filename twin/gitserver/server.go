@@ -516,6 +516,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		pid := s.PID()
 		if exited, exitErr := s.web.Exited(); exited {
 			s.stopErr = fmt.Errorf("gitserver: gitea (pid %d) had already exited: %v; the end of %s:\n%s", pid, exitErr, s.LogFile(), s.outputTail())
+			// It crashed and waits for its restart: end the supervision, so that nothing restarts it (Kill
+			// also ends a restart that happened meanwhile).
+			s.web.Kill()
 			killStragglers(pid)
 			return
 		}
