@@ -235,6 +235,7 @@ func profileValues(s *twin.Spec, w Waits) []reports.ProfileValue {
 	add(p, "converge bound", w.Converge)
 	add(p, "drift bound", w.Drift)
 	add(p, "node NotReady bound", w.NodeNotReady)
+	add(p, "crashed process back, nodes Ready bound", w.Restart)
 	add(p, "node back bound", w.NodeBack)
 	add(p, "healthy bound", w.Healthy)
 	return out

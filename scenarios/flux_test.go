@@ -91,6 +91,11 @@ func fluxSpecs() {
 				"and kustomize-controller reconciles a Kustomization as soon as its source has a new artifact, so push-to-applied is at most that plus build and apply.",
 				commit, fe.Twin.Spec().ClusterNames(), SourceIntervalSeconds)
 		})
+
+		It("recovers from kill -9 of kustomize-controller during a reconcile: restarted by the twin, the pushed commit applied everywhere", Label("chaos"), func(ctx SpecContext) {
+			c := fe.Twin.Spec().ClusterNames()[0]
+			expectKillDuringReconcile(ctx, fe, c+"/flux kustomize-controller", c)
+		})
 	})
 }
 
@@ -119,7 +124,7 @@ var ownTwinOnlyLabels = []string{"flux", "fidelity", "helm", "bucket"}
 
 // suiteLabels are the labels the suite's specs carry; defaultTwinNeeded tries them together with the
 // words of the filter.
-var suiteLabels = []string{"drift", "failover", "flow", "layout", "scale", "slow"}
+var suiteLabels = []string{"chaos", "drift", "failover", "flow", "layout", "scale", "slow"}
 
 // defaultTwinNeeded reports whether a Ginkgo label filter can select a spec of the default twin, i.e.
 // whether it matches some set of labels without any of ownTwinOnlyLabels. `--label-filter=flux` selects

@@ -11,7 +11,7 @@ import (
 
 // WaitsVersion names the derivation below; change it whenever a factor or a source changes, so reports
 // say which bounds a run used. The failover bounds are faultphases.BoundsFor's (faultphases.BoundsVersion).
-const WaitsVersion = "scenario-waits/v2+" + faultphases.BoundsVersion
+const WaitsVersion = "scenario-waits/v3+" + faultphases.BoundsVersion
 
 // SourceIntervalSeconds is the GitRepository interval (fluxConfiguration syncIntervalInSeconds) the suite
 // gives every configuration of the twin that sets none. Azure's default is 600 s (fakes/arc
@@ -60,6 +60,11 @@ type Waits struct {
 	// Migration bounds a drained host reaching Maintenance: faultphases.BoundsFor's Drain with Slack
 	// (NodeBack for each of faultphases.DrainVMs VMs on the host; live migrations run two at a time).
 	Migration time.Duration
+	// Restart bounds a crashed control-plane process being back and its cluster's nodes Ready: the
+	// kubelet's first restart back-off (cluster.TimeProfile.RestartBackoffInitial, 10 s: Kubernetes' Pod
+	// Lifecycle "Container restarts") plus one --node-monitor-grace-period (a node whose lease renewals
+	// failed while the API server was down is Ready again within it), times Slack.
+	Restart time.Duration
 }
 
 // WaitsFor derives the suite's bounds from a twin's time profile.
@@ -78,5 +83,10 @@ func WaitsFor(profile cluster.TimeProfileName) (Waits, error) {
 	w.NodeBack = fb.NodesBack
 	w.Healthy = fb.Healthy + w.Converge
 	w.Migration = fb.Drain
+	tp, err := cluster.Profile(profile)
+	if err != nil {
+		return Waits{}, fmt.Errorf("scenario waits: %w", err)
+	}
+	w.Restart = Slack * (tp.RestartBackoffInitial + tp.NodeMonitorGracePeriod)
 	return w, nil
 }

@@ -122,6 +122,7 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	sopsSpecs()  // before flow, for the same reason
 	// policy pushes to main too: before flow.
 	policySpecs()
+	chaosSpecs() // before flow: it pushes to main
 	flowSpecs()
 	helmSpecs() // its own twin (examples/twins/helm-platform.yaml); with flux, real Flux beside the twin's engine
 	fluxSpecs()

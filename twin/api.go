@@ -14,6 +14,7 @@ type (
 	RunProfile          = api.RunProfile
 	Status              = api.Status
 	ComponentStatus     = api.ComponentStatus
+	ProcessRestart      = api.ProcessRestart
 	HostState           = api.HostState
 	VMState             = api.VMState
 	ClusterStatus       = api.ClusterStatus

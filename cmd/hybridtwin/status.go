@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -132,6 +133,16 @@ func printStatus(out io.Writer, st *twin.Status) {
 	fmt.Fprintln(w, "COMPONENT\tPID\tPORTS\tUP\tRESTARTS\tDETAIL")
 	for _, c := range st.Components {
 		fmt.Fprintf(w, "%s\t%d\t%s\t%t\t%d\t%s\n", c.Name, c.PID, ports(c.Ports), c.Up, c.Restarts, c.Detail)
+	}
+	if len(st.Restarts) > 0 {
+		fmt.Fprintln(w, "\nRESTARTED\tAT\tRESTARTS\tNEW PID\tCRASHED WITH")
+		for _, r := range st.Restarts {
+			why := r.Exited
+			if r.Error != "" {
+				why += "; restart failed: " + r.Error
+			}
+			fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", r.Component, r.At.UTC().Format(time.TimeOnly), r.Restarts, r.PID, why)
+		}
 	}
 	fmt.Fprintln(w, "\nHOST\tSTATE\tVCPU USED\tMEMORY USED\tVMS")
 	for _, h := range st.Hosts {

@@ -24,6 +24,24 @@ type Status struct {
 	GitOps      []GitOpsStatus    `json:"gitops"`
 	// Events are the hardware events the bridge applied, oldest first.
 	Events []hostops.Record `json:"events,omitempty"`
+	// Restarts are the restarts of crashed processes (control planes, Gitea, the S3 server, Flux's
+	// controllers), oldest first.
+	Restarts []ProcessRestart `json:"restarts,omitempty"`
+}
+
+// ProcessRestart is one restart of a crashed process by the twin's supervisor, as a kubelet restarts a
+// static pod's container.
+type ProcessRestart struct {
+	At time.Time `json:"at"`
+	// Component is what restarted: gitea, s3 (versitygw), <cluster>/<control-plane component>,
+	// <cluster>/flux <controller>.
+	Component string `json:"component"`
+	// Restarts is its restart count, this one included.
+	Restarts int `json:"restarts"`
+	// PID is the new process's; 0 when it could not start (Error says why; it is tried again).
+	PID    int    `json:"pid"`
+	Exited string `json:"exited"` // how the crashed process ended, e.g. "signal: killed"
+	Error  string `json:"error,omitempty"`
 }
 
 // ComponentStatus is one running part: a process (PID, ports) or an in-process server (address).

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 )
 
 // ProfilesVersion names this set of time profiles and defaults. It is recorded in every report next to
@@ -72,16 +74,19 @@ type TimeProfile struct {
 	RestartBackoffReset   time.Duration `json:"restartBackoffReset"`
 }
 
-// Kubernetes docs, Pod Lifecycle, "Container restarts": "the kubelet restarts them with an exponential
-// backoff delay (10s, 20s, 40s, ...), that is capped at 300 seconds (5 minutes). Once a container has
-// executed for 10 minutes without any problems, the kubelet resets the restart backoff timer" (the
-// kubelet's CrashLoopBackOff; k8s.io/kubernetes v1.33.13 pkg/kubelet/kubelet.go backOffPeriod 10 s,
-// MaxContainerBackOff 300 s). Both profiles use them: they are not flags of a v1.33 kubelet.
-const (
-	kubeletRestartBackoffInitial = 10 * time.Second
-	kubeletRestartBackoffMax     = 5 * time.Minute
-	kubeletRestartBackoffReset   = 10 * time.Minute
+// The kubelet's CrashLoopBackOff (procgroup.KubeletBackoff cites it: 10 s doubling to 5 min, reset after
+// 10 min). Both profiles use it: it is not a flag of a v1.33 kubelet.
+var (
+	kubeletRestartBackoffInitial = procgroup.KubeletBackoff.Initial
+	kubeletRestartBackoffMax     = procgroup.KubeletBackoff.Max
+	kubeletRestartBackoffReset   = procgroup.KubeletBackoff.Reset
 )
+
+// RestartBackoff is the profile's restart back-off, for procgroup.Supervise: every process of the twin
+// (control planes, Gitea, the S3 server, Flux's controllers) is restarted with it.
+func (p TimeProfile) RestartBackoff() procgroup.Backoff {
+	return procgroup.Backoff{Initial: p.RestartBackoffInitial, Max: p.RestartBackoffMax, Reset: p.RestartBackoffReset}
+}
 
 // kubeletLeaseRenewFraction is the share of the lease duration after which the kubelet renews it.
 // Source: k8s.io/kubernetes v1.33.13 pkg/kubelet/kubelet.go, nodeLeaseRenewIntervalFraction = 0.25.

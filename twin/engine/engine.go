@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/client-go/rest"
+
+	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 )
 
 // Engine starts a GitOps engine for a workload cluster.
@@ -43,6 +45,10 @@ type Cluster struct {
 	// Charts is how the engine reaches Helm chart sources: the twin's chart mirror (spec.charts), which
 	// makes HelmRepository URLs resolve inside the twin unchanged. Nil when the twin runs none.
 	Charts *ChartMirror
+	// Restart is the back-off with which an engine that runs as processes restarts a crashed one (the
+	// time profile's, procgroup.Backoff); OnRestart, if set, hears every restart.
+	Restart   procgroup.Backoff
+	OnRestart func(procgroup.Restart)
 }
 
 // ChartMirror is the twin's chart mirror (twin/chartmirror) as an engine reaches it: a loopback forward
@@ -82,4 +88,6 @@ type Component struct {
 	PID       int
 	Ports     []int
 	InProcess bool
+	// Restarts is how many times the process was restarted after a crash.
+	Restarts int
 }

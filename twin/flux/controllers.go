@@ -23,6 +23,7 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/internal/fluxcrd"
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
+	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 )
 
 // ErrStart is wrapped by every failed Start; ErrInvalidOptions by bad Options.
@@ -63,6 +64,11 @@ type Options struct {
 	// NoHelmController runs source-controller and kustomize-controller only (bench/fluxcmp compares
 	// Kustomizations, and counts every controller's CPU and memory as Flux's).
 	NoHelmController bool
+	// Restart is the back-off with which a crashed controller is restarted (procgroup.Supervise; zero:
+	// procgroup.KubeletBackoff, the kubelet's CrashLoopBackOff a controller's pod gets in flux-system).
+	Restart procgroup.Backoff
+	// OnRestart, if set, hears every restart of a crashed controller (named after it).
+	OnRestart func(procgroup.Restart)
 }
 
 // Process describes one running controller.
@@ -72,6 +78,8 @@ type Process struct {
 	// Ports are the TCP ports it listens on, all on 127.0.0.1.
 	Ports []int  `json:"ports"`
 	Log   string `json:"log"`
+	// Restarts is how many times it was restarted after a crash.
+	Restarts int `json:"restarts"`
 }
 
 // Controllers are Flux's source-controller, kustomize-controller and helm-controller running against one
@@ -265,7 +273,7 @@ func (c *Controllers) start(ctx context.Context, bins binaries, crdDirs []string
 			s.args = append(s.args, "--watch-label-selector="+sel)
 		}
 		logPath := filepath.Join(dirs["logs"], s.name+".log")
-		p, err := startProcess(s.name, s.bin, s.args, env, c.opts.StateDir, logPath)
+		p, err := startProcess(s.name, s.bin, s.args, env, c.opts.StateDir, logPath, c.opts.Restart, c.restarted)
 		if err != nil {
 			return err
 		}
@@ -306,7 +314,7 @@ func waitReady(ctx context.Context, p *process, url string) error {
 		case <-ctx.Done():
 			return fmt.Errorf("%s (pid %d) not ready at %s (last: %s): %w; last lines of %s:\n%s",
 				p.name, p.pid(), url, last, ctx.Err(), p.logPath, tail(p.logPath, 20))
-		case <-p.done:
+		case <-p.Done():
 		case <-tick.C:
 		}
 	}
@@ -333,9 +341,28 @@ func freePorts(n int) ([]int, error) {
 	return out, nil
 }
 
-// Processes are the running controllers, source-controller first.
+// restarted logs a controller's restart and passes it on.
+func (c *Controllers) restarted(r procgroup.Restart) {
+	if r.Err != nil {
+		c.log.Warn("flux controller restart failed", "name", r.Name, "restarts", r.Restarts, "err", r.Err)
+	} else {
+		c.log.Info("flux controller restarted after a crash", "name", r.Name, "restarts", r.Restarts, "pid", r.PID, "exited", r.Exited)
+	}
+	if c.opts.OnRestart != nil {
+		c.opts.OnRestart(r)
+	}
+}
+
+// Processes are the running controllers, source-controller first, with their current pids (a restart
+// changes it) and restart counts.
 func (c *Controllers) Processes() []Process {
-	return append([]Process(nil), c.info...)
+	out := append([]Process(nil), c.info...)
+	for i := range out {
+		if i < len(c.procs) {
+			out[i].PID, out[i].Restarts = c.procs[i].PID(), c.procs[i].Restarts()
+		}
+	}
+	return out
 }
 
 // StorageURL is source-controller's artifact server, e.g. http://127.0.0.1:41234.
@@ -351,6 +378,8 @@ func (c *Controllers) Stop() error {
 		for _, p := range c.procs {
 			if p.exited() {
 				errs = append(errs, p.exitError())
+				// It crashed and waits for its restart: end the supervision, so nothing restarts it.
+				p.Kill()
 				continue
 			}
 			wg.Add(1)

@@ -22,7 +22,8 @@ func (Engine) Start(ctx context.Context, c engine.Cluster) (engine.Running, erro
 	if c.Charts != nil {
 		env = c.Charts.Env
 	}
-	ctl, err := Start(ctx, Options{Kubeconfig: c.Kubeconfig, StateDir: c.Dir, Logger: c.Logger, Env: env})
+	ctl, err := Start(ctx, Options{Kubeconfig: c.Kubeconfig, StateDir: c.Dir, Logger: c.Logger, Env: env,
+		Restart: c.Restart, OnRestart: c.OnRestart})
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +37,7 @@ func (r running) Stop(context.Context) error { return r.c.Stop() }
 func (r running) Components() []engine.Component {
 	var out []engine.Component
 	for _, p := range r.c.Processes() {
-		out = append(out, engine.Component{Name: "flux " + p.Name, PID: p.PID, Ports: p.Ports})
+		out = append(out, engine.Component{Name: "flux " + p.Name, PID: p.PID, Ports: p.Ports, Restarts: p.Restarts})
 	}
 	return out
 }

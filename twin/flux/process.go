@@ -13,24 +13,24 @@ var ErrExited = errors.New("flux controller exited")
 
 // process is one controller, run by twin/internal/procgroup (the same code that runs the embedded
 // clusters' control planes): its own process group (a terminal's Ctrl-C reaches the twin, which stops it
-// in order) and SIGKILL when the twin dies (Pdeathsig).
+// in order), SIGKILL when the twin dies (Pdeathsig), and restarted with back-off when it crashes, as the
+// kubelet restarts a controller's container in flux-system (the same flags, ports and storage folder).
 type process struct {
-	*procgroup.Process
+	*procgroup.Supervised
 	name    string
 	logPath string
-	done    <-chan struct{} // closed once the process has ended
 }
 
-// startProcess starts path with args and exactly env, output to logPath.
-func startProcess(name, path string, args, env []string, dir, logPath string) (*process, error) {
+// startProcess starts path with args and exactly env, output to logPath, supervised with b.
+func startProcess(name, path string, args, env []string, dir, logPath string, b procgroup.Backoff, onRestart func(procgroup.Restart)) (*process, error) {
 	if env == nil {
 		env = []string{} // procgroup gives a nil environment PATH and HOME; the controllers get only env
 	}
-	p, err := procgroup.Start(procgroup.Spec{Name: name, Path: path, Args: args, Env: env, Dir: dir, LogPath: logPath})
+	p, err := procgroup.Supervise(procgroup.Spec{Name: name, Path: path, Args: args, Env: env, Dir: dir, LogPath: logPath}, b, onRestart)
 	if err != nil {
 		return nil, err
 	}
-	return &process{Process: p, name: name, logPath: logPath, done: p.Done()}, nil
+	return &process{Supervised: p, name: name, logPath: logPath}, nil
 }
 
 func (p *process) pid() int { return p.PID() }

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
+	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 )
 
 // fileAt reads a file of a repository at ref through the API, as the admin.
@@ -460,4 +462,61 @@ func TestHelperStartGiteaAndHang(t *testing.T) {
 	}
 	fmt.Printf("GITEA-PID %d\n", s.PID())
 	select {}
+}
+
+// TestKilledGiteaIsRestarted: `kill -9` of `gitea web` (issue 22): it is restarted after the back-off on
+// the same port with the same database and repositories, the admin token still signs in, the restart is
+// counted and reported, and pushes work again.
+func TestKilledGiteaIsRestarted(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	var restarts atomic.Int32
+	srv, err := gitserver.Start(ctx, gitserver.Options{Dir: t.TempDir(),
+		Restart: procgroup.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Reset: time.Minute},
+		OnRestart: func(r procgroup.Restart) {
+			if r.Name == "gitea" && r.PID > 0 {
+				restarts.Add(1)
+			}
+		}})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = srv.Stop(ctx) }()
+	repo := gitserver.Repo{Owner: srv.AdminUser(), Name: unique(t, "repo")}
+	g.Expect(srv.Admin().CreateRepo(ctx, repo, gitserver.RepoOptions{})).To(Succeed())
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "a.yaml"), "a: 1\n")
+	first, err := srv.Admin().Push(ctx, gitserver.PushRequest{Repo: repo, Branch: "main", Dir: dir, Message: "first"})
+	g.Expect(err).NotTo(HaveOccurred())
+	pid, url := srv.PID(), srv.URL()
+
+	g.Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
+	g.Eventually(srv.Restarts).WithTimeout(30 * time.Second).WithPolling(20 * time.Millisecond).Should(Equal(1))
+	g.Expect(srv.PID()).NotTo(Equal(pid))
+	g.Expect(srv.URL()).To(Equal(url), "the same app.ini: the same port")
+	g.Eventually(func() error { _, err := srv.Admin().DefaultBranch(ctx, repo); return err }).
+		WithTimeout(60*time.Second).WithPolling(100*time.Millisecond).Should(Succeed(), "the repository and the admin token survive")
+	g.Expect(fileAt(t, srv, repo, first.Commit, "a.yaml")).To(Equal("a: 1\n"))
+	writeFile(t, filepath.Join(dir, "a.yaml"), "a: 2\n")
+	second, err := srv.Admin().Push(ctx, gitserver.PushRequest{Repo: repo, Branch: "main", Dir: dir, Message: "second", From: "main"})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(second.Pushed).To(BeTrue())
+	g.Expect(restarts.Load()).To(Equal(int32(1)))
+	g.Expect(readFile(t, srv.LogFile())).To(ContainSubstring(fmt.Sprintf("Starting Gitea on PID: %d", srv.PID())), "the restart appends to LogFile")
+}
+
+// TestStopOfACrashedGiteaRestartsNothing: Stop while a crashed `gitea web` waits for its restart reports
+// the crash and ends the supervision: no Gitea comes back after it.
+func TestStopOfACrashedGiteaRestartsNothing(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	// The back-off leaves Stop two seconds to come before the restart would.
+	backoff := procgroup.Backoff{Initial: 2 * time.Second, Max: 4 * time.Second, Reset: time.Minute}
+	srv, err := gitserver.Start(ctx, gitserver.Options{Dir: t.TempDir(), Restart: backoff})
+	g.Expect(err).NotTo(HaveOccurred())
+	pid := srv.PID()
+	g.Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
+	g.Eventually(func() bool { return processGroupAlive(pid) }).WithTimeout(10 * time.Second).WithPolling(10 * time.Millisecond).Should(BeFalse())
+	err = srv.Stop(ctx)
+	g.Expect(err).To(MatchError(ContainSubstring("had already exited")))
+	g.Consistently(childProcesses).WithTimeout(backoff.Initial+time.Second).WithPolling(20*time.Millisecond).Should(BeEmpty(), "nothing restarted after Stop")
+	g.Expect(srv.Restarts()).To(Equal(0))
 }

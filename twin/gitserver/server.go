@@ -48,6 +48,11 @@ type Options struct {
 	// the files Gitea needs at run time into Dir (see assets.go). Empty means the tool cache's copy of
 	// them (toolcache.Gitea's Assets).
 	Assets string
+	// Restart is the back-off with which a crashed `gitea web` is restarted (procgroup.Supervise; zero:
+	// procgroup.KubeletBackoff). The twin passes its time profile's.
+	Restart procgroup.Backoff
+	// OnRestart, if set, hears every restart of a crashed `gitea web`.
+	OnRestart func(procgroup.Restart)
 }
 
 // Server is a running Gitea.
@@ -61,7 +66,9 @@ type Server struct {
 	http    *http.Client
 	token   string
 
-	web *procgroup.Process // `gitea web`, in its own process group
+	web       *procgroup.Supervised // `gitea web`, in its own process group, restarted on crash
+	restart   procgroup.Backoff
+	onRestart func(procgroup.Restart)
 
 	stopOnce sync.Once
 	stopErr  error
@@ -109,6 +116,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		log:     log,
 		red:     &redactor{},
 		http:    &http.Client{},
+
+		restart:   opts.Restart,
+		onRestart: opts.OnRestart,
 	}
 	for _, v := range []string{sec.SecretKey, sec.InternalToken, sec.JWTSecret} {
 		s.red.add(v)
@@ -366,11 +376,22 @@ func (s *Server) writeConfig() error {
 }
 
 // startWeb starts `gitea web` in its own process group (procgroup: Setpgid, Pdeathsig), its output in
-// LogFile. The web process outlives Start's context: only Stop, a failed Start or our death ends it.
+// LogFile, restarted with back-off whenever it crashes (the same app.ini: the same port, database and
+// repositories). The web process outlives Start's context: only Stop, a failed Start or our death ends it.
 func (s *Server) startWeb() error {
-	web, err := procgroup.Start(procgroup.Spec{
+	web, err := procgroup.Supervise(procgroup.Spec{
 		Name: "gitea web", Path: s.bin, Args: s.args("web"), Env: s.env, Dir: s.cfg.Dir,
 		LogPath: s.cfg.path(gitOutFile),
+	}, s.restart, func(r procgroup.Restart) {
+		if r.Err != nil {
+			s.log.Warn("gitea restart failed", "restarts", r.Restarts, "err", r.Err)
+		} else {
+			s.log.Info("gitea restarted after a crash", "restarts", r.Restarts, "pid", r.PID, "exited", r.Exited)
+		}
+		if s.onRestart != nil {
+			r.Name = "gitea"
+			s.onRestart(r)
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("gitserver: %w: %w", ErrStart, err)
@@ -471,8 +492,11 @@ func (s *Server) AdminToken() string { return s.token }
 // Dir is the server's state directory.
 func (s *Server) Dir() string { return s.cfg.Dir }
 
-// PID is the process id of `gitea web` (also its process group id).
+// PID is the process id of `gitea web` (also its process group id); a restart changes it.
 func (s *Server) PID() int { return s.web.PID() }
+
+// Restarts is how many times `gitea web` was restarted after a crash.
+func (s *Server) Restarts() int { return s.web.Restarts() }
 
 // Profile is the profile the server runs with.
 func (s *Server) Profile() Profile { return s.profile }
@@ -492,6 +516,9 @@ func (s *Server) Stop(ctx context.Context) error {
 		pid := s.PID()
 		if exited, exitErr := s.web.Exited(); exited {
 			s.stopErr = fmt.Errorf("gitserver: gitea (pid %d) had already exited: %v; the end of %s:\n%s", pid, exitErr, s.LogFile(), s.outputTail())
+			// It crashed and waits for its restart: end the supervision, so that nothing restarts it (Kill
+			// also ends a restart that happened meanwhile).
+			s.web.Kill()
 			killStragglers(pid)
 			return
 		}

@@ -43,6 +43,11 @@ type Options struct {
 	Logger *slog.Logger
 	// Profile holds limits and timings; nil means DefaultProfile().
 	Profile *Profile
+	// Restart is the back-off with which a crashed versitygw is restarted (procgroup.Supervise; zero:
+	// procgroup.KubeletBackoff). The twin passes its time profile's.
+	Restart procgroup.Backoff
+	// OnRestart, if set, hears every restart of a crashed versitygw.
+	OnRestart func(procgroup.Restart)
 }
 
 // Server is a running versitygw.
@@ -54,7 +59,9 @@ type Server struct {
 	access  string
 	secret  string
 	port    int
-	proc    *procgroup.Process
+	proc    *procgroup.Supervised // restarted on crash with the same port, credentials and data
+	restart procgroup.Backoff
+	onRest  func(procgroup.Restart)
 	client  *minio.Client
 
 	stopOnce sync.Once
@@ -92,7 +99,8 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	// AWS access key ids are 20 characters and secret keys 40 (AWS IAM User Guide, "Manage access keys");
 	// rand.Text gives 26 base32 characters, so two make a secret.
 	s := &Server{dir: dir, bin: bin, profile: p, log: log,
-		access: "HT" + rand.Text()[:18], secret: rand.Text() + rand.Text()[:14]}
+		access: "HT" + rand.Text()[:18], secret: rand.Text() + rand.Text()[:14],
+		restart: opts.Restart, onRest: opts.OnRestart}
 	began := time.Now()
 	for attempt := 1; ; attempt++ {
 		err := s.startOnce(ctx)
@@ -123,10 +131,19 @@ func (s *Server) startOnce(ctx context.Context) error {
 	// command line, so `ps` does not show it.
 	env := []string{"ROOT_ACCESS_KEY_ID=" + s.access, "ROOT_SECRET_ACCESS_KEY=" + s.secret,
 		"PATH=" + os.Getenv("PATH"), "HOME=" + s.dir}
-	proc, err := procgroup.Start(procgroup.Spec{
+	proc, err := procgroup.Supervise(procgroup.Spec{
 		Name: "versitygw", Path: s.bin, Env: env, Dir: s.dir, LogPath: filepath.Join(s.dir, "versitygw.log"),
 		Args: []string{"--port", s.Endpoint(), "--region", s.profile.Region, "--health", healthPath, "--quiet",
 			"posix", filepath.Join(s.dir, "data")},
+	}, s.restart, func(r procgroup.Restart) {
+		if r.Err != nil {
+			s.log.Warn("versitygw restart failed", "restarts", r.Restarts, "err", r.Err)
+		} else {
+			s.log.Info("versitygw restarted after a crash", "restarts", r.Restarts, "pid", r.PID, "exited", r.Exited)
+		}
+		if s.onRest != nil {
+			s.onRest(r)
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("s3server: %w: %w", ErrStart, err)
@@ -212,6 +229,9 @@ func (s *Server) Region() string { return s.profile.Region }
 
 // PID is the server process's id.
 func (s *Server) PID() int { return s.proc.PID() }
+
+// Restarts is how many times versitygw was restarted after a crash.
+func (s *Server) Restarts() int { return s.proc.Restarts() }
 
 // Dir is the server's state directory.
 func (s *Server) Dir() string { return s.dir }

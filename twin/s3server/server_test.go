@@ -6,7 +6,10 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -73,6 +76,34 @@ func TestPublishAndStop(t *testing.T) {
 	srv.Stop()
 	g.Expect(procgroup.Alive(pid)).To(BeFalse())
 	g.Expect(procgroup.GroupMembers(pid)).To(BeEmpty())
+}
+
+// TestKilledServerIsRestarted: `kill -9` of versitygw: it is restarted after the back-off on the same port
+// with the same credentials, and the published objects are still served.
+func TestKilledServerIsRestarted(t *testing.T) {
+	testenv.RequireBucketServer(t)
+	g := NewWithT(t)
+	ctx := context.Background()
+	var heard atomic.Int32
+	srv, err := s3server.Start(ctx, s3server.Options{Dir: t.TempDir(),
+		Restart:   procgroup.Backoff{Initial: 100 * time.Millisecond, Max: time.Second, Reset: time.Minute},
+		OnRestart: func(procgroup.Restart) { heard.Add(1) }})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(srv.Stop)
+	dir := t.TempDir()
+	g.Expect(os.MkdirAll(filepath.Join(dir, "apps"), 0o755)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(dir, "apps", "a.yaml"), []byte("a: 1\n"), 0o644)).To(Succeed())
+	_, err = srv.Publish(ctx, "apps", dir, nil)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	pid, endpoint := srv.PID(), srv.Endpoint()
+	g.Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
+	g.Eventually(srv.Restarts).WithTimeout(30 * time.Second).WithPolling(20 * time.Millisecond).Should(Equal(1))
+	g.Expect(srv.PID()).NotTo(Equal(pid))
+	g.Expect(srv.Endpoint()).To(Equal(endpoint))
+	g.Eventually(func() ([]string, error) { return srv.Keys(ctx, "apps") }).WithTimeout(30*time.Second).WithPolling(50*time.Millisecond).
+		Should(Equal([]string{"apps/a.yaml"}), "the same data and root credentials after the restart")
+	g.Expect(heard.Load()).To(Equal(int32(1)))
 }
 
 // TestStartRefusesBadOptions: no directory, a binary that is not there.

@@ -47,6 +47,8 @@ type instance struct {
 	log    *slog.Logger
 	// extraEnv is added to each component's environment.
 	extraEnv map[cluster.Component][]string
+	// onRestart hears every restart of a component, named <cluster>/<component>.
+	onRestart func(procgroup.Restart)
 
 	procs    []*procgroup.Supervised
 	admin    kubernetes.Interface
@@ -181,7 +183,7 @@ func (c *instance) store() store {
 func (c *instance) run(comp cluster.Component, binary string) (*procgroup.Supervised, error) {
 	// Restarted on crash with the kubelet's back-off, as the kubelet of an AKS hybrid control-plane VM
 	// restarts these static pods.
-	backoff := procgroup.Backoff{Initial: c.profile.RestartBackoffInitial, Max: c.profile.RestartBackoffMax, Reset: c.profile.RestartBackoffReset}
+	backoff := c.profile.RestartBackoff()
 	p, err := procgroup.Supervise(procgroup.Spec{
 		Name:    string(comp),
 		Path:    binary,
@@ -189,12 +191,16 @@ func (c *instance) run(comp cluster.Component, binary string) (*procgroup.Superv
 		Env:     c.env(comp),
 		Dir:     c.layout.Dir,
 		LogPath: c.layout.log(comp),
-	}, backoff, func(n int, np *procgroup.Process, err error) {
-		if err != nil {
-			c.log.Warn("restart failed", "component", comp, "restarts", n, "err", err)
-			return
+	}, backoff, func(r procgroup.Restart) {
+		if r.Err != nil {
+			c.log.Warn("restart failed", "component", comp, "restarts", r.Restarts, "err", r.Err)
+		} else {
+			c.log.Info("restarted after a crash", "component", comp, "restarts", r.Restarts, "pid", r.PID, "exited", r.Exited)
 		}
-		c.log.Info("restarted after a crash", "component", comp, "restarts", n, "pid", np.PID())
+		if c.onRestart != nil {
+			r.Name = c.spec.Name + "/" + string(comp)
+			c.onRestart(r)
+		}
 	})
 	if err != nil {
 		return nil, err

@@ -21,6 +21,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/internal/proc"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/internal/simkubelet"
+	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 )
 
 // Binaries are the control-plane executables a cluster runs.
@@ -71,6 +72,9 @@ type Options struct {
 	// Env adds environment variables to a component's process (e.g. GOGC); they come after the
 	// defaults (ComponentEnv), so they override them.
 	Env map[cluster.Component][]string
+	// OnRestart, if set, hears every restart of a crashed component (procgroup.Supervise), named
+	// <cluster>/<component>.
+	OnRestart func(procgroup.Restart)
 }
 
 // Provider runs embedded clusters. It is safe for concurrent use; clusters start in parallel.
@@ -152,11 +156,12 @@ func (p *Provider) Create(ctx context.Context, spec cluster.Spec) (cluster.Info,
 		return cluster.Info{}, err
 	}
 	c := &instance{
-		spec:     spec,
-		profile:  profile,
-		layout:   layout{Dir: filepath.Join(root, spec.Name)},
-		log:      p.log.With("cluster", spec.Name),
-		extraEnv: p.env(),
+		spec:      spec,
+		profile:   profile,
+		layout:    layout{Dir: filepath.Join(root, spec.Name)},
+		log:       p.log.With("cluster", spec.Name),
+		extraEnv:  p.env(),
+		onRestart: p.opts.OnRestart,
 	}
 	var pt []int
 	if tier.SharedEtcd {

@@ -86,14 +86,17 @@ func (p *Provider) acquireStore(ctx context.Context, root string, bins Binaries,
 		Env:     env,
 		Dir:     s.dir,
 		LogPath: l.log(cluster.Etcd),
-	}, procgroup.Backoff{Initial: prof.RestartBackoffInitial, Max: prof.RestartBackoffMax, Reset: prof.RestartBackoffReset},
-		func(n int, np *procgroup.Process, err error) {
-			if err != nil {
-				p.log.Warn("shared etcd restart failed", "restarts", n, "err", err)
-				return
-			}
-			p.log.Info("shared etcd restarted after a crash", "restarts", n, "pid", np.PID())
-		})
+	}, prof.RestartBackoff(), func(r procgroup.Restart) {
+		if r.Err != nil {
+			p.log.Warn("shared etcd restart failed", "restarts", r.Restarts, "err", r.Err)
+			return
+		}
+		p.log.Info("shared etcd restarted after a crash", "restarts", r.Restarts, "pid", r.PID, "exited", r.Exited)
+		if p.opts.OnRestart != nil {
+			r.Name = sharedEtcdName + "/" + string(cluster.Etcd)
+			p.opts.OnRestart(r)
+		}
+	})
 	if err != nil {
 		return fail(err)
 	}

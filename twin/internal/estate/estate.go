@@ -32,6 +32,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/twin/engine"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
 	"github.com/hybridtwin/hybridtwin/twin/hostops"
+	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 	"github.com/hybridtwin/hybridtwin/twin/registry"
 	"github.com/hybridtwin/hybridtwin/twin/s3server"
 	"github.com/hybridtwin/hybridtwin/twin/spec"
@@ -91,6 +92,12 @@ type Estate struct {
 	runCancel context.CancelFunc
 	wg        sync.WaitGroup
 
+	// backoff restarts every crashed process of the twin (the time profile's, timeprofiles/v2).
+	backoff procgroup.Backoff
+	// rmu guards restarts: every restart of a crashed process, oldest first (Status, the scenario report).
+	rmu      sync.Mutex
+	restarts []api.ProcessRestart
+
 	mu       sync.Mutex
 	cleanups []cleanup
 	down     bool
@@ -126,6 +133,24 @@ func (e *Estate) progress(format string, args ...any) {
 		return
 	}
 	fmt.Fprintf(e.opts.Progress, "[%6.1fs] %s\n", time.Since(e.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+// recordRestart keeps a crashed process's restart for Status.
+func (e *Estate) recordRestart(r procgroup.Restart) {
+	pr := api.ProcessRestart{At: r.At, Component: r.Name, Restarts: r.Restarts, PID: r.PID, Exited: r.Exited}
+	if r.Err != nil {
+		pr.Error = r.Err.Error()
+	}
+	e.rmu.Lock()
+	e.restarts = append(e.restarts, pr)
+	e.rmu.Unlock()
+}
+
+// Restarts are the restarts of crashed processes so far, oldest first.
+func (e *Estate) Restarts() []api.ProcessRestart {
+	e.rmu.Lock()
+	defer e.rmu.Unlock()
+	return append([]api.ProcessRestart(nil), e.restarts...)
 }
 
 // onStop registers a cleanup of the twin's shared parts.

@@ -47,11 +47,15 @@ func (e *Estate) Status(ctx context.Context) (*api.Status, error) {
 	st := &api.Status{Name: e.spec.Metadata.Name, StateDir: e.stateDir, TimeProfile: string(e.spec.Spec.TimeProfile),
 		Uptime: time.Since(e.start).Round(time.Second).String(), Info: e.Info()}
 	self := os.Getpid()
-	st.Components = append(st.Components, probe("gitea", e.git.PID(), e.git.URL(), portOf(e.git.URL())))
+	gitea := probe("gitea", e.git.PID(), e.git.URL(), portOf(e.git.URL()))
+	gitea.Restarts = e.git.Restarts()
+	st.Components = append(st.Components, gitea)
 	st.Components = append(st.Components, probe("registry (in-process)", self, "http://"+e.reg.Host(), portOf(e.reg.Host())))
 	st.Components = append(st.Components, e.probeArc(ctx, self))
 	if e.s3 != nil {
-		st.Components = append(st.Components, probe("s3 (versitygw)", e.s3.PID(), e.s3.URL(), portOf(e.s3.Endpoint())))
+		s3 := probe("s3 (versitygw)", e.s3.PID(), e.s3.URL(), portOf(e.s3.Endpoint()))
+		s3.Restarts = e.s3.Restarts()
+		st.Components = append(st.Components, s3)
 	}
 	infos, err := e.provider.List(ctx)
 	if err != nil {
@@ -78,7 +82,9 @@ func (e *Estate) Status(ctx context.Context) (*api.Status, error) {
 				st.Components = append(st.Components, api.ComponentStatus{Name: name + "/" + c.Name + " (in-process)", PID: self, Up: e.runCtx.Err() == nil})
 				continue
 			}
-			st.Components = append(st.Components, probe(name+"/"+c.Name, c.PID, "", c.Ports...))
+			pc := probe(name+"/"+c.Name, c.PID, "", c.Ports...)
+			pc.Restarts = c.Restarts
+			st.Components = append(st.Components, pc)
 		}
 		st.Components = append(st.Components, api.ComponentStatus{Name: name + "/arc-agent (in-process)", PID: self, Up: e.runCtx.Err() == nil})
 	}
@@ -119,6 +125,7 @@ func (e *Estate) Status(ctx context.Context) (*api.Status, error) {
 		st.VMs = append(st.VMs, v)
 	}
 	st.Events = e.bridge.Records()
+	st.Restarts = e.Restarts()
 	return st, nil
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hybridtwin/hybridtwin/twin/api"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
+	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 	"github.com/hybridtwin/hybridtwin/twin/s3server"
 )
 
@@ -16,7 +17,8 @@ func (e *Estate) startS3(ctx context.Context) error {
 	if len(e.spec.Spec.Buckets) == 0 {
 		return nil
 	}
-	srv, err := s3server.Start(ctx, s3server.Options{Dir: filepath.Join(e.stateDir, api.BucketsDir), Logger: e.log.With("component", "s3")})
+	srv, err := s3server.Start(ctx, s3server.Options{Dir: filepath.Join(e.stateDir, api.BucketsDir), Logger: e.log.With("component", "s3"),
+		Restart: e.backoff, OnRestart: func(r procgroup.Restart) { r.Name = "s3 (versitygw)"; e.recordRestart(r) }})
 	if err != nil {
 		return err
 	}

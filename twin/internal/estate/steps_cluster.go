@@ -24,6 +24,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/twin/engine"
 	"github.com/hybridtwin/hybridtwin/twin/engine/engines"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
+	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 	"github.com/hybridtwin/hybridtwin/twin/spec"
 )
 
@@ -144,7 +145,8 @@ func (e *Estate) startEngine(ctx context.Context, b *bringing) error {
 		fn: func(context.Context) error { return os.RemoveAll(dir) }})
 	run, err := eng.Start(ctx, engine.Cluster{Name: name, Config: rc.config, Kubeconfig: rc.info.Kubeconfig, Dir: dir,
 		Logger: e.log.With("component", "engine", "engine", which, "cluster", name), Run: e.runCtx, Git: hooks,
-		NoDriftWatch: e.opts.NoDriftWatch, Charts: e.chartMirror()})
+		NoDriftWatch: e.opts.NoDriftWatch, Charts: e.chartMirror(),
+		Restart: e.backoff, OnRestart: func(r procgroup.Restart) { r.Name = name + "/" + which + " " + r.Name; e.recordRestart(r) }})
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/hardware"
 	"github.com/hybridtwin/hybridtwin/internal/fluxartifact"
 	"github.com/hybridtwin/hybridtwin/twin/api"
+	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/embedded"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/providers"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
@@ -31,6 +32,11 @@ func (e *Estate) plan0() error {
 		return err
 	}
 	e.prof = prof
+	tp, err := cluster.Profile(s.Spec.TimeProfile)
+	if err != nil {
+		return err
+	}
+	e.backoff = tp.RestartBackoff()
 	simOpts := []hardware.SimOption{hardware.WithClock(e.clk)}
 	if prof.FailoverDelay > 0 {
 		simOpts = append(simOpts, hardware.WithFailoverDelay(prof.FailoverDelay))
@@ -63,7 +69,7 @@ func (e *Estate) plan0() error {
 // initProvider picks the cluster provider the spec names.
 func (e *Estate) initProvider() error {
 	prov, err := providers.For(e.spec.Spec.Provider, providers.Options{Embedded: embedded.Options{
-		Dir: filepath.Join(e.stateDir, api.ClustersDir), Logger: e.log.With("component", "clusters")}})
+		Dir: filepath.Join(e.stateDir, api.ClustersDir), Logger: e.log.With("component", "clusters"), OnRestart: e.recordRestart}})
 	if err != nil {
 		return err
 	}
@@ -72,7 +78,8 @@ func (e *Estate) initProvider() error {
 }
 
 func (e *Estate) startGitea(ctx context.Context) error {
-	srv, err := gitserver.Start(ctx, gitserver.Options{Dir: filepath.Join(e.stateDir, api.GiteaDir), Logger: e.log.With("component", "gitea")})
+	srv, err := gitserver.Start(ctx, gitserver.Options{Dir: filepath.Join(e.stateDir, api.GiteaDir), Logger: e.log.With("component", "gitea"),
+		Restart: e.backoff, OnRestart: e.recordRestart})
 	if err != nil {
 		return err
 	}

@@ -2,13 +2,41 @@ package procgroup
 
 import (
 	"sync"
+	"syscall"
 	"time"
 )
 
 // Backoff is a restart policy in the kubelet's shape: the first restart after Initial, each next one after
-// twice the last delay, at most Max; a process that ran Reset without ending starts over at Initial.
+// twice the last delay, at most Max; a process that ran Reset without ending starts over at Initial. The
+// zero Backoff means KubeletBackoff.
 type Backoff struct {
 	Initial, Max, Reset time.Duration
+}
+
+// KubeletBackoff is the kubelet's CrashLoopBackOff. Kubernetes docs, Pod Lifecycle, "Container restarts":
+// "the kubelet restarts them with an exponential backoff delay (10s, 20s, 40s, ...), that is capped at 300
+// seconds (5 minutes). Once a container has executed for 10 minutes without any problems, the kubelet
+// resets the restart backoff timer" (k8s.io/kubernetes v1.33.13 pkg/kubelet/kubelet.go backOffPeriod 10 s,
+// MaxContainerBackOff 300 s). The time profiles (twin/cluster timeprofiles/v2) carry these values; this is
+// their one source.
+var KubeletBackoff = Backoff{Initial: 10 * time.Second, Max: 5 * time.Minute, Reset: 10 * time.Minute}
+
+// orDefault is b, or KubeletBackoff when b is zero.
+func (b Backoff) orDefault() Backoff {
+	if b == (Backoff{}) {
+		return KubeletBackoff
+	}
+	return b
+}
+
+// Restart is one restart attempt of a supervised process, as its supervisor reports it.
+type Restart struct {
+	Name     string    // the process's Spec.Name
+	At       time.Time // when the restart was attempted
+	Restarts int       // restarts so far, this one included
+	PID      int       // the new process's pid; 0 if it could not start
+	Err      error     // why it could not start, or nil
+	Exited   string    // how the previous process ended (its exit status)
 }
 
 // next returns the delay before the restart that follows a run of length ran, given the last delay.
@@ -25,7 +53,7 @@ func (b Backoff) next(last, ran time.Duration) time.Duration {
 type Supervised struct {
 	spec      Spec
 	backoff   Backoff
-	onRestart func(restarts int, p *Process, err error)
+	onRestart func(Restart)
 
 	mu       sync.Mutex
 	cur      *Process
@@ -35,14 +63,14 @@ type Supervised struct {
 	loopDone chan struct{}
 }
 
-// Supervise starts the process and keeps it running. onRestart, if not nil, is called after every
-// restart attempt with the restart count, the new process (nil if it could not start) and the start error.
-func Supervise(s Spec, b Backoff, onRestart func(restarts int, p *Process, err error)) (*Supervised, error) {
+// Supervise starts the process and keeps it running (b zero: KubeletBackoff). onRestart, if not nil, is
+// called after every restart attempt.
+func Supervise(s Spec, b Backoff, onRestart func(Restart)) (*Supervised, error) {
 	p, err := Start(s)
 	if err != nil {
 		return nil, err
 	}
-	sv := &Supervised{spec: s, backoff: b, onRestart: onRestart, cur: p, stopped: make(chan struct{}), loopDone: make(chan struct{})}
+	sv := &Supervised{spec: s, backoff: b.orDefault(), onRestart: onRestart, cur: p, stopped: make(chan struct{}), loopDone: make(chan struct{})}
 	go sv.loop()
 	return sv, nil
 }
@@ -61,6 +89,16 @@ func (s *Supervised) loop() {
 		case <-p.Done():
 		}
 		delay = s.backoff.next(delay, time.Since(started))
+		// A container's restart starts from nothing: whatever the dead process left in its group (a child
+		// without a parent-death signal, e.g. a git process Gitea ran) is killed first. While a member
+		// lives, its group id cannot be handed to a new process, so the signal cannot reach a stranger.
+		if len(GroupMembers(p.PID())) > 0 {
+			_ = syscall.Kill(-p.PID(), syscall.SIGKILL)
+		}
+		exited := "exited"
+		if _, err := p.Exited(); err != nil {
+			exited = err.Error()
+		}
 		for {
 			t := time.NewTimer(delay)
 			select {
@@ -84,7 +122,11 @@ func (s *Supervised) loop() {
 			}
 			s.mu.Unlock()
 			if s.onRestart != nil {
-				s.onRestart(n, np, err)
+				r := Restart{Name: s.spec.Name, At: time.Now(), Restarts: n, Err: err, Exited: exited}
+				if np != nil {
+					r.PID = np.PID()
+				}
+				s.onRestart(r)
 			}
 			if err == nil {
 				break
@@ -107,6 +149,12 @@ func (s *Supervised) Restarts() int {
 	defer s.mu.Unlock()
 	return s.restarts
 }
+
+// Done is closed when the current process has ended (a restart makes a new one: call Done again).
+func (s *Supervised) Done() <-chan struct{} { return s.Current().Done() }
+
+// LogTail is the last n lines of the log, which every restart appends to.
+func (s *Supervised) LogTail(n int) string { return Tail(s.spec.LogPath, n) }
 
 // Name, PID, LogPath, Exited and ExitError are the current process's.
 func (s *Supervised) Name() string          { return s.spec.Name }

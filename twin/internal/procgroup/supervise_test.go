@@ -40,7 +40,11 @@ func TestSupervisedRestartsAfterSIGKILL(t *testing.T) {
 	var calls atomic.Int32
 	s, err := Supervise(Spec{Name: "svc", Path: "/bin/sh", Args: []string{"-c", "echo up; exec sleep 300"}, LogPath: log},
 		Backoff{Initial: 20 * time.Millisecond, Max: 80 * time.Millisecond, Reset: time.Hour},
-		func(int, *Process, error) { calls.Add(1) })
+		func(r Restart) {
+			if r.PID > 0 && r.Exited != "" {
+				calls.Add(1)
+			}
+		})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,4 +76,37 @@ func TestSupervisedRestartsAfterSIGKILL(t *testing.T) {
 func readFile(p string) string {
 	b, _ := os.ReadFile(p)
 	return string(b)
+}
+
+// TestRestartKillsWhatTheDeadProcessLeft: a child the crashed process left in its group (as Gitea leaves a
+// git process) is killed before the restart, as a container restart starts from nothing; the restart
+// event says how the process ended.
+func TestRestartKillsWhatTheDeadProcessLeft(t *testing.T) {
+	g := gomega.NewWithT(t)
+	log := filepath.Join(t.TempDir(), "svc.log")
+	events := make(chan Restart, 4)
+	s, err := Supervise(Spec{Name: "svc", Path: "/bin/sh", Args: []string{"-c", "sleep 300 & echo up; wait"}, LogPath: log},
+		Backoff{Initial: 20 * time.Millisecond, Max: 80 * time.Millisecond, Reset: time.Hour}, func(r Restart) { events <- r })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(time.Second)
+	first := s.PID()
+	g.Eventually(func() []int { return GroupMembers(first) }).WithTimeout(10 * time.Second).WithPolling(10 * time.Millisecond).Should(gomega.HaveLen(2))
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil { // the shell only: its sleep stays
+		t.Fatal(err)
+	}
+	var r Restart
+	g.Eventually(events).WithTimeout(10 * time.Second).Should(gomega.Receive(&r))
+	g.Expect(r).To(gomega.HaveField("Name", "svc"))
+	g.Expect(r.Exited).To(gomega.ContainSubstring("killed"))
+	g.Expect(r.PID).NotTo(gomega.Equal(first))
+	g.Eventually(func() []int { return GroupMembers(first) }).WithTimeout(10 * time.Second).WithPolling(10 * time.Millisecond).Should(gomega.BeEmpty())
+}
+
+// TestZeroBackoffIsTheKubelets: a zero Backoff is never a tight restart loop.
+func TestZeroBackoffIsTheKubelets(t *testing.T) {
+	if got := (Backoff{}).orDefault(); got != KubeletBackoff || got.Initial != 10*time.Second {
+		t.Fatalf("zero Backoff = %+v, want KubeletBackoff %+v", got, KubeletBackoff)
+	}
 }
