@@ -128,6 +128,7 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	fluxSpecs()
 	fidelitySpecs()
 	bucketSpecs()
+	sealedSpecs()    // its own twin; needs the optional sealed-secrets tools
 	lifecycleSpecs() // last: it deletes, recreates and adds clusters and grows a pool (each put back as found)
 })
 

@@ -44,6 +44,7 @@ const (
 	StepNodesReady       = api.StepNodesReady
 	StepConnected        = api.StepConnected
 	StepEngineStarted    = api.StepEngineStarted
+	StepAddons           = api.StepAddons
 	StepConfigured       = api.StepConfigured
 	StepCompliant        = api.StepCompliant
 	StepAgentStopped     = api.StepAgentStopped

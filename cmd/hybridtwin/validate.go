@@ -11,16 +11,19 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
 
 	"github.com/hybridtwin/hybridtwin/internal/admission"
+	"github.com/hybridtwin/hybridtwin/internal/fluxcrd"
 	"github.com/hybridtwin/hybridtwin/reconciler/layout"
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin"
 	"github.com/hybridtwin/hybridtwin/twin/chartmirror"
 	"github.com/hybridtwin/hybridtwin/twin/converge"
 	"github.com/hybridtwin/hybridtwin/twin/registry"
+	"github.com/hybridtwin/hybridtwin/twin/sealedsecrets"
 	twinspec "github.com/hybridtwin/hybridtwin/twin/spec"
 )
 
@@ -463,8 +466,27 @@ func startSchemaServer(ctx context.Context, opts *layout.Options) (func(), error
 		return nil, fmt.Errorf("start kube-apiserver %s: %w", filepath.Base(api.Path), err)
 	}
 	cfg.QPS, cfg.Burst = -1, -1
+	// The CRDs of the add-ons a twin cluster runs and a repository does not define itself: a SealedSecret
+	// is checked against the schema of the pinned sealed-secrets release, not reported as schema-less.
+	if err := installAddonCRDs(ctx, cfg); err != nil {
+		_ = env.Stop()
+		return nil, err
+	}
 	opts.Schema = cfg
 	return func() { _ = env.Stop() }, nil
+}
+
+// installAddonCRDs installs into the schema server the CRDs of the twin's add-ons (the SealedSecret CRD
+// of the pinned sealed-secrets module; no build, the module's files only).
+func installAddonCRDs(ctx context.Context, cfg *rest.Config) error {
+	dir, err := sealedsecrets.CRDDir(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("schema server: %w", err)
+	}
+	if _, err := fluxcrd.Install(ctx, cfg, nil, []string{dir}); err != nil {
+		return fmt.Errorf("schema server: %w", err)
+	}
+	return nil
 }
 
 // startChartMirror serves the chart folders of the twin spec's spec.charts at their upstream URLs, as

@@ -160,3 +160,25 @@ func RequireBucketServer(t testing.TB) {
 		t.Skipf("needs versitygw (optional tool, not built): set %s=1 or run go tool task test:bucket", EnvBucketTests)
 	}
 }
+
+// EnvSealedTests set to 1 runs the sealed-secrets tests even when the tool cache lacks the controller and
+// kubeseal, building them (`go tool task test:sealed`; the nightly workflow sets it).
+const EnvSealedTests = "HYBRIDTWIN_SEALED_TESTS"
+
+// RequireSealedSecrets skips a test that runs the sealed-secrets controller or kubeseal (optional tools,
+// minutes of cold build) unless the tool cache holds both or EnvSealedTests=1 asks to build them.
+func RequireSealedSecrets(t testing.TB) {
+	t.Helper()
+	if os.Getenv(EnvSealedTests) == "1" {
+		return
+	}
+	c, err := toolcache.New()
+	if err != nil {
+		t.Fatalf("open tool cache: %v", err)
+	}
+	for _, tool := range []toolcache.Tool{toolcache.SealedSecretsController, toolcache.Kubeseal} {
+		if !c.Stat(context.Background(), tool).Built {
+			t.Skipf("needs %s (optional tool, not built): set %s=1 or run go tool task test:sealed", tool, EnvSealedTests)
+		}
+	}
+}

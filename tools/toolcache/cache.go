@@ -63,9 +63,22 @@ type Tool struct {
 // builds with a temporary go.mod (`go build -modfile`) that replaces the module with the copy; the
 // wrapper module and the module cache are left as they are. Flux's CLI needs it: cmd/flux embeds
 // manifests/*.yaml, which `make build` generates and the module zip does not hold (fluxcd/flux2#1187).
+//
+// Edits change files the copy already holds, each one replacement of a text that must occur exactly once
+// (else the build fails naming the file and the text, so a new upstream version that moved the line is
+// caught at the build): for a binary that has to run where its upstream does not expect, such as the
+// sealed-secrets controller outside its cluster.
 type ModulePatch struct {
 	Module string            // the dependency to copy, e.g. "github.com/fluxcd/flux2/v2"
 	Files  map[string]string // slash-separated path inside the module -> content
+	Edits  []FileEdit        // applied after Files, in order
+}
+
+// FileEdit replaces Old, which must occur exactly once in the file at Path, with New.
+type FileEdit struct {
+	Path string // slash-separated path inside the module
+	Old  string
+	New  string
 }
 
 // String is "name version".
@@ -461,6 +474,23 @@ func (c *Cache) patchModule(ctx context.Context, t Tool, modDir, tmp string) (st
 			return "", fmt.Errorf("build %s: %w", t, err)
 		}
 		if err := os.WriteFile(f, []byte(content), 0o644); err != nil {
+			return "", fmt.Errorf("build %s: %w", t, err)
+		}
+	}
+	for _, ed := range p.Edits {
+		if !filepath.IsLocal(filepath.FromSlash(ed.Path)) {
+			return "", fmt.Errorf("build %s: %w: patch edit %q must be a relative path inside %s; fix Patch in tools/toolcache/pins.go", t, ErrBuild, ed.Path, p.Module)
+		}
+		f := filepath.Join(src, filepath.FromSlash(ed.Path))
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("build %s: %w: patch edit of %s in %s: %v; fix Patch in tools/toolcache/pins.go", t, ErrBuild, ed.Path, p.Module, err)
+		}
+		if n := strings.Count(string(data), ed.Old); n != 1 {
+			return "", fmt.Errorf("build %s: %w: patch edit of %s in %s: %q occurs %d times, want exactly once; fix Patch in tools/toolcache/pins.go for this version",
+				t, ErrBuild, ed.Path, p.Module, ed.Old, n)
+		}
+		if err := os.WriteFile(f, []byte(strings.Replace(string(data), ed.Old, ed.New, 1)), 0o644); err != nil {
 			return "", fmt.Errorf("build %s: %w", t, err)
 		}
 	}

@@ -371,3 +371,36 @@ func TestModulePatchAddsMissingFiles(t *testing.T) {
 		t.Fatalf("a patch file outside the module: %v", err)
 	}
 }
+
+// A ModulePatch edit changes one line of the dependency's copy; an edit whose text is not there exactly
+// once fails the build and names the file, so a new upstream version that moved the line is caught.
+func TestModulePatchEditsAFile(t *testing.T) {
+	c := testCache(t, t.TempDir())
+	ctx := context.Background()
+	files := map[string]string{"cmd/hello/gen/greeting.txt": "hi\n"}
+	tool := Tool{Name: "hello-edit", Version: "v0.1.0", Module: "withembed", Package: "example.com/embedder/cmd/hello",
+		VersionArgs: []string{"--version"}, VersionRE: regexp.MustCompile(`hello (v\S+)`),
+		Patch: &ModulePatch{Module: "example.com/embedder", Files: files, Edits: []FileEdit{
+			{Path: "cmd/hello/main.go", Old: "fmt.Print(string(b))", New: `fmt.Print("edited: " + string(b))`}}}}
+	r, err := c.Ensure(ctx, tool)
+	if err != nil || !r.Built {
+		t.Fatalf("build with the edit = %+v, %v", r, err)
+	}
+	out, err := exec.Command(r.Path).Output()
+	if err != nil || string(out) != "edited: hi\n" {
+		t.Fatalf("the edited binary printed %q, %v", out, err)
+	}
+	src, err := os.ReadFile(filepath.Join("testdata", "withembed", "embedder", "cmd", "hello", "main.go"))
+	if err != nil || strings.Contains(string(src), "edited") {
+		t.Fatalf("the edit changed the dependency's own folder (%v)", err)
+	}
+
+	bad := tool
+	bad.Name = "hello-edit-bad"
+	bad.Patch = &ModulePatch{Module: "example.com/embedder", Files: files, Edits: []FileEdit{
+		{Path: "cmd/hello/main.go", Old: "no such line", New: "x"}}}
+	if _, err := c.Ensure(ctx, bad); !errors.Is(err, ErrBuild) || !strings.Contains(err.Error(), "cmd/hello/main.go") || !strings.Contains(err.Error(), "occurs 0 times") {
+		t.Fatalf("an edit whose text is missing: %v", err)
+	}
+	assertEmptyDir(t, filepath.Join(c.Dir, "tmp"))
+}

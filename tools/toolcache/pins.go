@@ -4,7 +4,7 @@ import "regexp"
 
 // PinsVersion names this set of pins. It is recorded in reports next to the tool versions, and must
 // change whenever a version, build flag or module below changes.
-const PinsVersion = "pins/v5"
+const PinsVersion = "pins/v6"
 
 // KubernetesVersion is the Kubernetes release every workload cluster runs.
 // Source: ../shared/RECIPES.md "Kubernetes control plane from Go modules": v1.33.13 is the newest
@@ -197,10 +197,83 @@ var Versitygw = Tool{
 	ColdBuild: "~4-9 min",
 }
 
+// The sealed-secrets controller and kubeseal (issue #25, "Sealed Secrets": the guidance's other option for
+// secrets in Git), built from github.com/bitnami/sealed-secrets v0.40.0: the newest release the module proxy
+// serves, and one that builds with Go 1.26.8 (its go.mod says go 1.26.8). The project's module path moved
+// from github.com/bitnami-labs to github.com/bitnami (v0.40.0's go.mod). main.VERSION is stamped as
+// upstream's Makefile does (GO_LD_FLAGS), else both print the wrapper module's "(devel)". The controller
+// runs outside the cluster against a twin cluster's kube-apiserver; kubeseal seals the scenarios' secrets
+// with the certificate the controller generated.
+//
+// The controller has no --kubeconfig flag and builds its client with rest.InClusterConfig only
+// (pkg/controller/main.go, Main), which needs the service-account token at the fixed path
+// /var/run/secrets/kubernetes.io/serviceaccount/token: one per machine, not one per twin cluster. So the
+// build patches one line (ModulePatch): Main takes the cluster from $KUBECONFIG when it is set, else from
+// the in-cluster configuration as before; nothing else of the controller changes. kubeseal needs no
+// patch (it reads a kubeconfig, and the twin gives it --cert instead). Both are Optional: only twins whose spec asks for the
+// add-on run the controller, and the tests that need them are gated (HYBRIDTWIN_SEALED_TESTS=1, or the
+// tools already built), so CI's cold run does not build them.
+var (
+	SealedSecretsController = Tool{
+		Name:        "sealed-secrets-controller",
+		Version:     "v0.40.0",
+		Module:      "sealed-secrets",
+		Package:     "github.com/bitnami/sealed-secrets/cmd/controller",
+		LDFlags:     []string{"-s", "-w", "-X", "main.VERSION=v0.40.0"},
+		VersionArgs: []string{"--version"},
+		// "controller version: v0.40.0"
+		VersionRE: regexp.MustCompile(`controller version: v?([0-9][^\s]*)`),
+		// Its CRD (SealedSecret), from the same module version: the Helm chart's crds folder.
+		Patch: &ModulePatch{Module: "github.com/bitnami/sealed-secrets",
+			Files: map[string]string{"pkg/controller/hybridtwin_kubeconfig.go": sealedSecretsKubeconfig},
+			Edits: []FileEdit{{Path: "pkg/controller/main.go",
+				Old: "config, err := rest.InClusterConfig()", New: "config, err := hybridtwinRESTConfig(rest.InClusterConfig)"}}},
+		Assets:      []string{"helm/sealed-secrets/crds"},
+		AssetModule: "github.com/bitnami/sealed-secrets",
+		ColdBuild:   "~4 min",
+		Optional:    true,
+	}
+	Kubeseal = Tool{
+		Name:        "kubeseal",
+		Version:     "v0.40.0",
+		Module:      "sealed-secrets",
+		Package:     "github.com/bitnami/sealed-secrets/cmd/kubeseal",
+		LDFlags:     []string{"-s", "-w", "-X", "main.VERSION=v0.40.0"},
+		VersionArgs: []string{"--version"},
+		// "kubeseal version: v0.40.0"
+		VersionRE: regexp.MustCompile(`kubeseal version: v?([0-9][^\s]*)`),
+		ColdBuild: "~1 min after the controller",
+		Optional:  true,
+	}
+)
+
+// sealedSecretsKubeconfig is the file the sealed-secrets controller's build adds to its pkg/controller
+// (SealedSecretsController.Patch): the client configuration from $KUBECONFIG, for a controller that runs
+// outside its cluster.
+const sealedSecretsKubeconfig = `// Added by hybridtwin's tool build (tools/toolcache/pins.go, SealedSecretsController): the controller
+// runs outside its cluster, against the kube-apiserver $KUBECONFIG names.
+
+package controller
+
+import (
+	"os"
+
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+func hybridtwinRESTConfig(inCluster func() (*rest.Config, error)) (*rest.Config, error) {
+	if path := os.Getenv("KUBECONFIG"); path != "" {
+		return clientcmd.BuildConfigFromFlags("", path)
+	}
+	return inCluster()
+}
+`
+
 // Pinned lists every external tool the twin runs, in the order `hybridtwin tools build` builds them:
 // the Kubernetes binaries share one compile, so they go together and first.
 func Pinned() []Tool {
-	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea, SourceController, KustomizeController, HelmController, FluxCLI, Versitygw}
+	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea, SourceController, KustomizeController, HelmController, FluxCLI, Versitygw, SealedSecretsController, Kubeseal}
 }
 
 // Default lists the tools built when none are named: every pinned tool that is not Optional.

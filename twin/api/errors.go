@@ -38,6 +38,7 @@ const (
 	StepNodesReady       StepName = "nodes Ready"              // every VM-node Ready: the cluster step
 	StepConnected        StepName = "connected to Arc"         // the connectedCluster provisioned
 	StepEngineStarted    StepName = "reconciler started"       // GitOps engine and Arc agent running
+	StepAddons           StepName = "add-ons started"          // the spec's add-ons (sealed-secrets controller)
 	StepConfigured       StepName = "configurations created"   // the spec's fluxConfigurations for it
 	StepCompliant        StepName = "configurations Compliant" // every one on the cluster (AddClusterFile)
 	StepAgentStopped     StepName = "reconciler and agent stopped"

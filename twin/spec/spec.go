@@ -65,6 +65,10 @@ type TwinSpec struct {
 	// Buckets are folders published as buckets of the twin's S3 server (versitygw), for configurations
 	// whose source is a Flux Bucket. The server runs only when this list is not empty.
 	Buckets []BucketSpec `yaml:"buckets" json:"buckets,omitempty"`
+	// SealedSecrets runs the sealed-secrets controller (bitnami sealed-secrets, the guidance's other
+	// option for secrets in Git) in every workload cluster, with its SealedSecret CRD, whichever engine
+	// runs. Its binary is an optional tool, built on the first start of a twin that asks for it.
+	SealedSecrets bool `yaml:"sealedSecrets" json:"sealedSecrets,omitempty"`
 }
 
 // HardwareRef points at the hardware documents.

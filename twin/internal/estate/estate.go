@@ -114,6 +114,8 @@ type Cluster struct {
 	engine engine.Running
 	// agentDone is closed when the cluster's Arc agent goroutine has returned.
 	agentDone chan struct{}
+	// addons are the spec's add-ons running against the cluster (steps_addons.go).
+	addons []engine.Component
 }
 
 // cleanup is one entry of the one undo path: everything a step starts registers how to stop it. Down runs

@@ -69,6 +69,7 @@ var clusterSteps = []clusterStep{
 	{api.StepNodesReady, (*Estate).startControlPlane},
 	{api.StepConnected, (*Estate).connect},
 	{api.StepEngineStarted, (*Estate).startEngine},
+	{api.StepAddons, (*Estate).startAddons},
 	{api.StepConfigured, (*Estate).createGitOps},
 }
 

@@ -86,6 +86,9 @@ func (e *Estate) Status(ctx context.Context) (*api.Status, error) {
 			pc.Restarts = c.Restarts
 			st.Components = append(st.Components, pc)
 		}
+		for _, c := range rc.addons {
+			st.Components = append(st.Components, probe(name+"/"+c.Name, c.PID, "", c.Ports...))
+		}
 		st.Components = append(st.Components, api.ComponentStatus{Name: name + "/arc-agent (in-process)", PID: self, Up: e.runCtx.Err() == nil})
 	}
 
