@@ -63,6 +63,10 @@ type Options struct {
 	// NoHelmController runs source-controller and kustomize-controller only (bench/fluxcmp compares
 	// Kustomizations, and counts every controller's CPU and memory as Flux's).
 	NoHelmController bool
+	// EventsURL is every controller's --events-addr: notification-controller's event endpoint
+	// (Notification.EventsURL), to which they post their events as Flux's manifests wire them
+	// (http://notification-controller.flux-system.svc.cluster.local./). Empty: no events are posted.
+	EventsURL string
 }
 
 // Process describes one running controller.
@@ -260,6 +264,9 @@ func (c *Controllers) start(ctx context.Context, bins binaries, crdDirs []string
 	for _, s := range specs {
 		if d := c.opts.RequeueDependency; d > 0 && s.name != "source-controller" {
 			s.args = append(s.args, "--requeue-dependency="+d.String())
+		}
+		if u := c.opts.EventsURL; u != "" {
+			s.args = append(s.args, "--events-addr="+u)
 		}
 		if sel := c.opts.WatchLabelSelector; sel != "" {
 			s.args = append(s.args, "--watch-label-selector="+sel)
