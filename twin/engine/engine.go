@@ -43,6 +43,10 @@ type Cluster struct {
 	// Charts is how the engine reaches Helm chart sources: the twin's chart mirror (spec.charts), which
 	// makes HelmRepository URLs resolve inside the twin unchanged. Nil when the twin runs none.
 	Charts *ChartMirror
+	// EventsURL is Flux's notification-controller event endpoint in this cluster (spec.notifications):
+	// the engine posts its events there in Flux's event shape, as Flux's controllers do with
+	// --events-addr. Empty when the cluster runs no notification-controller.
+	EventsURL string
 }
 
 // ChartMirror is the twin's chart mirror (twin/chartmirror) as an engine reaches it: a loopback forward
