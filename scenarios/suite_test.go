@@ -127,6 +127,7 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	fluxSpecs()
 	fidelitySpecs()
 	bucketSpecs()
+	notifySpecs()    // its own twin; needs the optional notification-controller tool (label notify)
 	lifecycleSpecs() // last: it deletes, recreates and adds clusters and grows a pool (each put back as found)
 })
 
