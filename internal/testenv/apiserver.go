@@ -166,7 +166,7 @@ func RequireBucketServer(t testing.TB) {
 const EnvNotifyTests = "HYBRIDTWIN_NOTIFY_TESTS"
 
 // RequireNotificationController skips a test that runs Flux's notification-controller (an optional tool,
-// ~5 min cold build) unless the tool cache holds it or EnvNotifyTests=1 asks to build it
+// a long cold build) unless the tool cache holds it or EnvNotifyTests=1 asks to build it
 // (`go tool task test:notify`; the nightly workflow sets it).
 func RequireNotificationController(t testing.TB) {
 	t.Helper()
