@@ -129,6 +129,7 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	fidelitySpecs()
 	bucketSpecs()
 	sealedSpecs()    // its own twin; needs the optional sealed-secrets tools
+	notifySpecs()    // its own twin; needs the optional notification-controller tool (label notify)
 	lifecycleSpecs() // last: it deletes, recreates and adds clusters and grows a pool (each put back as found)
 })
 

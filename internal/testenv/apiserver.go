@@ -182,3 +182,24 @@ func RequireSealedSecrets(t testing.TB) {
 		}
 	}
 }
+
+// EnvNotifyTests makes RequireNotificationController build notification-controller when the tool cache
+// lacks it.
+const EnvNotifyTests = "HYBRIDTWIN_NOTIFY_TESTS"
+
+// RequireNotificationController skips a test that runs Flux's notification-controller (an optional tool,
+// a long cold build) unless the tool cache holds it or EnvNotifyTests=1 asks to build it
+// (`go tool task test:notify`; the nightly workflow sets it).
+func RequireNotificationController(t testing.TB) {
+	t.Helper()
+	if os.Getenv(EnvNotifyTests) == "1" {
+		return
+	}
+	c, err := toolcache.New()
+	if err != nil {
+		t.Fatalf("open tool cache: %v", err)
+	}
+	if !c.Stat(context.Background(), toolcache.NotificationController).Built {
+		t.Skipf("needs notification-controller (optional tool, not built): set %s=1 or run go tool task test:notify", EnvNotifyTests)
+	}
+}

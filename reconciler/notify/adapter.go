@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 
+	helmv2 "github.com/fluxcd/helm-controller/api/v2"
 	kustomizev1 "github.com/fluxcd/kustomize-controller/api/v1"
 	eventv1 "github.com/fluxcd/pkg/apis/event/v1beta1"
 	sourcev1 "github.com/fluxcd/source-controller/api/v1"
@@ -15,12 +16,17 @@ import (
 
 // FromReconciler turns a reconciler event into Flux's event type as the reconciler's Flux counterpart
 // would send it to notification-controller: Warning events are errors, Normal ones info; the reporting
-// controller is source-controller or kustomize-controller by kind, and the revision goes into the
-// metadata under the object's API group, as Flux's event recorder puts it.
+// controller and API group follow the kind (sources: source-controller, Kustomization:
+// kustomize-controller, HelmRelease: helm-controller), and the revision goes into the metadata under the
+// object's API group, as Flux's event recorder puts it.
 func FromReconciler(ev reconciler.Event) eventv1.Event {
 	group, version, controller := kustomizev1.GroupVersion.Group, kustomizev1.GroupVersion.Version, "kustomize-controller"
-	if ev.Kind == reconciler.KindGitRepository {
+	switch ev.Kind {
+	case reconciler.KindGitRepository, reconciler.KindOCIRepository, reconciler.KindBucket, reconciler.KindHelmRepository,
+		reconciler.KindHelmChart: // all served as source.toolkit.fluxcd.io/v1 (source-controller api v1.9.6)
 		group, version, controller = sourcev1.GroupVersion.Group, sourcev1.GroupVersion.Version, "source-controller"
+	case reconciler.KindHelmRelease:
+		group, version, controller = helmv2.GroupVersion.Group, helmv2.GroupVersion.Version, "helm-controller"
 	}
 	sev := eventv1.EventSeverityInfo
 	if ev.Type == reconciler.EventWarning {

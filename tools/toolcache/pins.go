@@ -149,6 +149,28 @@ var (
 	}
 )
 
+// NotificationController is Flux's notification-controller, run per twin cluster when the spec turns
+// notifications on (docs/twin-spec.md "notifications"): Receivers for Gitea's push webhook, Providers and
+// Alerts for the events the engines post. flux2 v2.9.5's manifests/bases/notification-controller pins v1.9.4,
+// which the module proxy refuses (403, checked 2026-12-07); v1.9.3 is the newest patch of the same minor it
+// serves (RECIPES.md "More of Flux" names v1.9.3). Replace: gopkg.in/yaml.v3 => v3.0.1 (RECIPES.md); its
+// ./api replace becomes the published api module of the same version. No version flag: the version is read
+// from the binary's build information. CRDs (Receiver, Provider, Alert) are assets of the same module version.
+// Optional: only twins whose spec asks for notifications run it, so CI's cold run does not build it.
+// Cold build measured 2026-12-07: 1h07m wall on 2 cores shared by 8 engineers (load average 50-68); not
+// measured on a quiet machine, where the other Flux controllers take 2.5-9 min.
+var NotificationController = Tool{
+	Name:          "notification-controller",
+	Version:       "v1.9.3",
+	Module:        "flux-notification",
+	Package:       "github.com/fluxcd/notification-controller",
+	LDFlags:       []string{"-s", "-w"},
+	VersionModule: "github.com/fluxcd/notification-controller",
+	Assets:        []string{"config/crd/bases"},
+	ColdBuild:     "~10 min quiet (estimate), 67 min measured under heavy load",
+	Optional:      true,
+}
+
 // FluxCLI is the flux command line of the Flux release whose manifests pin the controllers above: flux2
 // v2.9.5 (its manifests/bases pin source-controller v1.9.5 -- the twin runs the v1.9.6 patch -- and
 // kustomize-controller v1.9.5; module github.com/fluxcd/flux2/v2, RECIPES.md "More of Flux"). Its
@@ -273,7 +295,7 @@ func hybridtwinRESTConfig(inCluster func() (*rest.Config, error)) (*rest.Config,
 // Pinned lists every external tool the twin runs, in the order `hybridtwin tools build` builds them:
 // the Kubernetes binaries share one compile, so they go together and first.
 func Pinned() []Tool {
-	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea, SourceController, KustomizeController, HelmController, FluxCLI, Versitygw, SealedSecretsController, Kubeseal}
+	return []Tool{KubeAPIServer, KubeControllerManager, KubeScheduler, Etcd, Kwok, Gitea, SourceController, KustomizeController, HelmController, NotificationController, FluxCLI, Versitygw, SealedSecretsController, Kubeseal}
 }
 
 // Default lists the tools built when none are named: every pinned tool that is not Optional.

@@ -49,6 +49,10 @@ type Cluster struct {
 	// time profile's, procgroup.Backoff); OnRestart, if set, hears every restart.
 	Restart   procgroup.Backoff
 	OnRestart func(procgroup.Restart)
+	// EventsURL is Flux's notification-controller event endpoint in this cluster (spec.notifications):
+	// the engine posts its events there in Flux's event shape, as Flux's controllers do with
+	// --events-addr. Empty when the cluster runs no notification-controller.
+	EventsURL string
 }
 
 // ChartMirror is the twin's chart mirror (twin/chartmirror) as an engine reaches it: a loopback forward

@@ -69,6 +69,10 @@ type Options struct {
 	Restart procgroup.Backoff
 	// OnRestart, if set, hears every restart of a crashed controller (named after it).
 	OnRestart func(procgroup.Restart)
+	// EventsURL is every controller's --events-addr: notification-controller's event endpoint
+	// (Notification.EventsURL), to which they post their events as Flux's manifests wire them
+	// (http://notification-controller.flux-system.svc.cluster.local./). Empty: no events are posted.
+	EventsURL string
 }
 
 // Process describes one running controller.
@@ -268,6 +272,9 @@ func (c *Controllers) start(ctx context.Context, bins binaries, crdDirs []string
 	for _, s := range specs {
 		if d := c.opts.RequeueDependency; d > 0 && s.name != "source-controller" {
 			s.args = append(s.args, "--requeue-dependency="+d.String())
+		}
+		if u := c.opts.EventsURL; u != "" {
+			s.args = append(s.args, "--events-addr="+u)
 		}
 		if sel := c.opts.WatchLabelSelector; sel != "" {
 			s.args = append(s.args, "--watch-label-selector="+sel)

@@ -9,8 +9,9 @@ import (
 )
 
 // Engine is real Flux (source-controller, kustomize-controller and helm-controller of the pinned release)
-// as a member of the twin's engine room (spec.reconciler: flux). The controllers poll: the twin does not
-// run Flux's notification-controller, so no push webhooks are subscribed.
+// as a member of the twin's engine room (spec.reconciler: flux). The controllers poll their sources; with
+// spec.notifications the twin runs notification-controller next to them (StartNotification), gives them
+// its event endpoint (--events-addr) and wires Gitea's push webhooks to its Receivers, so c.Git is unused.
 type Engine struct{}
 
 var _ engine.Engine = Engine{}
@@ -23,7 +24,7 @@ func (Engine) Start(ctx context.Context, c engine.Cluster) (engine.Running, erro
 		env = c.Charts.Env
 	}
 	ctl, err := Start(ctx, Options{Kubeconfig: c.Kubeconfig, StateDir: c.Dir, Logger: c.Logger, Env: env,
-		Restart: c.Restart, OnRestart: c.OnRestart})
+		Restart: c.Restart, OnRestart: c.OnRestart, EventsURL: c.EventsURL})
 	if err != nil {
 		return nil, err
 	}

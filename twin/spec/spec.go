@@ -69,6 +69,18 @@ type TwinSpec struct {
 	// option for secrets in Git) in every workload cluster, with its SealedSecret CRD, whichever engine
 	// runs. Its binary is an optional tool, built on the first start of a twin that asks for it.
 	SealedSecrets bool `yaml:"sealedSecrets" json:"sealedSecrets,omitempty"`
+	// Notifications runs Flux's notification-controller in every workload cluster (NotificationsSpec).
+	Notifications NotificationsSpec `yaml:"notifications" json:"notifications,omitzero"`
+}
+
+// NotificationsSpec turns on Flux's notification-controller (the pinned release, an optional tool built on
+// the first start) in every workload cluster, whichever engine runs it (docs/twin-spec.md
+// "spec.notifications"). With it on, Gitea's push webhooks go to a Flux Receiver per repository instead
+// of the twin's own webhook wiring; both engines post their events to it (Flux's controllers through
+// --events-addr); and a gitea Provider with an Alert per repository posts commit statuses of the
+// configurations' Kustomizations to Gitea. Off (the default), the twin's own push webhooks stay.
+type NotificationsSpec struct {
+	Enabled bool `yaml:"enabled" json:"enabled,omitempty"`
 }
 
 // HardwareRef points at the hardware documents.

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/hybridtwin/hybridtwin/reconciler"
+	"github.com/hybridtwin/hybridtwin/reconciler/notify"
 	"github.com/hybridtwin/hybridtwin/twin/engine"
 )
 
@@ -23,8 +24,10 @@ import (
 // Arc's default syncIntervalInSeconds is 600). The twin does the same for its own reconcilers: each one
 // serves reconciler.WebhookHandler on a loopback port, and every seeded repository gets a Gitea push
 // webhook to it, signed with a secret per reconciler (HMAC-SHA256, X-Gitea-Signature). The source
-// interval stays as the configuration sets it, as with a Receiver. Clusters running real Flux keep
-// polling: the twin does not run notification-controller.
+// interval stays as the configuration sets it, as with a Receiver. With spec.notifications the twin runs
+// Flux's real notification-controller instead: c.Git is nil (its Receivers take the push webhooks and
+// annotate the GitRepositories, which the reconciler watches), and the reconciler's events are posted
+// to its event endpoint (c.EventsURL) as Flux's controllers post theirs.
 
 // webhookHeaderTimeout bounds reading a delivery's headers; Gitea's own DELIVER_TIMEOUT is 5 s
 // (twin/gitserver profile, Gitea config cheat sheet).
@@ -54,6 +57,9 @@ func (Engine) Start(ctx context.Context, c engine.Cluster) (engine.Running, erro
 		NoDriftWatch: c.NoDriftWatch, Registerer: reg, WebhookSecret: []byte(secret), ObjectsInCluster: true}
 	if c.Charts != nil {
 		o.ChartTransport = c.Charts.Transport
+	}
+	if c.EventsURL != "" {
+		o.OnEvent = notify.Poster(c.Run, c.EventsURL, c.Logger)
 	}
 	rec, err := reconciler.New(c.Config, o)
 	if err != nil {

@@ -30,6 +30,7 @@ import (
 	"github.com/hybridtwin/hybridtwin/twin/cluster"
 	"github.com/hybridtwin/hybridtwin/twin/cluster/providers"
 	"github.com/hybridtwin/hybridtwin/twin/engine"
+	"github.com/hybridtwin/hybridtwin/twin/flux"
 	"github.com/hybridtwin/hybridtwin/twin/gitserver"
 	"github.com/hybridtwin/hybridtwin/twin/hostops"
 	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
@@ -65,6 +66,8 @@ type Estate struct {
 	provider providers.Provider
 	git      *gitserver.Server
 	reader   *gitserver.User
+	// notifier posts commit statuses for notification-controller's gitea Providers (spec.notifications).
+	notifier *gitserver.User
 	reg      *registry.Registry
 	s3       *s3server.Server // nil unless the spec has buckets
 	charts   *chartmirror.Mirror
@@ -112,6 +115,8 @@ type Cluster struct {
 	arcID  string
 	// engine is the cluster's GitOps engine (twin/engine).
 	engine engine.Running
+	// notify is the cluster's notification-controller (spec.notifications), nil without it.
+	notify *flux.Notification
 	// agentDone is closed when the cluster's Arc agent goroutine has returned.
 	agentDone chan struct{}
 	// addons are the spec's add-ons running against the cluster (steps_addons.go).

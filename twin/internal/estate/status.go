@@ -89,6 +89,10 @@ func (e *Estate) Status(ctx context.Context) (*api.Status, error) {
 		for _, c := range rc.addons {
 			st.Components = append(st.Components, probe(name+"/"+c.Name, c.PID, "", c.Ports...))
 		}
+		if rc.notify != nil {
+			p := rc.notify.Process()
+			st.Components = append(st.Components, probe(name+"/flux "+p.Name, p.PID, "", p.Ports...))
+		}
 		st.Components = append(st.Components, api.ComponentStatus{Name: name + "/arc-agent (in-process)", PID: self, Up: e.runCtx.Err() == nil})
 	}
 

@@ -143,15 +143,29 @@ func (e *Estate) startEngine(ctx context.Context, b *bringing) error {
 	// name later starts clean.
 	e.addCleanup(cleanup{name: "engine state " + name, cluster: name, stage: api.StepAgentStopped, removeOnly: true,
 		fn: func(context.Context) error { return os.RemoveAll(dir) }})
+	var eventsURL string
+	if e.spec.Spec.Notifications.Enabled {
+		// Before the engine, which posts its events to it; its Receivers replace the twin's push hooks.
+		n, err := e.startNotification(ctx, b, dir)
+		if err != nil {
+			return err
+		}
+		rc.notify, eventsURL, hooks = n, n.EventsURL(), nil
+	}
 	run, err := eng.Start(ctx, engine.Cluster{Name: name, Config: rc.config, Kubeconfig: rc.info.Kubeconfig, Dir: dir,
 		Logger: e.log.With("component", "engine", "engine", which, "cluster", name), Run: e.runCtx, Git: hooks,
-		NoDriftWatch: e.opts.NoDriftWatch, Charts: e.chartMirror(),
+		NoDriftWatch: e.opts.NoDriftWatch, Charts: e.chartMirror(), EventsURL: eventsURL,
 		Restart: e.backoff, OnRestart: func(r procgroup.Restart) { r.Name = name + "/" + which + " " + r.Name; e.recordRestart(r) }})
 	if err != nil {
 		return err
 	}
 	rc.engine = run
 	e.addCleanup(cleanup{name: "engine " + name, cluster: name, stage: api.StepAgentStopped, fn: run.Stop})
+	if rc.notify != nil {
+		if err := e.wireNotifications(ctx, b, rc.notify); err != nil {
+			return fmt.Errorf("notifications of %s: %w", name, err)
+		}
+	}
 	// The agent writes Flux's objects into the cluster and reads their status back, whichever engine
 	// runs, as the real fluxconfig-agent does.
 	target, err := arcagent.NewClusterTarget(rc.config)

@@ -193,6 +193,9 @@ func (e *Estate) seed(ctx context.Context) error {
 		e.repoURLs[r.Repo.Name] = r.CloneURL
 		e.gitRepos = append(e.gitRepos, r.Repo)
 	}
+	if err := e.ensureNotifier(ctx); err != nil {
+		return stepErr(api.StepSeed, notifierUser, err)
+	}
 	return nil
 }
 
