@@ -22,7 +22,7 @@ func sshConfig() arc.FluxConfiguration {
 			RepositoryRef: &arc.RepositoryRefDefinition{Branch: "main"},
 			SSHKnownHosts: base64.StdEncoding.EncodeToString([]byte("[git.example]:2222 ssh-ed25519 AAAA\n"))},
 		ConfigurationProtectedSettings: map[string]string{arc.SSHPrivateKeySetting: base64.StdEncoding.EncodeToString([]byte("-----BEGIN OPENSSH PRIVATE KEY-----\n"))},
-		Kustomizations: map[string]*arc.KustomizationDefinition{"apps": {Path: "./apps"}},
+		Kustomizations:                 map[string]*arc.KustomizationDefinition{"apps": {Path: "./apps"}},
 	}}
 }
 

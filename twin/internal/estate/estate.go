@@ -67,12 +67,12 @@ type Estate struct {
 	// readerKey is the reader's SSH private key (OpenSSH PEM), registered in Gitea as its read-only key:
 	// what configurations with gitAuth ssh carry as sshPrivateKey.
 	readerKey []byte
-	reg      *registry.Registry
-	s3       *s3server.Server // nil unless the spec has buckets
-	charts   *chartmirror.Mirror
-	arcSrv   *arc.Server
-	arcEP    *arc.Endpoint
-	flux     *armkubernetesconfiguration.FluxConfigurationsClient
+	reg       *registry.Registry
+	s3        *s3server.Server // nil unless the spec has buckets
+	charts    *chartmirror.Mirror
+	arcSrv    *arc.Server
+	arcEP     *arc.Endpoint
+	flux      *armkubernetesconfiguration.FluxConfigurationsClient
 
 	// cmu guards clusters and plan: cluster operations change them while Status and the bridge read them.
 	cmu      sync.RWMutex
