@@ -115,7 +115,7 @@ func defaultSpecPath() string {
 
 // ownTwinOnlyLabels are labels only specs that bring up their own twin carry; no spec of the default twin
 // may carry one of them (defaultTwinNeeded relies on it).
-var ownTwinOnlyLabels = []string{"flux", "fidelity", "helm", "bucket"}
+var ownTwinOnlyLabels = []string{"flux", "fidelity", "helm", "bucket", "ssh"}
 
 // suiteLabels are the labels the suite's specs carry; defaultTwinNeeded tries them together with the
 // words of the filter.
@@ -166,6 +166,7 @@ func TestDefaultTwinNeeded(t *testing.T) {
 		"layout":              true,
 		"flux":                false,
 		"bucket":              false,
+		"ssh":                 false,
 		"fidelity":            false,
 		"flux && fidelity":    false,
 		"flux || drift":       true,

@@ -127,6 +127,7 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	fluxSpecs()
 	fidelitySpecs()
 	bucketSpecs()
+	sshSpecs()       // its own twin (the default spec read over SSH); with flux, real Flux too
 	lifecycleSpecs() // last: it deletes, recreates and adds clusters and grows a pool (each put back as found)
 })
 
