@@ -90,7 +90,7 @@ func validateGitRepository(o *sourcev1.GitRepository) error {
 
 // fetchGit clones or fetches a GitRepository and checks out its reference.
 func (r *Reconciler) fetchGit(ctx context.Context, ref srcRef, obj *sourcev1.GitRepository) fetched {
-	req := source.Request{URL: obj.Spec.URL, Ignore: obj.Spec.Ignore}
+	req := source.Request{URL: obj.Spec.URL, Ignore: obj.Spec.Ignore, Observed: obj.Status.Artifact != nil}
 	if ref := obj.Spec.Reference; ref != nil {
 		req.Ref = source.Ref{Branch: ref.Branch, Tag: ref.Tag, SemVer: ref.SemVer, Name: ref.Name, Commit: ref.Commit}
 	}

@@ -71,11 +71,11 @@ func TestGitRepositoryOverSSH(t *testing.T) {
 
 	e.apply(gitRepo("ssh-wrong-host"))
 	e.g.Eventually(srcReady).WithTimeout(eventually).WithPolling(poll).Should(Equal("False/" + sourcev1.GitOperationFailedReason +
-		": failed to checkout and determine revision: unable to clone '" + url + "': ssh: handshake failed: knownhosts: key mismatch"))
+		": failed to checkout and determine revision: unable to list remote for '" + url + "': ssh: handshake failed: knownhosts: key mismatch"))
 
 	e.apply(gitRepo("ssh-stranger"))
 	e.g.Eventually(srcReady).WithTimeout(eventually).WithPolling(poll).Should(And(
-		HavePrefix("False/"+sourcev1.GitOperationFailedReason+": failed to checkout and determine revision: unable to clone '"+url+"': "),
+		HavePrefix("False/"+sourcev1.GitOperationFailedReason+": failed to checkout and determine revision: unable to list remote for '"+url+"': "),
 		ContainSubstring("unable to authenticate")))
 	// As with kustomize-controller, the Kustomization keeps its last applied revision meanwhile.
 	e.g.Expect(e.appliedRevision("apps")()).To(Equal("main@sha1:" + sha))

@@ -122,7 +122,7 @@ func sshScenario(ctx SpecContext, se *Env, engine string) {
 	By("updating " + g.Name + " with a known_hosts entry of another host key")
 	start := time.Now()
 	put(wrong)
-	want := "failed to checkout and determine revision: unable to clone '" + repo.Spec.URL + "': ssh: handshake failed: knownhosts: key mismatch"
+	want := "failed to checkout and determine revision: unable to list remote for '" + repo.Spec.URL + "': ssh: handshake failed: knownhosts: key mismatch"
 	Eventually(func(ctx context.Context) (twin.GitOpsStatus, error) { return se.GitOps(ctx, cluster, g.Name) }).
 		WithContext(ctx).WithTimeout(se.Waits.Converge).WithPolling(se.Waits.Poll).Should(And(
 		HaveField("ComplianceState", arc.NonCompliant), HaveField("Message", ContainSubstring(want))),

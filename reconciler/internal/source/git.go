@@ -53,6 +53,9 @@ type Request struct {
 	Ref    Ref
 	Auth   *Auth
 	Ignore *string // spec.ignore, appended to the default and .sourceignore patterns
+	// Observed is true when the source has an artifact already: source-controller then lists the remote
+	// first (gogit Clone with LastObservedCommit), and a failure reads "unable to list remote for".
+	Observed bool
 }
 
 // Fetch brings the clone of key up to date, resolves the reference and returns the artifact for the
@@ -148,7 +151,11 @@ func fetch(ctx context.Context, repo *git.Repository, req Request) error {
 		case strings.Contains(err.Error(), "couldn't find remote ref"):
 			return fmt.Errorf("%w: %s has no %s", ErrRefNotFound, req.URL, describeRef(req.Ref))
 		}
-		// fluxcd/pkg/git gogit's Clone: "unable to clone '<url>': <go-git's error>".
+		// fluxcd/pkg/git gogit's Clone: "unable to clone '<url>': <go-git's error>", or, with an artifact
+		// already observed, its remote listing: "unable to list remote for '<url>': ..." (seen on real Flux).
+		if req.Observed {
+			return fmt.Errorf("unable to list remote for '%s': %w", req.URL, err)
+		}
 		return fmt.Errorf("unable to clone '%s': %w", req.URL, err)
 	}
 	if a := req.Auth; a != nil {
