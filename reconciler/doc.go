@@ -13,9 +13,10 @@
 // and unit tests). Either way field manager, owner labels and inventory IDs are Flux's, so real Flux
 // can take the same objects over.
 //
-// Per Kustomization it fetches the source (go-git over HTTP(S); OCI artifacts as `flux push artifact`
+// Per Kustomization it fetches the source (go-git over HTTP(S), or over SSH with the Secret's identity
+// and a strictly verified known_hosts, as source-controller does; OCI artifacts as `flux push artifact`
 // makes them, with go-containerregistry; Buckets of the generic S3 provider with minio-go, as
-// source-controller reads them; Git over SSH is not supported and is refused with the field named), builds with kustomize and Flux's own
+// source-controller reads them), builds with kustomize and Flux's own
 // generator, server-side applies in Flux's order, prunes what its inventory no longer declares,
 // health-checks with kstatus, and honours dependsOn, suspend, force, targetNamespace, postBuild
 // substitution, SOPS decryption with age keys (decrypt.go, kustomize-controller's decryptor's behaviour

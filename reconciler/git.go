@@ -12,7 +12,7 @@ import (
 )
 
 // gitRepositoryKind is GitRepository's row of sourceKinds: source-controller's GitRepository, cloned
-// with go-git over HTTP(S).
+// with go-git over HTTP(S) or SSH.
 var gitRepositoryKind = sourceDef[sourcev1.GitRepository, *sourcev1.GitRepository, sourcev1.GitRepositoryStatus]{
 	kind:      KindGitRepository,
 	kustomize: true,
@@ -61,8 +61,8 @@ func validateGitRepository(o *sourcev1.GitRepository) error {
 		return bad("metadata", "name and namespace are required")
 	}
 	u, err := url.Parse(o.Spec.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return bad("spec.url", "%q must be an http:// or https:// Git URL (ssh is not supported by the twin)", o.Spec.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https" && u.Scheme != "ssh") || u.Host == "" {
+		return bad("spec.url", "%q must be an http://, https:// or ssh:// Git URL (source-controller's pattern; write git@host:path as ssh://git@host/path)", o.Spec.URL)
 	}
 	if o.Spec.Interval.Duration <= 0 {
 		return bad("spec.interval", "must be a positive duration, e.g. 1m")
@@ -90,7 +90,7 @@ func validateGitRepository(o *sourcev1.GitRepository) error {
 
 // fetchGit clones or fetches a GitRepository and checks out its reference.
 func (r *Reconciler) fetchGit(ctx context.Context, ref srcRef, obj *sourcev1.GitRepository) fetched {
-	req := source.Request{URL: obj.Spec.URL, Ignore: obj.Spec.Ignore}
+	req := source.Request{URL: obj.Spec.URL, Ignore: obj.Spec.Ignore, Observed: obj.Status.Artifact != nil}
 	if ref := obj.Spec.Reference; ref != nil {
 		req.Ref = source.Ref{Branch: ref.Branch, Tag: ref.Tag, SemVer: ref.SemVer, Name: ref.Name, Commit: ref.Commit}
 	}
@@ -100,7 +100,18 @@ func (r *Reconciler) fetchGit(ctx context.Context, ref srcRef, obj *sourcev1.Git
 			return fetchFailed(sourcev1.AuthenticationFailedReason, err)
 		}
 		req.Auth = &source.Auth{Username: string(sec.Data["username"]), Password: string(sec.Data["password"]),
-			BearerToken: string(sec.Data["bearerToken"]), CABundle: sec.Data["ca.crt"]}
+			BearerToken: string(sec.Data["bearerToken"]), CABundle: sec.Data["ca.crt"],
+			Identity: sec.Data["identity"], KnownHosts: sec.Data["known_hosts"]}
+	}
+	if source.IsSSH(obj.Spec.URL) {
+		// source-controller v1.9.6 getAuthOpts: the Secret's keys are checked before any fetch.
+		if err := source.ValidateSSHAuth(obj.Spec.URL, req.Auth); err != nil {
+			return fetchFailed(sourcev1.AuthenticationFailedReason, fmt.Errorf("failed to configure authentication options: %w", err))
+		}
+		if source.IdentityNeedsPassword(req.Auth) {
+			return fetchFailed(sourcev1.AuthenticationFailedReason, fmt.Errorf(
+				"SSH identity key is encrypted but no 'password' field was provided in the secret '%s/%s'", obj.Namespace, obj.Spec.SecretRef.Name))
+		}
 	}
 	art, changed, err := r.store.Fetch(ctx, ref.String(), req)
 	if err != nil {

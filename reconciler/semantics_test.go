@@ -329,9 +329,9 @@ func TestValidation(t *testing.T) {
 				k.Spec.Ignore = []kustomizev1.IgnoreRule{{Paths: []string{"data/x"}}}
 			}))
 		}, "spec.ignore[0].paths[0]"},
-		{"ssh URL", func() error {
+		{"scp-like Git URL", func() error {
 			r := e.gitRepository("r")
-			r.Spec.URL = "ssh://git@example.com/x.git"
+			r.Spec.URL = "git@example.com:x.git"
 			return e.r.ApplyGitRepository(r)
 		}, "spec.url"},
 		{"substituteFrom kind", func() error {

@@ -120,7 +120,7 @@ func defaultSpecPath() string {
 
 // ownTwinOnlyLabels are labels only specs that bring up their own twin carry; no spec of the default twin
 // may carry one of them (defaultTwinNeeded relies on it).
-var ownTwinOnlyLabels = []string{"flux", "fidelity", "helm", "bucket", "sealed"}
+var ownTwinOnlyLabels = []string{"flux", "fidelity", "helm", "bucket", "sealed", "notify", "ssh"}
 
 // suiteLabels are the labels the suite's specs carry; defaultTwinNeeded tries them together with the
 // words of the filter.
@@ -171,6 +171,7 @@ func TestDefaultTwinNeeded(t *testing.T) {
 		"layout":              true,
 		"flux":                false,
 		"bucket":              false,
+		"ssh":                 false,
 		"fidelity":            false,
 		"flux && fidelity":    false,
 		"flux || drift":       true,

@@ -130,6 +130,7 @@ var _ = Describe("hybridtwin", Ordered, ContinueOnFailure, func() {
 	bucketSpecs()
 	sealedSpecs()    // its own twin; needs the optional sealed-secrets tools
 	notifySpecs()    // its own twin; needs the optional notification-controller tool (label notify)
+	sshSpecs()       // its own twin (the default spec read over SSH); with flux, real Flux too
 	lifecycleSpecs() // last: it deletes, recreates and adds clusters and grows a pool (each put back as found)
 })
 

@@ -27,6 +27,8 @@ type (
 const (
 	ReconcilerHybridtwin = spec.ReconcilerHybridtwin
 	ReconcilerFlux       = spec.ReconcilerFlux
+	// GitAuthSSH makes a configuration read its repository over SSH (spec.GitAuthSSH).
+	GitAuthSSH = spec.GitAuthSSH
 	// KindTwin is the kind of a twin spec document.
 	KindTwin = spec.KindTwin
 	// DefaultOCITag is an OCI source's tag when it names none.

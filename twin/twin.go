@@ -82,6 +82,12 @@ func (t *Twin) S3() *s3server.Server { return t.e.S3() }
 // ArcEndpoint is the Arc fake's ARM endpoint URL.
 func (t *Twin) ArcEndpoint() string { return t.e.ArcEndpoint().URL }
 
+// ARMEndpoint is the Arc fake's ARM endpoint, for the arcsdk helpers (PutFluxConfiguration, ...).
+func (t *Twin) ARMEndpoint() *arc.Endpoint { return t.e.ArcEndpoint() }
+
+// GiteaSSHKnownHosts is the known_hosts line of Gitea's built-in SSH server (loopback, its own host key).
+func (t *Twin) GiteaSSHKnownHosts() string { return t.e.GitServer().SSHKnownHosts() }
+
 // Arc is the Arc fake's Azure side: connected clusters, fluxConfigurations, and what policy assignments
 // deployed (PolicyDeployments).
 func (t *Twin) Arc() *arc.Server { return t.e.ArcServer() }

@@ -37,6 +37,10 @@ const schemaStartTimeout = 60 * time.Second
 const (
 	envGitToken    = "HYBRIDTWIN_GIT_TOKEN"
 	envGitUsername = "HYBRIDTWIN_GIT_USERNAME"
+	// envGitSSHKey and envGitKnownHosts name files: the private key and the known_hosts an ssh:// URL is
+	// cloned with (a Flux GitRepository Secret's identity and known_hosts).
+	envGitSSHKey     = "HYBRIDTWIN_GIT_SSH_KEY_FILE"
+	envGitKnownHosts = "HYBRIDTWIN_GIT_KNOWN_HOSTS_FILE"
 )
 
 // validateFlags are validate's flags.
@@ -90,7 +94,8 @@ kubernetes.io/metadata.name label the API server adds). Offline, objects are eva
 the API server's defaulting, and policies with paramKind are reported, not evaluated.
 
 PATH may be an http(s) Git URL: it is cloned with go-git (basic auth with the token in $` + envGitToken + `,
-user $` + envGitUsername + ` or "git") and --ref picks a branch, tag or commit (default: the remote's HEAD).
+user $` + envGitUsername + ` or "git"; an ssh:// URL with the private key in the file $` + envGitSSHKey + ` and the
+server's host key in the known_hosts file $` + envGitKnownHosts + `, verified strictly as Flux does) and --ref picks a branch, tag or commit (default: the remote's HEAD).
 With a local PATH, --ref validates that revision of the Git repository PATH is in (the work tree is not
 touched).
 
@@ -287,14 +292,24 @@ func openRoot(ctx context.Context, path, ref string) (string, *layout.Source, er
 	}
 	if !layout.IsRemote(path) && ref == "" {
 		if strings.Contains(path, "://") || strings.HasPrefix(path, "git@") {
-			return "", nil, fmt.Errorf("%s: only http(s) Git URLs and local directories are supported; clone it over SSH yourself and pass the directory", path)
+			return "", nil, fmt.Errorf("%s: only http(s) and ssh:// Git URLs and local directories are supported; write git@host:path as ssh://git@host/path", path)
 		}
 		if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
 			return "", nil, fmt.Errorf("repository %s is not a directory; pass the repository's folder, or an http(s) Git URL", path)
 		}
 		return path, nil, nil
 	}
-	src, err := layout.OpenSource(ctx, path, layout.SourceOptions{Ref: ref, Token: os.Getenv(envGitToken), Username: os.Getenv(envGitUsername)})
+	o := layout.SourceOptions{Ref: ref, Token: os.Getenv(envGitToken), Username: os.Getenv(envGitUsername)}
+	for env, dst := range map[string]*[]byte{envGitSSHKey: &o.SSHIdentity, envGitKnownHosts: &o.SSHKnownHosts} {
+		if f := os.Getenv(env); f != "" {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return "", nil, fmt.Errorf("$%s: %w; set it to a readable file", env, err)
+			}
+			*dst = b
+		}
+	}
+	src, err := layout.OpenSource(ctx, path, o)
 	if err != nil {
 		return "", nil, err
 	}

@@ -340,7 +340,7 @@ func TestValidateInputErrors(t *testing.T) {
 		{filepath.Join(convergeData, "good"), validateFlags{output: "text", failOn: "error", twinName: "x"}, "add --converge"},
 		{filepath.Join(convergeData, "good"), validateFlags{output: "text", failOn: "error", converge: true, schema: true, files: []string{spec}}, "drop --schema"},
 		{"", validateFlags{output: "text", failOn: "error", ref: "main"}, "--ref needs the repository"},
-		{"git@example.invalid:x/y.git", validateFlags{output: "text", failOn: "error"}, "only http(s) Git URLs"},
+		{"git@example.invalid:x/y.git", validateFlags{output: "text", failOn: "error"}, "only http(s) and ssh:// Git URLs"},
 		{filepath.Join(convergeData, "good"), validateFlags{output: "yaml", failOn: "error"}, `-o "yaml"`},
 		{t.TempDir(), validateFlags{output: "text", failOn: "error", ref: "main"}, "not inside one"},
 		{filepath.Join(convergeData, "good"), validateFlags{output: "text", failOn: "error", sources: []string{"podinfo"}}, "use NAME=DIR"},

@@ -33,6 +33,14 @@ const (
 // k8s-configuration consts.BUCKET_SECRET_KEY_KEY = "bucketSecretKey", encoded with to_base64).
 const BucketSecretKeySetting = "bucketSecretKey"
 
+// SSHPrivateKeySetting is the configurationProtectedSettings key holding the private key for an ssh://
+// Git URL, base64-encoded: az k8s-configuration flux create --ssh-private-key(-file) puts it there
+// (azure-cli-extensions k8s-configuration consts.SSH_PRIVATE_KEY_KEY = "sshPrivateKey"). The matching
+// known_hosts goes, base64-encoded too, in gitRepository.sshKnownHosts (REST reference:
+// "Base64-encoded known_hosts value containing public SSH keys required to access private git
+// repositories over SSH").
+const SSHPrivateKeySetting = "sshPrivateKey"
+
 // OCIMinAPIVersion is the first accepted Microsoft.KubernetesConfiguration api-version whose
 // fluxConfigurations schema has the ociRepository property and the OCIRepository source kind: the
 // 2023-05-01 definition's SourceKindType is GitRepository, Bucket, AzureBlob only; 2024-11-01 and

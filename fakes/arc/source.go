@@ -40,6 +40,20 @@ func validateGitSource(bad *badRequest, p *FluxConfigurationProperties) {
 	}
 	positive(bad, "properties.gitRepository.syncIntervalInSeconds", g.SyncIntervalInSeconds)
 	positive(bad, "properties.gitRepository.timeoutInSeconds", g.TimeoutInSeconds)
+	key, hasKey := p.ConfigurationProtectedSettings[SSHPrivateKeySetting]
+	if hasKey {
+		if _, err := base64.StdEncoding.DecodeString(key); err != nil || key == "" {
+			bad.add("properties.configurationProtectedSettings."+SSHPrivateKeySetting, "must be the private key, base64-encoded")
+		}
+		if u != nil && u.Scheme != "ssh" {
+			bad.add("properties.configurationProtectedSettings."+SSHPrivateKeySetting, "is for an ssh:// gitRepository.url; remove it, or use an ssh:// URL")
+		}
+	}
+	if g.SSHKnownHosts != "" {
+		if _, err := base64.StdEncoding.DecodeString(g.SSHKnownHosts); err != nil {
+			bad.add("properties.gitRepository.sshKnownHosts", "must be the known_hosts content, base64-encoded")
+		}
+	}
 	if g.HTTPSUser != "" && p.ConfigurationProtectedSettings["httpsKey"] == "" && g.LocalAuthRef == "" {
 		bad.add("properties.configurationProtectedSettings.httpsKey", "is required with gitRepository.httpsUser (the token or password, base64-encoded)")
 	}

@@ -12,12 +12,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluxcd/pkg/ssh/knownhosts"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 	"github.com/go-git/go-git/v5/storage/memory"
 )
 
@@ -33,6 +35,10 @@ type SourceOptions struct {
 	// Username and Token authenticate HTTP(S) clones with basic auth (a Gitea, GitHub or Azure DevOps
 	// token is the password). Username defaults to "git" when only Token is set.
 	Username, Token string
+	// SSHIdentity (a private key) and SSHKnownHosts (known_hosts content) authenticate ssh:// clones, as a
+	// Flux GitRepository Secret's identity and known_hosts do: both are required, and the host key is
+	// verified strictly against SSHKnownHosts (source-controller's rule; no fallback to ~/.ssh).
+	SSHIdentity, SSHKnownHosts []byte
 	// Timeout bounds the clone; Profile.GitTimeout when zero.
 	Timeout time.Duration
 }
@@ -58,10 +64,10 @@ func (s *Source) Close() error {
 	return os.RemoveAll(s.tmp)
 }
 
-// IsRemote reports whether location is an HTTP(S) Git URL rather than a local path.
+// IsRemote reports whether location is an HTTP(S) or ssh:// Git URL rather than a local path.
 func IsRemote(location string) bool {
 	u, err := url.Parse(location)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != ""
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https" || u.Scheme == "ssh") && u.Host != ""
 }
 
 // OpenSource makes a revision of a repository available as a directory tree:
@@ -82,7 +88,7 @@ func OpenSource(ctx context.Context, location string, o SourceOptions) (*Source,
 		return openRemote(ctx, location, o)
 	}
 	if strings.Contains(location, "://") || strings.HasPrefix(location, "git@") {
-		return nil, fmt.Errorf("%w: %s: only http(s) Git URLs and local directories are supported; clone it over SSH yourself and pass the directory", ErrInput, location)
+		return nil, fmt.Errorf("%w: %s: only http(s) and ssh:// Git URLs and local directories are supported; write git@host:path as ssh://git@host/path", ErrInput, location)
 	}
 	return openLocal(location, o)
 }
@@ -90,7 +96,13 @@ func OpenSource(ctx context.Context, location string, o SourceOptions) (*Source,
 func openRemote(ctx context.Context, location string, o SourceOptions) (*Source, error) {
 	safe := redactURL(location)
 	var auth transport.AuthMethod
-	if o.Token != "" {
+	if strings.HasPrefix(location, "ssh://") {
+		a, err := sshAuth(location, o)
+		if err != nil {
+			return nil, err
+		}
+		auth = a
+	} else if o.Token != "" {
 		user := o.Username
 		if user == "" {
 			user = "git"
@@ -317,4 +329,27 @@ func redactErr(err error, token string) string {
 		msg = strings.ReplaceAll(msg, token, "xxxxx")
 	}
 	return msg
+}
+
+// sshAuth is the key and strict host key check of an ssh:// clone (fluxcd/pkg/ssh/knownhosts, the
+// database source-controller verifies with).
+func sshAuth(location string, o SourceOptions) (transport.AuthMethod, error) {
+	if len(o.SSHIdentity) == 0 || len(o.SSHKnownHosts) == 0 {
+		return nil, fmt.Errorf("%w: %s: an ssh:// URL needs a private key and a known_hosts with the server's host key (as a Flux Secret's identity and known_hosts); give both", ErrInput, location)
+	}
+	u, _ := url.Parse(location)
+	user := u.User.Username()
+	if user == "" {
+		user = "git"
+	}
+	pk, err := gitssh.NewPublicKeys(user, o.SSHIdentity, "")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: the SSH private key: %v; give an unencrypted OpenSSH or PEM private key", ErrInput, location, err)
+	}
+	cb, _, err := knownhosts.New(o.SSHKnownHosts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: the known_hosts content: %v; give lines as ssh-keyscan prints them", ErrInput, location, err)
+	}
+	pk.HostKeyCallback = cb
+	return pk, nil
 }

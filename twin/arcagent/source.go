@@ -69,6 +69,17 @@ func (a *Agent) applyGitRepository(ctx context.Context, c arc.FluxConfiguration,
 		}
 		repo.Spec.SecretRef = &meta.LocalObjectReference{Name: secret}
 	}
+	if key, ok := a.opts.Azure.ProtectedSettings(c.ID)[arc.SSHPrivateKeySetting]; ok && strings.HasPrefix(g.URL, "ssh://") {
+		data, err := sshSecretData(c.Name, key, g.SSHKnownHosts)
+		if err != nil {
+			return "", err
+		}
+		secret = c.Name + "-auth"
+		if err := a.ensureSecret(ctx, p.Namespace, secret, labels, data); err != nil {
+			return "", err
+		}
+		repo.Spec.SecretRef = &meta.LocalObjectReference{Name: secret}
+	}
 	if g.LocalAuthRef != "" {
 		repo.Spec.SecretRef = &meta.LocalObjectReference{Name: g.LocalAuthRef}
 	}
@@ -76,6 +87,26 @@ func (a *Agent) applyGitRepository(ctx context.Context, c arc.FluxConfiguration,
 		return "", fmt.Errorf("configuration %s: GitRepository: %w", c.Name, err)
 	}
 	return secret, nil
+}
+
+// sshSecretData is the Secret of an ssh:// source, as the Flux extension makes it from
+// configurationProtectedSettings.sshPrivateKey and gitRepository.sshKnownHosts (both base64): the keys
+// source-controller reads, identity and known_hosts. Without sshKnownHosts the Secret has no known_hosts,
+// and source-controller reports it required.
+func sshSecretData(name, key, knownHosts string) (map[string][]byte, error) {
+	identity, err := base64.StdEncoding.DecodeString(key)
+	if err != nil {
+		return nil, fmt.Errorf("configuration %s: configurationProtectedSettings.%s is not base64: %w", name, arc.SSHPrivateKeySetting, err)
+	}
+	data := map[string][]byte{"identity": identity}
+	if knownHosts != "" {
+		kh, err := base64.StdEncoding.DecodeString(knownHosts)
+		if err != nil {
+			return nil, fmt.Errorf("configuration %s: gitRepository.sshKnownHosts is not base64: %w", name, err)
+		}
+		data["known_hosts"] = kh
+	}
+	return data, nil
 }
 
 // applyOCIRepository maps properties.ociRepository onto a Flux OCIRepository field by field: url ->

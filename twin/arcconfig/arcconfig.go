@@ -51,6 +51,21 @@ func Git(g spec.GitOpsConfig, repoURL, user, token string) (armkubernetesconfigu
 	return sdkModel(g.Name, c)
 }
 
+// GitSSH is a spec's Git-sourced configuration read over SSH (gitAuth ssh): repoURL is ssh://, the private
+// key goes base64-encoded in configurationProtectedSettings.sshPrivateKey and the known_hosts content
+// base64-encoded in gitRepository.sshKnownHosts, as `az k8s-configuration flux create --url ssh://...
+// --ssh-private-key-file --known-hosts-file` sends them.
+func GitSSH(g spec.GitOpsConfig, repoURL string, identity []byte, knownHosts string) (armkubernetesconfiguration.FluxConfiguration, error) {
+	c := common(g)
+	c.Properties.SourceKind = string(armkubernetesconfiguration.SourceKindTypeGitRepository)
+	c.Properties.GitRepository = &arc.GitRepositoryDefinition{URL: repoURL,
+		RepositoryRef:         &arc.RepositoryRefDefinition{Branch: g.Ref.Branch, Tag: g.Ref.Tag, Semver: g.Ref.Semver, Commit: g.Ref.Commit},
+		SSHKnownHosts:         base64.StdEncoding.EncodeToString([]byte(knownHosts)),
+		SyncIntervalInSeconds: seconds(g.SyncIntervalInSeconds), TimeoutInSeconds: seconds(g.TimeoutInSeconds)}
+	c.Properties.ConfigurationProtectedSettings = map[string]string{arc.SSHPrivateKeySetting: base64.StdEncoding.EncodeToString(identity)}
+	return sdkModel(g.Name, c)
+}
+
 // Bucket is a spec's bucket-sourced configuration in the generated SDK's model (api-version 2023-05-01,
 // whose BucketDefinition the SDK has): the bucket read from the S3 endpoint url (plain HTTP on loopback,
 // so insecure) with accessKey, and the secret key in configurationProtectedSettings.bucketSecretKey,

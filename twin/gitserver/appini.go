@@ -14,6 +14,7 @@ type appConfig struct {
 	Dir      string // state directory (WORK_PATH)
 	Host     string // 127.0.0.1
 	Port     int
+	SSHPort  int // the built-in SSH server's; 0 leaves SSH off (CommonSettings)
 	RunUser  string
 	AsRoot   bool
 	Secrets  secrets
@@ -151,7 +152,20 @@ func (c appConfig) settings() []Setting {
 	if c.AsRoot {
 		local = append(local, Setting{"", "I_AM_BEING_UNSAFE_RUNNING_AS_ROOT", "true"})
 	}
-	return append(local, commonSettings(c.Profile, c.Secrets)...)
+	common := commonSettings(c.Profile, c.Secrets)
+	if c.SSHPort == 0 {
+		return append(local, common...)
+	}
+	// The built-in SSH server's settings take the place of CommonSettings' DISABLE_SSH/START_SSH_SERVER
+	// (one key once: Gitea's ini reader keeps a repeated key's last value, which would hide the intent).
+	ssh := c.sshSettings()
+	for _, cs := range common {
+		if cs.Section == "server" && (cs.Key == "DISABLE_SSH" || cs.Key == "START_SSH_SERVER") {
+			continue
+		}
+		local = append(local, cs)
+	}
+	return append(local, ssh...)
 }
 
 // render writes app.ini: the settings grouped by section, in order of first appearance.

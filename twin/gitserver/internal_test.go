@@ -15,7 +15,7 @@ var update = flag.Bool("update", false, "rewrite testdata golden files")
 // TestAppINIGolden pins the generated app.ini (fixed secrets, paths and port).
 func TestAppINIGolden(t *testing.T) {
 	c := appConfig{
-		Dir: "/state/gitea", Host: "127.0.0.1", Port: 40123, RunUser: "twin", AsRoot: true,
+		Dir: "/state/gitea", Host: "127.0.0.1", Port: 40123, SSHPort: 2222, RunUser: "twin", AsRoot: true,
 		Secrets: secrets{SecretKey: "SECRETKEY", InternalToken: "INTERNALTOKEN", JWTSecret: "JWTSECRET"},
 		Profile: DefaultProfile(),
 	}

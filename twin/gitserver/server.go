@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/hybridtwin/hybridtwin/tools/toolcache"
 	"github.com/hybridtwin/hybridtwin/twin/internal/procgroup"
 )
@@ -65,6 +67,7 @@ type Server struct {
 	red     *redactor
 	http    *http.Client
 	token   string
+	hostKey ssh.PublicKey // the built-in SSH server's (ssh.go)
 
 	web       *procgroup.Supervised // `gitea web`, in its own process group, restarted on crash
 	restart   procgroup.Backoff
@@ -124,6 +127,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		s.red.add(v)
 	}
 	s.env = s.environ()
+	if s.hostKey, err = ensureHostKey(s.cfg.path(sshHostKeyFile)); err != nil {
+		return nil, err
+	}
 	if err := s.writeConfig(); err != nil {
 		return nil, err
 	}
@@ -159,9 +165,9 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if !errors.Is(err, errPortTaken) || attempt >= p.PortAttempts {
 			return nil, err
 		}
-		log.Debug("the chosen port was taken before gitea bound it; choosing another", "port", s.cfg.Port, "attempt", attempt)
+		log.Debug("a chosen port was taken before gitea bound it; choosing others", "port", s.cfg.Port, "ssh", s.cfg.SSHPort, "attempt", attempt)
 	}
-	log.Info("gitea started", "url", s.URL(), "pid", s.PID(), "dir", dir, "profile", p.Version,
+	log.Info("gitea started", "url", s.URL(), "ssh", s.SSHAddr(), "pid", s.PID(), "dir", dir, "profile", p.Version,
 		"elapsed", time.Since(began).Round(time.Millisecond))
 	return s, nil
 }
@@ -357,8 +363,8 @@ func redactPasswordLine(s string) string {
 // errPortTaken marks a start that failed because another process bound the chosen port first.
 var errPortTaken = errors.New("port taken")
 
-// writeConfig chooses a free loopback port and writes app.ini for it. The port is free when chosen and
-// Gitea binds it a moment later; should another process take it in between, Start tries another port.
+// writeConfig chooses free loopback ports (web and SSH) and writes app.ini for them. A port is free when
+// chosen and Gitea binds it a moment later; should another process take it in between, Start tries others.
 // (Handing Gitea an already-bound socket through LISTEN_FDS would close that gap, but Gitea then takes
 // itself for a graceful-restart child and sends SIGTERM to its parent: modules/graceful/restart_unix.go.)
 func (s *Server) writeConfig() error {
@@ -366,8 +372,15 @@ func (s *Server) writeConfig() error {
 	if err != nil {
 		return fmt.Errorf("gitserver: find a free port on %s: %w: %w", s.cfg.Host, ErrStart, err)
 	}
+	sshLn, err := net.Listen("tcp", s.cfg.Host+":0")
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("gitserver: find a free port on %s: %w: %w", s.cfg.Host, ErrStart, err)
+	}
 	s.cfg.Port = ln.Addr().(*net.TCPAddr).Port
+	s.cfg.SSHPort = sshLn.Addr().(*net.TCPAddr).Port
 	_ = ln.Close()
+	_ = sshLn.Close()
 	path := s.cfg.path(confFile)
 	if err := os.WriteFile(path, []byte(s.cfg.render()), 0o600); err != nil {
 		return fmt.Errorf("gitserver: write %s: %w: %w", path, ErrStart, err)
@@ -400,7 +413,8 @@ func (s *Server) startWeb() error {
 	return nil
 }
 
-// waitReady polls /api/v1/version until it answers with the pinned version, then checks the admin token.
+// waitReady polls /api/v1/version until it answers with the pinned version, then checks the admin token
+// and waits for the built-in SSH server.
 func (s *Server) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.profile.ReadyTimeout)
 	defer cancel()
@@ -415,7 +429,10 @@ func (s *Server) waitReady(ctx context.Context) error {
 			if v != s.profile.GiteaVersion {
 				return fmt.Errorf("gitserver: %s reports Gitea %s, profile %s pins %s: %w; rebuild the tool or fix Profile.GiteaVersion", s.bin, v, s.profile.Version, s.profile.GiteaVersion, ErrStart)
 			}
-			return s.checkToken(ctx)
+			if err := s.checkToken(ctx); err != nil {
+				return err
+			}
+			return s.waitSSH(ctx)
 		}
 		last = err
 		// Gitea v1.26.4 logs a failed bind ("Failed to start server: ... address already in use") and may

@@ -188,6 +188,10 @@ type GitOpsConfig struct {
 	// Repo names a repository of spec.git.repos; the twin fills in its Gitea URL and credentials.
 	Repo string        `yaml:"repo" json:"repo,omitempty"`
 	Ref  RepositoryRef `yaml:"ref" json:"ref"`
+	// GitAuth is how the clusters read repo: "https" (the default: the twin's read-only service account
+	// with its API token) or "ssh" (Gitea's built-in SSH server with a read-only key of that account, and
+	// the server's host key as known_hosts).
+	GitAuth string `yaml:"gitAuth" json:"gitAuth,omitempty"`
 	// OCI makes the source an OCI artifact instead of a Git repository (give repo or oci, not both).
 	OCI *OCISource `yaml:"oci" json:"oci,omitempty"`
 	// Bucket makes the source a bucket of spec.buckets (give one of repo, oci or bucket).
@@ -196,6 +200,12 @@ type GitOpsConfig struct {
 	TimeoutInSeconds      int64                    `yaml:"timeoutInSeconds" json:"timeoutInSeconds,omitempty"`
 	Kustomizations        map[string]Kustomization `yaml:"kustomizations" json:"kustomizations"`
 }
+
+// GitOpsConfig.GitAuth values.
+const (
+	GitAuthHTTPS = "https"
+	GitAuthSSH   = "ssh"
+)
 
 // RepositoryRef is what to sync: branch, tag, semver or commit.
 type RepositoryRef struct {

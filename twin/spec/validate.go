@@ -246,6 +246,14 @@ func (s *Spec) validate(v *validator) {
 		if !namespaceRE.MatchString(g.Namespace) {
 			v.addAt(at+".namespace", "%q is not a namespace name (a DNS label)", g.Namespace)
 		}
+		switch g.GitAuth {
+		case "", GitAuthHTTPS, GitAuthSSH:
+			if g.GitAuth != "" && (g.Bucket != nil || g.OCI != nil) {
+				v.addAt(at+".gitAuth", "is for a Git source (repo); remove it from an oci or bucket configuration")
+			}
+		default:
+			v.addAt(at+".gitAuth", "%q is not a Git auth; use https (the default) or ssh", g.GitAuth)
+		}
 		// Where the kustomization paths must exist, and what to call the source in messages.
 		root, source := "", fmt.Sprintf("repository %q", g.Repo)
 		if g.Bucket != nil {

@@ -36,12 +36,15 @@ type Ref struct {
 	Branch, Tag, SemVer, Name, Commit string
 }
 
-// Auth holds HTTP credentials, as read from the GitRepository's secretRef (keys "username"/"password",
-// "bearerToken", "ca.crt").
+// Auth holds credentials, as read from the GitRepository's secretRef: for HTTP(S) the keys
+// "username"/"password", "bearerToken", "ca.crt"; for SSH "identity" (a private key), "known_hosts" and
+// "password" (the identity's passphrase), the keys source-controller reads (fluxcd/pkg/git NewAuthOptions).
 type Auth struct {
 	Username, Password string
 	BearerToken        string
 	CABundle           []byte
+	Identity           []byte
+	KnownHosts         []byte
 }
 
 // Request is one fetch.
@@ -50,6 +53,9 @@ type Request struct {
 	Ref    Ref
 	Auth   *Auth
 	Ignore *string // spec.ignore, appended to the default and .sourceignore patterns
+	// Observed is true when the source has an artifact already: source-controller then lists the remote
+	// first (gogit Clone with LastObservedCommit), and a failure reads "unable to list remote for".
+	Observed bool
 }
 
 // Fetch brings the clone of key up to date, resolves the reference and returns the artifact for the
@@ -132,6 +138,26 @@ func refSpecs(r Ref) []config.RefSpec {
 
 func fetch(ctx context.Context, repo *git.Repository, req Request) error {
 	opts := &git.FetchOptions{RemoteName: "origin", RefSpecs: refSpecs(req.Ref), Force: true, Tags: git.NoTags}
+	if IsSSH(req.URL) {
+		auth, err := sshAuth(req.URL, req.Auth)
+		if err != nil {
+			return err
+		}
+		opts.Auth = auth
+		err = repo.FetchContext(ctx, opts)
+		switch {
+		case err == nil, errors.Is(err, git.NoErrAlreadyUpToDate):
+			return nil
+		case strings.Contains(err.Error(), "couldn't find remote ref"):
+			return fmt.Errorf("%w: %s has no %s", ErrRefNotFound, req.URL, describeRef(req.Ref))
+		}
+		// fluxcd/pkg/git gogit's Clone: "unable to clone '<url>': <go-git's error>", or, with an artifact
+		// already observed, its remote listing: "unable to list remote for '<url>': ..." (seen on real Flux).
+		if req.Observed {
+			return fmt.Errorf("unable to list remote for '%s': %w", req.URL, err)
+		}
+		return fmt.Errorf("unable to clone '%s': %w", req.URL, err)
+	}
 	if a := req.Auth; a != nil {
 		switch {
 		case a.BearerToken != "":

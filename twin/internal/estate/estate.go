@@ -68,12 +68,15 @@ type Estate struct {
 	reader   *gitserver.User
 	// notifier posts commit statuses for notification-controller's gitea Providers (spec.notifications).
 	notifier *gitserver.User
-	reg      *registry.Registry
-	s3       *s3server.Server // nil unless the spec has buckets
-	charts   *chartmirror.Mirror
-	arcSrv   *arc.Server
-	arcEP    *arc.Endpoint
-	flux     *armkubernetesconfiguration.FluxConfigurationsClient
+	// readerKey is the reader's SSH private key (OpenSSH PEM), registered in Gitea as its read-only key:
+	// what configurations with gitAuth ssh carry as sshPrivateKey.
+	readerKey []byte
+	reg       *registry.Registry
+	s3        *s3server.Server // nil unless the spec has buckets
+	charts    *chartmirror.Mirror
+	arcSrv    *arc.Server
+	arcEP     *arc.Endpoint
+	flux      *armkubernetesconfiguration.FluxConfigurationsClient
 
 	// cmu guards clusters and plan: cluster operations change them while Status and the bridge read them.
 	cmu      sync.RWMutex
@@ -81,6 +84,7 @@ type Estate struct {
 	// plan is the ClusterPlan the twin runs now: the spec's at Up, then as cluster operations change it.
 	plan     *hardware.Plan
 	repoURLs map[string]string
+	sshURLs  map[string]string // repository name -> ssh:// clone URL on Gitea's built-in SSH server
 	// gitRepos are the seeded repositories, each of which gets a push webhook per engine that wants one.
 	gitRepos   []gitserver.Repo
 	kubeconfig string

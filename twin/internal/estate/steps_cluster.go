@@ -270,6 +270,8 @@ func (e *Estate) putConfiguration(ctx context.Context, clusterName string, g spe
 	var err error
 	if g.Bucket != nil {
 		fc, err = arcconfig.Bucket(g, e.s3.URL(), e.s3.AccessKey(), e.s3.SecretKey())
+	} else if g.GitAuth == spec.GitAuthSSH {
+		fc, err = arcconfig.GitSSH(g, e.sshURLs[g.Repo], e.readerKey, e.git.SSHKnownHosts()+"\n")
 	} else {
 		fc, err = arcconfig.Git(g, e.repoURLs[g.Repo], e.reader.Name, e.reader.Token())
 	}

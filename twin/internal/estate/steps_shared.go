@@ -189,7 +189,21 @@ func (e *Estate) seed(ctx context.Context) error {
 		return stepErr(api.StepSeed, g.Org, err)
 	}
 	e.reader = seeded.Reader
+	// The reader's SSH key: configurations with gitAuth ssh read with it over Gitea's SSH server, as the
+	// guidance recommends (a key per service account, not the admin's).
+	key, authorized, err := gitserver.NewSSHKey(readerUser + "@hybridtwin")
+	if err != nil {
+		return stepErr(api.StepSeed, readerUser, err)
+	}
+	if err := e.git.Admin().AddUserKey(ctx, readerUser, "flux-ssh", authorized); err != nil {
+		return stepErr(api.StepSeed, readerUser, err)
+	}
+	e.readerKey = key
+	if e.sshURLs == nil {
+		e.sshURLs = map[string]string{}
+	}
 	for _, r := range seeded.Repos {
+		e.sshURLs[r.Repo.Name] = e.git.SSHCloneURL(r.Repo)
 		e.repoURLs[r.Repo.Name] = r.CloneURL
 		e.gitRepos = append(e.gitRepos, r.Repo)
 	}
