@@ -104,6 +104,16 @@ func sshScenario(ctx SpecContext, se *Env, engine string) {
 		body.Properties.GitRepository = &gr
 		_, err = arcsdk.PutFluxConfiguration(ctx, se.Twin.ARMEndpoint(), id, body, se.Waits.Poll)
 		Expect(err).NotTo(HaveOccurred())
+		// The Arc agent writes the Secret on its own schedule: the reconcile request below must come after
+		// it, or the source is fetched again with the old known_hosts.
+		Eventually(func(ctx context.Context) (string, error) {
+			cur, err := se.Kube[cluster].CoreV1().Secrets(g.Namespace).Get(ctx, repo.Spec.SecretRef.Name, metav1.GetOptions{})
+			if err != nil {
+				return "", err
+			}
+			return string(cur.Data["known_hosts"]), nil
+		}).WithContext(ctx).WithTimeout(se.Waits.Converge).WithPolling(se.Waits.Poll).Should(Equal(knownHosts),
+			"cluster %s: Secret %s/%s after the PUT", cluster, g.Namespace, repo.Spec.SecretRef.Name)
 		// `flux reconcile source git`: neither engine watches the Secret.
 		patch := fmt.Sprintf(`{"metadata":{"annotations":{"reconcile.fluxcd.io/requestedAt":%q}}}`, time.Now().Format(time.RFC3339Nano))
 		Eventually(func(ctx context.Context) error {
