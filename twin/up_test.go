@@ -415,7 +415,8 @@ func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, d
 	g.Expect(err.Error()).To(ContainSubstring(`cluster "staging" is not running`))
 
 	// An add that fails part-way: its context ends once it is connected to Arc and its reconciler and Arc
-	// agent run, before its configurations are created.
+	// agent run, so the next step (the add-ons, none in this spec) fails and its configurations are never
+	// created.
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	progress.arm("engine branch-x:", cancel)
@@ -425,7 +426,7 @@ func lifecycleOnARunningTwin(t *testing.T, g *WithT, tw *Twin, remote *Remote, d
 	g.Expect(errors.As(err, &oe)).To(BeTrue(), "want an *OpError, got %v", err)
 	g.Expect(errors.Is(err, ErrLifecycle)).To(BeTrue())
 	g.Expect(errors.Is(err, context.Canceled)).To(BeTrue())
-	g.Expect(oe.Step).To(Equal(StepConfigured))
+	g.Expect(oe.Step).To(Equal(StepAddons))
 	g.Expect(oe.UndoErr).NotTo(HaveOccurred())
 	g.Expect(oe.Undone).To(ContainElements("arc agent branch-x", "engine branch-x", "connectedCluster branch-x", "cluster branch-x",
 		HavePrefix("VMs released: branch-x-control-plane-0@")))
